@@ -1,0 +1,215 @@
+package payment
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Call names a gateway call; it is also the path appended to the base URL.
+type Call string
+
+const (
+	CallPay         Call = "pay"
+	CallQuery       Call = "query"
+	CallReverse     Call = "reverse"
+	CallClose       Call = "order_close"
+	CallRefund      Call = "refund"
+	CallRefundQuery Call = "refund_query"
+)
+
+// PayRequest is a micropay: a scanned code submitted for an amount.
+type PayRequest struct {
+	MchTradeID     string
+	PayType        string
+	DeviceInfo     string
+	Subject        string
+	Body           string
+	Attach         string
+	TotalFee       int64
+	SpbillCreateIP string
+	AuthCode       string
+	TimeStart      int64
+	TimeExpire     int64
+	OpUserID       string
+	StoreID        string
+	OpDeviceID     string
+	GoodsTag       string
+	Scene          string
+	// SettleType is sent only when set: 0 asks for D0 settlement.
+	SettleType *int
+}
+
+// OrderRef names an order for query, reverse and order_close; trade_id
+// wins over mch_trade_id at the gateway when both are sent.
+type OrderRef struct {
+	MchTradeID string
+	TradeID    string
+}
+
+// RefundRequest refunds part or all of a paid order.
+type RefundRequest struct {
+	OrderRef
+	MchRefundID string
+	RefundFee   int64
+}
+
+// RefundQueryRequest asks after a refund.
+type RefundQueryRequest struct {
+	MchRefundID string
+	RefundID    string
+}
+
+// ErrInvalidRequest wraps every field problem found before a request leaves.
+var ErrInvalidRequest = errors.New("invalid request")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, a...))
+}
+
+// ValidTradeID reports whether id fits the gateway's mch_trade_id rule:
+// 5 to 32 characters of [A-Za-z0-9_].
+func ValidTradeID(id string) bool {
+	if len(id) < 5 || len(id) > 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func validTime(t int64) bool { return t >= 1_000_000_000 && t <= 9_999_999_999 }
+
+// Validate checks every field rule of PROTOCOL.md before the pay leaves.
+func (r *PayRequest) Validate() error {
+	switch {
+	case !ValidTradeID(r.MchTradeID):
+		return invalid("mch_trade_id %q: 5-32 characters of A-Z a-z 0-9 _", r.MchTradeID)
+	case r.TotalFee <= 0:
+		return invalid("total_fee %d: must be > 0 fen", r.TotalFee)
+	case r.PayType == "":
+		return invalid("pay_type missing")
+	case r.DeviceInfo == "":
+		return invalid("device_info missing")
+	case r.Subject == "":
+		return invalid("subject missing")
+	case r.Body == "":
+		return invalid("body missing")
+	case r.SpbillCreateIP == "":
+		return invalid("spbill_create_ip missing")
+	case r.AuthCode == "":
+		return invalid("auth_code missing")
+	case r.TimeStart != 0 && !validTime(r.TimeStart):
+		return invalid("time_start %d: 10-digit Unix seconds", r.TimeStart)
+	case r.TimeExpire != 0 && !validTime(r.TimeExpire):
+		return invalid("time_expire %d: 10-digit Unix seconds", r.TimeExpire)
+	case r.Scene != "" && r.Scene != "bar_code" && r.Scene != "wave_code":
+		return invalid("scene %q: bar_code or wave_code", r.Scene)
+	}
+	for _, f := range []string{r.Subject, r.Body, r.Attach, r.DeviceInfo, r.OpUserID, r.GoodsTag} {
+		if !utf8.ValidString(f) {
+			return invalid("text field is not valid UTF-8")
+		}
+	}
+	return nil
+}
+
+func num(v int64) string { return strconv.FormatInt(v, 10) }
+
+func optNum(v int64) string {
+	if v == 0 {
+		return ""
+	}
+	return num(v)
+}
+
+// params lists the request in byte order of keys, so Sign never sorts.
+// Empty values are skipped both when signing and when encoding.
+func (r *PayRequest) params(merchantID, nonce string) []Param {
+	settle := ""
+	if r.SettleType != nil {
+		settle = strconv.Itoa(*r.SettleType)
+	}
+	return []Param{
+		{Key: "attach", Value: r.Attach},
+		{Key: "auth_code", Value: r.AuthCode},
+		{Key: "body", Value: r.Body},
+		{Key: "device_info", Value: r.DeviceInfo},
+		{Key: "goods_tag", Value: r.GoodsTag},
+		{Key: "mch_trade_id", Value: r.MchTradeID},
+		{Key: "merchant_id", Value: merchantID},
+		{Key: "nonce_str", Value: nonce},
+		{Key: "op_device_id", Value: r.OpDeviceID},
+		{Key: "op_user_id", Value: r.OpUserID},
+		{Key: "pay_type", Value: r.PayType},
+		{Key: "scene", Value: r.Scene},
+		{Key: "settle_type", Value: settle, Num: true},
+		{Key: "sign_type", Value: "MD5"},
+		{Key: "spbill_create_ip", Value: r.SpbillCreateIP},
+		{Key: "store_id", Value: r.StoreID},
+		{Key: "subject", Value: r.Subject},
+		{Key: "time_expire", Value: optNum(r.TimeExpire), Num: true},
+		{Key: "time_start", Value: optNum(r.TimeStart), Num: true},
+		{Key: "total_fee", Value: num(r.TotalFee), Num: true},
+	}
+}
+
+func (o OrderRef) validate() error {
+	if o.MchTradeID == "" && o.TradeID == "" {
+		return invalid("mch_trade_id or trade_id required")
+	}
+	if o.MchTradeID != "" && !ValidTradeID(o.MchTradeID) {
+		return invalid("mch_trade_id %q: 5-32 characters of A-Z a-z 0-9 _", o.MchTradeID)
+	}
+	return nil
+}
+
+func (o OrderRef) params(merchantID, nonce string) []Param {
+	return []Param{
+		{Key: "mch_trade_id", Value: o.MchTradeID},
+		{Key: "merchant_id", Value: merchantID},
+		{Key: "nonce_str", Value: nonce},
+		{Key: "sign_type", Value: "MD5"},
+		{Key: "trade_id", Value: o.TradeID},
+	}
+}
+
+func (r *RefundRequest) validate() error {
+	if err := r.OrderRef.validate(); err != nil {
+		return err
+	}
+	if !ValidTradeID(r.MchRefundID) {
+		return invalid("mch_refund_id %q: 5-32 characters of A-Z a-z 0-9 _", r.MchRefundID)
+	}
+	if r.RefundFee <= 0 {
+		return invalid("refund_fee %d: must be > 0 fen", r.RefundFee)
+	}
+	return nil
+}
+
+func (r *RefundRequest) params(merchantID, nonce string) []Param {
+	return []Param{
+		{Key: "mch_refund_id", Value: r.MchRefundID},
+		{Key: "mch_trade_id", Value: r.MchTradeID},
+		{Key: "merchant_id", Value: merchantID},
+		{Key: "nonce_str", Value: nonce},
+		{Key: "refund_fee", Value: num(r.RefundFee), Num: true},
+		{Key: "sign_type", Value: "MD5"},
+		{Key: "trade_id", Value: r.TradeID},
+	}
+}
+
+func (r *RefundQueryRequest) params(merchantID, nonce string) []Param {
+	return []Param{
+		{Key: "mch_refund_id", Value: r.MchRefundID},
+		{Key: "merchant_id", Value: merchantID},
+		{Key: "nonce_str", Value: nonce},
+		{Key: "refund_id", Value: r.RefundID},
+		{Key: "sign_type", Value: "MD5"},
+	}
+}

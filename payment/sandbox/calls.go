@@ -1,0 +1,285 @@
+package sandbox
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"posd/payment"
+)
+
+// Scenarios, by the last two digits of the payment code (PROTOCOL.md).
+const (
+	scPayingThenPaid   = 80
+	scPayingForever    = 81
+	scDeclined         = 82
+	scSlow             = 83
+	scUpstreamTimeout  = 84
+	scBadSignature     = 85
+	scServerError      = 86
+	scReverseRecall    = 87
+	scPaysBeforeRevers = 88
+	scNoReverse        = 89
+)
+
+func scenarioOf(code string) int {
+	if len(code) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(code[len(code)-2:])
+	return n
+}
+
+func (s *Sandbox) pay(r request) answer {
+	id, code := r.get("mch_trade_id"), r.get("auth_code")
+	fee, feeOK := r.int("total_fee")
+	for _, k := range []string{"pay_type", "mch_trade_id", "device_info", "subject", "body", "total_fee", "spbill_create_ip", "auth_code"} {
+		if r.get(k) == "" {
+			return fail(payment.CodeMissingField, "missing required field "+k)
+		}
+	}
+	if !payment.ValidTradeID(id) || !feeOK || fee <= 0 {
+		return fail(payment.CodeMissingField, "mch_trade_id or total_fee malformed")
+	}
+	for _, c := range code {
+		if c < '0' || c > '9' {
+			return fail(payment.CodeMissingField, "auth_code must be digits")
+		}
+	}
+	hash := payment.CodeHash(code)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := PayRequest{MchTradeID: id, AuthCode: payment.MaskCode(code), AuthCodeSHA256: hash, TotalFee: fee, At: s.opt.Now()}
+	defer func() { s.requests = append(s.requests, rec) }()
+
+	if _, dup := s.orders[id]; dup {
+		rec.Answer = "107"
+		return fail(payment.CodeDuplicate, "duplicate mch_trade_id")
+	}
+	sc := scenarioOf(code)
+	if sc == scServerError {
+		rec.Answer = "http 500"
+		return answer{status: http.StatusInternalServerError}
+	}
+	s.seq++
+	o := &Order{
+		MchTradeID:     id,
+		TradeID:        fmt.Sprintf("SBX%012d", s.seq),
+		PayType:        r.get("pay_type"),
+		DeviceInfo:     r.get("device_info"),
+		TotalFee:       fee,
+		AuthCode:       payment.MaskCode(code),
+		AuthCodeSHA256: hash,
+		Scene:          r.get("scene"),
+		TradeState:     payment.StatePaying,
+		CreatedAt:      s.opt.Now(),
+		scenario:       sc,
+	}
+	s.orders[id] = o
+	s.byTrade[o.TradeID] = o
+
+	if prev, used := s.codes[hash]; used {
+		// A payment code pays once; the wallet refuses it again.
+		o.TradeState = payment.StateFailed
+		rec.Answer = "declined: code already used by " + prev
+		return s.payAnswer(o, "N", "付款码已使用 (code already used)")
+	}
+	s.codes[hash] = id
+
+	switch sc {
+	case scPayingThenPaid, scPayingForever, scReverseRecall, scPaysBeforeRevers, scNoReverse:
+		rec.Answer = "paying"
+		return s.payAnswer(o, "Y", "")
+	case scDeclined:
+		o.TradeState = payment.StateFailed
+		rec.Answer = "declined"
+		return s.payAnswer(o, "N", "余额不足")
+	}
+	s.markPaid(o)
+	rec.Answer = "paid"
+	a := s.payAnswer(o, "N", "")
+	switch sc {
+	case scSlow:
+		rec.Answer = "paid, answered late"
+		a.wait = s.opt.SlowDelay
+	case scUpstreamTimeout:
+		rec.Answer = "paid, answered 601"
+		return fail(payment.CodeUpstreamTimout, "upstream channel timeout")
+	case scBadSignature:
+		rec.Answer = "paid, answer badly signed"
+		a.badSign = true
+	}
+	return a
+}
+
+func (s *Sandbox) markPaid(o *Order) {
+	o.TradeState = payment.StatePaid
+	o.WasPaid = true
+	o.Charged = o.TotalFee
+	o.OutTradeID = "SBXOUT" + o.TradeID[3:]
+}
+
+// orderData is what every answer about an order carries in data.
+func (s *Sandbox) orderData(o *Order) []payment.Param {
+	ps := []payment.Param{
+		{Key: "merchant_id", Value: s.opt.MerchantID},
+		{Key: "mch_trade_id", Value: o.MchTradeID},
+		{Key: "trade_id", Value: o.TradeID},
+		{Key: "pay_type", Value: o.PayType},
+		{Key: "device_info", Value: o.DeviceInfo},
+		{Key: "total_fee", Value: strconv.FormatInt(o.TotalFee, 10), Num: true},
+		{Key: "trade_state", Value: strconv.Itoa(o.TradeState), Num: true},
+		{Key: "nonce_str", Value: "SANDBOX"},
+		{Key: "fee_type", Value: "CNY"},
+	}
+	if o.OutTradeID != "" {
+		ps = append(ps,
+			payment.Param{Key: "out_trade_id", Value: o.OutTradeID},
+			payment.Param{Key: "time_end", Value: strconv.FormatInt(o.CreatedAt.Unix(), 10), Num: true})
+	}
+	return ps
+}
+
+func (s *Sandbox) payAnswer(o *Order, needQuery, errMsg string) answer {
+	d := append(s.orderData(o), payment.Param{Key: "need_query", Value: needQuery})
+	if errMsg != "" {
+		d = append(d, payment.Param{Key: "err_code", Value: "TRADE_FAILED"}, payment.Param{Key: "err_msg", Value: errMsg})
+	}
+	return answer{data: d}
+}
+
+// find looks an order up by trade_id (which wins) or mch_trade_id.
+func (s *Sandbox) find(r request) *Order {
+	if t := r.get("trade_id"); t != "" {
+		return s.byTrade[t]
+	}
+	return s.orders[r.get("mch_trade_id")]
+}
+
+func (s *Sandbox) query(r request) answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.find(r)
+	if o == nil {
+		return fail(payment.CodeOrderNotFound, "order not found")
+	}
+	o.Queries++
+	if o.scenario == scPayingThenPaid && o.TradeState == payment.StatePaying && o.Queries >= 3 {
+		s.markPaid(o)
+	}
+	return answer{data: s.orderData(o)}
+}
+
+func (s *Sandbox) reverse(r request) answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.find(r)
+	if o == nil {
+		return fail(payment.CodeOrderNotFound, "order not found")
+	}
+	if o.scenario == scNoReverse {
+		return answer{status: http.StatusNotFound}
+	}
+	o.Reverses++
+	recall := "N"
+	switch {
+	case o.scenario == scReverseRecall && o.Reverses <= 2:
+		recall = "Y"
+	case o.TradeState == payment.StatePaying && o.scenario == scPaysBeforeRevers:
+		// The customer confirmed just before the reverse reached the
+		// wallet: it is paid, and the reverse refunds it.
+		s.markPaid(o)
+		fallthrough
+	case o.TradeState == payment.StatePaid || o.TradeState == payment.StatePaying || o.TradeState == payment.StateUnpaid:
+		o.TradeState = payment.StateReversed
+		o.RefundedFee += o.Charged
+		o.Charged = 0
+	}
+	d := append(s.orderData(o), payment.Param{Key: "recall", Value: recall})
+	if recall == "Y" {
+		for i := range d {
+			if d[i].Key == "trade_state" {
+				d[i].Value = strconv.Itoa(payment.StateRevoking)
+			}
+		}
+	}
+	return answer{data: d}
+}
+
+func (s *Sandbox) close(r request) answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.find(r)
+	if o == nil {
+		return fail(payment.CodeOrderNotFound, "order not found")
+	}
+	o.Closes++
+	status := "0"
+	switch o.TradeState {
+	case payment.StateClosed:
+		status = "1"
+	case payment.StatePaying, payment.StateUnpaid, payment.StateInitial:
+		o.TradeState = payment.StateClosed
+	default:
+		status = "-1" // paid, reversed or failed orders cannot be closed
+	}
+	d := append(s.orderData(o), payment.Param{Key: "close_status", Value: status, Num: true})
+	return answer{data: d}
+}
+
+func (s *Sandbox) refund(r request) answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.find(r)
+	if o == nil {
+		return fail(payment.CodeOrderNotFound, "order not found")
+	}
+	rid := r.get("mch_refund_id")
+	fee, ok := r.int("refund_fee")
+	if !payment.ValidTradeID(rid) || !ok || fee <= 0 {
+		return fail(payment.CodeMissingField, "mch_refund_id or refund_fee malformed")
+	}
+	if prev, dup := s.refunds[rid]; dup {
+		return answer{data: s.refundData(prev, "0")}
+	}
+	if o.TradeState != payment.StatePaid && o.TradeState != payment.StateRefunding || fee > o.Charged {
+		return answer{data: s.refundData(&refund{MchRefundID: rid, MchTradeID: o.MchTradeID, RefundFee: fee}, "-1")}
+	}
+	s.seq++
+	rf := &refund{MchRefundID: rid, RefundID: fmt.Sprintf("SBXR%011d", s.seq), MchTradeID: o.MchTradeID, RefundFee: fee}
+	s.refunds[rid] = rf
+	o.refunds = append(o.refunds, rf)
+	o.Charged -= fee
+	o.RefundedFee += fee
+	o.TradeState = payment.StateRefunding
+	return answer{data: s.refundData(rf, "0")}
+}
+
+func (s *Sandbox) refundData(rf *refund, status string) []payment.Param {
+	return []payment.Param{
+		{Key: "merchant_id", Value: s.opt.MerchantID},
+		{Key: "mch_trade_id", Value: rf.MchTradeID},
+		{Key: "mch_refund_id", Value: rf.MchRefundID},
+		{Key: "refund_id", Value: rf.RefundID},
+		{Key: "refund_fee", Value: strconv.FormatInt(rf.RefundFee, 10), Num: true},
+		{Key: "refund_status", Value: status, Num: true},
+	}
+}
+
+func (s *Sandbox) refundQuery(r request) answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rf := s.refunds[r.get("mch_refund_id")]
+	if rf == nil {
+		for _, x := range s.refunds {
+			if x.RefundID != "" && x.RefundID == r.get("refund_id") {
+				rf = x
+			}
+		}
+	}
+	if rf == nil {
+		return fail(payment.CodeOrderNotFound, "refund not found")
+	}
+	return answer{data: s.refundData(rf, "0")}
+}
