@@ -1,0 +1,176 @@
+// Command posd is the checkout lane's payment daemon.
+//
+//	posd [run] -config FILE       run the daemon (the default command)
+//	posd sandbox -listen ADDR     run the sandbox gateway alone
+//	posd check-config -config F   list every problem of a config file
+//	posd version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"posd/internal/api"
+	"posd/internal/config"
+	"posd/internal/daemon"
+	"posd/payment/sandbox"
+)
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// exitConfig is sysexits' EX_CONFIG: systemd does not restart on it.
+const exitConfig = 78
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runDaemon(args)
+	case "sandbox":
+		return runSandbox(args)
+	case "check-config":
+		return checkConfig(args)
+	case "version":
+		fmt.Println("posd", version)
+		return 0
+	case "help", "-h", "--help":
+		usage()
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "posd: unknown command %q\n", cmd)
+	usage()
+	return 2
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage:
+  posd [run] -config FILE        run the payment daemon
+  posd sandbox -listen ADDR      run the sandbox gateway on its own
+  posd check-config -config FILE check a config file, listing every problem
+  posd version                   print the version
+`)
+}
+
+func runDaemon(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", "/etc/posd/config.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, warnings, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "posd:", err)
+		return exitConfig
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "posd:", err)
+		return exitConfig
+	}
+	defer log.Sync()
+	for _, w := range warnings {
+		log.Warn("config: " + w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	log.Info("posd starting", zap.String("version", version), zap.String("config", *path))
+	if err := daemon.Run(ctx, cfg, log, daemon.IO{Stdin: os.Stdin, Stdout: os.Stdout}, nil); err != nil {
+		log.Error("posd stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("posd stopped")
+	return 0
+}
+
+func newLogger(c config.Log) (*zap.Logger, error) {
+	level, err := config.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	var zc zap.Config
+	if c.Format == "json" {
+		zc = zap.NewProductionConfig()
+	} else {
+		zc = zap.NewDevelopmentConfig()
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		zc.DisableStacktrace = true
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.OutputPaths = []string{"stderr"}
+	return zc.Build()
+}
+
+func runSandbox(args []string) int {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8399", "address to listen on")
+	merchant := fs.String("merchant-id", sandbox.MerchantID, "merchant id the sandbox accepts")
+	keyFile := fs.String("key-file", "", "merchant key file (default: the built-in sandbox key)")
+	slow := fs.Duration("slow", 15*time.Second, "how long a pay whose code ends in 83 waits before it answers")
+	delay := fs.Duration("delay", 0, "added before every answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	key := sandbox.Key
+	if *keyFile != "" {
+		k, err := config.ReadKey(*keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "posd sandbox:", err)
+			return exitConfig
+		}
+		key = k
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "posd sandbox:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "SANDBOX gateway on http://%s/ (merchant %s); ledger at /_sandbox/orders\n", l.Addr(), *merchant)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	sb := sandbox.New(sandbox.Options{MerchantID: *merchant, Key: key, SlowDelay: *slow, Delay: *delay})
+	if err := api.Serve(ctx, l, sb); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "posd sandbox:", err)
+		return 1
+	}
+	return 0
+}
+
+func checkConfig(args []string) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	path := fs.String("config", "/etc/posd/config.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, warnings, err := config.Load(*path)
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	gw := cfg.Gateway.URL
+	if cfg.IsSandbox() {
+		gw = "SANDBOX (no real money moves)"
+	}
+	fmt.Printf("%s: ok (%d lanes, gateway %s)\n", *path, len(cfg.Lanes), gw)
+	return 0
+}

@@ -1,0 +1,163 @@
+package display
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Kind is what a lane is doing, as the customer and cashier see it.
+type Kind string
+
+const (
+	AwaitingScan   Kind = "awaiting_scan"
+	Paying         Kind = "paying"
+	Paid           Kind = "paid"
+	Declined       Kind = "declined"
+	NeedsAttention Kind = "needs_attention"
+	Canceled       Kind = "canceled"
+	Refunded       Kind = "refunded"
+	Idle           Kind = "idle"
+	Rejected       Kind = "rejected" // a scan refused on the box: nothing sent
+	OutOfService   Kind = "out_of_service"
+)
+
+// Event is one change at a lane. It carries only what may be shown: codes
+// are masked, and no key or signature ever reaches it.
+type Event struct {
+	Seq        uint64    `json:"seq"`
+	Lane       string    `json:"lane"`
+	Kind       Kind      `json:"kind"`
+	ChargeID   string    `json:"charge_id,omitempty"`
+	TotalFee   int64     `json:"total_fee,omitempty"`
+	Wallet     string    `json:"wallet,omitempty"`
+	MchTradeID string    `json:"mch_trade_id,omitempty"`
+	TradeID    string    `json:"trade_id,omitempty"`
+	OutTradeID string    `json:"out_trade_id,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Sandbox    bool      `json:"sandbox,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// Yuan renders fen as yuan with two decimals, without floats.
+func Yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
+}
+
+// Hub fans events out to subscribers. Publish never blocks.
+type Hub struct {
+	mu   sync.Mutex
+	seq  uint64
+	subs map[*Sub]struct{}
+	last map[string]Event // the latest event of each lane, for new subscribers
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{subs: map[*Sub]struct{}{}, last: map[string]Event{}}
+}
+
+// Sub is one subscriber's queue.
+type Sub struct {
+	lane    string
+	ch      chan Event
+	dropped uint64
+}
+
+// C delivers the events.
+func (s *Sub) C() <-chan Event { return s.ch }
+
+// Subscribe returns a queue of depth events for one lane ("" for all),
+// primed with each lane's latest event. Unsubscribe frees it.
+func (h *Hub) Subscribe(lane string, depth int) *Sub {
+	s := &Sub{lane: lane, ch: make(chan Event, max(depth, 2))}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.last {
+		if lane == "" || e.Lane == lane {
+			offer(s, e)
+		}
+	}
+	h.subs[s] = struct{}{}
+	return s
+}
+
+// Unsubscribe stops delivery to s.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+}
+
+// Publish stamps and delivers e to every subscriber of its lane.
+func (h *Hub) Publish(e Event) Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq++
+	e.Seq = h.seq
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if e.Kind != Rejected {
+		h.last[e.Lane] = e
+	}
+	for s := range h.subs {
+		if s.lane == "" || s.lane == e.Lane {
+			offer(s, e)
+		}
+	}
+	return e
+}
+
+// Last returns the latest event of a lane.
+func (h *Hub) Last(lane string) (Event, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.last[lane]
+	return e, ok
+}
+
+// offer queues e, dropping the oldest frame when the queue is full: a
+// display that lags shows the newest state, not a backlog.
+func offer(s *Sub, e Event) {
+	for {
+		select {
+		case s.ch <- e:
+			return
+		default:
+		}
+		select {
+		case <-s.ch:
+			s.dropped++
+		default:
+		}
+	}
+}
+
+// Display shows events on one device. Show may block (a slow device); it
+// runs on the display's own goroutine.
+type Display interface {
+	Show(Event) error
+}
+
+// Run feeds a display from its queue until ctx ends. Errors are reported
+// to onErr and do not stop the feed: the next event may succeed.
+func Run(ctx context.Context, h *Hub, lane string, d Display, onErr func(error)) {
+	s := h.Subscribe(lane, 16)
+	defer h.Unsubscribe(s)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-s.C():
+			if err := d.Show(e); err != nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,259 @@
+// Package api is the local HTTP API the till talks to: JSON both ways, on
+// loopback or a unix socket.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/internal/checkout"
+	"posd/scanner"
+)
+
+// Server serves the API over a checkout service.
+type Server struct {
+	svc    *checkout.Service
+	log    *zap.Logger
+	health func() error
+	mux    *http.ServeMux
+}
+
+// New returns the API handler. health reports what makes posd unhealthy.
+func New(svc *checkout.Service, log *zap.Logger, health func() error) *Server {
+	s := &Server{svc: svc, log: log, health: health, mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /v1/charges", s.open)
+	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
+	s.mux.HandleFunc("DELETE /v1/charges/{id}", s.cancel)
+	s.mux.HandleFunc("POST /v1/charges/{id}/refund", s.refund)
+	s.mux.HandleFunc("GET /v1/lanes", s.lanes)
+	s.mux.HandleFunc("GET /v1/lanes/{lane}", s.lane)
+	s.mux.HandleFunc("POST /v1/lanes/{lane}/scans", s.scan)
+	s.mux.HandleFunc("GET /v1/orders", s.orders)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	return s
+}
+
+// Handle adds a route (displays, metrics) to the same listener.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Listen opens "host:port" or "unix:/path" (mode 0660, a stale socket
+// file replaced).
+func Listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(path)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("api: listen %s: %w", addr, err)
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("api: chmod %s: %w", path, err)
+		}
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+type apiError struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind"`
+}
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	status, kind := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.Is(err, checkout.ErrNotFound):
+		status, kind = http.StatusNotFound, "not_found"
+	case errors.Is(err, checkout.ErrConflict), errors.Is(err, checkout.ErrCodeUsed):
+		status, kind = http.StatusConflict, "conflict"
+	case errors.Is(err, checkout.ErrInvalid), errors.Is(err, scanner.ErrInvalidCode):
+		status, kind = http.StatusUnprocessableEntity, "invalid"
+	case errors.Is(err, checkout.ErrOutOfService):
+		status, kind = http.StatusServiceUnavailable, "out_of_service"
+	}
+	if status == http.StatusInternalServerError {
+		s.log.Error("api", zap.Error(err))
+	}
+	writeJSON(w, status, apiError{Error: err.Error(), Kind: kind})
+}
+
+// decode reads a small JSON body strictly: an unknown field is an error.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", checkout.ErrInvalid, err)
+	}
+	return nil
+}
+
+func (s *Server) open(w http.ResponseWriter, r *http.Request) {
+	var req checkout.OpenRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	if len(req.IdempotencyKey) > 255 {
+		s.fail(w, fmt.Errorf("%w: Idempotency-Key longer than 255", checkout.ErrInvalid))
+		return
+	}
+	c, created, err := s.svc.Open(req)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, c)
+}
+
+// maxWait bounds a long-poll.
+const maxWait = 120 * time.Second
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if ws := r.URL.Query().Get("wait"); ws != "" {
+		d, err := time.ParseDuration(ws)
+		if err != nil || d < 0 {
+			s.fail(w, fmt.Errorf("%w: wait %q: a duration such as 30s", checkout.ErrInvalid, ws))
+			return
+		}
+		c, err := s.svc.Wait(r.Context(), id, min(d, maxWait))
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, c)
+		return
+	}
+	c, err := s.svc.Get(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	c, err := s.svc.Cancel(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
+	c, err := s.svc.Refund(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, c)
+}
+
+func (s *Server) lanes(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"lanes": s.svc.Lanes()})
+}
+
+func (s *Server) lane(w http.ResponseWriter, r *http.Request) {
+	l, err := s.svc.Lane(r.PathValue("lane"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+// scan lets a till that reads the scanner itself hand posd the code.
+func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		AuthCode string `json:"auth_code"`
+		Scene    string `json:"scene"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if body.Scene != "" && body.Scene != scanner.SceneBarCode && body.Scene != scanner.SceneWaveCode {
+		s.fail(w, fmt.Errorf("%w: scene %q: bar_code or wave_code", checkout.ErrInvalid, body.Scene))
+		return
+	}
+	lane := r.PathValue("lane")
+	if err := s.svc.Scan(lane, scanner.Scan{Code: body.AuthCode, Scene: body.Scene, Source: "api"}); err != nil {
+		s.fail(w, err)
+		return
+	}
+	l, err := s.svc.Lane(lane)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, l)
+}
+
+func (s *Server) orders(w http.ResponseWriter, r *http.Request) {
+	state := r.URL.Query().Get("state")
+	if state != "" && state != "unresolved" && state != "all" {
+		s.fail(w, fmt.Errorf("%w: state %q: unresolved or all", checkout.ErrInvalid, state))
+		return
+	}
+	os, err := s.svc.Orders(state == "unresolved", 1000)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": os})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.health(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+// Serve runs the server on l until ctx ends, then shuts it down.
+func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	}
+}

@@ -1,0 +1,114 @@
+// Package checkout is the lane: its open charge, the scans that pay it, and
+// the attempts (orders) the poller drives. It is the one place where a scan,
+// a charge and an order meet; the local API and the scanners call it.
+package checkout
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"posd/poller"
+)
+
+// ChargeState is a charge's state in the local API.
+type ChargeState string
+
+const (
+	AwaitingScan   ChargeState = "awaiting_scan"
+	Paying         ChargeState = "paying"
+	Paid           ChargeState = "paid"
+	Canceled       ChargeState = "canceled"
+	Refunded       ChargeState = "refunded"
+	NeedsAttention ChargeState = "needs_attention"
+)
+
+// Charge is an amount a lane asks for, paid by at most one attempt.
+type Charge struct {
+	ID             string      `json:"id"`
+	Lane           string      `json:"lane"`
+	TotalFee       int64       `json:"total_fee"`
+	Subject        string      `json:"subject,omitempty"`
+	Body           string      `json:"body,omitempty"`
+	Attach         string      `json:"attach,omitempty"`
+	OpUserID       string      `json:"op_user_id,omitempty"`
+	GoodsTag       string      `json:"goods_tag,omitempty"`
+	State          ChargeState `json:"state"`
+	Reason         string      `json:"reason,omitempty"`
+	AttemptIDs     []string    `json:"attempt_ids"`
+	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+	Fixed          bool        `json:"fixed,omitempty"`
+	CreatedAt      time.Time   `json:"created_at"`
+	ExpiresAt      time.Time   `json:"expires_at"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+}
+
+// open reports whether the charge holds its lane.
+func (c *Charge) open() bool { return c.State == AwaitingScan || c.State == Paying }
+
+// Attempt is an order as the local API shows it: the code masked.
+type Attempt struct {
+	MchTradeID string       `json:"mch_trade_id"`
+	PayType    string       `json:"pay_type"`
+	Wallet     string       `json:"wallet"`
+	State      poller.State `json:"state"`
+	TradeState *int         `json:"trade_state"`
+	TradeID    string       `json:"trade_id"`
+	OutTradeID string       `json:"out_trade_id"`
+	ErrMsg     string       `json:"err_msg"`
+	AuthCode   string       `json:"auth_code"`
+	Scene      string       `json:"scene"`
+	Phase      poller.Phase `json:"phase"`
+	CreatedAt  time.Time    `json:"created_at"`
+}
+
+// ChargeView is the charge object of the local API.
+type ChargeView struct {
+	Charge
+	AttemptIDs []string  `json:"-"`
+	Attempts   []Attempt `json:"attempts"`
+	Sandbox    bool      `json:"sandbox,omitempty"`
+}
+
+// AttemptOf renders an order for the API.
+func AttemptOf(o *poller.Order) Attempt {
+	a := Attempt{
+		MchTradeID: o.MchTradeID, PayType: o.PayType, Wallet: o.Wallet, State: o.State,
+		TradeID: o.TradeID, OutTradeID: o.OutTradeID, ErrMsg: o.ErrMsg,
+		AuthCode: o.CodeMasked, Scene: o.Scene, Phase: o.Phase, CreatedAt: o.CreatedAt,
+	}
+	if o.TradeState > -99 {
+		ts := o.TradeState
+		a.TradeState = &ts
+	}
+	return a
+}
+
+// Errors the API maps to status codes.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrInvalid      = errors.New("invalid")
+	ErrOutOfService = errors.New("out of service")
+)
+
+const base36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+func seq36(n uint64) string { return strings.ToUpper(strconv.FormatUint(n, 36)) }
+
+// TradeIDPart reduces a configured name to the characters a mch_trade_id
+// may hold.
+func TradeIDPart(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// MaxTradeIDPrefix bounds store+device parts so that an id stays within
+// 30 characters (its refund id adds two) with a 6-character counter.
+const MaxTradeIDPrefix = 30 - 2 - 6 - 6

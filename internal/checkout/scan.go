@@ -1,0 +1,236 @@
+package checkout
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/display"
+	"posd/internal/failpoint"
+	"posd/internal/journal"
+	"posd/poller"
+	"posd/scanner"
+)
+
+// ErrCodeUsed: the code was submitted before, under another attempt.
+var ErrCodeUsed = errors.New("payment code already used")
+
+// Scan takes a code read at a lane. Whatever happens is shown on the lane's
+// displays; the returned error says why nothing was sent, if nothing was.
+func (s *Service) Scan(laneID string, sc scanner.Scan) error {
+	err := s.scan(laneID, sc)
+	if err != nil {
+		s.log.Info("scan refused", zap.String("lane", laneID), zap.String("source", sc.Source), zap.Error(err))
+		s.publish(display.Event{Lane: laneID, Kind: display.Rejected, Reason: err.Error()})
+	}
+	return err
+}
+
+func (s *Service) scan(laneID string, sc scanner.Scan) error {
+	now := time.Now()
+	code, wallet, err := s.opt.Router.Route(sc.Code)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lanes[laneID]
+	switch {
+	case l == nil:
+		return fmt.Errorf("%w: lane %q", ErrNotFound, laneID)
+	case l.dedup.Seen(code, now):
+		return fmt.Errorf("same code scanned twice: ignored")
+	case s.oos != "":
+		return fmt.Errorf("%w: %s", ErrOutOfService, s.oos)
+	}
+	var c *Charge
+	if l.open != "" {
+		c = s.charges[l.open]
+	}
+	if c == nil && l.cfg.FixedFee <= 0 {
+		return fmt.Errorf("%w: no charge open on lane %s: enter the amount on the till first", ErrConflict, laneID)
+	}
+	if c != nil && c.State == Paying {
+		return fmt.Errorf("%w: a payment is in progress on lane %s", ErrConflict, laneID)
+	}
+	if sc.Scene == "" {
+		sc.Scene = scanner.SceneBarCode
+	}
+	o := poller.Order{
+		Lane: laneID, DeviceInfo: l.cfg.DeviceInfo, PayType: wallet.PayType, Wallet: wallet.Name,
+		Scene: sc.Scene, ClientIP: s.opt.ClientIP, AuthCode: code,
+	}
+	newCharge := c == nil
+	if newCharge {
+		c = &Charge{
+			Lane: laneID, TotalFee: l.cfg.FixedFee, Subject: l.cfg.Subject, Body: l.cfg.Body, Fixed: true,
+			CreatedAt: now, ExpiresAt: now.Add(l.cfg.ChargeTTL), AttemptIDs: []string{},
+		}
+	}
+	next := *c
+	next.AttemptIDs = append(next.AttemptIDs[:len(next.AttemptIDs):len(next.AttemptIDs)], "")
+	next.State, next.Reason, next.UpdatedAt = Paying, "", now
+	o.ChargeID, o.TotalFee = c.ID, c.TotalFee
+	o.Subject, o.Body, o.Attach, o.OpUserID, o.GoodsTag = orDefault(c.Subject, l.cfg.Subject), orDefault(c.Body, l.cfg.Body), c.Attach, c.OpUserID, c.GoodsTag
+	o = poller.NewOrder(o, now)
+
+	// One transaction: the code's index, the order and its charge are
+	// written and fsync'd before the pay can leave.
+	err = s.opt.Journal.Update(func(tx *journal.Tx) error {
+		if prev, used := tx.GetString(journal.Codes, o.CodeSHA256); used {
+			return journal.Fail(fmt.Errorf("%w (attempt %s): ask the customer to refresh the code", ErrCodeUsed, prev))
+		}
+		n, err := tx.NextSeq()
+		if err != nil {
+			return err
+		}
+		if newCharge {
+			next.ID = "CH" + s.opt.Journal.Epoch() + seq36(n)
+			o.ChargeID = next.ID
+			if n, err = tx.NextSeq(); err != nil {
+				return err
+			}
+		}
+		o.MchTradeID = s.tradeID(l.cfg.DeviceInfo, n)
+		next.AttemptIDs[len(next.AttemptIDs)-1] = o.MchTradeID
+		if err := tx.PutString(journal.Codes, o.CodeSHA256, o.MchTradeID); err != nil {
+			return err
+		}
+		if err := tx.Put(journal.Orders, o.MchTradeID, o); err != nil {
+			return err
+		}
+		return tx.Put(journal.Charges, next.ID, next)
+	})
+	if err != nil {
+		s.outOfServiceLocked(err)
+		return err
+	}
+	failpoint.Hit("recorded")
+	*c = next
+	s.charges[c.ID] = c
+	if newCharge {
+		l.open = c.ID
+	}
+	oc := o
+	s.orders[o.MchTradeID] = &oc
+	s.changedLocked(c.ID)
+	s.log.Info("pay", zap.String("lane", laneID), zap.String("mch_trade_id", o.MchTradeID),
+		zap.String("pay_type", o.PayType), zap.String("code", o.CodeMasked), zap.Int64("total_fee", o.TotalFee))
+	s.publish(display.Event{Lane: laneID, Kind: display.Paying, ChargeID: c.ID, TotalFee: c.TotalFee, Wallet: o.Wallet, MchTradeID: o.MchTradeID})
+	s.opt.Poller.Launch(s.ctx, o)
+	return nil
+}
+
+func orDefault(v, d string) string {
+	if v != "" {
+		return v
+	}
+	return d
+}
+
+// tradeID builds a mch_trade_id unique for the merchant forever: the store,
+// the lane's device, the journal's random epoch and its counter.
+func (s *Service) tradeID(device string, n uint64) string {
+	return TradeIDPart(s.opt.StoreID) + "_" + TradeIDPart(device) + "_" + s.opt.Journal.Epoch() + seq36(n)
+}
+
+// OrderUpdated follows an attempt's journaled change into its charge and
+// onto the lane's displays. The poller calls it after every step.
+func (s *Service) OrderUpdated(o poller.Order) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.Active() {
+		oc := o
+		s.orders[o.MchTradeID] = &oc
+	} else {
+		delete(s.orders, o.MchTradeID)
+	}
+	c, err := s.chargeLocked(o.ChargeID)
+	if err != nil {
+		s.log.Error("order without its charge", zap.String("mch_trade_id", o.MchTradeID), zap.Error(err))
+		return
+	}
+	defer s.changedLocked(c.ID)
+	ev := display.Event{Lane: o.Lane, ChargeID: c.ID, TotalFee: o.TotalFee, Wallet: o.Wallet,
+		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID}
+	now := time.Now()
+	prev := c.State
+	switch {
+	case o.State == poller.Paid:
+		c.State, c.Reason = Paid, ""
+		ev.Kind = display.Paid
+	case o.State == poller.Refunded:
+		c.State, c.Reason = Refunded, ""
+		ev.Kind = display.Refunded
+	case o.State == poller.Unknown:
+		c.State, c.Reason = NeedsAttention, "payment outcome unknown: "+o.Reason
+		ev.Kind, ev.Reason = display.NeedsAttention, "outcome not known yet"
+	case o.Final():
+		ev.Kind, ev.Reason = display.Declined, declineReason(&o)
+		switch {
+		case c.State == Paying && now.Before(c.ExpiresAt):
+			c.State, c.Reason = AwaitingScan, "last attempt "+string(o.State)+": "+ev.Reason
+		case c.State == Paying || c.State == NeedsAttention:
+			c.State, c.Reason = Canceled, "not paid: "+ev.Reason
+		}
+	default:
+		return // still paying: the view shows the attempt's progress
+	}
+	if c.State == prev {
+		return // nothing new for the charge (a replay at start, a reconciling step)
+	}
+	c.UpdatedAt = now
+	s.saveLocked(c)
+	s.publish(ev)
+	switch c.State {
+	case AwaitingScan:
+		s.charges[c.ID] = c
+		s.publish(display.Event{Lane: c.Lane, Kind: display.AwaitingScan, ChargeID: c.ID, TotalFee: c.TotalFee})
+	default:
+		s.releaseLocked(c)
+		if c.State == NeedsAttention {
+			s.charges[c.ID] = c
+		}
+		s.idleLocked(c.Lane)
+	}
+}
+
+func declineReason(o *poller.Order) string {
+	switch {
+	case o.ErrMsg != "":
+		return o.ErrMsg
+	case o.State == poller.Failed:
+		return "the gateway did not take the payment"
+	}
+	return string(o.State)
+}
+
+// Refund refunds a paid charge in full.
+func (s *Service) Refund(id string) (ChargeView, error) {
+	s.mu.Lock()
+	c, err := s.chargeLocked(id)
+	if err != nil {
+		s.mu.Unlock()
+		return ChargeView{}, err
+	}
+	if c.State != Paid || len(c.AttemptIDs) == 0 {
+		s.mu.Unlock()
+		return ChargeView{}, fmt.Errorf("%w: charge %s is %s; only a paid charge is refunded", ErrConflict, id, c.State)
+	}
+	last := c.AttemptIDs[len(c.AttemptIDs)-1]
+	s.mu.Unlock()
+	o, err := s.opt.Poller.StartRefund(last, time.Now())
+	if err != nil {
+		if errors.Is(err, poller.ErrBusy) {
+			return ChargeView{}, fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		return ChargeView{}, fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	s.mu.Lock()
+	oc := o
+	s.orders[o.MchTradeID] = &oc
+	s.mu.Unlock()
+	return s.Get(id)
+}

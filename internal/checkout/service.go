@@ -1,0 +1,542 @@
+package checkout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/display"
+	"posd/internal/journal"
+	"posd/poller"
+	"posd/scanner"
+)
+
+// LaneConfig is one checkout.
+type LaneConfig struct {
+	ID         string
+	DeviceInfo string
+	FixedFee   int64
+	MaxFee     int64
+	Subject    string
+	Body       string
+	ChargeTTL  time.Duration
+}
+
+// Options wire a Service.
+type Options struct {
+	Journal     *journal.Journal
+	Poller      *poller.Poller
+	Hub         *display.Hub
+	Router      *scanner.Router
+	Lanes       []LaneConfig
+	StoreID     string
+	ClientIP    string
+	Sandbox     bool
+	DedupWindow time.Duration
+	Log         *zap.Logger
+}
+
+// Service owns the lanes and their charges.
+type Service struct {
+	opt Options
+	log *zap.Logger
+
+	mu      sync.Mutex
+	lanes   map[string]*lane
+	charges map[string]*Charge       // charges that are not final
+	watch   map[string]chan struct{} // closed when a charge changes
+	orders  map[string]*poller.Order // live orders, by mch_trade_id
+	oos     string                   // why the lanes are out of service
+	ctx     context.Context
+}
+
+type lane struct {
+	cfg   LaneConfig
+	open  string // the charge that holds the lane
+	dedup *scanner.Dedup
+	timer *time.Timer
+}
+
+// New builds the service; Start resumes it from the journal.
+func New(opt Options) *Service {
+	if opt.Log == nil {
+		opt.Log = zap.NewNop()
+	}
+	if opt.DedupWindow == 0 {
+		opt.DedupWindow = 10 * time.Second
+	}
+	s := &Service{
+		opt:     opt,
+		log:     opt.Log,
+		lanes:   map[string]*lane{},
+		charges: map[string]*Charge{},
+		watch:   map[string]chan struct{}{},
+		orders:  map[string]*poller.Order{},
+		ctx:     context.Background(),
+	}
+	for _, lc := range opt.Lanes {
+		if lc.ChargeTTL <= 0 {
+			lc.ChargeTTL = 10 * time.Minute
+		}
+		s.lanes[lc.ID] = &lane{cfg: lc, dedup: scanner.NewDedup(opt.DedupWindow)}
+	}
+	return s
+}
+
+// Start loads the charges that are not final, squares each with its latest
+// attempt (a crash may fall between the two writes) and shows every lane.
+// ctx bounds the pays that scans start.
+func (s *Service) Start(ctx context.Context) error {
+	s.ctx = ctx
+	var charges []Charge
+	orders := map[string]poller.Order{}
+	err := s.opt.Journal.View(func(tx *journal.Tx) error {
+		if err := tx.ForEach(journal.Charges, func(_ string, v []byte) error {
+			var c Charge
+			if err := json.Unmarshal(v, &c); err != nil {
+				return err
+			}
+			if c.open() || c.State == NeedsAttention {
+				charges = append(charges, c)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, c := range charges {
+			if n := len(c.AttemptIDs); n > 0 {
+				var o poller.Order
+				if ok, err := tx.Get(journal.Orders, c.AttemptIDs[n-1], &o); err != nil {
+					return err
+				} else if ok {
+					orders[o.MchTradeID] = o
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkout: load charges: %w", err)
+	}
+	s.mu.Lock()
+	for i := range charges {
+		c := &charges[i]
+		s.charges[c.ID] = c
+		if l := s.lanes[c.Lane]; l != nil && c.open() {
+			l.open = c.ID
+			s.armExpiry(l, c)
+		}
+	}
+	for id, o := range orders {
+		if o.Active() {
+			oc := o
+			s.orders[id] = &oc
+		}
+	}
+	s.mu.Unlock()
+	for _, o := range orders {
+		s.OrderUpdated(o)
+	}
+	for _, l := range s.laneIDs() {
+		s.showLane(l)
+	}
+	return nil
+}
+
+func (s *Service) laneIDs() []string {
+	ids := make([]string, 0, len(s.lanes))
+	for id := range s.lanes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// publish sends a lane event to the displays.
+func (s *Service) publish(e display.Event) {
+	e.Sandbox = s.opt.Sandbox
+	if s.opt.Hub != nil {
+		s.opt.Hub.Publish(e)
+	}
+}
+
+// showLane publishes the lane's current state.
+func (s *Service) showLane(id string) {
+	s.mu.Lock()
+	l := s.lanes[id]
+	e := display.Event{Lane: id, Kind: display.Idle}
+	switch {
+	case s.oos != "":
+		e.Kind, e.Reason = display.OutOfService, s.oos
+	case l.open != "":
+		c := s.charges[l.open]
+		e.ChargeID, e.TotalFee = c.ID, c.TotalFee
+		e.Kind = display.AwaitingScan
+		if c.State == Paying {
+			e.Kind = display.Paying
+		}
+	case l.cfg.FixedFee > 0:
+		e.Kind, e.TotalFee = display.AwaitingScan, l.cfg.FixedFee
+	}
+	s.mu.Unlock()
+	s.publish(e)
+}
+
+// OpenRequest is POST /v1/charges.
+type OpenRequest struct {
+	Lane           string `json:"lane"`
+	TotalFee       int64  `json:"total_fee"`
+	Subject        string `json:"subject"`
+	Body           string `json:"body"`
+	Attach         string `json:"attach"`
+	OpUserID       string `json:"op_user_id"`
+	GoodsTag       string `json:"goods_tag"`
+	IdempotencyKey string `json:"-"`
+}
+
+// Open opens a charge on a lane. With an idempotency key that was used
+// before, it returns that charge (created false) instead.
+func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lanes[req.Lane]
+	if l == nil {
+		return ChargeView{}, false, fmt.Errorf("%w: lane %q", ErrNotFound, req.Lane)
+	}
+	if req.IdempotencyKey != "" {
+		var prev Charge
+		found := false
+		err := s.opt.Journal.View(func(tx *journal.Tx) error {
+			id, ok := tx.GetString(journal.Idem, req.IdempotencyKey)
+			if !ok {
+				return nil
+			}
+			found = true
+			_, err := tx.Get(journal.Charges, id, &prev)
+			return err
+		})
+		if err != nil {
+			return ChargeView{}, false, err
+		}
+		if found {
+			if prev.Lane != req.Lane || prev.TotalFee != req.TotalFee {
+				return ChargeView{}, false, fmt.Errorf("%w: Idempotency-Key already used for charge %s with other parameters", ErrInvalid, prev.ID)
+			}
+			return s.viewLocked(&prev), false, nil
+		}
+	}
+	switch {
+	case req.TotalFee <= 0:
+		return ChargeView{}, false, fmt.Errorf("%w: total_fee must be a positive number of fen", ErrInvalid)
+	case l.cfg.MaxFee > 0 && req.TotalFee > l.cfg.MaxFee:
+		return ChargeView{}, false, fmt.Errorf("%w: total_fee %d is over the lane's max_fee %d", ErrInvalid, req.TotalFee, l.cfg.MaxFee)
+	case s.oos != "":
+		return ChargeView{}, false, fmt.Errorf("%w: %s", ErrOutOfService, s.oos)
+	case l.open != "":
+		return ChargeView{}, false, fmt.Errorf("%w: lane %s has charge %s open", ErrConflict, l.cfg.ID, l.open)
+	}
+	c := &Charge{
+		Lane: req.Lane, TotalFee: req.TotalFee, Subject: req.Subject, Body: req.Body,
+		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag,
+		State: AwaitingScan, IdempotencyKey: req.IdempotencyKey,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(l.cfg.ChargeTTL), AttemptIDs: []string{},
+	}
+	if err := s.opt.Journal.Update(func(tx *journal.Tx) error {
+		n, err := tx.NextSeq()
+		if err != nil {
+			return err
+		}
+		c.ID = "CH" + s.opt.Journal.Epoch() + seq36(n)
+		if req.IdempotencyKey != "" {
+			if err := tx.PutString(journal.Idem, req.IdempotencyKey, c.ID); err != nil {
+				return err
+			}
+		}
+		return tx.Put(journal.Charges, c.ID, c)
+	}); err != nil {
+		s.outOfServiceLocked(err)
+		return ChargeView{}, false, fmt.Errorf("%w: %v", ErrOutOfService, err)
+	}
+	s.charges[c.ID] = c
+	l.open = c.ID
+	s.armExpiry(l, c)
+	s.changedLocked(c.ID)
+	s.publish(display.Event{Lane: c.Lane, Kind: display.AwaitingScan, ChargeID: c.ID, TotalFee: c.TotalFee})
+	return s.viewLocked(c), true, nil
+}
+
+// armExpiry cancels an unscanned charge at its expiry.
+func (s *Service) armExpiry(l *lane, c *Charge) {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	id := c.ID
+	l.timer = time.AfterFunc(time.Until(c.ExpiresAt), func() { s.expire(id) })
+}
+
+func (s *Service) expire(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.charges[id]
+	if c == nil || c.State != AwaitingScan {
+		return // paying: the attempt decides; it is canceled after if unpaid
+	}
+	s.cancelLocked(c, "expired: no payment code was scanned in time")
+}
+
+// Cancel cancels a charge that is not being paid.
+func (s *Service) Cancel(id string) (ChargeView, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.chargeLocked(id)
+	if err != nil {
+		return ChargeView{}, err
+	}
+	switch c.State {
+	case AwaitingScan:
+		s.cancelLocked(c, "canceled by the till")
+	case Canceled:
+	default:
+		return ChargeView{}, fmt.Errorf("%w: charge %s is %s", ErrConflict, id, c.State)
+	}
+	return s.viewLocked(c), nil
+}
+
+func (s *Service) cancelLocked(c *Charge, reason string) {
+	c.State, c.Reason, c.UpdatedAt = Canceled, reason, time.Now()
+	s.saveLocked(c)
+	s.releaseLocked(c)
+	s.publish(display.Event{Lane: c.Lane, Kind: display.Canceled, ChargeID: c.ID, TotalFee: c.TotalFee, Reason: reason})
+	s.idleLocked(c.Lane)
+}
+
+// releaseLocked frees the lane a charge held and forgets a final charge.
+func (s *Service) releaseLocked(c *Charge) {
+	if l := s.lanes[c.Lane]; l != nil && l.open == c.ID {
+		l.open = ""
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+	}
+	if !c.open() && c.State != NeedsAttention {
+		delete(s.charges, c.ID)
+	}
+	s.changedLocked(c.ID)
+}
+
+// idleLocked shows a free lane as ready (or as due its fixed fee).
+func (s *Service) idleLocked(id string) {
+	l := s.lanes[id]
+	if l == nil || l.open != "" {
+		return
+	}
+	e := display.Event{Lane: id, Kind: display.Idle}
+	if s.oos != "" {
+		e.Kind, e.Reason = display.OutOfService, s.oos
+	} else if l.cfg.FixedFee > 0 {
+		e.Kind, e.TotalFee = display.AwaitingScan, l.cfg.FixedFee
+	}
+	s.publish(e)
+}
+
+func (s *Service) saveLocked(c *Charge) {
+	err := s.opt.Journal.Batch(func(tx *journal.Tx) error { return tx.Put(journal.Charges, c.ID, c) })
+	if err != nil {
+		s.log.Error("journal: charge not saved", zap.String("charge", c.ID), zap.Error(err))
+		s.outOfServiceLocked(err)
+	}
+}
+
+func (s *Service) changedLocked(id string) {
+	if ch, ok := s.watch[id]; ok {
+		close(ch)
+		delete(s.watch, id)
+	}
+}
+
+func (s *Service) chargeLocked(id string) (*Charge, error) {
+	if c, ok := s.charges[id]; ok {
+		return c, nil
+	}
+	var c Charge
+	var found bool
+	err := s.opt.Journal.View(func(tx *journal.Tx) error {
+		var err error
+		found, err = tx.Get(journal.Charges, id, &c)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: charge %q", ErrNotFound, id)
+	}
+	return &c, nil
+}
+
+// Get returns a charge with its attempts.
+func (s *Service) Get(id string) (ChargeView, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.chargeLocked(id)
+	if err != nil {
+		return ChargeView{}, err
+	}
+	return s.viewLocked(c), nil
+}
+
+// Wait returns the charge once it changes, or when d or ctx ends.
+func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (ChargeView, error) {
+	s.mu.Lock()
+	if _, err := s.chargeLocked(id); err != nil {
+		s.mu.Unlock()
+		return ChargeView{}, err
+	}
+	ch, ok := s.watch[id]
+	if !ok {
+		ch = make(chan struct{})
+		s.watch[id] = ch
+	}
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return s.Get(id)
+}
+
+func (s *Service) viewLocked(c *Charge) ChargeView {
+	v := ChargeView{Charge: *c, Attempts: []Attempt{}, Sandbox: s.opt.Sandbox}
+	for _, id := range c.AttemptIDs {
+		if o, ok := s.orders[id]; ok {
+			v.Attempts = append(v.Attempts, AttemptOf(o))
+			continue
+		}
+		var o poller.Order
+		_ = s.opt.Journal.View(func(tx *journal.Tx) error {
+			_, err := tx.Get(journal.Orders, id, &o)
+			return err
+		})
+		if o.MchTradeID != "" {
+			v.Attempts = append(v.Attempts, AttemptOf(&o))
+		}
+	}
+	v.Charge.AttemptIDs = slices.Clone(c.AttemptIDs)
+	return v
+}
+
+// Lane is GET /v1/lanes/{lane}.
+type Lane struct {
+	ID           string      `json:"id"`
+	DeviceInfo   string      `json:"device_info"`
+	FixedFee     int64       `json:"fixed_fee,omitempty"`
+	MaxFee       int64       `json:"max_fee,omitempty"`
+	InService    bool        `json:"in_service"`
+	OutOfService string      `json:"out_of_service,omitempty"`
+	Charge       *ChargeView `json:"charge"`
+	Sandbox      bool        `json:"sandbox,omitempty"`
+}
+
+// Lane returns a lane and its open charge.
+func (s *Service) Lane(id string) (Lane, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lanes[id]
+	if l == nil {
+		return Lane{}, fmt.Errorf("%w: lane %q", ErrNotFound, id)
+	}
+	out := Lane{ID: id, DeviceInfo: l.cfg.DeviceInfo, FixedFee: l.cfg.FixedFee, MaxFee: l.cfg.MaxFee,
+		InService: s.oos == "", OutOfService: s.oos, Sandbox: s.opt.Sandbox}
+	if l.open != "" {
+		v := s.viewLocked(s.charges[l.open])
+		out.Charge = &v
+	}
+	return out, nil
+}
+
+// Lanes lists the lanes.
+func (s *Service) Lanes() []Lane {
+	var out []Lane
+	for _, id := range s.laneIDs() {
+		l, _ := s.Lane(id)
+		out = append(out, l)
+	}
+	return out
+}
+
+// InService reports whether payments can be taken, and why not.
+func (s *Service) InService() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.oos == "", s.oos
+}
+
+// JournalError takes the lanes out of service while the journal cannot be
+// written (err non-nil) and back in when it can.
+func (s *Service) JournalError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		if s.oos == "" {
+			return
+		}
+		s.oos = ""
+		s.log.Info("journal writable again: lanes back in service")
+		for id, l := range s.lanes {
+			if l.open == "" {
+				s.idleLocked(id)
+			}
+		}
+		return
+	}
+	s.outOfServiceLocked(err)
+}
+
+func (s *Service) outOfServiceLocked(err error) {
+	if !errors.Is(err, journal.ErrUnwritable) {
+		return
+	}
+	if s.oos == "" {
+		s.log.Error("journal not writable: lanes out of service", zap.Error(err))
+	}
+	s.oos = "journal not writable: no payment can be recorded"
+	for id := range s.lanes {
+		s.publish(display.Event{Lane: id, Kind: display.OutOfService, Reason: s.oos})
+	}
+}
+
+// Orders lists orders; unresolved only when asked.
+func (s *Service) Orders(unresolved bool, limit int) ([]Attempt, error) {
+	var out []Attempt
+	err := s.opt.Journal.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			if unresolved && !o.Unresolved() {
+				return nil
+			}
+			out = append(out, AttemptOf(&o))
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Attempt) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	if out == nil {
+		out = []Attempt{}
+	}
+	return out, err
+}

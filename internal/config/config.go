@@ -1,0 +1,353 @@
+// Package config reads posd's YAML file: defaults first, then a strict
+// decode (an unknown key is an error), then Validate, which lists every
+// problem at once. Components receive plain option structs built from it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"go.yaml.in/yaml/v3"
+
+	"posd/internal/checkout"
+	"posd/payment"
+	"posd/scanner"
+)
+
+// SandboxURL is the gateway.url that runs the sandbox inside posd.
+const SandboxURL = "sandbox"
+
+// Config is the whole file.
+type Config struct {
+	Merchant        Merchant         `yaml:"merchant"`
+	Gateway         Gateway          `yaml:"gateway"`
+	Confirm         Confirm          `yaml:"confirm"`
+	Journal         Journal          `yaml:"journal"`
+	API             API              `yaml:"api"`
+	Log             Log              `yaml:"log"`
+	Scan            Scan             `yaml:"scan"`
+	Wallets         []scanner.Wallet `yaml:"wallets"`
+	Lanes           []Lane           `yaml:"lanes"`
+	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
+}
+
+type Merchant struct {
+	ID       string `yaml:"id"`
+	KeyFile  string `yaml:"key_file"`
+	StoreID  string `yaml:"store_id"`
+	ClientIP string `yaml:"client_ip"`
+}
+
+type Gateway struct {
+	URL            string        `yaml:"url"`
+	Timeout        time.Duration `yaml:"timeout"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	CAFile         string        `yaml:"ca_file"`
+	// SandboxSlow is how long the in-process sandbox holds a pay whose code
+	// ends in 83 (longer than timeout, so the pay times out).
+	SandboxSlow time.Duration `yaml:"sandbox_slow"`
+}
+
+type Confirm struct {
+	QueryInterval     time.Duration `yaml:"query_interval"`
+	QueryAttempts     int           `yaml:"query_attempts"`
+	ReverseInterval   time.Duration `yaml:"reverse_interval"`
+	ReverseAttempts   int           `yaml:"reverse_attempts"`
+	ReverseFallback   *bool         `yaml:"reverse_fallback"`
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	ReconcileMax      time.Duration `yaml:"reconcile_max"`
+}
+
+type Journal struct {
+	Path string `yaml:"path"`
+}
+
+type API struct {
+	Listen string `yaml:"listen"`
+}
+
+type Log struct {
+	Format string `yaml:"format"` // console or json
+	Level  string `yaml:"level"`
+}
+
+type Scan struct {
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+}
+
+type Lane struct {
+	ID         string        `yaml:"id"`
+	DeviceInfo string        `yaml:"device_info"`
+	FixedFee   int64         `yaml:"fixed_fee"`
+	MaxFee     int64         `yaml:"max_fee"`
+	Subject    string        `yaml:"subject"`
+	Body       string        `yaml:"body"`
+	ChargeTTL  time.Duration `yaml:"charge_ttl"`
+	Scanners   []Scanner     `yaml:"scanners"`
+	Displays   []Display     `yaml:"displays"`
+}
+
+// Scanner is one entry of lanes[].scanners; type picks which keys apply.
+type Scanner struct {
+	Type  string `yaml:"type"`
+	Scene string `yaml:"scene"`
+}
+
+// Display is one entry of lanes[].displays.
+type Display struct {
+	Type string `yaml:"type"`
+}
+
+// Default is every value a file may leave out.
+func Default() Config {
+	return Config{
+		Merchant: Merchant{StoreID: "S001", ClientIP: "127.0.0.1"},
+		Gateway:  Gateway{URL: SandboxURL, Timeout: 10 * time.Second, ConnectTimeout: 3 * time.Second, SandboxSlow: 15 * time.Second},
+		Confirm: Confirm{
+			QueryInterval: 5 * time.Second, QueryAttempts: 6,
+			ReverseInterval: 2 * time.Second, ReverseAttempts: 5,
+			ReconcileInterval: time.Minute, ReconcileMax: 30 * time.Minute,
+		},
+		Journal:         Journal{Path: "/var/lib/posd/journal.db"},
+		API:             API{Listen: "127.0.0.1:8321"},
+		Log:             Log{Format: "console", Level: "info"},
+		Scan:            Scan{DuplicateWindow: 10 * time.Second},
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Load reads and validates a file. The error lists every problem.
+func Load(path string) (Config, []string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return c, nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	warnings, err := c.Validate()
+	if err != nil {
+		return c, warnings, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return c, warnings, nil
+}
+
+// Parse decodes YAML over the defaults. Unknown keys are errors.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, err
+	}
+	if c.Wallets == nil {
+		c.Wallets = scanner.DefaultWallets()
+	}
+	for i := range c.Lanes {
+		l := &c.Lanes[i]
+		if l.ChargeTTL == 0 {
+			l.ChargeTTL = 10 * time.Minute
+		}
+		for j := range l.Scanners {
+			if l.Scanners[j].Scene == "" {
+				l.Scanners[j].Scene = scanner.SceneBarCode
+			}
+		}
+	}
+	return c, nil
+}
+
+// IsSandbox reports whether posd runs its own sandbox gateway.
+func (c *Config) IsSandbox() bool { return c.Gateway.URL == SandboxURL }
+
+// Validate returns warnings, and an error listing every problem.
+func (c *Config) Validate() (warnings []string, err error) {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+
+	if !c.IsSandbox() {
+		u, perr := url.Parse(c.Gateway.URL)
+		switch {
+		case perr != nil || u.Host == "":
+			bad("gateway.url %q: \"sandbox\" or an https:// base URL", c.Gateway.URL)
+		case u.Scheme != "https" && !(u.Scheme == "http" && payment.IsLoopbackHost(u.Hostname())):
+			bad("gateway.url %q: https required (plain http only on loopback)", c.Gateway.URL)
+		}
+		if c.Merchant.ID == "" {
+			bad("merchant.id: required for a real gateway")
+		}
+		if c.Merchant.KeyFile == "" {
+			bad("merchant.key_file: required for a real gateway")
+		}
+		window := c.Confirm.QueryInterval * time.Duration(c.Confirm.QueryAttempts)
+		if window < 30*time.Second || window >= 45*time.Second {
+			warnings = append(warnings, fmt.Sprintf("confirm: queries span %s; a real gateway wants at least 30s and under 45s", window))
+		}
+	}
+	if c.Merchant.KeyFile != "" {
+		if _, kerr := ReadKey(c.Merchant.KeyFile); kerr != nil {
+			bad("merchant.key_file: %v", kerr)
+		}
+	}
+	store := checkout.TradeIDPart(c.Merchant.StoreID)
+	if store == "" {
+		bad("merchant.store_id: required, letters and digits")
+	} else if store != c.Merchant.StoreID {
+		warnings = append(warnings, fmt.Sprintf("merchant.store_id %q: only %q is used in order ids", c.Merchant.StoreID, store))
+	}
+	if net.ParseIP(c.Merchant.ClientIP) == nil {
+		bad("merchant.client_ip %q: an IP address", c.Merchant.ClientIP)
+	}
+	if c.Gateway.Timeout <= 0 || c.Gateway.ConnectTimeout <= 0 {
+		bad("gateway.timeout and gateway.connect_timeout: must be positive")
+	}
+	if c.Confirm.QueryInterval <= 0 || c.Confirm.QueryAttempts < 1 {
+		bad("confirm.query_interval must be positive and confirm.query_attempts at least 1")
+	}
+	if c.Confirm.ReverseInterval <= 0 || c.Confirm.ReverseAttempts < 1 {
+		bad("confirm.reverse_interval must be positive and confirm.reverse_attempts at least 1")
+	}
+	if c.Confirm.ReconcileInterval <= 0 || c.Confirm.ReconcileMax < c.Confirm.ReconcileInterval {
+		bad("confirm.reconcile_interval must be positive and confirm.reconcile_max at least as long")
+	}
+	if c.Journal.Path == "" {
+		bad("journal.path: required")
+	}
+	if err := checkListen(c.API.Listen); err != nil {
+		bad("api.listen: %v", err)
+	}
+	if c.Log.Format != "console" && c.Log.Format != "json" {
+		bad("log.format %q: console or json", c.Log.Format)
+	}
+	if _, lerr := ParseLevel(c.Log.Level); lerr != nil {
+		bad("log.level %q: debug, info, warn or error", c.Log.Level)
+	}
+	if _, werr := scanner.NewRouter(c.Wallets); werr != nil {
+		bad("wallets: %v", werr)
+	}
+	if len(c.Lanes) == 0 {
+		bad("lanes: at least one lane")
+	}
+	ids, devices := map[string]bool{}, map[string]string{}
+	for i, l := range c.Lanes {
+		at := fmt.Sprintf("lanes[%d]", i)
+		if l.ID == "" {
+			bad("%s.id: required", at)
+		} else if ids[l.ID] {
+			bad("%s.id %q: two lanes with one id", at, l.ID)
+		}
+		ids[l.ID] = true
+		dev := checkout.TradeIDPart(l.DeviceInfo)
+		switch {
+		case dev == "":
+			bad("%s.device_info: required, letters and digits", at)
+		case devices[dev] != "":
+			bad("%s.device_info %q: lane %s has the same device_info; order ids would collide", at, l.DeviceInfo, devices[dev])
+		case len(store)+len(dev) > checkout.MaxTradeIDPrefix:
+			bad("%s.device_info %q: store_id and device_info together exceed %d characters (order ids are at most 32)", at, l.DeviceInfo, checkout.MaxTradeIDPrefix)
+		}
+		devices[dev] = l.ID
+		if l.FixedFee < 0 || l.MaxFee < 0 {
+			bad("%s: fixed_fee and max_fee are fen, not negative", at)
+		}
+		if l.MaxFee > 0 && l.FixedFee > l.MaxFee {
+			bad("%s.fixed_fee %d is over max_fee %d", at, l.FixedFee, l.MaxFee)
+		}
+		if l.FixedFee > 0 && (l.Subject == "" || l.Body == "") {
+			bad("%s: a fixed_fee lane needs subject and body (what each scan sends)", at)
+		}
+		if l.ChargeTTL < 0 {
+			bad("%s.charge_ttl: must be positive", at)
+		}
+		for j, s := range l.Scanners {
+			sat := fmt.Sprintf("%s.scanners[%d]", at, j)
+			if s.Type != "stdin" {
+				bad("%s.type %q: this build knows stdin", sat, s.Type)
+			}
+			if s.Scene != scanner.SceneBarCode && s.Scene != scanner.SceneWaveCode {
+				bad("%s.scene %q: bar_code or wave_code", sat, s.Scene)
+			}
+		}
+		for j, d := range l.Displays {
+			if d.Type != "terminal" {
+				bad("%s.displays[%d].type %q: this build knows terminal", at, j, d.Type)
+			}
+		}
+	}
+	stdin := 0
+	for _, l := range c.Lanes {
+		for _, s := range l.Scanners {
+			if s.Type == "stdin" {
+				stdin++
+			}
+		}
+	}
+	if stdin > 1 {
+		bad("lanes: %d stdin scanners; there is one standard input", stdin)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout: must be positive")
+	}
+	if len(errs) > 0 {
+		return warnings, errors.New("  - " + strings.Join(errs, "\n  - "))
+	}
+	return warnings, nil
+}
+
+func checkListen(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return errors.New("unix: needs a path")
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: host:port or unix:/path", addr)
+	}
+	if port == "" {
+		return fmt.Errorf("%q: port missing", addr)
+	}
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q: the API listens on loopback or a unix socket only", addr)
+	}
+	return nil
+}
+
+// ReadKey reads the merchant key. A key file that others can read is
+// refused: the key signs payments.
+func ReadKey(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o004 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %v): chmod o-r", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return key, nil
+}
+
+// ParseLevel maps log.level to zap's levels.
+func ParseLevel(s string) (zapcore.Level, error) {
+	var l zapcore.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}

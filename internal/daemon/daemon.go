@@ -1,0 +1,235 @@
+// Package daemon wires posd together: gateway client (or the embedded
+// sandbox), journal, poller, lanes, scanners, displays and the local API.
+// cmd/posd only parses flags and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/display"
+	"posd/internal/api"
+	"posd/internal/checkout"
+	"posd/internal/config"
+	"posd/internal/journal"
+	"posd/payment"
+	"posd/payment/sandbox"
+	"posd/poller"
+	"posd/scanner"
+)
+
+// IO is where the stdin scanner and the terminal display read and write.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+}
+
+// Run runs posd until ctx ends, then finishes in-flight work up to the
+// configured bound and leaves the rest to the journal. ready, if not nil,
+// is called once the journal is open and the lanes and API are up.
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready func(addr string)) error {
+	if cfg.IsSandbox() {
+		log = log.With(zap.String("gateway", "SANDBOX"))
+	}
+	merchantID, key := cfg.Merchant.ID, ""
+	if cfg.Merchant.KeyFile != "" {
+		var err error
+		if key, err = config.ReadKey(cfg.Merchant.KeyFile); err != nil {
+			return fmt.Errorf("merchant key: %w", err)
+		}
+	}
+	baseURL := cfg.Gateway.URL
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if cfg.IsSandbox() {
+		if merchantID == "" {
+			merchantID = sandbox.MerchantID
+		}
+		if key == "" {
+			key = sandbox.Key
+		}
+		sb := sandbox.New(sandbox.Options{MerchantID: merchantID, Key: key, SlowDelay: cfg.Gateway.SandboxSlow})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		baseURL = "http://" + l.Addr().String() + "/"
+		log.Warn("SANDBOX gateway: no real money moves", zap.String("url", baseURL), zap.String("merchant_id", merchantID))
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = api.Serve(runCtx, l, sb) }()
+	}
+	client, err := payment.NewClient(payment.ClientOptions{
+		BaseURL: baseURL, MerchantID: merchantID, Key: key,
+		Timeout: cfg.Gateway.Timeout, ConnectTimeout: cfg.Gateway.ConnectTimeout, CAFile: cfg.Gateway.CAFile,
+	})
+	if err != nil {
+		return err
+	}
+	router, err := scanner.NewRouter(cfg.Wallets)
+	if err != nil {
+		return err
+	}
+	j, err := journal.Open(cfg.Journal.Path)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+
+	hub := display.NewHub()
+	var svc *checkout.Service
+	pol := poller.New(poller.Options{
+		Gateway: client, Journal: j, Policy: policy(cfg), Log: log.Named("poller"),
+		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP,
+		OnUpdate:       func(o poller.Order) { svc.OrderUpdated(o) },
+		OnJournalError: func(err error) { svc.JournalError(err) },
+	})
+	svc = checkout.New(checkout.Options{
+		Journal: j, Poller: pol, Hub: hub, Router: router, Lanes: lanes(cfg),
+		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: cfg.IsSandbox(),
+		DedupWindow: cfg.Scan.DuplicateWindow, Log: log.Named("checkout"),
+	})
+
+	// Displays first, so that they see the state Start publishes.
+	for _, l := range cfg.Lanes {
+		for _, d := range l.Displays {
+			var dev display.Display
+			switch d.Type {
+			case "terminal":
+				dev = &display.Terminal{W: tio.Stdout}
+			}
+			lane, dlog := l.ID, log.Named("display").With(zap.String("lane", l.ID), zap.String("type", d.Type))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				display.Run(runCtx, hub, lane, dev, func(err error) { dlog.Warn("display failed", zap.Error(err)) })
+			}()
+		}
+	}
+	if err := svc.Start(runCtx); err != nil {
+		return err
+	}
+	n, err := pol.Resume(time.Now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("resumed unfinished orders", zap.Int("orders", n))
+	}
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	defer stopPolling()
+	pollDone := make(chan struct{})
+	go func() { pol.Run(pollCtx); close(pollDone) }()
+
+	ln, err := api.Listen(cfg.API.Listen)
+	if err != nil {
+		return err
+	}
+	srv := api.New(svc, log.Named("api"), func() error {
+		if ok, why := svc.InService(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	apiErr := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); apiErr <- api.Serve(runCtx, ln, srv) }()
+
+	for _, l := range cfg.Lanes {
+		for _, sc := range l.Scanners {
+			var src scanner.Source
+			switch sc.Type {
+			case "stdin":
+				src = &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene}
+			}
+			lane, slog := l.ID, log.Named("scanner").With(zap.String("lane", l.ID), zap.String("type", sc.Type))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := src.Run(runCtx, func(s scanner.Scan) { _ = svc.Scan(lane, s) })
+				if err != nil && runCtx.Err() == nil {
+					slog.Warn("scanner stopped", zap.Error(err))
+				} else if runCtx.Err() == nil {
+					slog.Info("scanner input ended")
+				}
+			}()
+		}
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); probeJournal(runCtx, j, svc) }()
+
+	log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", cfg.Journal.Path), zap.Int("lanes", len(cfg.Lanes)))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-apiErr:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api stopped", zap.Error(err))
+		}
+	}
+	log.Info("shutting down: finishing calls in flight", zap.Duration("bound", cfg.ShutdownTimeout))
+	cancel()
+	stopPolling()
+	<-pollDone
+	if !pol.Wait(cfg.ShutdownTimeout) {
+		log.Warn("shutdown bound reached: unfinished orders resume from the journal at the next start")
+	}
+	return err
+}
+
+// probeJournal brings the lanes back into service once the journal can be
+// written again.
+func probeJournal(ctx context.Context, j *journal.Journal, svc *checkout.Service) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if ok, _ := svc.InService(); ok {
+			continue
+		}
+		if err := j.Update(func(tx *journal.Tx) error { return tx.PutString(journal.Idem, "\x00probe", time.Now().String()) }); err == nil {
+			svc.JournalError(nil)
+		}
+	}
+}
+
+func policy(cfg config.Config) poller.Policy {
+	p := poller.DefaultPolicy()
+	c := cfg.Confirm
+	p.QueryInterval, p.QueryAttempts = c.QueryInterval, c.QueryAttempts
+	p.ReverseInterval, p.ReverseAttempts = c.ReverseInterval, c.ReverseAttempts
+	p.ReconcileInterval, p.ReconcileMax = c.ReconcileInterval, c.ReconcileMax
+	if c.ReverseFallback != nil {
+		p.ReverseFallback = *c.ReverseFallback
+	}
+	// A code resent after a restart must still be inside the wallet's window.
+	p.PayResendWindow = min(p.PayResendWindow, c.QueryInterval*time.Duration(c.QueryAttempts))
+	return p
+}
+
+func lanes(cfg config.Config) []checkout.LaneConfig {
+	var out []checkout.LaneConfig
+	for _, l := range cfg.Lanes {
+		out = append(out, checkout.LaneConfig{
+			ID: l.ID, DeviceInfo: l.DeviceInfo, FixedFee: l.FixedFee, MaxFee: l.MaxFee,
+			Subject: l.Subject, Body: l.Body, ChargeTTL: l.ChargeTTL,
+		})
+	}
+	return out
+}

@@ -1,0 +1,209 @@
+// Package journal is posd's durable record: every order, every step of its
+// confirmation and every charge, written and fsync'd before the request that
+// depends on it leaves the box. It is a bbolt file owned by one process.
+package journal
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is written into a new journal and checked on open.
+const SchemaVersion = 1
+
+// Buckets.
+const (
+	Orders  = "orders"  // mch_trade_id -> order JSON
+	Codes   = "codes"   // SHA-256 of a payment code -> mch_trade_id
+	Charges = "charges" // charge id -> charge JSON
+	Idem    = "idem"    // Idempotency-Key -> charge id
+	meta    = "meta"
+)
+
+var (
+	keySchema  = []byte("schema")
+	keyEpoch   = []byte("epoch")
+	keyCounter = []byte("counter")
+)
+
+// ErrUnwritable wraps every write failure: the caller must stop taking
+// payments rather than take money without a record.
+var ErrUnwritable = errors.New("journal: not writable")
+
+// Journal is the open store. Its methods are safe for concurrent use.
+type Journal struct {
+	db    *bolt.DB
+	epoch string
+}
+
+// Open opens or creates the journal at path, creating its directory.
+// It fails if another process holds the file (within a second) or if the
+// file is damaged or from a newer schema.
+func Open(path string) (*Journal, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %s: %w", path, err)
+	}
+	// Short batches: group commit for the poller without slowing a pay.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	j := &Journal{db: db}
+	if err := db.Update(j.init); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: %s: %w", path, err)
+	}
+	return j, nil
+}
+
+func (j *Journal) init(tx *bolt.Tx) error {
+	for _, b := range []string{meta, Orders, Codes, Charges, Idem} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket([]byte(meta))
+	if v := m.Get(keySchema); v != nil {
+		if n := binary.BigEndian.Uint64(v); n > SchemaVersion {
+			return fmt.Errorf("schema %d is newer than this posd's %d", n, SchemaVersion)
+		}
+	} else if err := m.Put(keySchema, u64(SchemaVersion)); err != nil {
+		return err
+	}
+	if v := m.Get(keyEpoch); v != nil {
+		j.epoch = string(v)
+		return nil
+	}
+	j.epoch = newEpoch()
+	return m.Put(keyEpoch, []byte(j.epoch))
+}
+
+// newEpoch names this journal among all journals the merchant will ever
+// have: ids stay unique when a box is reinstalled or its clock is reset.
+func newEpoch() string {
+	const chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b[:])
+}
+
+func u64(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+// Epoch is the journal's random name, part of every mch_trade_id.
+func (j *Journal) Epoch() string { return j.epoch }
+
+// Close closes the file.
+func (j *Journal) Close() error { return j.db.Close() }
+
+// Path is the file's path.
+func (j *Journal) Path() string { return j.db.Path() }
+
+// Size is the file's size in bytes.
+func (j *Journal) Size() int64 {
+	var n int64
+	_ = j.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Tx is one transaction.
+type Tx struct{ tx *bolt.Tx }
+
+// Update runs fn in a write transaction committed and fsync'd on its own:
+// the latency-critical path (a new order before its pay).
+func (j *Journal) Update(fn func(*Tx) error) error {
+	return wrapWrite(j.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }))
+}
+
+// Batch is Update with group commit: concurrent callers share one fsync.
+// fn may run more than once and must not have side effects outside tx.
+func (j *Journal) Batch(fn func(*Tx) error) error {
+	return wrapWrite(j.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }))
+}
+
+// View runs fn in a read transaction.
+func (j *Journal) View(fn func(*Tx) error) error {
+	return j.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+}
+
+type appError struct{ error }
+
+func wrapWrite(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae appError
+	if errors.As(err, &ae) {
+		return ae.error
+	}
+	return fmt.Errorf("%w: %v", ErrUnwritable, err)
+}
+
+// Fail marks an error as the caller's decision (a conflict, a refusal), not
+// a storage failure, so that Update returns it as it is.
+func Fail(err error) error { return appError{err} }
+
+// NextSeq returns the next value of the journal's counter.
+func (t *Tx) NextSeq() (uint64, error) {
+	m := t.tx.Bucket([]byte(meta))
+	var n uint64
+	if v := m.Get(keyCounter); v != nil {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	return n, m.Put(keyCounter, u64(n))
+}
+
+// Put stores v as JSON.
+func (t *Tx) Put(bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket([]byte(bucket)).Put([]byte(key), b)
+}
+
+// PutString stores a plain value (an index entry).
+func (t *Tx) PutString(bucket, key, v string) error {
+	return t.tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(v))
+}
+
+// GetString reads a plain value.
+func (t *Tx) GetString(bucket, key string) (string, bool) {
+	v := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
+	return string(v), v != nil
+}
+
+// Get decodes the JSON at key into v; false when absent.
+func (t *Tx) Get(bucket, key string, v any) (bool, error) {
+	b := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
+	if b == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(b, v)
+}
+
+// Delete removes key.
+func (t *Tx) Delete(bucket, key string) error {
+	return t.tx.Bucket([]byte(bucket)).Delete([]byte(key))
+}
+
+// ForEach calls fn with every raw value of a bucket in key order.
+func (t *Tx) ForEach(bucket string, fn func(key string, v []byte) error) error {
+	return t.tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}

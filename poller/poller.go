@@ -1,0 +1,363 @@
+package poller
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/internal/failpoint"
+	"posd/internal/journal"
+	"posd/payment"
+)
+
+// Gateway is the part of payment.Client the poller drives.
+type Gateway interface {
+	Pay(ctx context.Context, r *payment.PayRequest) payment.Result
+	Query(ctx context.Context, ref payment.OrderRef, totalFee int64) payment.Result
+	Reverse(ctx context.Context, ref payment.OrderRef) payment.Result
+	Close(ctx context.Context, ref payment.OrderRef) payment.Result
+	Refund(ctx context.Context, r *payment.RefundRequest) payment.Result
+}
+
+// Options configure a Poller.
+type Options struct {
+	Gateway Gateway
+	Journal *journal.Journal
+	Policy  Policy
+	Log     *zap.Logger
+	// OnUpdate is called after every journaled change of an order, from
+	// the poller's goroutines; it must not block for long.
+	OnUpdate func(Order)
+	// OnJournalError is called when a step cannot be journaled (the order
+	// waits and is retried); nil error when writes work again.
+	OnJournalError func(error)
+	// Workers bounds the gateway calls in flight at once.
+	Workers int
+	// MerchantID, StoreID and ClientIP fill the pay request.
+	StoreID  string
+	ClientIP string
+}
+
+// Poller drives every unfinished order to a final state. An order is owned
+// by exactly one goroutine at a time: the scheduler or one step.
+type Poller struct {
+	opt Options
+	log *zap.Logger
+
+	mu     sync.Mutex
+	queue  schedule
+	active map[string]bool // ids in the queue or in a step
+	wake   chan struct{}
+	sem    chan struct{}
+	steps  sync.WaitGroup
+}
+
+// New returns a poller; Run starts it.
+func New(opt Options) *Poller {
+	if opt.Workers <= 0 {
+		opt.Workers = 64
+	}
+	if opt.Log == nil {
+		opt.Log = zap.NewNop()
+	}
+	if opt.OnUpdate == nil {
+		opt.OnUpdate = func(Order) {}
+	}
+	if opt.OnJournalError == nil {
+		opt.OnJournalError = func(error) {}
+	}
+	return &Poller{
+		opt:    opt,
+		log:    opt.Log,
+		active: map[string]bool{},
+		wake:   make(chan struct{}, 1),
+		sem:    make(chan struct{}, opt.Workers),
+	}
+}
+
+// Resume loads every order the journal holds as unfinished and schedules
+// it. Call it once, before Run.
+func (p *Poller) Resume(now time.Time) (int, error) {
+	var live []Order
+	err := p.opt.Journal.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o Order
+			if err := json.Unmarshal(v, &o); err != nil {
+				return fmt.Errorf("poller: journal order: %w", err)
+			}
+			if o.Active() {
+				live = append(live, o)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range live {
+		if o.Phase == PhasePay && (o.AuthCode == "" || now.Sub(o.CreatedAt) > p.opt.Policy.PayResendWindow) {
+			// Whether the pay left before the restart is unknown, and the
+			// code is too old to send again: find out by querying.
+			o = Step(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
+				Reason: "restart: pay outcome not recorded"}, now, p.opt.Policy)
+			if err := p.save(o); err != nil {
+				return 0, err
+			}
+		}
+		p.log.Info("resume order", zap.String("mch_trade_id", o.MchTradeID), zap.String("phase", string(o.Phase)))
+		p.enqueue(o)
+	}
+	return len(live), nil
+}
+
+// Launch sends the pay of an order already journaled in its pay phase, at
+// once and outside the schedule: the scan's latency is the pay's.
+func (p *Poller) Launch(ctx context.Context, o Order) {
+	p.mu.Lock()
+	p.active[o.MchTradeID] = true
+	p.steps.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.steps.Done()
+		p.step(ctx, o)
+	}()
+}
+
+// Run dispatches due orders until ctx ends. It returns once no new step
+// will start; Wait waits for those in flight.
+func (p *Poller) Run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		var due []Order
+		now := time.Now()
+		for p.queue.Len() > 0 && !p.queue[0].NextAt.After(now) {
+			due = append(due, heap.Pop(&p.queue).(Order))
+		}
+		wait := time.Hour
+		if p.queue.Len() > 0 {
+			wait = p.queue[0].NextAt.Sub(now)
+		}
+		p.mu.Unlock()
+
+		for _, o := range due {
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				return // undispatched orders resume from the journal
+			}
+			p.steps.Add(1)
+			go func(o Order) {
+				defer func() { <-p.sem; p.steps.Done() }()
+				p.step(ctx, o)
+			}(o)
+		}
+		if len(due) > 0 {
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// Wait waits for the steps in flight, up to timeout; what is left resumes
+// from the journal at the next start.
+func (p *Poller) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { p.steps.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Pending is the number of orders the poller drives.
+func (p *Poller) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.active)
+}
+
+func (p *Poller) enqueue(o Order) {
+	p.mu.Lock()
+	p.active[o.MchTradeID] = true
+	heap.Push(&p.queue, o)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ErrBusy: the order is being driven already.
+var ErrBusy = errors.New("poller: order is in progress")
+
+// StartRefund refunds a paid, final order in full. The refund id is
+// journaled before the refund is sent.
+func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
+	p.mu.Lock()
+	if p.active[id] {
+		p.mu.Unlock()
+		return Order{}, ErrBusy
+	}
+	p.active[id] = true
+	p.mu.Unlock()
+	var o Order
+	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
+		ok, err := tx.Get(journal.Orders, id, &o)
+		if err != nil || !ok {
+			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
+		}
+		if o.State != Paid || o.Phase != PhaseDone {
+			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
+		}
+		o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt, o.UpdatedAt = PhaseRefund, RefundID(id), "operator", 0, now, now
+		o.ErrMsg = ""
+		return tx.Put(journal.Orders, id, o)
+	})
+	if err != nil {
+		p.mu.Lock()
+		delete(p.active, id)
+		p.mu.Unlock()
+		return Order{}, err
+	}
+	p.mu.Lock()
+	delete(p.active, id)
+	p.mu.Unlock()
+	p.enqueue(o)
+	return o, nil
+}
+
+// step makes the order's next call, journals the outcome, and schedules
+// what follows.
+func (p *Poller) step(ctx context.Context, o Order) {
+	call := o.Call()
+	r := p.call(ctx, &o)
+	if ctx.Err() != nil && r.Outcome == payment.Unknown {
+		// Shutting down: the call was cut short. The journal still holds
+		// the order before this call; it is made again at the next start.
+		p.done(o.MchTradeID)
+		return
+	}
+	failpoint.Hit(string(call) + "-answered")
+	next := Step(o, r, time.Now(), p.opt.Policy)
+	logStep(p.log, &o, &next, call, &r)
+	for {
+		err := p.save(next)
+		if err == nil {
+			break
+		}
+		p.log.Error("journal write failed; order waits", zap.String("mch_trade_id", o.MchTradeID), zap.Error(err))
+		p.opt.OnJournalError(err)
+		select {
+		case <-ctx.Done():
+			p.done(o.MchTradeID)
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	failpoint.Hit(string(next.Phase) + "-journaled")
+	p.opt.OnUpdate(next)
+	if next.Active() {
+		p.requeue(next)
+		return
+	}
+	p.done(o.MchTradeID)
+}
+
+func (p *Poller) requeue(o Order) {
+	p.mu.Lock()
+	heap.Push(&p.queue, o)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Poller) done(id string) {
+	p.mu.Lock()
+	delete(p.active, id)
+	p.mu.Unlock()
+}
+
+func (p *Poller) save(o Order) error {
+	return p.opt.Journal.Batch(func(tx *journal.Tx) error {
+		return tx.Put(journal.Orders, o.MchTradeID, o)
+	})
+}
+
+func (p *Poller) call(ctx context.Context, o *Order) payment.Result {
+	gw := p.opt.Gateway
+	ref := payment.OrderRef{MchTradeID: o.MchTradeID}
+	switch o.Phase {
+	case PhasePay:
+		return gw.Pay(ctx, &payment.PayRequest{
+			MchTradeID: o.MchTradeID, PayType: o.PayType, DeviceInfo: o.DeviceInfo,
+			Subject: o.Subject, Body: o.Body, Attach: o.Attach, TotalFee: o.TotalFee,
+			SpbillCreateIP: o.ClientIP, AuthCode: o.AuthCode, TimeStart: o.TimeStart,
+			OpUserID: o.OpUserID, StoreID: p.opt.StoreID, GoodsTag: o.GoodsTag, Scene: o.Scene,
+		})
+	case PhaseReverse:
+		return gw.Reverse(ctx, ref)
+	case PhaseClose:
+		return gw.Close(ctx, ref)
+	case PhaseRefund:
+		return gw.Refund(ctx, &payment.RefundRequest{OrderRef: ref, MchRefundID: o.RefundID, RefundFee: o.TotalFee})
+	}
+	fee := o.TotalFee
+	if o.Adopt {
+		fee = 0 // compared by the state machine, which can tell ours from another's
+	}
+	return gw.Query(ctx, ref, fee)
+}
+
+func logStep(log *zap.Logger, before, after *Order, call payment.Call, r *payment.Result) {
+	fields := []zap.Field{
+		zap.String("mch_trade_id", after.MchTradeID),
+		zap.String("call", string(call)),
+		zap.String("outcome", r.Outcome.String()),
+		zap.String("phase", string(after.Phase)),
+		zap.String("state", string(after.State)),
+	}
+	if r.Reason != "" {
+		fields = append(fields, zap.String("reason", r.Reason))
+	}
+	if r.TradeState != payment.NoTradeState {
+		fields = append(fields, zap.Int("trade_state", r.TradeState))
+	}
+	if after.Final() || before.State != after.State {
+		log.Info("order step", fields...)
+		return
+	}
+	log.Debug("order step", fields...)
+}
+
+// schedule is a min-heap of orders by NextAt.
+type schedule []Order
+
+func (s schedule) Len() int           { return len(s) }
+func (s schedule) Less(i, j int) bool { return s[i].NextAt.Before(s[j].NextAt) }
+func (s schedule) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
+func (s *schedule) Push(x any)        { *s = append(*s, x.(Order)) }
+func (s *schedule) Pop() any {
+	old := *s
+	o := old[len(old)-1]
+	old[len(old)-1] = Order{}
+	*s = old[:len(old)-1]
+	return o
+}

@@ -1,0 +1,34 @@
+package scanner
+
+import (
+	"sync"
+	"time"
+)
+
+// Dedup makes the same code scanned twice within a window one scan: a
+// scanner that reads a phone screen twice must not start a second payment.
+type Dedup struct {
+	window time.Duration
+	mu     sync.Mutex
+	seen   map[string]time.Time
+}
+
+// NewDedup returns a window of the given length.
+func NewDedup(window time.Duration) *Dedup {
+	return &Dedup{window: window, seen: map[string]time.Time{}}
+}
+
+// Seen reports whether code was seen within the window before now, and
+// records it.
+func (d *Dedup) Seen(code string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for c, t := range d.seen {
+		if now.Sub(t) > d.window {
+			delete(d.seen, c)
+		}
+	}
+	t, ok := d.seen[code]
+	d.seen[code] = now
+	return ok && now.Sub(t) <= d.window
+}

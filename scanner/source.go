@@ -1,0 +1,63 @@
+package scanner
+
+import (
+	"bufio"
+	"context"
+	"io"
+)
+
+// Scene is the pay request's scene: how the code was read.
+const (
+	SceneBarCode  = "bar_code"
+	SceneWaveCode = "wave_code"
+)
+
+// Scan is one code read by a device.
+type Scan struct {
+	Code   string
+	Scene  string
+	Source string // the device, for messages
+}
+
+// Source reads one device. Run blocks until ctx ends or the device fails,
+// calling emit for each code; it closes what it opened.
+type Source interface {
+	Run(ctx context.Context, emit func(Scan)) error
+}
+
+// Lines reads one code per line from r: the terminal during development,
+// and any line-framed stream. Lines longer than 256 bytes are dropped.
+type Lines struct {
+	R     io.Reader
+	Name  string
+	Scene string
+}
+
+// Run reads until EOF or ctx ends. A reader that cannot be interrupted
+// (a terminal) leaves its goroutine blocked until the process exits.
+func (l *Lines) Run(ctx context.Context, emit func(Scan)) error {
+	lines := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(l.R)
+		sc.Buffer(make([]byte, 256), 256)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		errc <- sc.Err()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case line := <-lines:
+			emit(Scan{Code: line, Scene: l.Scene, Source: l.Name})
+		}
+	}
+}
