@@ -218,8 +218,6 @@ func policy(cfg config.Config) poller.Policy {
 	if c.ReverseFallback != nil {
 		p.ReverseFallback = *c.ReverseFallback
 	}
-	// A code resent after a restart must still be inside the wallet's window.
-	p.PayResendWindow = min(p.PayResendWindow, c.QueryInterval*time.Duration(c.QueryAttempts))
 	return p
 }
 

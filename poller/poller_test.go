@@ -1,0 +1,221 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"posd/internal/journal"
+	"posd/payment"
+)
+
+type callRec struct {
+	call payment.Call
+	id   string
+	at   time.Time
+}
+
+// fakeGateway answers by a script and records every call with its time.
+type fakeGateway struct {
+	mu     sync.Mutex
+	calls  []callRec
+	answer func(call payment.Call, id string, n int) payment.Result
+	counts map[string]int
+}
+
+func (g *fakeGateway) rec(c payment.Call, id string) payment.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.counts == nil {
+		g.counts = map[string]int{}
+	}
+	g.counts[string(c)+id]++
+	g.calls = append(g.calls, callRec{c, id, time.Now()})
+	if c == payment.CallQuery && g.counts[string(payment.CallReverse)+id] > 0 {
+		return res(payment.NotPaid, 4) // once reversed, it stays reversed
+	}
+	return g.answer(c, id, g.counts[string(c)+id])
+}
+
+func (g *fakeGateway) Pay(_ context.Context, r *payment.PayRequest) payment.Result {
+	return g.rec(payment.CallPay, r.MchTradeID)
+}
+func (g *fakeGateway) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
+	return g.rec(payment.CallQuery, r.MchTradeID)
+}
+func (g *fakeGateway) Reverse(_ context.Context, r payment.OrderRef) payment.Result {
+	return g.rec(payment.CallReverse, r.MchTradeID)
+}
+func (g *fakeGateway) Close(_ context.Context, r payment.OrderRef) payment.Result {
+	return g.rec(payment.CallClose, r.MchTradeID)
+}
+func (g *fakeGateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
+	return g.rec(payment.CallRefund, r.MchTradeID)
+}
+
+func (g *fakeGateway) callsOf(id string) []callRec {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []callRec
+	for _, c := range g.calls {
+		if c.id == id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// payingThenReversed: pending for every query, then the reverse works.
+func payingThenReversed(c payment.Call, _ string, n int) payment.Result {
+	if c == payment.CallReverse {
+		return res(payment.NotPaid, 4)
+	}
+	return res(payment.Pending, 6)
+}
+
+func newJournalOrder(t *testing.T, j *journal.Journal, id string, now time.Time) Order {
+	o := NewOrder(Order{MchTradeID: id, TotalFee: 100, DeviceInfo: "L1", AuthCode: "281234567890123456",
+		PayType: "alipay.micro", Subject: "s", Body: "b", ClientIP: "127.0.0.1"}, now)
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
+	return o
+}
+
+func TestPollerScheduleOnTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+		require.NoError(t, err)
+		defer j.Close()
+		gw := &fakeGateway{answer: payingThenReversed}
+		var mu sync.Mutex
+		final := map[string]State{}
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o Order) {
+			if o.Final() {
+				mu.Lock()
+				final[o.MchTradeID] = o.State
+				mu.Unlock()
+			}
+		}})
+		ctx, cancel := context.WithCancel(t.Context())
+		go p.Run(ctx)
+		start := time.Now()
+		for i := range 20 {
+			p.Launch(ctx, newJournalOrder(t, j, fmt.Sprintf("ORDER%03d", i), start))
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		cancel()
+		require.True(t, p.Wait(time.Second))
+
+		require.Len(t, final, 20)
+		for id, st := range final {
+			assert.Equal(t, Reversed, st, id)
+			calls := gw.callsOf(id)
+			require.Len(t, calls, 1+6+1+1, id)
+			for k := 1; k <= 6; k++ {
+				assert.Equal(t, payment.CallQuery, calls[k].call)
+				assert.Equal(t, start.Add(time.Duration(k)*5*time.Second), calls[k].at, "query %d on schedule", k)
+			}
+			assert.Equal(t, payment.CallReverse, calls[7].call)
+		}
+		assert.Equal(t, 0, p.Pending())
+	})
+}
+
+func TestPollerResumesFromJournal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "j.db")
+		j, err := journal.Open(path)
+		require.NoError(t, err)
+		now := time.Now()
+
+		// An order mid-way through its queries, one whose pay outcome was
+		// never recorded (fresh: its pay is sent again, same id and code),
+		// and one too old to resend (only queried).
+		mid := newJournalOrder(t, j, "MIDQUERY1", now)
+		mid.AuthCode, mid.Phase, mid.Queries, mid.NextAt = "", PhaseQuery, 3, now.Add(5*time.Second)
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, mid.MchTradeID, mid) }))
+		newJournalOrder(t, j, "FRESHPAY1", now.Add(-10*time.Second))
+		newJournalOrder(t, j, "STALEPAY1", now.Add(-10*time.Minute))
+		done := newJournalOrder(t, j, "DONEORDER", now)
+		done.Phase, done.State, done.AuthCode = PhaseDone, Paid, ""
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, done.MchTradeID, done) }))
+
+		gw := &fakeGateway{answer: func(c payment.Call, id string, n int) payment.Result {
+			if c == payment.CallPay {
+				return res(payment.Paid, 0)
+			}
+			return payingThenReversed(c, id, n)
+		}}
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
+		n, err := p.Resume(now)
+		require.NoError(t, err)
+		assert.Equal(t, 3, n, "the final order is not resumed")
+		ctx, cancel := context.WithCancel(t.Context())
+		go p.Run(ctx)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		cancel()
+		p.Wait(time.Second)
+
+		fresh := gw.callsOf("FRESHPAY1")
+		require.NotEmpty(t, fresh)
+		assert.Equal(t, payment.CallPay, fresh[0].call, "a pay cut short is sent again under the same id")
+		stale := gw.callsOf("STALEPAY1")
+		require.NotEmpty(t, stale)
+		assert.Equal(t, payment.CallQuery, stale[0].call, "an expired code is never sent again")
+		midCalls := gw.callsOf("MIDQUERY1")
+		require.Len(t, midCalls, 3+1+1, "queries 4-6, reverse, confirm")
+		assert.Empty(t, gw.callsOf("DONEORDER"))
+
+		var got Order
+		require.NoError(t, j.View(func(tx *journal.Tx) error {
+			_, err := tx.Get(journal.Orders, "STALEPAY1", &got)
+			return err
+		}))
+		assert.Equal(t, Reversed, got.State)
+		assert.Empty(t, got.AuthCode, "the journal keeps no full code once the pay has an outcome")
+		require.NoError(t, j.Close())
+	})
+}
+
+func TestPollerRefund(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+		require.NoError(t, err)
+		defer j.Close()
+		gw := &fakeGateway{answer: func(c payment.Call, _ string, n int) payment.Result {
+			switch c {
+			case payment.CallRefund:
+				return res(payment.Done, payment.NoTradeState)
+			case payment.CallQuery:
+				return res(payment.Paid, 1)
+			}
+			return res(payment.Paid, 0)
+		}}
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+		o := newJournalOrder(t, j, "REFUNDME1", time.Now())
+		_, err = p.StartRefund(o.MchTradeID, time.Now())
+		assert.Error(t, err, "an order that is not paid is not refunded")
+		p.Launch(ctx, o)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		_, err = p.StartRefund(o.MchTradeID, time.Now())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		var got Order
+		require.NoError(t, j.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, o.MchTradeID, &got); return err }))
+		assert.Equal(t, Refunded, got.State)
+		assert.Equal(t, "REFUNDME1R1", got.RefundID)
+	})
+}
