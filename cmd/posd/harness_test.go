@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"posd/payment/sandbox"
+)
+
+// The end-to-end tests run the real posd binary, built once.
+var posdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "posd-e2e")
+	if err != nil {
+		panic(err)
+	}
+	posdBin = filepath.Join(dir, "posd")
+	out, err := exec.Command("go", "build", "-race", "-o", posdBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build posd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuf is a goroutine-safe output capture.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// allLogs gathers every byte posd and the sandbox wrote in this test run,
+// checked at the end for secrets.
+var (
+	allLogsMu sync.Mutex
+	allLogs   []*syncBuf
+)
+
+func newOutput() *syncBuf {
+	b := &syncBuf{}
+	allLogsMu.Lock()
+	allLogs = append(allLogs, b)
+	allLogsMu.Unlock()
+	return b
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// gw is a standalone sandbox process.
+type gw struct {
+	url string
+	cmd *exec.Cmd
+	out *syncBuf
+}
+
+func startSandbox(t *testing.T, args ...string) *gw {
+	t.Helper()
+	addr := freePort(t)
+	out := newOutput()
+	cmd := exec.Command(posdBin, append([]string{"sandbox", "-listen", addr}, args...)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	g := &gw{url: "http://" + addr + "/", cmd: cmd, out: out}
+	waitFor(t, 10*time.Second, func() bool {
+		resp, err := http.Get(g.url + "_sandbox/orders")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	}, "sandbox up")
+	return g
+}
+
+func (g *gw) ledger(t *testing.T) sandbox.Ledger {
+	t.Helper()
+	resp, err := http.Get(g.url + "_sandbox/orders")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var l sandbox.Ledger
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&l))
+	return l
+}
+
+// daemon is one posd process with its config, API socket and stdin.
+type posdProc struct {
+	t      *testing.T
+	dir    string
+	cfg    string
+	sock   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *syncBuf
+	http   *http.Client
+	exited chan error
+}
+
+type opts struct {
+	lanes string // YAML for lanes; default one lane L1 on stdin
+	extra string // more YAML
+}
+
+const keyFileName = "merchant.key"
+
+func newDaemon(t *testing.T, g *gw, o opts) *posdProc {
+	t.Helper()
+	dir := t.TempDir()
+	d := &posdProc{t: t, dir: dir, sock: filepath.Join(dir, "api.sock")}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, keyFileName), []byte(sandbox.Key+"\n"), 0o600))
+	if o.lanes == "" {
+		o.lanes = `
+  - id: L1
+    device_info: POS01
+    scanners: [{type: stdin}]
+    displays: [{type: terminal}]
+`
+	}
+	cfg := fmt.Sprintf(`
+merchant:
+  id: %s
+  key_file: %s
+  store_id: S001
+gateway:
+  url: %s
+  timeout: 400ms
+  connect_timeout: 200ms
+confirm:
+  query_interval: 40ms
+  query_attempts: 6
+  reverse_interval: 20ms
+  reverse_attempts: 5
+  reconcile_interval: 200ms
+  reconcile_max: 1s
+journal:
+  path: %s
+api:
+  listen: unix:%s
+log:
+  format: json
+  level: debug
+scan:
+  duplicate_window: 2s
+shutdown_timeout: 2s
+%s
+lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), g.url, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
+	d.cfg = filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(d.cfg, []byte(cfg), 0o600))
+	d.http = &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dl net.Dialer
+			return dl.DialContext(ctx, "unix", d.sock)
+		}},
+	}
+	return d
+}
+
+// start runs posd, with env added, and waits for its API.
+func (d *posdProc) start(env ...string) {
+	t := d.t
+	t.Helper()
+	d.out = newOutput()
+	cmd := exec.Command(posdBin, "run", "-config", d.cfg)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	d.cmd, d.stdin = cmd, stdin
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- cmd.Wait() }()
+	t.Cleanup(func() { d.kill() })
+	waitFor(t, 20*time.Second, func() bool {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			t.Fatalf("posd exited at start: %v\n%s", err, d.out.String())
+		default:
+		}
+		resp, err := d.http.Get("http://posd/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}, "posd API up")
+}
+
+func (d *posdProc) kill() {
+	if d.cmd != nil && d.cmd.ProcessState == nil {
+		_ = d.cmd.Process.Kill()
+		select {
+		case <-d.exited:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// waitExit waits for posd to end by itself (a failpoint's SIGKILL).
+func (d *posdProc) waitExit(timeout time.Duration) error {
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		return err
+	case <-time.After(timeout):
+		d.t.Fatalf("posd did not exit within %s\n%s", timeout, d.out.String())
+		return nil
+	}
+}
+
+func (d *posdProc) scan(code string) {
+	_, err := io.WriteString(d.stdin, code+"\n")
+	require.NoError(d.t, err)
+}
+
+func (d *posdProc) do(method, path string, body any, hdr ...string) (int, []byte) {
+	d.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://posd"+path, rd)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := d.http.Do(req)
+	require.NoError(d.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+type attemptJSON struct {
+	MchTradeID string `json:"mch_trade_id"`
+	PayType    string `json:"pay_type"`
+	State      string `json:"state"`
+	TradeState *int   `json:"trade_state"`
+	TradeID    string `json:"trade_id"`
+	OutTradeID string `json:"out_trade_id"`
+	ErrMsg     string `json:"err_msg"`
+	AuthCode   string `json:"auth_code"`
+	Scene      string `json:"scene"`
+}
+
+type chargeJSON struct {
+	ID       string        `json:"id"`
+	Lane     string        `json:"lane"`
+	TotalFee int64         `json:"total_fee"`
+	State    string        `json:"state"`
+	Attempts []attemptJSON `json:"attempts"`
+}
+
+func (d *posdProc) openCharge(lane string, fee int64, hdr ...string) chargeJSON {
+	d.t.Helper()
+	code, b := d.do("POST", "/v1/charges", map[string]any{"lane": lane, "total_fee": fee, "subject": "e2e", "body": "e2e test"}, hdr...)
+	require.Equal(d.t, 201, code, "%s", b)
+	var c chargeJSON
+	require.NoError(d.t, json.Unmarshal(b, &c))
+	return c
+}
+
+func (d *posdProc) charge(id string, wait string) chargeJSON {
+	d.t.Helper()
+	path := "/v1/charges/" + id
+	if wait != "" {
+		path += "?wait=" + wait
+	}
+	code, b := d.do("GET", path, nil)
+	require.Equal(d.t, 200, code, "%s", b)
+	var c chargeJSON
+	require.NoError(d.t, json.Unmarshal(b, &c))
+	return c
+}
+
+var finalAttempt = map[string]bool{"paid": true, "declined": true, "reversed": true, "closed": true, "failed": true, "refunded": true}
+
+// settle waits until the charge's last attempt is final.
+func (d *posdProc) settle(id string, timeout time.Duration) chargeJSON {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := d.charge(id, "2s")
+		if n := len(c.Attempts); n > 0 && finalAttempt[c.Attempts[n-1].State] {
+			return c
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("charge %s not settled in %s: %+v\n%s", id, timeout, c, d.out.String())
+		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// codes makes distinct Alipay codes ending in the scenario's two digits.
+var codeSeq atomic.Int64
+
+func alipayCode(scenario int) string {
+	n := codeSeq.Add(1) + time.Now().UnixNano()%1_000_000*100
+	return fmt.Sprintf("28%014d%02d", n%100_000_000_000_000, scenario)
+}
+
+func wechatCode(scenario int) string {
+	n := codeSeq.Add(1) + time.Now().UnixNano()%1_000_000*100
+	return fmt.Sprintf("13%014d%02d", n%100_000_000_000_000, scenario)
+}
+
+// checkLedger holds posd's view against the gateway's: each attempt's
+// paid-or-not and amount agree, no code went out under two ids, and no id
+// was used for two codes.
+func checkLedger(t *testing.T, l sandbox.Ledger, charges ...chargeJSON) {
+	t.Helper()
+	orders := map[string]sandbox.Order{}
+	for _, o := range l.Orders {
+		orders[o.MchTradeID] = o
+	}
+	idOfCode := map[string]string{}
+	codeOfID := map[string]string{}
+	for _, r := range l.PayRequests {
+		if prev, ok := idOfCode[r.AuthCodeSHA256]; ok && prev != r.MchTradeID {
+			t.Errorf("code %s submitted under two ids: %s and %s", r.AuthCode, prev, r.MchTradeID)
+		}
+		idOfCode[r.AuthCodeSHA256] = r.MchTradeID
+		if prev, ok := codeOfID[r.MchTradeID]; ok && prev != r.AuthCodeSHA256 {
+			t.Errorf("mch_trade_id %s reused for another code", r.MchTradeID)
+		}
+		codeOfID[r.MchTradeID] = r.AuthCodeSHA256
+		require.False(t, strings.ContainsAny(r.AuthCode[:len(r.AuthCode)-4], "0123456789"), "ledger codes are masked")
+	}
+	for _, c := range charges {
+		paidAttempts := 0
+		for _, a := range c.Attempts {
+			o, exists := orders[a.MchTradeID]
+			charged := exists && o.Charged > 0
+			if a.State == "paid" {
+				paidAttempts++
+				require.True(t, charged, "posd says %s paid; the gateway does not: %+v", a.MchTradeID, o)
+				require.Equal(t, c.TotalFee, o.TotalFee, "amount of %s", a.MchTradeID)
+				require.Equal(t, o.TradeID, a.TradeID)
+			} else if a.State == "refunded" {
+				paidAttempts++
+				require.True(t, o.WasPaid && o.Charged == 0, "posd says %s refunded: %+v", a.MchTradeID, o)
+			} else {
+				require.False(t, charged, "customer charged for %s which posd shows as %s", a.MchTradeID, a.State)
+			}
+			if a.State == "failed" {
+				require.False(t, exists, "posd says nothing was created for %s", a.MchTradeID)
+			}
+		}
+		require.LessOrEqual(t, paidAttempts, 1, "a charge is paid at most once")
+		require.Equal(t, paidAttempts == 1, c.State == "paid" || c.State == "refunded", "charge state %s vs attempts", c.State)
+	}
+}
+
+func runPosd(args ...string) (string, error) {
+	out, err := exec.Command(posdBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
