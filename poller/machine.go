@@ -18,10 +18,6 @@ type Policy struct {
 	ReverseFallback   bool
 	ReconcileInterval time.Duration // first wait for an unresolved order
 	ReconcileMax      time.Duration // the longest wait between reconciling queries
-	// PayResendWindow: after a restart, a pay whose outcome was never
-	// recorded is sent again (same id, same code) only this soon after
-	// the scan; older codes have expired and are only queried.
-	PayResendWindow time.Duration
 }
 
 // DefaultPolicy is PROTOCOL.md's schedule.
@@ -34,7 +30,6 @@ func DefaultPolicy() Policy {
 		ReverseFallback:   true,
 		ReconcileInterval: time.Minute,
 		ReconcileMax:      30 * time.Minute,
-		PayResendWindow:   45 * time.Second,
 	}
 }
 
@@ -121,8 +116,8 @@ func record(o *Order, r payment.Result) {
 }
 
 func stepPay(o *Order, r payment.Result, now time.Time, p Policy) {
-	// The pay has an outcome, even if it is "unknown": the code leaves the
-	// journal, and is never sent again.
+	// The pay has an outcome, even if it is "unknown": the code is never
+	// sent again.
 	o.AuthCode = ""
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid:

@@ -57,10 +57,11 @@ type Order struct {
 	ClientIP   string `json:"client_ip"`
 	TimeStart  int64  `json:"time_start"`
 
-	// AuthCode is the full code, kept only until the pay has an outcome
-	// so that a pay cut short by a crash can be sent again under the
-	// same mch_trade_id. Afterwards only the mask and the hash remain.
-	AuthCode   string `json:"auth_code,omitempty"`
+	// AuthCode is the full code, in memory only, for the one pay request.
+	// It is never journaled: a freed page of the file would keep it. A pay
+	// cut short by a crash is not sent again; it is queried, and at worst
+	// the customer shows a new code.
+	AuthCode   string `json:"-"`
 	CodeMasked string `json:"code_masked"`
 	CodeSHA256 string `json:"code_sha256"`
 

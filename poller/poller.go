@@ -101,9 +101,9 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 		return 0, err
 	}
 	for _, o := range live {
-		if o.Phase == PhasePay && (o.AuthCode == "" || now.Sub(o.CreatedAt) > p.opt.Policy.PayResendWindow) {
+		if o.Phase == PhasePay {
 			// Whether the pay left before the restart is unknown, and the
-			// code is too old to send again: find out by querying.
+			// code was not kept: find out by querying.
 			o = Step(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
 				Reason: "restart: pay outcome not recorded"}, now, p.opt.Policy)
 			if err := p.save(o); err != nil {

@@ -135,9 +135,8 @@ func TestPollerResumesFromJournal(t *testing.T) {
 		require.NoError(t, err)
 		now := time.Now()
 
-		// An order mid-way through its queries, one whose pay outcome was
-		// never recorded (fresh: its pay is sent again, same id and code),
-		// and one too old to resend (only queried).
+		// An order mid-way through its queries, and two whose pay outcome
+		// was never recorded: they are queried, never paid again.
 		mid := newJournalOrder(t, j, "MIDQUERY1", now)
 		mid.AuthCode, mid.Phase, mid.Queries, mid.NextAt = "", PhaseQuery, 3, now.Add(5*time.Second)
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, mid.MchTradeID, mid) }))
@@ -166,10 +165,10 @@ func TestPollerResumesFromJournal(t *testing.T) {
 
 		fresh := gw.callsOf("FRESHPAY1")
 		require.NotEmpty(t, fresh)
-		assert.Equal(t, payment.CallPay, fresh[0].call, "a pay cut short is sent again under the same id")
+		assert.Equal(t, payment.CallQuery, fresh[0].call, "a pay cut short is queried, not sent again")
 		stale := gw.callsOf("STALEPAY1")
 		require.NotEmpty(t, stale)
-		assert.Equal(t, payment.CallQuery, stale[0].call, "an expired code is never sent again")
+		assert.Equal(t, payment.CallQuery, stale[0].call)
 		midCalls := gw.callsOf("MIDQUERY1")
 		require.Len(t, midCalls, 3+1+1, "queries 4-6, reverse, confirm")
 		assert.Empty(t, gw.callsOf("DONEORDER"))

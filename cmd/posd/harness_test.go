@@ -407,3 +407,10 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
