@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		code = checkSecrets()
+	}
 	os.Exit(code)
 }
 
@@ -339,14 +343,53 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string)
 // codes makes distinct Alipay codes ending in the scenario's two digits.
 var codeSeq atomic.Int64
 
-func alipayCode(scenario int) string {
+var (
+	usedCodesMu sync.Mutex
+	usedCodes   []string
+)
+
+func newCode(prefix string, scenario int) string {
 	n := codeSeq.Add(1) + time.Now().UnixNano()%1_000_000*100
-	return fmt.Sprintf("28%014d%02d", n%100_000_000_000_000, scenario)
+	c := fmt.Sprintf("%s%014d%02d", prefix, n%100_000_000_000_000, scenario)
+	usedCodesMu.Lock()
+	usedCodes = append(usedCodes, c)
+	usedCodesMu.Unlock()
+	return c
 }
 
-func wechatCode(scenario int) string {
-	n := codeSeq.Add(1) + time.Now().UnixNano()%1_000_000*100
-	return fmt.Sprintf("13%014d%02d", n%100_000_000_000_000, scenario)
+func alipayCode(scenario int) string { return newCode("28", scenario) }
+func wechatCode(scenario int) string { return newCode("13", scenario) }
+
+// checkSecrets runs every log line the suite's posd and sandbox processes
+// wrote through a check: no full payment code, no merchant key, no
+// signature (32 hex digits) anywhere.
+func checkSecrets() int {
+	allLogsMu.Lock()
+	defer allLogsMu.Unlock()
+	sig := regexp.MustCompile(`\b[0-9A-Fa-f]{32}\b`)
+	bad := 0
+	for _, b := range allLogs {
+		out := b.String()
+		for _, c := range usedCodes {
+			if strings.Contains(out, c) {
+				fmt.Fprintf(os.Stderr, "SECRET LEAK: a full payment code (…%s) is in the logs\n", c[len(c)-4:])
+				bad++
+			}
+		}
+		if strings.Contains(out, sandbox.Key) {
+			fmt.Fprintln(os.Stderr, "SECRET LEAK: the merchant key is in the logs")
+			bad++
+		}
+		if m := sig.FindString(out); m != "" {
+			fmt.Fprintf(os.Stderr, "SECRET LEAK: something like a signature is in the logs: %s…\n", m[:6])
+			bad++
+		}
+	}
+	if bad > 0 {
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "secrets check: %d process logs, %d codes: clean\n", len(allLogs), len(usedCodes))
+	return 0
 }
 
 // checkLedger holds posd's view against the gateway's: each attempt's

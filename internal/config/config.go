@@ -86,8 +86,8 @@ type Scan struct {
 type Lane struct {
 	ID         string        `yaml:"id"`
 	DeviceInfo string        `yaml:"device_info"`
-	FixedFee   int64         `yaml:"fixed_fee"`
-	MaxFee     int64         `yaml:"max_fee"`
+	FixedFee   Fen           `yaml:"fixed_fee"`
+	MaxFee     Fen           `yaml:"max_fee"`
 	Subject    string        `yaml:"subject"`
 	Body       string        `yaml:"body"`
 	ChargeTTL  time.Duration `yaml:"charge_ttl"`
@@ -350,4 +350,20 @@ func ParseLevel(s string) (zapcore.Level, error) {
 	var l zapcore.Level
 	err := l.UnmarshalText([]byte(s))
 	return l, err
+}
+
+// Fen is money in the config: an integer number of fen. YAML would turn
+// 1.5 into 1 silently; a Fen refuses anything but an integer.
+type Fen int64
+
+func (f *Fen) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+		return fmt.Errorf("line %d: %q is not an integer number of fen", n.Line, n.Value)
+	}
+	var v int64
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*f = Fen(v)
+	return nil
 }

@@ -225,7 +225,7 @@ func lanes(cfg config.Config) []checkout.LaneConfig {
 	var out []checkout.LaneConfig
 	for _, l := range cfg.Lanes {
 		out = append(out, checkout.LaneConfig{
-			ID: l.ID, DeviceInfo: l.DeviceInfo, FixedFee: l.FixedFee, MaxFee: l.MaxFee,
+			ID: l.ID, DeviceInfo: l.DeviceInfo, FixedFee: int64(l.FixedFee), MaxFee: int64(l.MaxFee),
 			Subject: l.Subject, Body: l.Body, ChargeTTL: l.ChargeTTL,
 		})
 	}
