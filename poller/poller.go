@@ -16,6 +16,11 @@ import (
 	"posd/payment"
 )
 
+// MemoryLimit is the soft limit posd gives the Go runtime (GOMEMLIMIT
+// overrides it): a box with 10,000 unresolved orders stays under 64 MB
+// resident by collecting more often rather than growing.
+const MemoryLimit = 40 << 20
+
 // Gateway is the part of payment.Client the poller drives.
 type Gateway interface {
 	Pay(ctx context.Context, r *payment.PayRequest) payment.Result
@@ -37,6 +42,9 @@ type Options struct {
 	// OnJournalError is called when a step cannot be journaled (the order
 	// waits and is retried); nil error when writes work again.
 	OnJournalError func(error)
+	// OnDispatch, if set, is told how late each scheduled call starts
+	// (for the 10,000-order benchmark and the metrics).
+	OnDispatch func(late time.Duration)
 	// Workers bounds the gateway calls in flight at once.
 	Workers int
 	// MerchantID, StoreID and ClientIP fill the pay request.
@@ -125,7 +133,7 @@ func (p *Poller) Launch(ctx context.Context, o Order) {
 	p.mu.Unlock()
 	go func() {
 		defer p.steps.Done()
-		p.step(ctx, o)
+		p.step(ctx, o, func() {})
 	}()
 }
 
@@ -153,10 +161,13 @@ func (p *Poller) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return // undispatched orders resume from the journal
 			}
+			if p.opt.OnDispatch != nil {
+				p.opt.OnDispatch(time.Since(o.NextAt))
+			}
 			p.steps.Add(1)
 			go func(o Order) {
-				defer func() { <-p.sem; p.steps.Done() }()
-				p.step(ctx, o)
+				defer p.steps.Done()
+				p.step(ctx, o, func() { <-p.sem })
 			}(o)
 		}
 		if len(due) > 0 {
@@ -243,10 +254,12 @@ func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
 }
 
 // step makes the order's next call, journals the outcome, and schedules
-// what follows.
-func (p *Poller) step(ctx context.Context, o Order) {
+// what follows. release frees the call's slot once the gateway answered:
+// journal writes are group-committed and must not hold calls back.
+func (p *Poller) step(ctx context.Context, o Order, release func()) {
 	call := o.Call()
 	r := p.call(ctx, &o)
+	release()
 	if ctx.Err() != nil && r.Outcome == payment.Unknown {
 		// Shutting down: the call was cut short. The journal still holds
 		// the order before this call; it is made again at the next start.

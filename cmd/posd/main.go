@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"posd/internal/config"
 	"posd/internal/daemon"
 	"posd/payment/sandbox"
+	"posd/poller"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -33,6 +35,9 @@ var version = "dev"
 const exitConfig = 78
 
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(poller.MemoryLimit)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

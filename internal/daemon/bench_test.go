@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/internal/config"
+	"posd/internal/journal"
+	"posd/payment/sandbox"
+	"posd/poller"
+)
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// BenchmarkScanToPay measures, through the whole daemon, from the scanner's
+// terminator (the newline written to the stdin scanner) to the pay request
+// arriving at a loopback sandbox. The journal's fsync sits on this path.
+func BenchmarkScanToPay(b *testing.B) {
+	arrived := make(chan time.Time, 1)
+	sb := sandbox.New(sandbox.Options{})
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/pay" {
+			arrived <- time.Now()
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	defer gw.Close()
+
+	dir := b.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte(sandbox.Key), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+merchant: {id: %s, key_file: %s}
+gateway: {url: "%s/"}
+journal: {path: %s}
+api: {listen: "unix:%s"}
+scan: {duplicate_window: 1ms}
+lanes:
+  - id: L1
+    device_info: POS01
+    fixed_fee: 1
+    subject: bench
+    body: bench
+    scanners: [{type: stdin}]
+    displays: [{type: terminal}]
+`, sandbox.MerchantID, keyFile, gw.URL, filepath.Join(dir, "j.db"), filepath.Join(dir, "api.sock"))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	paid := make(chan struct{}, 1)
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "PAID") {
+				paid <- struct{}{}
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- Run(ctx, cfg, zap.NewNop(), IO{Stdin: inR, Stdout: outW}, func(string) { close(ready) })
+	}()
+	<-ready
+
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		code := fmt.Sprintf("28%014d%02d", i, i%80)
+		if _, err := io.WriteString(inW, code); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := io.WriteString(inW, "\n"); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, (<-arrived).Sub(t0))
+		<-paid
+	}
+	b.StopTimer()
+	cancel()
+	inW.Close()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	outW.Close()
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-µs")
+}
+
+// BenchmarkJournalFsync is the journal's own cost on the scan path: one
+// order written and fsync'd.
+func BenchmarkJournalFsync(b *testing.B) {
+	j, err := journal.Open(filepath.Join(b.TempDir(), "j.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	o := poller.NewOrder(poller.Order{TotalFee: 1, Subject: "bench", Body: "bench", DeviceInfo: "POS01", AuthCode: "282941234567890123"}, time.Now())
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		o.MchTradeID = fmt.Sprintf("S001_POS01_BENCH%d", i)
+		t0 := time.Now()
+		if err := j.Update(func(tx *journal.Tx) error {
+			if _, err := tx.NextSeq(); err != nil {
+				return err
+			}
+			return tx.Put(journal.Orders, o.MchTradeID, o)
+		}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-µs")
+}
