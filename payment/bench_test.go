@@ -25,8 +25,9 @@ const vkey = "m4X2zlLKpQ7vTf3W9sYb2Ec8Rn6Hd1Ja"
 func BenchmarkSign(b *testing.B) {
 	r := vectorPay()
 	b.ReportAllocs()
+	var arr [payParams]Param
 	for b.Loop() {
-		ps := r.params("59382e3c7e3f4b1c8d0cfc3e", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")
+		ps := r.appendParams(arr[:0], "59382e3c7e3f4b1c8d0cfc3e", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")
 		if Sign(ps, vkey) != "171F32C9C5262FE3EE994C6C63443715" {
 			b.Fatal("wrong signature")
 		}
@@ -92,8 +93,9 @@ func BenchmarkSignVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	var arr [payParams]Param
 	for b.Loop() {
-		ps := r.params("59382e3c7e3f4b1c8d0cfc3e", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")
+		ps := r.appendParams(arr[:0], "59382e3c7e3f4b1c8d0cfc3e", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS")
 		_ = Sign(ps, vkey)
 		if !Verify(env.Data, resp.Key, env.Sign) {
 			b.Fatal("verify failed")

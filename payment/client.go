@@ -115,7 +115,8 @@ func (c *Client) Pay(ctx context.Context, r *PayRequest) Result {
 		return Result{Outcome: Rejected, TradeState: NoTradeState, Reason: err.Error()}
 	}
 	exp := Expect{MerchantID: c.merchantID, MchTradeID: r.MchTradeID, TotalFee: r.TotalFee}
-	return c.do(ctx, CallPay, r.params(c.merchantID, nonce()), exp)
+	var arr [payParams]Param
+	return c.do(ctx, CallPay, r.appendParams(arr[:0], c.merchantID, nonce()), exp)
 }
 
 // Query asks the order's state; totalFee, when known, is checked in the answer.

@@ -131,32 +131,41 @@ func optNum(v int64) string {
 // params lists the request in byte order of keys, so Sign never sorts.
 // Empty values are skipped both when signing and when encoding.
 func (r *PayRequest) params(merchantID, nonce string) []Param {
+	var dst [payParams]Param
+	return r.appendParams(dst[:0], merchantID, nonce)
+}
+
+const payParams = 20
+
+// appendParams is params into the caller's storage: no allocation on the
+// pay path.
+func (r *PayRequest) appendParams(dst []Param, merchantID, nonce string) []Param {
 	settle := ""
 	if r.SettleType != nil {
 		settle = strconv.Itoa(*r.SettleType)
 	}
-	return []Param{
-		{Key: "attach", Value: r.Attach},
-		{Key: "auth_code", Value: r.AuthCode},
-		{Key: "body", Value: r.Body},
-		{Key: "device_info", Value: r.DeviceInfo},
-		{Key: "goods_tag", Value: r.GoodsTag},
-		{Key: "mch_trade_id", Value: r.MchTradeID},
-		{Key: "merchant_id", Value: merchantID},
-		{Key: "nonce_str", Value: nonce},
-		{Key: "op_device_id", Value: r.OpDeviceID},
-		{Key: "op_user_id", Value: r.OpUserID},
-		{Key: "pay_type", Value: r.PayType},
-		{Key: "scene", Value: r.Scene},
-		{Key: "settle_type", Value: settle, Num: true},
-		{Key: "sign_type", Value: "MD5"},
-		{Key: "spbill_create_ip", Value: r.SpbillCreateIP},
-		{Key: "store_id", Value: r.StoreID},
-		{Key: "subject", Value: r.Subject},
-		{Key: "time_expire", Value: optNum(r.TimeExpire), Num: true},
-		{Key: "time_start", Value: optNum(r.TimeStart), Num: true},
-		{Key: "total_fee", Value: num(r.TotalFee), Num: true},
-	}
+	return append(dst,
+		Param{Key: "attach", Value: r.Attach},
+		Param{Key: "auth_code", Value: r.AuthCode},
+		Param{Key: "body", Value: r.Body},
+		Param{Key: "device_info", Value: r.DeviceInfo},
+		Param{Key: "goods_tag", Value: r.GoodsTag},
+		Param{Key: "mch_trade_id", Value: r.MchTradeID},
+		Param{Key: "merchant_id", Value: merchantID},
+		Param{Key: "nonce_str", Value: nonce},
+		Param{Key: "op_device_id", Value: r.OpDeviceID},
+		Param{Key: "op_user_id", Value: r.OpUserID},
+		Param{Key: "pay_type", Value: r.PayType},
+		Param{Key: "scene", Value: r.Scene},
+		Param{Key: "settle_type", Value: settle, Num: true},
+		Param{Key: "sign_type", Value: "MD5"},
+		Param{Key: "spbill_create_ip", Value: r.SpbillCreateIP},
+		Param{Key: "store_id", Value: r.StoreID},
+		Param{Key: "subject", Value: r.Subject},
+		Param{Key: "time_expire", Value: optNum(r.TimeExpire), Num: true},
+		Param{Key: "time_start", Value: optNum(r.TimeStart), Num: true},
+		Param{Key: "total_fee", Value: num(r.TotalFee), Num: true},
+	)
 }
 
 func (o OrderRef) validate() error {

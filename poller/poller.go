@@ -47,7 +47,7 @@ type Options struct {
 	OnDispatch func(late time.Duration)
 	// Workers bounds the gateway calls in flight at once.
 	Workers int
-	// MerchantID, StoreID and ClientIP fill the pay request.
+	// StoreID and ClientIP fill the pay request.
 	StoreID  string
 	ClientIP string
 }
@@ -64,6 +64,10 @@ type Poller struct {
 	wake   chan struct{}
 	sem    chan struct{}
 	steps  sync.WaitGroup
+	// calls carries every gateway call; it ends only when Wait's bound
+	// runs out, so that a shutdown lets calls in flight finish.
+	calls       context.Context
+	cancelCalls context.CancelFunc
 }
 
 // New returns a poller; Run starts it.
@@ -80,12 +84,15 @@ func New(opt Options) *Poller {
 	if opt.OnJournalError == nil {
 		opt.OnJournalError = func(error) {}
 	}
+	calls, cancel := context.WithCancel(context.Background())
 	return &Poller{
-		opt:    opt,
-		log:    opt.Log,
-		active: map[string]bool{},
-		wake:   make(chan struct{}, 1),
-		sem:    make(chan struct{}, opt.Workers),
+		calls:       calls,
+		cancelCalls: cancel,
+		opt:         opt,
+		log:         opt.Log,
+		active:      map[string]bool{},
+		wake:        make(chan struct{}, 1),
+		sem:         make(chan struct{}, opt.Workers),
 	}
 }
 
@@ -126,19 +133,19 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 
 // Launch sends the pay of an order already journaled in its pay phase, at
 // once and outside the schedule: the scan's latency is the pay's.
-func (p *Poller) Launch(ctx context.Context, o Order) {
+func (p *Poller) Launch(o Order) {
 	p.mu.Lock()
 	p.active[o.MchTradeID] = true
 	p.steps.Add(1)
 	p.mu.Unlock()
 	go func() {
 		defer p.steps.Done()
-		p.step(ctx, o, func() {})
+		p.step(o, func() {})
 	}()
 }
 
 // Run dispatches due orders until ctx ends. It returns once no new step
-// will start; Wait waits for those in flight.
+// will start; Wait lets those in flight finish.
 func (p *Poller) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -167,7 +174,7 @@ func (p *Poller) Run(ctx context.Context) {
 			p.steps.Add(1)
 			go func(o Order) {
 				defer p.steps.Done()
-				p.step(ctx, o, func() { <-p.sem })
+				p.step(o, func() { <-p.sem })
 			}(o)
 		}
 		if len(due) > 0 {
@@ -183,15 +190,18 @@ func (p *Poller) Run(ctx context.Context) {
 	}
 }
 
-// Wait waits for the steps in flight, up to timeout; what is left resumes
-// from the journal at the next start.
+// Wait lets the steps in flight finish, up to timeout; then it cuts their
+// calls short. What is left resumes from the journal at the next start.
 func (p *Poller) Wait(timeout time.Duration) bool {
 	done := make(chan struct{})
 	go func() { p.steps.Wait(); close(done) }()
+	defer p.cancelCalls()
 	select {
 	case <-done:
 		return true
 	case <-time.After(timeout):
+		p.cancelCalls()
+		<-done
 		return false
 	}
 }
@@ -256,7 +266,8 @@ func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
 // step makes the order's next call, journals the outcome, and schedules
 // what follows. release frees the call's slot once the gateway answered:
 // journal writes are group-committed and must not hold calls back.
-func (p *Poller) step(ctx context.Context, o Order, release func()) {
+func (p *Poller) step(o Order, release func()) {
+	ctx := p.calls
 	call := o.Call()
 	r := p.call(ctx, &o)
 	release()

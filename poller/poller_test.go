@@ -106,7 +106,7 @@ func TestPollerScheduleOnTime(t *testing.T) {
 		go p.Run(ctx)
 		start := time.Now()
 		for i := range 20 {
-			p.Launch(ctx, newJournalOrder(t, j, fmt.Sprintf("ORDER%03d", i), start))
+			p.Launch(newJournalOrder(t, j, fmt.Sprintf("ORDER%03d", i), start))
 		}
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
@@ -205,7 +205,7 @@ func TestPollerRefund(t *testing.T) {
 		o := newJournalOrder(t, j, "REFUNDME1", time.Now())
 		_, err = p.StartRefund(o.MchTradeID, time.Now())
 		assert.Error(t, err, "an order that is not paid is not refunded")
-		p.Launch(ctx, o)
+		p.Launch(o)
 		time.Sleep(time.Second)
 		synctest.Wait()
 		_, err = p.StartRefund(o.MchTradeID, time.Now())

@@ -33,31 +33,27 @@ type Lines struct {
 	Scene string
 }
 
-// Run reads until EOF or ctx ends. A reader that cannot be interrupted
-// (a terminal) leaves its goroutine blocked until the process exits.
+// Run reads until EOF or ctx ends, calling emit from its reader goroutine
+// (no hand-off between the terminator and the payment). A reader that
+// cannot be interrupted (a terminal) leaves that goroutine blocked until
+// the process exits; it emits nothing after Run returns.
 func (l *Lines) Run(ctx context.Context, emit func(Scan)) error {
-	lines := make(chan string)
 	errc := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(l.R)
 		sc.Buffer(make([]byte, 256), 256)
 		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
+			if ctx.Err() != nil {
 				return
 			}
+			emit(Scan{Code: sc.Text(), Scene: l.Scene, Source: l.Name})
 		}
 		errc <- sc.Err()
 	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errc:
-			return err
-		case line := <-lines:
-			emit(Scan{Code: line, Scene: l.Scene, Source: l.Name})
-		}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-errc:
+		return err
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,4 +73,24 @@ func TestJournalKeepsNoFullCode(t *testing.T) {
 	d.kill()
 	raw := readFile(t, d.dir+"/journal.db")
 	assert.False(t, strings.Contains(raw, code), "the journal holds the code only masked and hashed")
+}
+
+// SIGTERM lets the call in flight finish up to the bound, and the order
+// completes at the next start.
+func TestSIGTERMLeavesTheRestToTheJournal(t *testing.T) {
+	t.Parallel()
+	g := startSandbox(t, "-slow", "1500ms")
+	d := newDaemon(t, g, opts{})
+	d.start()
+	c := d.openCharge("L1", 321)
+	d.scan(alipayCode(83)) // the pay hangs at the gateway past posd's timeout
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, d.waitExit(10*time.Second), "a clean exit:\n%s", d.out.String())
+	assert.Less(t, time.Since(start), 4*time.Second, "within the shutdown bound")
+	d.start()
+	got := d.settle(c.ID, 20*time.Second)
+	assert.Equal(t, "paid", got.Attempts[0].State)
+	checkLedger(t, g.ledger(t), got)
 }

@@ -115,11 +115,12 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	}
 	oc := o
 	s.orders[o.MchTradeID] = &oc
+	// The pay leaves first; showing and logging it can wait a moment.
+	s.opt.Poller.Launch(o)
 	s.changedLocked(c.ID)
 	s.log.Info("pay", zap.String("lane", laneID), zap.String("mch_trade_id", o.MchTradeID),
 		zap.String("pay_type", o.PayType), zap.String("code", o.CodeMasked), zap.Int64("total_fee", o.TotalFee))
 	s.publish(display.Event{Lane: laneID, Kind: display.Paying, ChargeID: c.ID, TotalFee: c.TotalFee, Wallet: o.Wallet, MchTradeID: o.MchTradeID})
-	s.opt.Poller.Launch(s.ctx, o)
 	return nil
 }
 

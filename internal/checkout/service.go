@@ -78,7 +78,6 @@ func New(opt Options) *Service {
 		charges: map[string]*Charge{},
 		watch:   map[string]chan struct{}{},
 		orders:  map[string]*poller.Order{},
-		ctx:     context.Background(),
 	}
 	for _, lc := range opt.Lanes {
 		if lc.ChargeTTL <= 0 {
@@ -91,9 +90,7 @@ func New(opt Options) *Service {
 
 // Start loads the charges that are not final, squares each with its latest
 // attempt (a crash may fall between the two writes) and shows every lane.
-// ctx bounds the pays that scans start.
-func (s *Service) Start(ctx context.Context) error {
-	s.ctx = ctx
+func (s *Service) Start() error {
 	var charges []Charge
 	orders := map[string]poller.Order{}
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {

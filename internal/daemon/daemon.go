@@ -36,6 +36,14 @@ type IO struct {
 // configured bound and leaves the rest to the journal. ready, if not nil,
 // is called once the journal is open and the lanes and API are up.
 func Run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready func(addr string)) error {
+	return run(ctx, cfg, log, tio, func(addr string, _ *journal.Journal) {
+		if ready != nil {
+			ready(addr)
+		}
+	})
+}
+
+func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready func(addr string, j *journal.Journal)) error {
 	if cfg.IsSandbox() {
 		log = log.With(zap.String("gateway", "SANDBOX"))
 	}
@@ -116,7 +124,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 			}()
 		}
 	}
-	if err := svc.Start(runCtx); err != nil {
+	if err := svc.Start(); err != nil {
 		return err
 	}
 	n, err := pol.Resume(time.Now())
@@ -169,9 +177,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	go func() { defer wg.Done(); probeJournal(runCtx, j, svc) }()
 
 	log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", cfg.Journal.Path), zap.Int("lanes", len(cfg.Lanes)))
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
+	ready(ln.Addr().String(), j)
 	select {
 	case <-ctx.Done():
 	case err = <-apiErr:

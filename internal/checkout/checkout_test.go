@@ -1,0 +1,68 @@
+package checkout
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"posd/display"
+	"posd/internal/journal"
+	"posd/poller"
+	"posd/scanner"
+)
+
+func newService(t *testing.T, lanes ...LaneConfig) (*Service, *journal.Journal, *display.Hub) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+	require.NoError(t, err)
+	router, err := scanner.NewRouter(scanner.DefaultWallets())
+	require.NoError(t, err)
+	hub := display.NewHub()
+	p := poller.New(poller.Options{Journal: j, Gateway: nil})
+	s := New(Options{Journal: j, Poller: p, Hub: hub, Router: router, Lanes: lanes, StoreID: "S001", ClientIP: "127.0.0.1"})
+	require.NoError(t, s.Start())
+	return s, j, hub
+}
+
+// If the journal cannot be written the lanes go out of service: no pay is
+// sent without a record, and every display says so.
+func TestJournalUnwritableTakesLanesOutOfService(t *testing.T) {
+	s, j, hub := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
+	sub := hub.Subscribe("L1", 16)
+	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100})
+	require.NoError(t, err)
+
+	require.NoError(t, j.Close()) // every write now fails
+	err = s.Scan("L1", scanner.Scan{Code: "282941234567890123"})
+	require.Error(t, err)
+	ok, why := s.InService()
+	assert.False(t, ok)
+	assert.Contains(t, why, "journal")
+
+	sawOOS := false
+	for len(sub.C()) > 0 {
+		if e := <-sub.C(); e.Kind == display.OutOfService {
+			sawOOS = true
+		}
+	}
+	assert.True(t, sawOOS, "the displays show the lane out of service")
+	_, _, err = s.Open(OpenRequest{Lane: "L1", TotalFee: 1})
+	assert.True(t, errors.Is(err, ErrOutOfService) || errors.Is(err, ErrConflict), "%v", err)
+	v, err := s.Get(c.ID)
+	if err == nil {
+		assert.Empty(t, v.Attempts, "no attempt exists without its record")
+	}
+	s.JournalError(nil)
+	ok, _ = s.InService()
+	assert.True(t, ok, "back in service once writes work")
+}
+
+func TestTradeIDs(t *testing.T) {
+	s, j, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS-01"})
+	id := s.tradeID("POS-01", 36*36*36*36*36*36-1)
+	assert.Equal(t, "S001_POS01_"+j.Epoch()+"ZZZZZZ", id)
+	assert.LessOrEqual(t, len(id), 30)
+	assert.Equal(t, "Ab12", TradeIDPart("A-b_1 2"), "only what a mch_trade_id may hold")
+}
