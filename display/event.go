@@ -20,6 +20,7 @@ const (
 	Refunded       Kind = "refunded"
 	Idle           Kind = "idle"
 	Rejected       Kind = "rejected" // a scan refused on the box: nothing sent
+	Reprint        Kind = "reprint"  // a receipt asked for again
 	OutOfService   Kind = "out_of_service"
 )
 
@@ -103,7 +104,7 @@ func (h *Hub) Publish(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if e.Kind != Rejected {
+	if e.Kind != Rejected && e.Kind != Reprint {
 		h.last[e.Lane] = e
 	}
 	for s := range h.subs {

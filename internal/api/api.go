@@ -22,19 +22,25 @@ import (
 
 // Server serves the API over a checkout service.
 type Server struct {
-	svc    *checkout.Service
-	log    *zap.Logger
-	health func() error
-	mux    *http.ServeMux
+	svc     *checkout.Service
+	log     *zap.Logger
+	health  func() error
+	devices func() any
+	mux     *http.ServeMux
 }
 
-// New returns the API handler. health reports what makes posd unhealthy.
-func New(svc *checkout.Service, log *zap.Logger, health func() error) *Server {
-	s := &Server{svc: svc, log: log, health: health, mux: http.NewServeMux()}
+// New returns the API handler. health reports what makes posd unhealthy;
+// devices lists the devices for GET /v1/devices.
+func New(svc *checkout.Service, log *zap.Logger, health func() error, devices func() any) *Server {
+	s := &Server{svc: svc, log: log, health: health, devices: devices, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("DELETE /v1/charges/{id}", s.cancel)
 	s.mux.HandleFunc("POST /v1/charges/{id}/refund", s.refund)
+	s.mux.HandleFunc("POST /v1/charges/{id}/receipt", s.receipt)
+	s.mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"devices": s.devices()})
+	})
 	s.mux.HandleFunc("GET /v1/lanes", s.lanes)
 	s.mux.HandleFunc("GET /v1/lanes/{lane}", s.lane)
 	s.mux.HandleFunc("POST /v1/lanes/{lane}/scans", s.scan)
@@ -45,6 +51,11 @@ func New(svc *checkout.Service, log *zap.Logger, health func() error) *Server {
 
 // Handle adds a route (displays, metrics) to the same listener.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleFunc is Handle for a function.
+func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	s.mux.HandleFunc(pattern, h)
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
@@ -173,6 +184,15 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 	c, err := s.svc.Refund(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, c)
+}
+
+func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
+	c, err := s.svc.Reprint(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -537,3 +537,22 @@ func (s *Service) Orders(unresolved bool, limit int) ([]Attempt, error) {
 	}
 	return out, err
 }
+
+// Reprint asks the lane's printers for the receipt of a paid or refunded
+// charge again.
+func (s *Service) Reprint(id string) (ChargeView, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.chargeLocked(id)
+	if err != nil {
+		return ChargeView{}, err
+	}
+	if (c.State != Paid && c.State != Refunded) || len(c.AttemptIDs) == 0 {
+		return ChargeView{}, fmt.Errorf("%w: charge %s is %s; only a paid or refunded charge has a receipt", ErrConflict, id, c.State)
+	}
+	v := s.viewLocked(c)
+	a := v.Attempts[len(v.Attempts)-1]
+	s.publish(display.Event{Lane: c.Lane, Kind: display.Reprint, ChargeID: c.ID, TotalFee: c.TotalFee, Wallet: a.Wallet,
+		MchTradeID: a.MchTradeID, TradeID: a.TradeID, OutTradeID: a.OutTradeID})
+	return v, nil
+}

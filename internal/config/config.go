@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,9 +102,31 @@ type Scanner struct {
 	Scene string `yaml:"scene"`
 }
 
-// Display is one entry of lanes[].displays.
+// Display is one entry of lanes[].displays; type picks which keys apply.
 type Display struct {
-	Type string `yaml:"type"`
+	Type     string `yaml:"type"`     // terminal, vfd, escpos, web
+	Port     string `yaml:"port"`     // vfd, escpos: a serial port or /dev/usb/lp*
+	USB      string `yaml:"usb"`      // vfd, escpos: VVVV:PPPP[:SERIAL] of a USB serial adapter
+	Baud     int    `yaml:"baud"`     // vfd, escpos on serial
+	Language string `yaml:"language"` // vfd: zh or en
+	Encoding string `yaml:"encoding"` // vfd, escpos: ascii or gb18030
+	Address  string `yaml:"address"`  // escpos: host:9100
+	Width    int    `yaml:"width"`    // escpos: characters per line
+	Drawer   bool   `yaml:"drawer"`   // escpos: kick the cash drawer on a paid receipt
+	Listen   string `yaml:"listen"`   // web: its own address when the API is on a unix socket
+}
+
+// Name is how the display is named in GET /v1/devices.
+func (d Display) Name() string {
+	switch {
+	case d.Port != "":
+		return d.Port
+	case d.USB != "":
+		return "usb:" + d.USB
+	case d.Address != "":
+		return d.Address
+	}
+	return d.Type
 }
 
 // Default is every value a file may leave out.
@@ -160,6 +183,21 @@ func Parse(b []byte) (Config, error) {
 		for j := range l.Scanners {
 			if l.Scanners[j].Scene == "" {
 				l.Scanners[j].Scene = scanner.SceneBarCode
+			}
+		}
+		for j := range l.Displays {
+			d := &l.Displays[j]
+			if d.Baud == 0 {
+				d.Baud = 9600
+			}
+			if d.Encoding == "" {
+				d.Encoding = "ascii"
+			}
+			if d.Language == "" {
+				d.Language = "en"
+			}
+			if d.Width == 0 {
+				d.Width = 32
 			}
 		}
 	}
@@ -278,9 +316,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 			}
 		}
 		for j, d := range l.Displays {
-			if d.Type != "terminal" {
-				bad("%s.displays[%d].type %q: this build knows terminal", at, j, d.Type)
-			}
+			validateDisplay(fmt.Sprintf("%s.displays[%d]", at, j), d, c.API.Listen, bad)
 		}
 	}
 	stdin := 0
@@ -301,6 +337,89 @@ func (c *Config) Validate() (warnings []string, err error) {
 		return warnings, errors.New("  - " + strings.Join(errs, "\n  - "))
 	}
 	return warnings, nil
+}
+
+func validateDisplay(at string, d Display, apiListen string, bad func(string, ...any)) {
+	serialOnly := func() {
+		if d.Port == "" && d.USB == "" {
+			bad("%s: port or usb required", at)
+		}
+		if d.Port != "" && d.USB != "" {
+			bad("%s: port or usb, not both", at)
+		}
+		if d.USB != "" && !validUSB(d.USB) {
+			bad("%s.usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL (hex)", at, d.USB)
+		}
+		if d.Baud < 0 {
+			bad("%s.baud: must be positive", at)
+		}
+	}
+	encoding := func() {
+		if d.Encoding != "" && d.Encoding != "ascii" && d.Encoding != "gb18030" {
+			bad("%s.encoding %q: ascii or gb18030", at, d.Encoding)
+		}
+	}
+	switch d.Type {
+	case "terminal":
+	case "vfd":
+		serialOnly()
+		encoding()
+		if d.Language != "" && d.Language != "zh" && d.Language != "en" {
+			bad("%s.language %q: zh or en", at, d.Language)
+		}
+		if d.Language == "zh" && d.Encoding != "gb18030" {
+			bad("%s: language zh needs encoding gb18030 (a display with a Chinese font)", at)
+		}
+	case "escpos":
+		n := 0
+		for _, v := range []string{d.Port, d.USB, d.Address} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			bad("%s: exactly one of port, usb or address", at)
+		}
+		if d.USB != "" && !validUSB(d.USB) {
+			bad("%s.usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL (hex)", at, d.USB)
+		}
+		if d.Address != "" {
+			if _, _, err := net.SplitHostPort(d.Address); err != nil {
+				bad("%s.address %q: host:port (usually :9100)", at, d.Address)
+			}
+		}
+		encoding()
+		if d.Width != 0 && (d.Width < 16 || d.Width > 64) {
+			bad("%s.width %d: 16 to 64 characters", at, d.Width)
+		}
+	case "web":
+		if strings.HasPrefix(apiListen, "unix:") && d.Listen == "" {
+			bad("%s: the API is on a unix socket, so the web display needs its own listen address", at)
+		}
+		if d.Listen != "" {
+			if err := checkListen(d.Listen); err != nil || strings.HasPrefix(d.Listen, "unix:") {
+				bad("%s.listen %q: host:port on loopback", at, d.Listen)
+			}
+		}
+	default:
+		bad("%s.type %q: terminal, vfd, escpos or web", at, d.Type)
+	}
+}
+
+func validUSB(s string) bool {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return false
+	}
+	for _, p := range parts[:2] {
+		if len(p) != 4 {
+			return false
+		}
+		if _, err := strconv.ParseUint(p, 16, 16); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func checkListen(addr string) error {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"posd/internal/api"
 	"posd/internal/checkout"
 	"posd/internal/config"
+	"posd/internal/device"
 	"posd/internal/journal"
 	"posd/payment"
 	"posd/payment/sandbox"
@@ -109,20 +111,10 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	})
 
 	// Displays first, so that they see the state Start publishes.
-	for _, l := range cfg.Lanes {
-		for _, d := range l.Displays {
-			var dev display.Display
-			switch d.Type {
-			case "terminal":
-				dev = &display.Terminal{W: tio.Stdout}
-			}
-			lane, dlog := l.ID, log.Named("display").With(zap.String("lane", l.ID), zap.String("type", d.Type))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				display.Run(runCtx, hub, lane, dev, func(err error) { dlog.Warn("display failed", zap.Error(err)) })
-			}()
-		}
+	reg := device.NewRegistry()
+	web, err := startDisplays(runCtx, &wg, cfg, hub, j, reg, log, tio.Stdout)
+	if err != nil {
+		return err
 	}
 	if err := svc.Start(); err != nil {
 		return err
@@ -148,7 +140,12 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 			return errors.New(why)
 		}
 		return nil
-	})
+	}, func() any { return reg.List() })
+	events := &display.Web{Hub: hub}
+	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
+	if web != nil && !strings.HasPrefix(cfg.API.Listen, "unix:") {
+		routeWeb(srv, web)
+	}
 	apiErr := make(chan error, 1)
 	wg.Add(1)
 	go func() { defer wg.Done(); apiErr <- api.Serve(runCtx, ln, srv) }()

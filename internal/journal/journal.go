@@ -4,6 +4,7 @@
 package journal
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -22,11 +23,12 @@ const SchemaVersion = 1
 
 // Buckets.
 const (
-	Orders  = "orders"  // mch_trade_id -> order JSON
-	Codes   = "codes"   // SHA-256 of a payment code -> mch_trade_id
-	Charges = "charges" // charge id -> charge JSON
-	Idem    = "idem"    // Idempotency-Key -> charge id
-	meta    = "meta"
+	Orders   = "orders"   // mch_trade_id -> order JSON
+	Codes    = "codes"    // SHA-256 of a payment code -> mch_trade_id
+	Charges  = "charges"  // charge id -> charge JSON
+	Idem     = "idem"     // Idempotency-Key -> charge id
+	Receipts = "receipts" // printer \x00 receipt id -> receipt JSON, until printed
+	meta     = "meta"
 )
 
 var (
@@ -72,7 +74,7 @@ func Open(path string) (*Journal, error) {
 }
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, Orders, Codes, Charges, Idem} {
+	for _, b := range []string{meta, Orders, Codes, Charges, Idem, Receipts} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}
@@ -212,6 +214,18 @@ func (t *Tx) Get(bucket, key string, v any) (bool, error) {
 // Delete removes key.
 func (t *Tx) Delete(bucket, key string) error {
 	return t.tx.Bucket([]byte(bucket)).Delete([]byte(key))
+}
+
+// ForEachPrefix calls fn with every raw value whose key starts with prefix.
+func (t *Tx) ForEachPrefix(bucket, prefix string, fn func(key string, v []byte) error) error {
+	c := t.tx.Bucket([]byte(bucket)).Cursor()
+	p := []byte(prefix)
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if err := fn(string(k), v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ForEach calls fn with every raw value of a bucket in key order.

@@ -1,0 +1,203 @@
+package display
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// Receipt is what a receipt printer prints for a paid or refunded order.
+type Receipt struct {
+	ID         string    `json:"id"`
+	Store      string    `json:"store"`
+	Lane       string    `json:"lane"`
+	Time       time.Time `json:"time"`
+	TotalFee   int64     `json:"total_fee"`
+	Wallet     string    `json:"wallet"`
+	MchTradeID string    `json:"mch_trade_id"`
+	TradeID    string    `json:"trade_id"`
+	OutTradeID string    `json:"out_trade_id"`
+	Refund     bool      `json:"refund,omitempty"`
+	Reprint    bool      `json:"reprint,omitempty"`
+	Sandbox    bool      `json:"sandbox,omitempty"`
+}
+
+// ReceiptOf makes the receipt of an event (paid, refunded or a reprint).
+func ReceiptOf(e Event, store string) Receipt {
+	return Receipt{
+		ID: fmt.Sprintf("%s-%d", e.MchTradeID, e.Seq), Store: store, Lane: e.Lane, Time: e.Time,
+		TotalFee: e.TotalFee, Wallet: e.Wallet, MchTradeID: e.MchTradeID, TradeID: e.TradeID,
+		OutTradeID: e.OutTradeID, Refund: e.Kind == Refunded, Reprint: e.Kind == Reprint, Sandbox: e.Sandbox,
+	}
+}
+
+// ESC/POS commands.
+var (
+	posInit       = []byte{0x1b, 0x40}             // ESC @
+	posCenter     = []byte{0x1b, 0x61, 0x01}       // ESC a 1
+	posLeft       = []byte{0x1b, 0x61, 0x00}       // ESC a 0
+	posDouble     = []byte{0x1d, 0x21, 0x11}       // GS ! double width and height
+	posNormal     = []byte{0x1d, 0x21, 0x00}       // GS ! normal
+	posCut        = []byte{0x1d, 0x56, 0x01}       // GS V 1: partial cut
+	posFeed       = []byte{0x1b, 0x64, 0x04}       // ESC d 4
+	posDrawer     = []byte{0x1b, 0x70, 0, 25, 250} // ESC p 0: pin 2, 50 ms on, 500 ms off
+	posChinese    = []byte{0x1c, 0x26}             // FS &: Chinese character mode
+	statusOnline  = []byte{0x10, 0x04, 0x01}       // DLE EOT 1
+	statusPaper   = []byte{0x10, 0x04, 0x04}       // DLE EOT 4
+	qrModel2      = []byte{0x1d, 0x28, 0x6b, 0x04, 0x00, 0x31, 0x41, 0x32, 0x00}
+	qrErrCorrectM = []byte{0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x45, 0x31}
+	qrPrint       = []byte{0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x51, 0x30}
+)
+
+// QRCommand is the GS ( k sequence that prints data as a QR code: model 2,
+// module size, error correction M, the data with its length header
+// (len+3, little-endian), print.
+func QRCommand(data string, module byte) []byte {
+	var b bytes.Buffer
+	b.Write(qrModel2)
+	b.Write([]byte{0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x43, module})
+	b.Write(qrErrCorrectM)
+	n := len(data) + 3
+	b.Write([]byte{0x1d, 0x28, 0x6b, byte(n), byte(n >> 8), 0x31, 0x50, 0x30})
+	b.WriteString(data)
+	b.Write(qrPrint)
+	return b.Bytes()
+}
+
+// ReceiptBytes renders a receipt for a printer of width characters per
+// line in encoding "gb18030" (China-market printers) or "ascii".
+func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
+	if width <= 0 {
+		width = 32
+	}
+	zh := encoding == "gb18030"
+	enc := func(s string) []byte {
+		if zh {
+			g, err := simplifiedchinese.GB18030.NewEncoder().Bytes([]byte(s))
+			if err == nil {
+				return g
+			}
+		}
+		var out []byte
+		for _, c := range s {
+			if c < 0x80 {
+				out = append(out, byte(c))
+			} else {
+				out = append(out, translit(c)...)
+			}
+		}
+		return out
+	}
+	var b bytes.Buffer
+	line := func(s string) { b.Write(enc(s)); b.WriteByte('\n') }
+	pair := func(k, v string) {
+		pad := width - len(k) - len(v)
+		if pad < 1 {
+			line(k)
+			line("  " + v)
+			return
+		}
+		line(k + strings.Repeat(" ", pad) + v)
+	}
+	b.Write(posInit)
+	if zh {
+		b.Write(posChinese)
+	}
+	b.Write(posCenter)
+	b.Write(posDouble)
+	line(r.Store)
+	b.Write(posNormal)
+	title := "PAYMENT RECEIPT"
+	if zh {
+		title = "支付凭证 PAYMENT RECEIPT"
+	}
+	if r.Refund {
+		title = "REFUND"
+		if zh {
+			title = "退款凭证 REFUND"
+		}
+	}
+	line(title)
+	if r.Reprint {
+		line("-- REPRINT --")
+	}
+	if r.Sandbox {
+		line("*** SANDBOX: NOT A REAL PAYMENT ***")
+	}
+	b.Write(posLeft)
+	line(strings.Repeat("-", width))
+	pair("Lane", r.Lane)
+	pair("Time", r.Time.Local().Format("2006-01-02 15:04:05"))
+	amount := "RMB " + Yuan(r.TotalFee)
+	if r.Refund {
+		amount = "-" + amount
+	}
+	pair("Amount", amount)
+	pair("Wallet", r.Wallet)
+	line("Order " + r.MchTradeID)
+	line("Trade " + r.TradeID)
+	line("Ref   " + r.OutTradeID)
+	line(strings.Repeat("-", width))
+	b.Write(posCenter)
+	if r.TradeID != "" {
+		b.Write(QRCommand(r.TradeID, 6))
+		b.WriteByte('\n')
+	}
+	b.Write(posFeed)
+	b.Write(posCut)
+	if drawer && !r.Refund && !r.Reprint {
+		b.Write(posDrawer)
+	}
+	return b.Bytes()
+}
+
+// PrinterStatus is what DLE EOT answers tell.
+type PrinterStatus struct {
+	Known    bool // false: no valid answer, which is never "ok"
+	Online   bool
+	PaperOut bool
+	PaperLow bool
+	Reason   string
+}
+
+// OK reports whether a receipt can be printed now.
+func (s PrinterStatus) OK() bool { return s.Known && s.Online && !s.PaperOut }
+
+func (s PrinterStatus) String() string {
+	switch {
+	case !s.Known:
+		return "unknown: " + s.Reason
+	case !s.Online:
+		return "offline"
+	case s.PaperOut:
+		return "out of paper"
+	case s.PaperLow:
+		return "paper low"
+	}
+	return "ok"
+}
+
+// validStatus: every status byte has the bit pattern 0xx1xx10.
+func validStatus(b byte) bool { return b&0x93 == 0x12 }
+
+// ParseStatus reads the answers to DLE EOT 1 (online) and DLE EOT 4
+// (paper). An answer that does not have the status bit pattern makes the
+// status unknown.
+func ParseStatus(online, paper byte) PrinterStatus {
+	if !validStatus(online) || !validStatus(paper) {
+		return PrinterStatus{Reason: fmt.Sprintf("invalid status bytes %#02x %#02x", online, paper)}
+	}
+	return PrinterStatus{
+		Known:    true,
+		Online:   online&0x08 == 0,
+		PaperOut: paper&0x60 == 0x60,
+		PaperLow: paper&0x0c == 0x0c,
+	}
+}
+
+// errNoAnswer: the printer did not answer a status request in time.
+var errNoAnswer = errors.New("no answer to DLE EOT")

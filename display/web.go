@@ -1,0 +1,114 @@
+package display
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+//go:embed web/index.html
+var page []byte
+
+// CustomerView is what the web display's stream carries: what the customer
+// may see, and nothing else (no order ids, no codes).
+type CustomerView struct {
+	Lane     string `json:"lane"`
+	Kind     Kind   `json:"kind"`
+	TotalFee int64  `json:"total_fee,omitempty"`
+	Wallet   string `json:"wallet,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Sandbox  bool   `json:"sandbox,omitempty"`
+}
+
+func customerView(e Event) any {
+	v := CustomerView{Lane: e.Lane, Kind: e.Kind, TotalFee: e.TotalFee, Wallet: e.Wallet, Sandbox: e.Sandbox}
+	if e.Kind == Declined || e.Kind == Rejected {
+		v.Reason = shortReason(e.Reason, "")
+	}
+	return v
+}
+
+func fullView(e Event) any { return e }
+
+// Web serves the customer display page and the event streams.
+type Web struct {
+	Hub   *Hub
+	Lanes map[string]bool // lanes with a web display
+	// KeepAlive is the interval of SSE comments that keep proxies and
+	// browsers from timing the stream out.
+	KeepAlive time.Duration
+}
+
+// Page serves GET /display/{lane}.
+func (w *Web) Page(rw http.ResponseWriter, r *http.Request) {
+	if !w.Lanes[r.PathValue("lane")] {
+		http.NotFound(rw, r)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-store")
+	_, _ = rw.Write(page)
+}
+
+// CustomerEvents serves GET /display/{lane}/events: read-only, customer view.
+func (w *Web) CustomerEvents(rw http.ResponseWriter, r *http.Request) {
+	lane := r.PathValue("lane")
+	if !w.Lanes[lane] {
+		http.NotFound(rw, r)
+		return
+	}
+	w.stream(rw, r, lane, customerView, true)
+}
+
+// Events serves GET /v1/events[?lane=L1]: every event, for the till.
+func (w *Web) Events(rw http.ResponseWriter, r *http.Request) {
+	w.stream(rw, r, r.URL.Query().Get("lane"), fullView, false)
+}
+
+func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view func(Event) any, idleFirst bool) {
+	fl, ok := rw.(http.Flusher)
+	if !ok {
+		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	s := w.Hub.Subscribe(lane, 16)
+	defer w.Hub.Unsubscribe(s)
+	h := rw.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	// retry: the page reconnects within a second when posd restarts.
+	fmt.Fprint(rw, "retry: 1000\n\n")
+	if _, seen := w.Hub.Last(lane); idleFirst && !seen {
+		writeEvent(rw, view(Event{Lane: lane, Kind: Idle}))
+	}
+	fl.Flush()
+	ka := w.KeepAlive
+	if ka <= 0 {
+		ka = 15 * time.Second
+	}
+	t := time.NewTicker(ka)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e := <-s.C():
+			if e.Kind == Reprint && idleFirst {
+				continue // nothing for the customer
+			}
+			writeEvent(rw, view(e))
+			fl.Flush()
+		case <-t.C:
+			fmt.Fprint(rw, ": keep-alive\n\n")
+			fl.Flush()
+		}
+	}
+}
+
+func writeEvent(rw http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(rw, "data: %s\n\n", b)
+}

@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"posd/display"
+	"posd/internal/api"
+	"posd/internal/config"
+	"posd/internal/device"
+	"posd/internal/journal"
+)
+
+// receiptQueue keeps receipts in the journal until they are printed.
+type receiptQueue struct{ j *journal.Journal }
+
+func (q receiptQueue) key(printer, id string) string { return printer + "\x00" + id }
+
+func (q receiptQueue) Add(printer string, r display.Receipt) error {
+	return q.j.Batch(func(tx *journal.Tx) error { return tx.Put(journal.Receipts, q.key(printer, r.ID), r) })
+}
+
+func (q receiptQueue) List(printer string) ([]display.Receipt, error) {
+	var out []display.Receipt
+	err := q.j.View(func(tx *journal.Tx) error {
+		return tx.ForEachPrefix(journal.Receipts, printer+"\x00", func(_ string, v []byte) error {
+			var r display.Receipt
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (q receiptQueue) Remove(printer, id string) error {
+	return q.j.Batch(func(tx *journal.Tx) error { return tx.Delete(journal.Receipts, q.key(printer, id)) })
+}
+
+func opener(d config.Display) device.Opener {
+	switch {
+	case d.Address != "":
+		return device.TCP(d.Address, 2*time.Second)
+	case d.Type == "escpos" && d.Port != "" && !isTTY(d.Port):
+		return device.File(d.Port) // /dev/usb/lp*
+	}
+	return device.Serial(device.SerialOptions{Port: d.Port, USB: d.USB, Baud: d.Baud})
+}
+
+// isTTY tells a serial port from a USB printer class device by name.
+func isTTY(path string) bool {
+	return !(len(path) >= 12 && path[:12] == "/dev/usb/lp")
+}
+
+// startDisplays runs every lane's displays, each on its own goroutine with
+// its own queue, and returns the web display's handler, if any lane has one.
+func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, hub *display.Hub, j *journal.Journal,
+	reg *device.Registry, log *zap.Logger, stdout io.Writer) (*display.Web, error) {
+	var web *display.Web
+	store := cfg.Merchant.StoreID
+	for _, l := range cfg.Lanes {
+		for i, d := range l.Displays {
+			lane := l.ID
+			dlog := log.Named("display").With(zap.String("lane", lane), zap.String("type", d.Type), zap.String("device", d.Name()))
+			onErr := func(err error) { dlog.Warn("display failed; payments go on", zap.Error(err)) }
+			var dev display.Display
+			switch d.Type {
+			case "terminal":
+				dev = &display.Terminal{W: stdout}
+			case "vfd":
+				dev = &display.VFDDevice{
+					VFD:    display.VFD{Language: d.Language, Encoding: display.VFDEncoder(d.Encoding)},
+					Open:   opener(d),
+					Report: display.Report(reg.Reporter(lane, "display", "vfd", d.Name())),
+				}
+			case "escpos":
+				p := &display.Printer{
+					Name: fmt.Sprintf("%s/%d", lane, i), Open: opener(d), Queue: receiptQueue{j},
+					Report: display.Report(reg.Reporter(lane, "display", "escpos", d.Name())),
+					Store:  store, Width: d.Width, Encoding: d.Encoding, Drawer: d.Drawer,
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); p.Run(ctx) }()
+				dev = p
+			case "web":
+				if web == nil {
+					web = &display.Web{Hub: hub, Lanes: map[string]bool{}}
+				}
+				web.Lanes[lane] = true
+				if d.Listen != "" {
+					ln, err := api.Listen(d.Listen)
+					if err != nil {
+						return nil, err
+					}
+					mux := http.NewServeMux()
+					routeWeb(mux, web)
+					wg.Add(1)
+					go func() { defer wg.Done(); _ = api.Serve(ctx, ln, mux) }()
+					dlog.Info("web customer display", zap.String("url", "http://"+ln.Addr().String()+"/display/"+lane))
+				}
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				display.RunDevice(ctx, hub, lane, dev, 2*time.Second, onErr)
+			}()
+		}
+	}
+	return web, nil
+}
+
+func routeWeb(mux interface {
+	HandleFunc(string, func(http.ResponseWriter, *http.Request))
+}, web *display.Web) {
+	mux.HandleFunc("GET /display/{lane}", web.Page)
+	mux.HandleFunc("GET /display/{lane}/events", web.CustomerEvents)
+}
