@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test ./payment -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scanner -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./display -run '^$$' -fuzz '^FuzzParseVFD$$' -fuzztime $(FUZZTIME)
 
 # Static cross builds for the boxes posd runs on.
 cross:

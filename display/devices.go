@@ -2,6 +2,7 @@ package display
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -19,16 +20,26 @@ type VFDDevice struct {
 	Open   device.Opener
 	Report Report
 
-	conn io.ReadWriteCloser
-	last *Event
+	conn     io.ReadWriteCloser
+	last     *Event
+	nextOpen time.Time
 }
 
-// Show paints e, opening the port first if needed.
+// errDown: the display is gone and its next try has not come yet.
+var errDown = errors.New("display gone; retrying")
+
+// Show paints e, opening the port first if needed. A display that is gone
+// is tried again at most once a second (and by Retry): it costs a lane
+// nothing while it is away.
 func (d *VFDDevice) Show(e Event) error {
 	d.last = &e
 	if d.conn == nil {
+		if time.Now().Before(d.nextOpen) {
+			return errDown
+		}
 		c, err := d.Open()
 		if err != nil {
+			d.nextOpen = time.Now().Add(time.Second)
 			d.Report(device.StateOf(err), err.Error())
 			return err
 		}
@@ -50,6 +61,7 @@ func (d *VFDDevice) Retry() error {
 	if d.conn != nil || d.last == nil {
 		return nil
 	}
+	d.nextOpen = time.Time{}
 	return d.Show(*d.last)
 }
 
@@ -64,9 +76,11 @@ func (d *VFDDevice) Close() {
 // Retrier is a display that can try again after a failure.
 type Retrier interface{ Retry() error }
 
-// RunDevice is Run for a display that may fail: while its last Show
-// failed, Retry is called every retry interval.
-func RunDevice(ctx context.Context, h *Hub, lane string, d Display, retry time.Duration, onErr func(error)) {
+// RunDevice feeds a display from its own queue until ctx ends. While its
+// last Show failed, Retry is called every retry interval. A result (paid,
+// declined, …) stays on screen for hold before an idle screen replaces
+// it, so the customer sees it; a new charge replaces it at once.
+func RunDevice(ctx context.Context, h *Hub, lane string, d Display, retry, hold time.Duration, onErr func(error)) {
 	s := h.Subscribe(lane, 16)
 	defer h.Unsubscribe(s)
 	if c, ok := d.(interface{ Close() }); ok {
@@ -75,21 +89,59 @@ func RunDevice(ctx context.Context, h *Hub, lane string, d Display, retry time.D
 	r, _ := d.(Retrier)
 	t := time.NewTicker(retry)
 	defer t.Stop()
-	failing := false
+	holdT := time.NewTimer(time.Hour)
+	holdT.Stop()
+	var (
+		failing   bool
+		holdUntil time.Time
+		pending   *Event
+	)
+	show := func(e Event) {
+		err := d.Show(e)
+		if err != nil && !failing && onErr != nil {
+			onErr(err)
+		}
+		failing = err != nil
+		pending = nil
+		if hold > 0 && isResult(e.Kind) {
+			holdUntil = time.Now().Add(hold)
+			holdT.Reset(hold)
+			if e.Kind == Rejected {
+				// A refusal is a moment: then the lane's state again.
+				if last, ok := h.Last(lane); ok {
+					pending = &last
+				}
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case e := <-s.C():
-			err := d.Show(e)
-			if err != nil && !failing && onErr != nil {
-				onErr(err)
+			if time.Now().Before(holdUntil) && (e.Kind == Idle || e.Kind == AwaitingScan && e.ChargeID == "") {
+				pending = &e
+				continue
 			}
-			failing = err != nil
+			holdUntil = time.Time{}
+			show(e)
+		case <-holdT.C:
+			holdUntil = time.Time{}
+			if pending != nil {
+				show(*pending)
+			}
 		case <-t.C:
 			if failing && r != nil {
 				failing = r.Retry() != nil
 			}
 		}
 	}
+}
+
+func isResult(k Kind) bool {
+	switch k {
+	case Paid, Declined, Refunded, Canceled, Rejected, NeedsAttention:
+		return true
+	}
+	return false
 }

@@ -1,7 +1,6 @@
 package display
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -144,21 +143,4 @@ func offer(s *Sub, e Event) {
 // runs on the display's own goroutine.
 type Display interface {
 	Show(Event) error
-}
-
-// Run feeds a display from its queue until ctx ends. Errors are reported
-// to onErr and do not stop the feed: the next event may succeed.
-func Run(ctx context.Context, h *Hub, lane string, d Display, onErr func(error)) {
-	s := h.Subscribe(lane, 16)
-	defer h.Unsubscribe(s)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e := <-s.C():
-			if err := d.Show(e); err != nil && onErr != nil {
-				onErr(err)
-			}
-		}
-	}
 }

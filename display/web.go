@@ -20,10 +20,13 @@ type CustomerView struct {
 	Wallet   string `json:"wallet,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 	Sandbox  bool   `json:"sandbox,omitempty"`
+	// Charge: the event is about a charge the till opened (not the idle
+	// screen of a fixed-fee lane), so it replaces a result at once.
+	Charge bool `json:"charge,omitempty"`
 }
 
 func customerView(e Event) any {
-	v := CustomerView{Lane: e.Lane, Kind: e.Kind, TotalFee: e.TotalFee, Wallet: e.Wallet, Sandbox: e.Sandbox}
+	v := CustomerView{Lane: e.Lane, Kind: e.Kind, TotalFee: e.TotalFee, Wallet: e.Wallet, Sandbox: e.Sandbox, Charge: e.ChargeID != ""}
 	if e.Kind == Declined || e.Kind == Rejected {
 		v.Reason = shortReason(e.Reason, "")
 	}

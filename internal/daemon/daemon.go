@@ -46,7 +46,9 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 }
 
 func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready func(addr string, j *journal.Journal)) error {
-	if cfg.IsSandbox() {
+	// The sandbox's merchant only exists on a sandbox, embedded or not.
+	sandboxed := cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID
+	if sandboxed {
 		log = log.With(zap.String("gateway", "SANDBOX"))
 	}
 	merchantID, key := cfg.Merchant.ID, ""
@@ -106,7 +108,7 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	})
 	svc = checkout.New(checkout.Options{
 		Journal: j, Poller: pol, Hub: hub, Router: router, Lanes: lanes(cfg),
-		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: cfg.IsSandbox(),
+		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: sandboxed,
 		DedupWindow: cfg.Scan.DuplicateWindow, Log: log.Named("checkout"),
 	})
 

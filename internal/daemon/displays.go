@@ -73,9 +73,10 @@ func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, h
 			dlog := log.Named("display").With(zap.String("lane", lane), zap.String("type", d.Type), zap.String("device", d.Name()))
 			onErr := func(err error) { dlog.Warn("display failed; payments go on", zap.Error(err)) }
 			var dev display.Display
+			hold := 5 * time.Second
 			switch d.Type {
 			case "terminal":
-				dev = &display.Terminal{W: stdout}
+				dev, hold = &display.Terminal{W: stdout}, 0 // a log: nothing to hold
 			case "vfd":
 				dev = &display.VFDDevice{
 					VFD:    display.VFD{Language: d.Language, Encoding: display.VFDEncoder(d.Encoding)},
@@ -112,7 +113,7 @@ func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, h
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				display.RunDevice(ctx, hub, lane, dev, 2*time.Second, onErr)
+				display.RunDevice(ctx, hub, lane, dev, 2*time.Second, hold, onErr)
 			}()
 		}
 	}
