@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build run test bench lint fuzz cross clean
+.PHONY: all build run test bench lint fuzz cross clean chaos soak
 
 all: build
 
@@ -34,6 +34,11 @@ fuzz:
 	$(GO) test ./scanner -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./display -run '^$$' -fuzz '^FuzzParseVFD$$' -fuzztime $(FUZZTIME)
+
+# More chaos than CI's one round: make chaos ROUNDS=20 [SEED=N]
+ROUNDS ?= 5
+chaos:
+	POSD_CHAOS_ROUNDS=$(ROUNDS) $(if $(SEED),POSD_CHAOS_SEED=$(SEED)) $(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 0 ./cmd/posd
 
 # Static cross builds for the boxes posd runs on.
 cross:

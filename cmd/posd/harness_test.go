@@ -136,8 +136,9 @@ type posdProc struct {
 }
 
 type opts struct {
-	lanes string // YAML for lanes; default one lane L1 on stdin
-	extra string // more YAML
+	lanes   string // YAML for lanes; default one lane L1 on stdin
+	extra   string // more YAML
+	gateway string // the gateway URL posd uses, when not the sandbox's own (a fault proxy)
 }
 
 const keyFileName = "merchant.key"
@@ -154,6 +155,10 @@ func newDaemon(t *testing.T, g *gw, o opts) *posdProc {
     scanners: [{type: stdin}]
     displays: [{type: terminal}]
 `
+	}
+	gwURL := g.url
+	if o.gateway != "" {
+		gwURL = o.gateway
 	}
 	cfg := fmt.Sprintf(`
 merchant:
@@ -182,7 +187,7 @@ scan:
   duplicate_window: 2s
 shutdown_timeout: 2s
 %s
-lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), g.url, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
+lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), gwURL, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
 	d.cfg = filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(d.cfg, []byte(cfg), 0o600))
 	d.http = &http.Client{
