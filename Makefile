@@ -34,11 +34,17 @@ fuzz:
 	$(GO) test ./scanner -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./display -run '^$$' -fuzz '^FuzzParseVFD$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME)
 
 # More chaos than CI's one round: make chaos ROUNDS=20 [SEED=N]
 ROUNDS ?= 5
 chaos:
 	POSD_CHAOS_ROUNDS=$(ROUNDS) $(if $(SEED),POSD_CHAOS_SEED=$(SEED)) $(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 0 ./cmd/posd
+
+# A longer soak than CI's: make soak PAYMENTS=20000
+PAYMENTS ?= 10000
+soak:
+	POSD_SOAK_PAYMENTS=$(PAYMENTS) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 0 ./internal/daemon
 
 # Static cross builds for the boxes posd runs on.
 cross:

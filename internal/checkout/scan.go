@@ -41,7 +41,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	case l == nil:
 		return fmt.Errorf("%w: lane %q", ErrNotFound, laneID)
 	case l.dedup.Seen(code, now):
-		return fmt.Errorf("same code scanned twice: ignored")
+		return fmt.Errorf("%w: same code scanned twice: ignored", ErrConflict)
 	case s.oos != "":
 		return fmt.Errorf("%w: %s", ErrOutOfService, s.oos)
 	}

@@ -49,10 +49,10 @@ type Service struct {
 
 	mu      sync.Mutex
 	lanes   map[string]*lane
-	charges map[string]*Charge       // charges that are not final
-	watch   map[string]chan struct{} // closed when a charge changes
-	orders  map[string]*poller.Order // live orders, by mch_trade_id
-	oos     string                   // why the lanes are out of service
+	charges map[string]*Charge                // charges that are not final
+	watch   map[string]map[chan struct{}]bool // each waiter's channel, closed when its charge changes
+	orders  map[string]*poller.Order          // live orders, by mch_trade_id
+	oos     string                            // why the lanes are out of service
 	ctx     context.Context
 }
 
@@ -76,7 +76,7 @@ func New(opt Options) *Service {
 		log:     opt.Log,
 		lanes:   map[string]*lane{},
 		charges: map[string]*Charge{},
-		watch:   map[string]chan struct{}{},
+		watch:   map[string]map[chan struct{}]bool{},
 		orders:  map[string]*poller.Order{},
 	}
 	for _, lc := range opt.Lanes {
@@ -352,10 +352,10 @@ func (s *Service) saveLocked(c *Charge) {
 }
 
 func (s *Service) changedLocked(id string) {
-	if ch, ok := s.watch[id]; ok {
+	for ch := range s.watch[id] {
 		close(ch)
-		delete(s.watch, id)
 	}
+	delete(s.watch, id)
 }
 
 func (s *Service) chargeLocked(id string) (*Charge, error) {
@@ -396,11 +396,11 @@ func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (ChargeV
 		s.mu.Unlock()
 		return ChargeView{}, err
 	}
-	ch, ok := s.watch[id]
-	if !ok {
-		ch = make(chan struct{})
-		s.watch[id] = ch
+	ch := make(chan struct{})
+	if s.watch[id] == nil {
+		s.watch[id] = map[chan struct{}]bool{}
 	}
+	s.watch[id][ch] = true
 	s.mu.Unlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -409,6 +409,16 @@ func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (ChargeV
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	s.mu.Lock()
+	// A waiter that timed out leaves no trace: a final charge may never
+	// change again.
+	if w := s.watch[id]; w != nil {
+		delete(w, ch)
+		if len(w) == 0 {
+			delete(s.watch, id)
+		}
+	}
+	s.mu.Unlock()
 	return s.Get(id)
 }
 

@@ -1,0 +1,177 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"posd/internal/config"
+	"posd/internal/journal"
+	"posd/payment/sandbox"
+)
+
+type sample struct {
+	payments   int
+	heapKB     uint64
+	goroutines int
+	fds        int
+}
+
+func fdCount() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+// TestSoak: thousands of payments through the whole daemon (the sandbox in
+// another process, so that its growing ledger is not counted; journal on disk, a pole display that is unplugged and
+// plugged back every 100 payments) with flat heap, goroutine and
+// file-descriptor counts. POSD_SOAK_PAYMENTS sets the length (make soak).
+func TestSoak(t *testing.T) {
+	n := 1500
+	if v, err := strconv.Atoi(os.Getenv("POSD_SOAK_PAYMENTS")); err == nil {
+		n = v
+	}
+	dir := t.TempDir()
+	vfdLink := filepath.Join(dir, "vfd")
+	plug := func() (*os.File, *os.File) {
+		m, s, err := pty.Open()
+		require.NoError(t, err)
+		_ = os.Remove(vfdLink)
+		require.NoError(t, os.Symlink(s.Name(), vfdLink))
+		go func() { _, _ = io.Copy(io.Discard, m) }()
+		return m, s
+	}
+	master, slave := plug()
+	keyFile := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(keyFile, []byte(sandbox.Key), 0o600))
+	sock := filepath.Join(dir, "api.sock")
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+merchant: {id: %s, key_file: %s}
+gateway: {url: "%s"}
+journal: {path: %s}
+api: {listen: "unix:%s"}
+scan: {duplicate_window: 1ms}
+lanes:
+  - id: K1
+    device_info: KIOSK1
+    fixed_fee: 200
+    subject: soak
+    body: soak
+    displays: [{type: vfd, port: %s}]
+`, sandbox.MerchantID, keyFile, startSandboxProcess(t), filepath.Join(dir, "j.db"), sock, vfdLink)))
+	require.NoError(t, err)
+	_, err = cfg.Validate()
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *journal.Journal, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, zap.NewNop(), IO{Stdin: bytes.NewReader(nil), Stdout: io.Discard}, func(string, *journal.Journal) { ready <- nil })
+	}()
+	<-ready
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	call := func(method, path string, body any) map[string]any {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, "http://posd"+path, rd)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		require.Less(t, resp.StatusCode, 300, "%s %s: %v", method, path, out)
+		return out
+	}
+
+	var samples []sample
+	for i := 1; i <= n; i++ {
+		lane := call("POST", "/v1/lanes/K1/scans", map[string]string{"auth_code": fmt.Sprintf("28%014d%02d", i, i%80)})
+		id := lane["charge"].(map[string]any)["id"].(string)
+		for {
+			c := call("GET", "/v1/charges/"+id+"?wait=2s", nil)
+			if c["state"] == "paid" {
+				break
+			}
+			require.Equal(t, "paying", c["state"])
+		}
+		if i%100 == 0 { // the pole display is unplugged and plugged back
+			master.Close()
+			slave.Close()
+			master, slave = plug()
+		}
+		if i%250 == 0 {
+			client.CloseIdleConnections()
+			time.Sleep(50 * time.Millisecond) // let the display settle after the replug
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			samples = append(samples, sample{i, ms.HeapAlloc >> 10, runtime.NumGoroutine(), fdCount()})
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+	master.Close()
+	slave.Close()
+
+	for _, s := range samples {
+		t.Logf("after %5d payments: heap %6d kB, %3d goroutines, %3d fds", s.payments, s.heapKB, s.goroutines, s.fds)
+	}
+	require.GreaterOrEqual(t, len(samples), 2)
+	first, last := samples[0], samples[len(samples)-1]
+	assert.LessOrEqual(t, last.goroutines, first.goroutines+3, "goroutines flat")
+	assert.LessOrEqual(t, last.fds, first.fds+3, "file descriptors flat across display replugs")
+	assert.LessOrEqual(t, last.heapKB, first.heapKB+1024, "heap flat")
+}
+
+// TestMain doubles as the soak's sandbox process.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("POSD_TEST_SANDBOX"); addr != "" {
+		_ = http.ListenAndServe(addr, sandbox.New(sandbox.Options{}))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func startSandboxProcess(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "POSD_TEST_SANDBOX="+addr)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := "http://" + addr + "/"
+	for range 200 {
+		if resp, err := http.Get(url + "_sandbox/orders"); err == nil {
+			resp.Body.Close()
+			return url
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("sandbox process did not start")
+	return ""
+}
