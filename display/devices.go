@@ -32,6 +32,9 @@ var errDown = errors.New("display gone; retrying")
 // is tried again at most once a second (and by Retry): it costs a lane
 // nothing while it is away.
 func (d *VFDDevice) Show(e Event) error {
+	if e.Kind == Device || e.Kind == Reprint {
+		return nil // for the cashier, not the customer
+	}
 	d.last = &e
 	if d.conn == nil {
 		if time.Now().Before(d.nextOpen) {

@@ -20,6 +20,7 @@ const (
 	Idle           Kind = "idle"
 	Rejected       Kind = "rejected" // a scan refused on the box: nothing sent
 	Reprint        Kind = "reprint"  // a receipt asked for again
+	Device         Kind = "device"   // a scanner or display came or went (for the cashier)
 	OutOfService   Kind = "out_of_service"
 )
 
@@ -103,7 +104,7 @@ func (h *Hub) Publish(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if e.Kind != Rejected && e.Kind != Reprint {
+	if e.Kind != Rejected && e.Kind != Reprint && e.Kind != Device {
 		h.last[e.Lane] = e
 	}
 	for s := range h.subs {

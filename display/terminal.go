@@ -39,6 +39,8 @@ func Line(e Event) string {
 		fmt.Fprintf(&b, "charge canceled: %s", e.Reason)
 	case Refunded:
 		fmt.Fprintf(&b, "REFUNDED ¥%s (%s)", Yuan(e.TotalFee), e.MchTradeID)
+	case Device:
+		fmt.Fprintf(&b, "device: %s", e.Reason)
 	case Reprint:
 		fmt.Fprintf(&b, "receipt reprinted for %s", e.MchTradeID)
 	case Rejected:

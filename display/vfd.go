@@ -135,6 +135,9 @@ func (v *VFD) Reset() { v.inited = false; v.shown = [VFDRows][]byte{} }
 
 // Show paints the event.
 func (v *VFD) Show(e Event) error {
+	if e.Kind == Device || e.Kind == Reprint {
+		return nil // for the cashier, not the customer
+	}
 	_, err := v.W.Write(v.Frame(e))
 	if err != nil {
 		v.Reset()

@@ -99,7 +99,7 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 		case <-r.Context().Done():
 			return
 		case e := <-s.C():
-			if e.Kind == Reprint && idleFirst {
+			if (e.Kind == Reprint || e.Kind == Device) && idleFirst {
 				continue // nothing for the customer
 			}
 			writeEvent(rw, view(e))

@@ -95,21 +95,28 @@ type gw struct {
 
 func startSandbox(t *testing.T, args ...string) *gw {
 	t.Helper()
-	addr := freePort(t)
+	// Port 0: the sandbox picks a free port and says which; choosing one
+	// here and passing it on races with parallel tests.
 	out := newOutput()
-	cmd := exec.Command(posdBin, append([]string{"sandbox", "-listen", addr}, args...)...)
+	cmd := exec.Command(posdBin, append([]string{"sandbox", "-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	g := &gw{url: "http://" + addr + "/", cmd: cmd, out: out}
+	addr := regexp.MustCompile(`on http://([0-9.:]+)/`)
+	var url string
 	waitFor(t, 10*time.Second, func() bool {
-		resp, err := http.Get(g.url + "_sandbox/orders")
+		m := addr.FindStringSubmatch(out.String())
+		if m == nil {
+			return false
+		}
+		url = "http://" + m[1] + "/"
+		resp, err := http.Get(url + "_sandbox/orders")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil && resp.StatusCode == 200
 	}, "sandbox up")
-	return g
+	return &gw{url: url, cmd: cmd, out: out}
 }
 
 func (g *gw) ledger(t *testing.T) sandbox.Ledger {

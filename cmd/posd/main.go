@@ -3,6 +3,7 @@
 //	posd [run] -config FILE       run the daemon (the default command)
 //	posd sandbox -listen ADDR     run the sandbox gateway alone
 //	posd check-config -config F   list every problem of a config file
+//	posd devices                  list candidate scanners with config stanzas
 //	posd version
 package main
 
@@ -53,6 +54,8 @@ func run(args []string) int {
 		return runSandbox(args)
 	case "check-config":
 		return checkConfig(args)
+	case "devices":
+		return listDevices(os.Stdout)
 	case "version":
 		fmt.Println("posd", version)
 		return 0
@@ -70,6 +73,7 @@ func usage() {
   posd [run] -config FILE        run the payment daemon
   posd sandbox -listen ADDR      run the sandbox gateway on its own
   posd check-config -config FILE check a config file, listing every problem
+  posd devices                   list what could be a scanner here, with config stanzas
   posd version                   print the version
 `)
 }

@@ -566,3 +566,9 @@ func (s *Service) Reprint(id string) (ChargeView, error) {
 		MchTradeID: a.MchTradeID, TradeID: a.TradeID, OutTradeID: a.OutTradeID})
 	return v, nil
 }
+
+// DeviceChanged tells the lane's displays (the cashier's side) that a
+// device came or went.
+func (s *Service) DeviceChanged(lane, what string) {
+	s.publish(display.Event{Lane: lane, Kind: display.Device, Reason: what})
+}

@@ -98,8 +98,33 @@ type Lane struct {
 
 // Scanner is one entry of lanes[].scanners; type picks which keys apply.
 type Scanner struct {
-	Type  string `yaml:"type"`
-	Scene string `yaml:"scene"`
+	Type     string `yaml:"type"`      // stdin, serial, evdev, hid
+	Scene    string `yaml:"scene"`     // bar_code, or wave_code for a sound-wave receiver
+	Port     string `yaml:"port"`      // serial: a path
+	USB      string `yaml:"usb"`       // serial, evdev, hid: VVVV:PPPP[:SERIAL]
+	Baud     int    `yaml:"baud"`      // serial (9600)
+	DataBits int    `yaml:"data_bits"` // serial (8)
+	Parity   string `yaml:"parity"`    // serial: none, odd, even
+	StopBits int    `yaml:"stop_bits"` // serial: 1 or 2
+	Device   string `yaml:"device"`    // evdev: /dev/input/eventN or a /dev/input/by-id path
+	Name     string `yaml:"name"`      // evdev: the input device's name
+	Layout   string `yaml:"layout"`    // evdev, hid: us or fr
+	Mode     string `yaml:"mode"`      // hid: keyboard or pos
+}
+
+// Label is how the scanner is named in GET /v1/devices.
+func (s Scanner) Label() string {
+	switch {
+	case s.Port != "":
+		return s.Port
+	case s.Device != "":
+		return s.Device
+	case s.Name != "":
+		return "input:" + s.Name
+	case s.USB != "":
+		return "usb:" + s.USB
+	}
+	return s.Type
 }
 
 // Display is one entry of lanes[].displays; type picks which keys apply.
@@ -181,8 +206,27 @@ func Parse(b []byte) (Config, error) {
 			l.ChargeTTL = 10 * time.Minute
 		}
 		for j := range l.Scanners {
-			if l.Scanners[j].Scene == "" {
-				l.Scanners[j].Scene = scanner.SceneBarCode
+			sc := &l.Scanners[j]
+			if sc.Scene == "" {
+				sc.Scene = scanner.SceneBarCode
+			}
+			if sc.Baud == 0 {
+				sc.Baud = 9600
+			}
+			if sc.DataBits == 0 {
+				sc.DataBits = 8
+			}
+			if sc.Parity == "" {
+				sc.Parity = "none"
+			}
+			if sc.StopBits == 0 {
+				sc.StopBits = 1
+			}
+			if sc.Layout == "" {
+				sc.Layout = "us"
+			}
+			if sc.Mode == "" {
+				sc.Mode = "keyboard"
 			}
 		}
 		for j := range l.Displays {
@@ -307,13 +351,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("%s.charge_ttl: must be positive", at)
 		}
 		for j, s := range l.Scanners {
-			sat := fmt.Sprintf("%s.scanners[%d]", at, j)
-			if s.Type != "stdin" {
-				bad("%s.type %q: this build knows stdin", sat, s.Type)
-			}
-			if s.Scene != scanner.SceneBarCode && s.Scene != scanner.SceneWaveCode {
-				bad("%s.scene %q: bar_code or wave_code", sat, s.Scene)
-			}
+			validateScanner(fmt.Sprintf("%s.scanners[%d]", at, j), s, bad)
 		}
 		for j, d := range l.Displays {
 			validateDisplay(fmt.Sprintf("%s.displays[%d]", at, j), d, c.API.Listen, bad)
@@ -337,6 +375,57 @@ func (c *Config) Validate() (warnings []string, err error) {
 		return warnings, errors.New("  - " + strings.Join(errs, "\n  - "))
 	}
 	return warnings, nil
+}
+
+func validateScanner(at string, s Scanner, bad func(string, ...any)) {
+	if s.Scene != scanner.SceneBarCode && s.Scene != scanner.SceneWaveCode {
+		bad("%s.scene %q: bar_code or wave_code", at, s.Scene)
+	}
+	if s.USB != "" && !validUSB(s.USB) {
+		bad("%s.usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL (hex)", at, s.USB)
+	}
+	layout := func() {
+		if s.Layout != "us" && s.Layout != "fr" {
+			bad("%s.layout %q: us or fr", at, s.Layout)
+		}
+	}
+	switch s.Type {
+	case "stdin":
+	case "serial":
+		if (s.Port == "") == (s.USB == "") {
+			bad("%s: port or usb (one of them)", at)
+		}
+		if s.Baud <= 0 || s.DataBits < 5 || s.DataBits > 8 {
+			bad("%s: baud must be positive and data_bits 5-8", at)
+		}
+		if s.Parity != "none" && s.Parity != "odd" && s.Parity != "even" {
+			bad("%s.parity %q: none, odd or even", at, s.Parity)
+		}
+		if s.StopBits != 1 && s.StopBits != 2 {
+			bad("%s.stop_bits %d: 1 or 2", at, s.StopBits)
+		}
+	case "evdev":
+		n := 0
+		for _, v := range []string{s.Device, s.Name, s.USB} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			bad("%s: exactly one of device, name or usb: posd grabs only the keyboard it is told to", at)
+		}
+		layout()
+	case "hid":
+		if s.USB == "" {
+			bad("%s: usb required", at)
+		}
+		if s.Mode != "keyboard" && s.Mode != "pos" {
+			bad("%s.mode %q: keyboard or pos", at, s.Mode)
+		}
+		layout()
+	default:
+		bad("%s.type %q: stdin, serial, evdev or hid", at, s.Type)
+	}
 }
 
 func validateDisplay(at string, d Display, apiListen string, bad func(string, ...any)) {

@@ -154,18 +154,23 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 
 	for _, l := range cfg.Lanes {
 		for _, sc := range l.Scanners {
-			var src scanner.Source
-			switch sc.Type {
-			case "stdin":
-				src = &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene}
-			}
-			lane, slog := l.ID, log.Named("scanner").With(zap.String("lane", l.ID), zap.String("type", sc.Type))
+			lane, slog := l.ID, log.Named("scanner").With(zap.String("lane", l.ID), zap.String("type", sc.Type), zap.String("device", sc.Label()))
+			report := reg.Reporter(lane, "scanner", sc.Type, sc.Label())
+			src := scannerSource(sc, tio, func(st device.State, detail string) {
+				report(st, detail)
+				if st == device.Connected {
+					slog.Info("scanner connected")
+				} else {
+					slog.Warn("scanner unavailable", zap.String("state", string(st)), zap.String("detail", detail))
+				}
+				svc.DeviceChanged(lane, "scanner "+sc.Label()+": "+string(st))
+			})
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				err := src.Run(runCtx, func(s scanner.Scan) { _ = svc.Scan(lane, s) })
 				if err != nil && runCtx.Err() == nil {
-					slog.Warn("scanner stopped", zap.Error(err))
+					slog.Error("scanner stopped", zap.Error(err))
 				} else if runCtx.Err() == nil {
 					slog.Info("scanner input ended")
 				}
@@ -212,6 +217,20 @@ func probeJournal(ctx context.Context, j *journal.Journal, svc *checkout.Service
 			svc.JournalError(nil)
 		}
 	}
+}
+
+// scannerSource builds a lane's scanner from its config.
+func scannerSource(sc config.Scanner, tio IO, report scanner.Report) scanner.Source {
+	switch sc.Type {
+	case "serial":
+		return &scanner.Serial{Name: sc.Label(), Scene: sc.Scene, Report: report,
+			Open: device.Serial(device.SerialOptions{Port: sc.Port, USB: sc.USB, Baud: sc.Baud, DataBits: sc.DataBits, Parity: sc.Parity, StopBits: sc.StopBits})}
+	case "evdev":
+		return &scanner.Evdev{Device: sc.Device, Name: sc.Name, USB: sc.USB, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report}
+	case "hid":
+		return &scanner.HID{USB: sc.USB, Mode: sc.Mode, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report}
+	}
+	return &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene}
 }
 
 func policy(cfg config.Config) poller.Policy {

@@ -1,0 +1,165 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/karalabe/hid"
+)
+
+// HID reads a scanner through USB HID with karalabe/hid (libusb): opening
+// the device detaches the kernel's keyboard driver, so its codes reach
+// posd alone. Mode "keyboard" decodes boot keyboard reports; "pos" decodes
+// HID-POS barcode reports (asking the scanner into that mode with feature
+// report 0xFE = 1, as Honeywell units need).
+type HID struct {
+	USB     string // VVVV:PPPP[:SERIAL]
+	Mode    string // keyboard or pos
+	Layout  Layout
+	Scene   string
+	Report  Report
+	Backoff Backoff
+	Gap     time.Duration
+}
+
+// ErrNoHID: this build has no cgo, and so no HID support.
+var ErrNoHID = errors.New("this posd was built without cgo: the hid scanner type is not available (use evdev, or a cgo build)")
+
+// HIDSupported reports whether this build can read HID devices.
+func HIDSupported() bool { return hid.Supported() }
+
+// Run reads until ctx ends, finding the device again after it is gone.
+func (h *HID) Run(ctx context.Context, emit func(Scan)) error {
+	if !hid.Supported() {
+		return ErrNoHID
+	}
+	return supervise(ctx, h.open, func(ctx context.Context, r io.Reader) error {
+		var boot BootReports
+		var pos HIDPOS
+		dec := KeyDecoder{Layout: h.Layout, Gap: h.Gap}
+		buf := make([]byte, 128)
+		for {
+			n, err := r.Read(buf)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			if h.Mode == "pos" {
+				if code, ok := pos.Feed(buf[:n]); ok {
+					emit(Scan{Code: code, Scene: h.Scene, Source: "hid:" + h.USB})
+				}
+				continue
+			}
+			for _, k := range boot.Keys(buf[:n]) {
+				if code, ok := dec.Feed(k, now); ok {
+					emit(Scan{Code: code, Scene: h.Scene, Source: "hid:" + h.USB})
+				}
+			}
+		}
+	}, h.Report, h.Backoff)
+}
+
+// ParseUSB reads "VVVV:PPPP[:SERIAL]".
+func ParseUSB(s string) (vid, pid uint16, serial string, err error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return 0, 0, "", fmt.Errorf("usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL", s)
+	}
+	v, err1 := strconv.ParseUint(parts[0], 16, 16)
+	p, err2 := strconv.ParseUint(parts[1], 16, 16)
+	if err1 != nil || err2 != nil {
+		return 0, 0, "", fmt.Errorf("usb %q: ids are 4 hex digits", s)
+	}
+	if len(parts) == 3 {
+		serial = parts[2]
+	}
+	return uint16(v), uint16(p), serial, nil
+}
+
+func (h *HID) open() (io.ReadCloser, error) {
+	vid, pid, serial, err := ParseUSB(h.USB)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := hid.Enumerate(vid, pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, info := range infos {
+		if serial != "" && info.Serial != serial {
+			continue
+		}
+		dev, err := info.Open()
+		if err != nil {
+			return nil, err
+		}
+		if h.Mode == "pos" {
+			_, _ = dev.SendFeatureReport([]byte{0xfe, 0x01}) // enter HID-POS mode; others ignore it
+		}
+		return newHIDReader(dev), nil
+	}
+	return nil, fmt.Errorf("hid %s: not found", h.USB)
+}
+
+// hidReader gives the device a dedicated reader goroutine: the library
+// keeps only 30 reports and drops the oldest, so it is read at once into a
+// large queue. Close stops that goroutine, which then closes the device
+// itself (closing under a read in progress is not safe in hidapi).
+type hidReader struct {
+	reports chan []byte
+	errc    chan error
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newHIDReader(dev hid.Device) *hidReader {
+	r := &hidReader{reports: make(chan []byte, 1024), errc: make(chan error, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		defer dev.Close()
+		buf := make([]byte, 128)
+		for {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			n, err := dev.ReadTimeout(buf, 200)
+			if err != nil {
+				r.errc <- err
+				return
+			}
+			if n > 0 {
+				select {
+				case r.reports <- append([]byte(nil), buf[:n]...):
+				default: // a full queue loses a report rather than block the reader
+				}
+			}
+		}
+	}()
+	return r
+}
+
+func (r *hidReader) Read(p []byte) (int, error) {
+	select {
+	case rep := <-r.reports:
+		return copy(p, rep), nil
+	case err := <-r.errc:
+		return 0, err
+	case <-r.done:
+		return 0, io.EOF
+	}
+}
+
+func (r *hidReader) Close() error {
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+	return nil
+}
