@@ -110,6 +110,9 @@ type Scanner struct {
 	Name     string `yaml:"name"`      // evdev: the input device's name
 	Layout   string `yaml:"layout"`    // evdev, hid: us or fr
 	Mode     string `yaml:"mode"`      // hid: keyboard or pos
+	// KeyGap: evdev, hid keyboard: a longer pause between keys discards a
+	// partial code (a person typing, a misread). Default 50ms.
+	KeyGap time.Duration `yaml:"key_gap"`
 }
 
 // Label is how the scanner is named in GET /v1/devices.

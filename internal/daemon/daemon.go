@@ -226,9 +226,9 @@ func scannerSource(sc config.Scanner, tio IO, report scanner.Report) scanner.Sou
 		return &scanner.Serial{Name: sc.Label(), Scene: sc.Scene, Report: report,
 			Open: device.Serial(device.SerialOptions{Port: sc.Port, USB: sc.USB, Baud: sc.Baud, DataBits: sc.DataBits, Parity: sc.Parity, StopBits: sc.StopBits})}
 	case "evdev":
-		return &scanner.Evdev{Device: sc.Device, Name: sc.Name, USB: sc.USB, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report}
+		return &scanner.Evdev{Device: sc.Device, Name: sc.Name, USB: sc.USB, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
 	case "hid":
-		return &scanner.HID{USB: sc.USB, Mode: sc.Mode, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report}
+		return &scanner.HID{USB: sc.USB, Mode: sc.Mode, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
 	}
 	return &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene}
 }
