@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"go.uber.org/zap"
 
 	"posd/internal/config"
@@ -33,8 +34,14 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // arriving at a loopback sandbox. The journal's fsync sits on this path.
 // The lane also has a pole display that is not there (dead): it must add
 // nothing. result-shown is from the gateway's paid answer to the display
-// showing PAID.
+// showing PAID. dispatch-own is from the terminator to the moment the pay
+// is dispatched (its journal commit returned), less that commit.
 func BenchmarkScanToPay(b *testing.B) {
+	b.Run("stdin", func(b *testing.B) { benchScanToPay(b, false) })
+	b.Run("serial-pty", func(b *testing.B) { benchScanToPay(b, true) })
+}
+
+func benchScanToPay(b *testing.B, serial bool) {
 	arrived := make(chan time.Time, 1)
 	answered := make(chan time.Time, 1)
 	sb := sandbox.New(sandbox.Options{})
@@ -54,6 +61,18 @@ func BenchmarkScanToPay(b *testing.B) {
 	if err := os.WriteFile(keyFile, []byte(sandbox.Key), 0o600); err != nil {
 		b.Fatal(err)
 	}
+	inR, inW := io.Pipe()
+	var codeW io.Writer = inW
+	scannerYAML := "{type: stdin}"
+	if serial {
+		m, sl, err := pty.Open()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		defer sl.Close()
+		codeW, scannerYAML = m, "{type: serial, port: "+sl.Name()+", baud: 115200}"
+	}
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 merchant: {id: %s, key_file: %s}
 gateway: {url: "%s/"}
@@ -66,15 +85,14 @@ lanes:
     fixed_fee: 1
     subject: bench
     body: bench
-    scanners: [{type: stdin}]
+    scanners: [%s]
     displays:
       - {type: terminal}
       - {type: vfd, port: /dev/posd-bench-dead-display}
-`, sandbox.MerchantID, keyFile, gw.URL, filepath.Join(dir, "j.db"), filepath.Join(dir, "api.sock"))))
+`, sandbox.MerchantID, keyFile, gw.URL, filepath.Join(dir, "j.db"), filepath.Join(dir, "api.sock"), scannerYAML)))
 	if err != nil {
 		b.Fatal(err)
 	}
-	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	paid := make(chan time.Time, 1)
 	go func() {
@@ -92,25 +110,28 @@ lanes:
 		done <- run(ctx, cfg, zap.NewNop(), IO{Stdin: inR, Stdout: outW}, func(_ string, j *journal.Journal) { ready <- j })
 	}()
 	j := <-ready
+	time.Sleep(100 * time.Millisecond) // the serial port is open
 
 	lat := make([]time.Duration, 0, b.N)
 	own := make([]time.Duration, 0, b.N)
 	sync := make([]time.Duration, 0, b.N)
 	shown := make([]time.Duration, 0, b.N)
+	dispatch := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		code := fmt.Sprintf("28%014d%02d", i, i%80)
 		j0 := j.UpdateTime()
-		if _, err := io.WriteString(inW, code); err != nil {
+		if _, err := io.WriteString(codeW, code); err != nil {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
-		if _, err := io.WriteString(inW, "\n"); err != nil {
+		if _, err := io.WriteString(codeW, "\n"); err != nil {
 			b.Fatal(err)
 		}
 		d := (<-arrived).Sub(t0)
 		fs := j.UpdateTime() - j0 // the one Update of this scan: order, code index, charge
 		lat, sync, own = append(lat, d), append(sync, fs), append(own, d-fs)
+		dispatch = append(dispatch, j.LastUpdate().Sub(t0)-fs)
 		final := <-answered
 		shown = append(shown, (<-paid).Sub(final))
 	}
@@ -127,6 +148,7 @@ lanes:
 	b.ReportMetric(float64(percentile(own, 0.50).Microseconds()), "own-p50-µs")
 	b.ReportMetric(float64(percentile(own, 0.99).Microseconds()), "own-p99-µs")
 	b.ReportMetric(float64(percentile(shown, 0.99).Microseconds())/1000, "result-shown-p99-ms")
+	b.ReportMetric(float64(percentile(dispatch, 0.99).Microseconds()), "dispatch-own-p99-µs")
 }
 
 // BenchmarkJournalFsync is the journal's own cost on the scan path: one

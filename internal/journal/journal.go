@@ -48,6 +48,7 @@ type Journal struct {
 	// updateNanos adds up the time spent in Update (the commit and its
 	// fsyncs), so the scan path's own cost can be told from the disk's.
 	updateNanos atomic.Int64
+	lastUpdate  atomic.Int64 // when the last Update returned, Unix nanoseconds
 }
 
 // Open opens or creates the journal at path, creating its directory.
@@ -136,9 +137,17 @@ type Tx struct{ tx *bolt.Tx }
 // the latency-critical path (a new order before its pay).
 func (j *Journal) Update(fn func(*Tx) error) error {
 	start := time.Now()
-	defer func() { j.updateNanos.Add(int64(time.Since(start))) }()
+	defer func() {
+		now := time.Now()
+		j.updateNanos.Add(int64(now.Sub(start)))
+		j.lastUpdate.Store(now.UnixNano())
+	}()
 	return wrapWrite(j.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }))
 }
+
+// LastUpdate is when the last Update returned: for a scan, the moment its
+// pay is dispatched.
+func (j *Journal) LastUpdate() time.Time { return time.Unix(0, j.lastUpdate.Load()) }
 
 // UpdateTime is the total time spent in Update since Open.
 func (j *Journal) UpdateTime() time.Duration { return time.Duration(j.updateNanos.Load()) }
