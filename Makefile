@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test ./payment -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./payment -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scanner -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./scanner -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./display -run '^$$' -fuzz '^FuzzParseVFD$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME)
