@@ -48,16 +48,22 @@ func TestSoak(t *testing.T) {
 		n = v
 	}
 	dir := t.TempDir()
-	vfdLink := filepath.Join(dir, "vfd")
-	plug := func() (*os.File, *os.File) {
+	vfdLink, scanLink := filepath.Join(dir, "vfd"), filepath.Join(dir, "scanner")
+	// plug makes a new pty behind link. A display's side is drained; a
+	// scanner's is not read at all, because closing a pty master that a
+	// goroutine is blocked reading does not close it until the read ends.
+	plug := func(link string, drain bool) (*os.File, *os.File) {
 		m, s, err := pty.Open()
 		require.NoError(t, err)
-		_ = os.Remove(vfdLink)
-		require.NoError(t, os.Symlink(s.Name(), vfdLink))
-		go func() { _, _ = io.Copy(io.Discard, m) }()
+		_ = os.Remove(link)
+		require.NoError(t, os.Symlink(s.Name(), link))
+		if drain {
+			go func() { _, _ = io.Copy(io.Discard, m) }()
+		}
 		return m, s
 	}
-	master, slave := plug()
+	master, slave := plug(vfdLink, true)
+	scanM, scanS := plug(scanLink, false)
 	keyFile := filepath.Join(dir, "key")
 	require.NoError(t, os.WriteFile(keyFile, []byte(sandbox.Key), 0o600))
 	sock := filepath.Join(dir, "api.sock")
@@ -74,7 +80,10 @@ lanes:
     subject: soak
     body: soak
     displays: [{type: vfd, port: %s}]
-`, sandbox.MerchantID, keyFile, startSandboxProcess(t), filepath.Join(dir, "j.db"), sock, vfdLink)))
+  - id: S1
+    device_info: SER1
+    scanners: [{type: serial, port: %s}]
+`, sandbox.MerchantID, keyFile, startSandboxProcess(t), filepath.Join(dir, "j.db"), sock, vfdLink, scanLink)))
 	require.NoError(t, err)
 	_, err = cfg.Validate()
 	require.NoError(t, err)
@@ -120,7 +129,14 @@ lanes:
 		if i%100 == 0 { // the pole display is unplugged and plugged back
 			master.Close()
 			slave.Close()
-			master, slave = plug()
+			master, slave = plug(vfdLink, true)
+		}
+		if i%500 == 0 { // so is the serial scanner: wait until it is found again
+			scanM.Close()
+			scanS.Close()
+			waitState(t, call, "gone")
+			scanM, scanS = plug(scanLink, false)
+			waitState(t, call, "connected")
 		}
 		if i%250 == 0 {
 			client.CloseIdleConnections()
@@ -135,6 +151,8 @@ lanes:
 	require.NoError(t, <-done)
 	master.Close()
 	slave.Close()
+	scanM.Close()
+	scanS.Close()
 
 	for _, s := range samples {
 		t.Logf("after %5d payments: heap %6d kB, %3d goroutines, %3d fds", s.payments, s.heapKB, s.goroutines, s.fds)
@@ -142,7 +160,7 @@ lanes:
 	require.GreaterOrEqual(t, len(samples), 2)
 	first, last := samples[0], samples[len(samples)-1]
 	assert.LessOrEqual(t, last.goroutines, first.goroutines+3, "goroutines flat")
-	assert.LessOrEqual(t, last.fds, first.fds+3, "file descriptors flat across display replugs")
+	assert.LessOrEqual(t, last.fds, first.fds+3, "file descriptors flat across scanner and display replugs")
 	assert.LessOrEqual(t, last.heapKB, first.heapKB+1024, "heap flat")
 }
 
@@ -174,4 +192,19 @@ func startSandboxProcess(t *testing.T) string {
 	}
 	t.Fatal("sandbox process did not start")
 	return ""
+}
+
+// waitState waits until the serial scanner reports state in /v1/devices.
+func waitState(t *testing.T, call func(string, string, any) map[string]any, state string) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, d := range call("GET", "/v1/devices", nil)["devices"].([]any) {
+			m := d.(map[string]any)
+			if m["role"] == "scanner" && m["state"] == state {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("scanner never %s: %v", state, call("GET", "/v1/devices", nil))
 }
