@@ -146,6 +146,7 @@ type guest struct {
 	qmp     net.Conn
 	qmpR    *bufio.Reader
 	serial  net.Conn
+	events  []string // QMP events seen, by name
 }
 
 func bootGuest(t *testing.T, kernel, initrd string) *guest {
@@ -192,7 +193,8 @@ func (g *guest) qmpCall(cmd string, args any) {
 		require.NoError(g.t, err, "QMP %s", cmd)
 		var m map[string]any
 		_ = json.Unmarshal(line, &m)
-		if _, ok := m["event"]; ok {
+		if ev, ok := m["event"].(string); ok {
+			g.events = append(g.events, ev)
 			continue
 		}
 		require.NotContains(g.t, m, "error", "QMP %s: %s", cmd, line)
@@ -214,6 +216,31 @@ func (g *guest) typeCode(code string) {
 	}
 	key("ret", true)
 	key("ret", false)
+}
+
+// waitEvent waits for a QMP event (device_del completes asynchronously:
+// DEVICE_DELETED says the chardev is free again).
+func (g *guest) waitEvent(name string, timeout time.Duration) {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, e := range g.events {
+			if e == name {
+				return
+			}
+		}
+		require.True(g.t, time.Now().Before(deadline), "QMP event %s never came", name)
+		_ = g.qmp.SetReadDeadline(time.Now().Add(time.Second))
+		line, err := g.qmpR.ReadBytes('\n')
+		if err != nil {
+			continue
+		}
+		var m map[string]any
+		_ = json.Unmarshal(line, &m)
+		if ev, ok := m["event"].(string); ok {
+			g.events = append(g.events, ev)
+		}
+	}
 }
 
 func (g *guest) waitConsole(what string, timeout time.Duration) {
@@ -271,6 +298,7 @@ func TestQEMUScannersEvdevAndUSBSerial(t *testing.T) {
 
 	// Unplug the USB serial adapter and plug it back: found again.
 	g.qmpCall("device_del", map[string]any{"id": "ser"})
+	g.waitEvent("DEVICE_DELETED", 60*time.Second)
 	g.waitCount("scanner unavailable", 1, 60*time.Second)
 	g.qmpCall("device_add", map[string]any{"driver": "usb-serial", "chardev": "ser0", "bus": "xhci.0", "id": "ser"})
 	g.waitCount("scanner connected", 3, 60*time.Second)
