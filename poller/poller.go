@@ -42,6 +42,8 @@ type Options struct {
 	// OnJournalError is called when a step cannot be journaled (the order
 	// waits and is retried); nil error when writes work again.
 	OnJournalError func(error)
+	// OnCall, if set, is told of every gateway call and its outcome.
+	OnCall func(call payment.Call, r payment.Result)
 	// OnDispatch, if set, is told how late each scheduled call starts
 	// (for the 10,000-order benchmark and the metrics).
 	OnDispatch func(late time.Duration)
@@ -277,6 +279,9 @@ func (p *Poller) step(o Order, release func()) {
 		p.done(o.MchTradeID)
 		return
 	}
+	if p.opt.OnCall != nil {
+		p.opt.OnCall(call, r)
+	}
 	failpoint.Hit(string(call) + "-answered")
 	next := Step(o, r, time.Now(), p.opt.Policy)
 	logStep(p.log, &o, &next, call, &r)
@@ -384,4 +389,51 @@ func (s *schedule) Pop() any {
 	old[len(old)-1] = Order{}
 	*s = old[:len(old)-1]
 	return o
+}
+
+// Resolve records an operator's decision on an order the poller could not
+// settle (it needs attention, or is still unknown): paid or not paid, with
+// who decided and why. The order is final afterwards.
+func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (Order, error) {
+	if by == "" || why == "" {
+		return Order{}, fmt.Errorf("poller: a resolution needs who and why")
+	}
+	p.mu.Lock()
+	if p.active[id] {
+		// Take it off the schedule first; a step in flight finishes first.
+		for i, o := range p.queue {
+			if o.MchTradeID == id {
+				heap.Remove(&p.queue, i)
+				delete(p.active, id)
+				break
+			}
+		}
+	}
+	busy := p.active[id]
+	p.mu.Unlock()
+	if busy {
+		return Order{}, ErrBusy
+	}
+	var o Order
+	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
+		ok, err := tx.Get(journal.Orders, id, &o)
+		if err != nil || !ok {
+			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
+		}
+		if o.Phase == PhaseDone {
+			return journal.Fail(fmt.Errorf("poller: order %s is final (%s): nothing to resolve", id, o.State))
+		}
+		o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = PhaseDone, Declined, time.Time{}, now, now
+		if paid {
+			o.State = Paid
+		}
+		o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, by, why)
+		return tx.Put(journal.Orders, id, o)
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	p.log.Warn("order resolved by an operator", zap.String("mch_trade_id", id), zap.String("state", string(o.State)), zap.String("by", by), zap.String("why", why))
+	p.opt.OnUpdate(o)
+	return o, nil
 }

@@ -24,7 +24,7 @@ import (
 )
 
 // The end-to-end tests run the real posd binary, built once.
-var posdBin string
+var posdBin, posctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "posd-e2e")
@@ -35,6 +35,11 @@ func TestMain(m *testing.M) {
 	out, err := exec.Command("go", "build", "-race", "-o", posdBin, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build posd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	posctlBin = filepath.Join(dir, "posctl")
+	if out, err := exec.Command("go", "build", "-o", posctlBin, "../posctl").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build posctl: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()

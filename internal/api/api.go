@@ -4,6 +4,8 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +30,18 @@ type Server struct {
 	health  func() error
 	devices func() any
 	mux     *http.ServeMux
+	token   string
+}
+
+// RequireToken makes every route that changes state or shows order
+// details require "Authorization: Bearer <token>".
+func (s *Server) RequireToken(token string) { s.token = token }
+
+// open routes need no token: health, metrics, devices and the customer
+// display (read-only, customer view only).
+func openRoute(r *http.Request) bool {
+	p := r.URL.Path
+	return r.Method == http.MethodGet && (p == "/healthz" || p == "/metrics" || p == "/v1/devices" || strings.HasPrefix(p, "/display/"))
 }
 
 // New returns the API handler. health reports what makes posd unhealthy;
@@ -46,6 +61,9 @@ func New(svc *checkout.Service, log *zap.Logger, health func() error, devices fu
 	s.mux.HandleFunc("POST /v1/lanes/{lane}/scans", s.scan)
 	s.mux.HandleFunc("GET /v1/orders", s.orders)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("POST /v1/orders/{id}/resolve", s.resolve)
+	s.mux.HandleFunc("GET /v1/report", s.report)
+	s.mux.HandleFunc("GET /v1/export", s.export)
 	return s
 }
 
@@ -57,7 +75,17 @@ func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Re
 	s.mux.HandleFunc(pattern, h)
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.token != "" && !openRoute(r) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Listen opens "host:port" or "unix:/path" (mode 0660, a stale socket
 // file replaced).
@@ -252,6 +280,90 @@ func (s *Server) orders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"orders": os})
+}
+
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Decision string `json:"decision"` // paid or not_paid
+		By       string `json:"by"`
+		Why      string `json:"why"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if body.Decision != "paid" && body.Decision != "not_paid" {
+		s.fail(w, fmt.Errorf("%w: decision %q: paid or not_paid", checkout.ErrInvalid, body.Decision))
+		return
+	}
+	a, err := s.svc.Resolve(r.PathValue("id"), body.Decision == "paid", body.By, body.Why)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func parseDay(s string) (time.Time, error) {
+	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
+	if err != nil {
+		return t, fmt.Errorf("%w: date %q: YYYY-MM-DD", checkout.ErrInvalid, s)
+	}
+	return t, nil
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	day, err := parseDay(r.URL.Query().Get("date"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rows, err := s.svc.Report(day)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"wallet", "state", "count", "total_fee"})
+		for _, row := range rows {
+			_ = cw.Write([]string{row.Wallet, string(row.State), strconv.Itoa(row.Count), strconv.FormatInt(row.Total, 10)})
+		}
+		cw.Flush()
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"date": day.Format("2006-01-02"), "rows": rows})
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	from, err := parseDay(r.URL.Query().Get("from"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	to, err := parseDay(r.URL.Query().Get("to"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	as, err := s.svc.Export(from, to.AddDate(0, 0, 1))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution"})
+		for _, a := range as {
+			_ = cw.Write([]string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,
+				string(a.State), strconv.FormatInt(a.TotalFee, 10), a.TradeID, a.OutTradeID, a.AuthCode, a.ErrMsg, a.Resolution})
+		}
+		cw.Flush()
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": as})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

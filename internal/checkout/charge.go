@@ -61,6 +61,12 @@ type Attempt struct {
 	Scene      string       `json:"scene"`
 	Phase      poller.Phase `json:"phase"`
 	CreatedAt  time.Time    `json:"created_at"`
+	// Export fields.
+	TotalFee   int64     `json:"total_fee,omitempty"`
+	Lane       string    `json:"lane,omitempty"`
+	ChargeID   string    `json:"charge_id,omitempty"`
+	Resolution string    `json:"resolution,omitempty"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // ChargeView is the charge object of the local API.
@@ -76,7 +82,7 @@ func AttemptOf(o *poller.Order) Attempt {
 	a := Attempt{
 		MchTradeID: o.MchTradeID, PayType: o.PayType, Wallet: o.Wallet, State: o.State,
 		TradeID: o.TradeID, OutTradeID: o.OutTradeID, ErrMsg: o.ErrMsg,
-		AuthCode: o.CodeMasked, Scene: o.Scene, Phase: o.Phase, CreatedAt: o.CreatedAt,
+		AuthCode: o.CodeMasked, Scene: o.Scene, Phase: o.Phase, CreatedAt: o.CreatedAt, Resolution: o.Resolution,
 	}
 	if o.TradeState > -99 {
 		ts := o.TradeState

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -571,4 +572,83 @@ func (s *Service) Reprint(id string) (ChargeView, error) {
 // device came or went.
 func (s *Service) DeviceChanged(lane, what string) {
 	s.publish(display.Event{Lane: lane, Kind: display.Device, Reason: what})
+}
+
+// Resolve is an operator's decision on an order that needs attention.
+func (s *Service) Resolve(id string, paid bool, by, why string) (Attempt, error) {
+	o, err := s.opt.Poller.Resolve(id, paid, by, why, time.Now())
+	if err != nil {
+		if errors.Is(err, poller.ErrBusy) {
+			return Attempt{}, fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		return Attempt{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return AttemptOf(&o), nil
+}
+
+// Report is GET /v1/report: counts and totals of a day's final attempts,
+// per wallet and state.
+type ReportRow struct {
+	Wallet string       `json:"wallet"`
+	State  poller.State `json:"state"`
+	Count  int          `json:"count"`
+	Total  int64        `json:"total_fee"`
+}
+
+// Report adds up the attempts created on day (local time).
+func (s *Service) Report(day time.Time) ([]ReportRow, error) {
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.Local)
+	to := from.AddDate(0, 0, 1)
+	rows := map[string]*ReportRow{}
+	err := s.eachOrder(func(o *poller.Order) {
+		if o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) {
+			return
+		}
+		k := o.Wallet + "/" + string(o.State)
+		r := rows[k]
+		if r == nil {
+			r = &ReportRow{Wallet: o.Wallet, State: o.State}
+			rows[k] = r
+		}
+		r.Count++
+		r.Total += o.TotalFee
+	})
+	out := make([]ReportRow, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b ReportRow) int {
+		if a.Wallet != b.Wallet {
+			return strings.Compare(a.Wallet, b.Wallet)
+		}
+		return strings.Compare(string(a.State), string(b.State))
+	})
+	return out, err
+}
+
+// Export returns the attempts created in [from, to).
+func (s *Service) Export(from, to time.Time) ([]Attempt, error) {
+	var out []Attempt
+	err := s.eachOrder(func(o *poller.Order) {
+		if !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
+			a := AttemptOf(o)
+			a.TotalFee, a.Lane, a.ChargeID, a.Resolution, a.FinishedAt = o.TotalFee, o.Lane, o.ChargeID, o.Resolution, o.FinishedAt
+			out = append(out, a)
+		}
+	})
+	slices.SortFunc(out, func(a, b Attempt) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, err
+}
+
+func (s *Service) eachOrder(fn func(*poller.Order)) error {
+	return s.opt.Journal.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			fn(&o)
+			return nil
+		})
+	})
 }

@@ -73,6 +73,12 @@ type Journal struct {
 
 type API struct {
 	Listen string `yaml:"listen"`
+	// AllowRemote lets the API listen on a non-loopback address; it then
+	// requires TokenFile.
+	AllowRemote bool `yaml:"allow_remote"`
+	// TokenFile holds a bearer token every route that changes state or
+	// shows order details requires.
+	TokenFile string `yaml:"token_file"`
 }
 
 type Log struct {
@@ -259,6 +265,16 @@ func (c *Config) Validate() (warnings []string, err error) {
 	var errs []string
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 
+	for _, v := range []string{c.Merchant.ID, c.Merchant.StoreID, c.Gateway.URL} {
+		if strings.Contains(strings.ToUpper(v), "FILL-IN") || strings.Contains(strings.ToUpper(v), "FILLIN") {
+			bad("%q: the packaged template is not filled in yet", v)
+		}
+	}
+	for i, l := range c.Lanes {
+		if strings.Contains(strings.ToUpper(l.DeviceInfo), "FILLIN") {
+			bad("lanes[%d].device_info %q: the packaged template is not filled in yet", i, l.DeviceInfo)
+		}
+	}
 	if !c.IsSandbox() {
 		u, perr := url.Parse(c.Gateway.URL)
 		switch {
@@ -308,7 +324,16 @@ func (c *Config) Validate() (warnings []string, err error) {
 		bad("journal.path: required")
 	}
 	if err := checkListen(c.API.Listen); err != nil {
-		bad("api.listen: %v", err)
+		if !c.API.AllowRemote || !errors.Is(err, errNotLoopback) {
+			bad("api.listen: %v", err)
+		} else if c.API.TokenFile == "" {
+			bad("api.allow_remote: a non-loopback api.listen requires api.token_file")
+		}
+	}
+	if c.API.TokenFile != "" {
+		if _, terr := ReadSecret(c.API.TokenFile); terr != nil {
+			bad("api.token_file: %v", terr)
+		}
 	}
 	if c.Log.Format != "console" && c.Log.Format != "json" {
 		bad("log.format %q: console or json", c.Log.Format)
@@ -530,22 +555,44 @@ func checkListen(addr string) error {
 	}
 	ip := net.ParseIP(host)
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("%q: the API listens on loopback or a unix socket only", addr)
+		return fmt.Errorf("%q: %w (or set api.allow_remote with api.token_file)", addr, errNotLoopback)
 	}
 	return nil
 }
 
+var errNotLoopback = errors.New("the API listens on loopback or a unix socket only")
+
 // ReadKey reads the merchant key. A key file that others can read is
 // refused: the key signs payments.
-func ReadKey(path string) (string, error) {
+func ReadKey(path string) (string, error) { return ReadSecret(path) }
+
+// ReadSecret reads a key or token file, refusing one that others can read.
+// ${CREDENTIALS_DIRECTORY} in the path is systemd's credentials directory
+// (LoadCredential=), root-owned and readable by posd alone.
+func ReadSecret(path string) (string, error) {
+	path = os.Expand(path, func(v string) string {
+		if v == "CREDENTIALS_DIRECTORY" {
+			return os.Getenv(v)
+		}
+		return "${" + v + "}"
+	})
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", err
 	}
+	if !fi.Mode().IsRegular() {
+		// A FIFO or a device would block, or never end.
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
 	if fi.Mode().Perm()&0o004 != 0 {
 		return "", fmt.Errorf("%s is readable by others (mode %v): chmod o-r", path, fi.Mode().Perm())
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return "", err
 	}

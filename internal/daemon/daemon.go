@@ -22,6 +22,7 @@ import (
 	"posd/internal/config"
 	"posd/internal/device"
 	"posd/internal/journal"
+	"posd/internal/sdnotify"
 	"posd/payment"
 	"posd/payment/sandbox"
 	"posd/poller"
@@ -99,11 +100,16 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	defer j.Close()
 
 	hub := display.NewHub()
+	m := newMetrics()
 	var svc *checkout.Service
 	pol := poller.New(poller.Options{
 		Gateway: client, Journal: j, Policy: policy(cfg), Log: log.Named("poller"),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP,
-		OnUpdate:       func(o poller.Order) { svc.OrderUpdated(o) },
+		OnUpdate: func(o poller.Order) {
+			m.order(o)
+			svc.OrderUpdated(o)
+		},
+		OnCall:         m.call,
 		OnJournalError: func(err error) { svc.JournalError(err) },
 	})
 	svc = checkout.New(checkout.Options{
@@ -143,6 +149,15 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		}
 		return nil
 	}, func() any { return reg.List() })
+	if cfg.API.TokenFile != "" {
+		token, err := config.ReadSecret(cfg.API.TokenFile)
+		if err != nil {
+			return fmt.Errorf("api token: %w", err)
+		}
+		srv.RequireToken(token)
+	}
+	m.gauges(pol, j, reg)
+	srv.Handle("GET /metrics", m.reg)
 	events := &display.Web{Hub: hub}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
 	if web != nil && !strings.HasPrefix(cfg.API.Listen, "unix:") {
@@ -182,13 +197,34 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 
 	log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", cfg.Journal.Path), zap.Int("lanes", len(cfg.Lanes)))
 	ready(ln.Addr().String(), j)
-	select {
-	case <-ctx.Done():
-	case err = <-apiErr:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("api stopped", zap.Error(err))
+	if ok, nerr := sdnotify.Notify("READY=1\nSTATUS=taking payments"); nerr != nil {
+		log.Warn("sd_notify", zap.Error(nerr))
+	} else if ok {
+		log.Info("told systemd: ready")
+	}
+	// The watchdog is fed from this loop: if it stops turning, systemd
+	// restarts posd, and the journal resumes what was in flight.
+	var watchdog <-chan time.Time
+	if iv := sdnotify.WatchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		watchdog = t.C
+	}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-apiErr:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("api stopped", zap.Error(err))
+			}
+			break loop
+		case <-watchdog:
+			_, _ = sdnotify.Notify("WATCHDOG=1")
 		}
 	}
+	_, _ = sdnotify.Notify("STOPPING=1")
 	log.Info("shutting down: finishing calls in flight", zap.Duration("bound", cfg.ShutdownTimeout))
 	cancel()
 	stopPolling()

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func (d *posdProc) posctl(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(posctlBin, append([]string{"-api", "unix:" + d.sock}, args...)...).CombinedOutput()
+	return string(out), exitOK(err)
+}
+
+func exitOK(err error) int {
+	if err == nil {
+		return 0
+	}
+	return exitCode(err)
+}
+
+// Every posctl command against a running posd and the sandbox, and its
+// error when posd is down.
+func TestPosctl(t *testing.T) {
+	t.Parallel()
+	g := startSandbox(t)
+	p := startFaultProxy(t, g.url, 0, nil)
+	d := newDaemon(t, g, opts{gateway: p.url})
+	d.start()
+	var ch chargeJSON
+	out, code := d.posctl(t, "charge", "12.34", "-lane", "L1")
+	require.Equal(t, 0, code, out)
+	require.NoError(t, json.Unmarshal([]byte(out), &ch))
+	assert.EqualValues(t, 1234, ch.TotalFee, "12.34 yuan is 1234 fen, exactly")
+	_, code = d.posctl(t, "charge", "12.345")
+	assert.Equal(t, 1, code, "three decimals are refused")
+
+	d.scan(alipayCode(23))
+	out, code = d.posctl(t, "status", ch.ID, "--wait")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, `"state": "paid"`)
+	out, code = d.posctl(t, "receipt", ch.ID)
+	assert.Equal(t, 0, code, out)
+	out, code = d.posctl(t, "refund", ch.ID)
+	require.Equal(t, 0, code, out)
+	waitFor(t, 10*time.Second, func() bool { return d.charge(ch.ID, "1s").State == "refunded" }, "refunded")
+
+	out, code = d.posctl(t, "charge", "0.50")
+	require.Equal(t, 0, code, out)
+	var ch2 chargeJSON
+	require.NoError(t, json.Unmarshal([]byte(out), &ch2))
+	out, code = d.posctl(t, "cancel", ch2.ID)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, `"canceled"`)
+
+	// An order nobody can settle: the operator resolves it.
+	out, _ = d.posctl(t, "charge", "1.00")
+	var ch3 chargeJSON
+	require.NoError(t, json.Unmarshal([]byte(out), &ch3))
+	// Query and reverse are cut, so that the order stays unknown.
+	p.setScript(func(call string, n int) Fault {
+		if call == "query" || call == "reverse" {
+			return Status500
+		}
+		return NoFault
+	})
+	d.scan(alipayCode(81))
+	waitFor(t, 20*time.Second, func() bool { return d.charge(ch3.ID, "1s").State == "needs_attention" }, "needs attention")
+	out, code = d.posctl(t, "orders", "--unresolved")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, `"unknown"`)
+	id := d.charge(ch3.ID, "").Attempts[0].MchTradeID
+	out, code = d.posctl(t, "resolve", id, "--not-paid", "--by", "alice")
+	assert.Equal(t, 1, code, "a resolution says why: %s", out)
+	out, code = d.posctl(t, "resolve", id, "--not-paid", "--by", "alice", "--why", "gateway portal shows it closed")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "by alice: gateway portal shows it closed")
+	p.setScript(nil)
+	waitFor(t, 5*time.Second, func() bool { return d.charge(ch3.ID, "1s").State == "canceled" }, "resolved charge")
+	out, _ = d.posctl(t, "orders", "--unresolved")
+	assert.JSONEq(t, `{"orders":[]}`, out)
+
+	today := time.Now().Format("2006-01-02")
+	out, code = d.posctl(t, "report", "--date", today)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, `"refunded"`)
+	out, code = d.posctl(t, "report", "--date", today, "--csv")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "wallet,state,count,total_fee\nalipay,")
+	out, code = d.posctl(t, "export", "--from", today, "--to", today)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, id)
+	assert.Contains(t, out, "gateway portal shows it closed")
+	out, code = d.posctl(t, "devices")
+	assert.Equal(t, 0, code, out)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev := exec.CommandContext(ctx, posctlBin, "-api", "unix:"+d.sock, "events")
+	evOut := newOutput()
+	ev.Stdout = evOut
+	require.NoError(t, ev.Start())
+	time.Sleep(300 * time.Millisecond)
+	d.posctl(t, "charge", "2.00")
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(evOut.String(), `"total_fee":200`) }, "an event followed")
+	cancel()
+	_ = ev.Wait()
+
+	d.kill()
+	out, code = d.posctl(t, "status", ch.ID)
+	assert.Equal(t, 3, code)
+	assert.Contains(t, out, "cannot reach posd", "a clear error when posd is not running")
+}
+
+// The API's token, the key file's mode, and the systemd notify protocol.
+func TestSecurityAndSystemd(t *testing.T) {
+	t.Parallel()
+	g := startSandbox(t)
+	d := newDaemon(t, g, opts{})
+	token := filepath.Join(d.dir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("s3cret-token\n"), 0o600))
+	cfg, err := os.ReadFile(d.cfg)
+	require.NoError(t, err)
+	cfg = []byte(strings.Replace(string(cfg), "api:\n", "api:\n  token_file: "+token+"\n", 1))
+	require.NoError(t, os.WriteFile(d.cfg, cfg, 0o600))
+
+	notify := filepath.Join(d.dir, "notify.sock")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	require.NoError(t, err)
+	defer l.Close()
+	d.start("NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=200000")
+	got := map[string]bool{}
+	buf := make([]byte, 256)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !(got["READY=1"] && got["WATCHDOG=1"]); {
+		_ = l.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := l.Read(buf); err == nil {
+			for _, line := range strings.Split(string(buf[:n]), "\n") {
+				got[line] = true
+			}
+		}
+	}
+	assert.True(t, got["READY=1"], "READY=1 once the journal is open and the lanes are up")
+	assert.True(t, got["WATCHDOG=1"], "the watchdog is fed")
+
+	code, body := d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 100})
+	assert.Equal(t, 401, code, "no token: %s", body)
+	code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 100}, "Authorization", "Bearer wrong")
+	assert.Equal(t, 401, code, "a wrong token")
+	code, _ = d.do("GET", "/v1/orders", nil)
+	assert.Equal(t, 401, code, "order details need the token")
+	code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 100}, "Authorization", "Bearer s3cret-token")
+	assert.Equal(t, 201, code)
+	code, _ = d.do("GET", "/healthz", nil)
+	assert.Equal(t, 200, code, "health needs no token")
+	code, body = d.do("GET", "/metrics", nil)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, string(body), "posd_unresolved_orders 0")
+	d.kill()
+
+	// A key file others can read: posd refuses to start, as a config error.
+	require.NoError(t, os.Chmod(filepath.Join(d.dir, keyFileName), 0o644))
+	out, err := exec.Command(posdBin, "run", "-config", d.cfg).CombinedOutput()
+	assert.Equal(t, 78, exitOK(err), "%s", out)
+	assert.Contains(t, string(out), "readable by others")
+
+	// The API on a non-loopback address needs allow_remote and a token.
+	cfg = []byte(strings.Replace(string(cfg), "listen: unix:"+d.sock, "listen: 0.0.0.0:18321", 1))
+	require.NoError(t, os.Chmod(filepath.Join(d.dir, keyFileName), 0o600))
+	require.NoError(t, os.WriteFile(d.cfg, cfg, 0o600))
+	out, err = exec.Command(posdBin, "check-config", "-config", d.cfg).CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(out), "allow_remote")
+}
+
+// The unit file passes systemd-analyze verify, and the packaged config is
+// refused until it is filled in.
+func TestSystemdUnitAndTemplate(t *testing.T) {
+	t.Parallel()
+	analyze := needTool(t, "systemd-analyze", "systemd")
+	unit, err := os.ReadFile("../../systemd/posd.service")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "posd.service")
+	require.NoError(t, os.WriteFile(path, []byte(strings.ReplaceAll(string(unit), "/usr/bin/posd", posdBin)), 0o644))
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), "posd.service:", "no warning about the unit: %s", out)
+
+	out, err = exec.Command(posdBin, "check-config", "-config", "../../packaging/config.yaml").CombinedOutput()
+	assert.Error(t, err, "the packaged template is refused until filled in")
+	assert.Contains(t, string(out), "not filled in")
+}
