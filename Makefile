@@ -4,12 +4,18 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build run test bench lint fuzz cross clean chaos soak
+.PHONY: all build run test bench lint fuzz cross clean chaos soak deb install
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+ARCH    ?= $(shell go env GOARCH)
+DEBVER  ?= $(shell echo '$(VERSION)' | sed -e 's/^v\([0-9]\)/\1/;t' -e 's/^/0~/' | sed 's/[^0-9A-Za-z.+~]/+/g')
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posd ./cmd/posd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posctl ./cmd/posctl
 
 # posd on the embedded sandbox gateway: type a payment code and Enter.
 run: build
@@ -52,6 +58,29 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posd-linux-amd64 ./cmd/posd
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posd-linux-arm64 ./cmd/posd
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posd-linux-arm ./cmd/posd
+
+# A plain install: binaries, unit, udev rules, the config template.
+install: build
+	install -D -m 0755 $(BIN)/posd $(DESTDIR)$(PREFIX)/bin/posd
+	install -D -m 0755 $(BIN)/posctl $(DESTDIR)$(PREFIX)/bin/posctl
+	install -D -m 0644 systemd/posd.service $(DESTDIR)/etc/systemd/system/posd.service
+	sed -i 's#/usr/bin/posd#$(PREFIX)/bin/posd#g' $(DESTDIR)/etc/systemd/system/posd.service
+	install -D -m 0644 systemd/99-posd.rules $(DESTDIR)/etc/udev/rules.d/99-posd.rules
+	[ -e $(DESTDIR)/etc/posd/config.yaml ] || install -D -m 0640 packaging/config.yaml $(DESTDIR)/etc/posd/config.yaml
+
+# The Debian package: bin/posd_VERSION_ARCH.deb
+deb: build
+	rm -rf $(BIN)/deb && mkdir -p $(BIN)/deb/DEBIAN
+	install -D -m 0755 $(BIN)/posd $(BIN)/deb/usr/bin/posd
+	install -D -m 0755 $(BIN)/posctl $(BIN)/deb/usr/bin/posctl
+	install -D -m 0644 systemd/posd.service $(BIN)/deb/lib/systemd/system/posd.service
+	install -D -m 0644 systemd/99-posd.rules $(BIN)/deb/lib/udev/rules.d/99-posd.rules
+	install -D -m 0640 packaging/config.yaml $(BIN)/deb/etc/posd/config.yaml
+	install -D -m 0644 README.md $(BIN)/deb/usr/share/doc/posd/README.md
+	install -m 0644 packaging/debian/conffiles $(BIN)/deb/DEBIAN/conffiles
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(BIN)/deb/DEBIAN/
+	sed 's/@VERSION@/$(DEBVER)/; s/@ARCH@/$(ARCH)/' packaging/debian/control.in > $(BIN)/deb/DEBIAN/control
+	dpkg-deb --root-owner-group --build $(BIN)/deb $(BIN)/posd_$(DEBVER)_$(ARCH).deb
 
 clean:
 	rm -rf $(BIN) var
