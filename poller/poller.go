@@ -300,12 +300,17 @@ func (p *Poller) step(o Order, release func()) {
 		}
 	}
 	failpoint.Hit(string(next.Phase) + "-journaled")
-	p.opt.OnUpdate(next)
 	if next.Active() {
+		// Heard of before it is rescheduled, so that updates of one order
+		// arrive in order.
+		p.opt.OnUpdate(next)
 		p.requeue(next)
 		return
 	}
+	// A final order is released before anyone hears of it: a till that
+	// refunds the moment it sees "paid" must not meet "busy".
 	p.done(o.MchTradeID)
+	p.opt.OnUpdate(next)
 }
 
 func (p *Poller) requeue(o Order) {

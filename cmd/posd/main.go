@@ -25,6 +25,7 @@ import (
 	"posd/internal/api"
 	"posd/internal/config"
 	"posd/internal/daemon"
+	"posd/internal/journal"
 	"posd/payment/sandbox"
 	"posd/poller"
 )
@@ -56,6 +57,18 @@ func run(args []string) int {
 		return checkConfig(args)
 	case "devices":
 		return listDevices(os.Stdout)
+	case "journal-check":
+		// Run by posd itself before opening the journal: bbolt may panic on
+		// a damaged file, and a panic here only ends this child.
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: posd journal-check PATH")
+			return 2
+		}
+		if err := journal.Check(args[0]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		return 0
 	case "version":
 		fmt.Println("posd", version)
 		return 0

@@ -518,6 +518,9 @@ func (s *Service) outOfServiceLocked(err error) {
 		s.log.Error("journal not writable: lanes out of service", zap.Error(err))
 	}
 	s.oos = "journal not writable: no payment can be recorded"
+	if strings.Contains(err.Error(), "damaged") {
+		s.oos = "journal damaged (read-only): no payment can be recorded"
+	}
 	for id := range s.lanes {
 		s.publish(display.Event{Lane: id, Kind: display.OutOfService, Reason: s.oos})
 	}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -93,7 +95,16 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	if err != nil {
 		return err
 	}
-	j, err := journal.Open(cfg.Journal.Path)
+	var j *journal.Journal
+	damaged := false
+	if cerr := checkJournal(cfg.Journal.Path); cerr != nil {
+		damaged = true
+		log.Error("JOURNAL DAMAGED: posd runs read-only and takes no payment; export what can be read (posctl export) and restore or replace the journal",
+			zap.String("journal", cfg.Journal.Path), zap.Error(cerr))
+		j, err = journal.OpenReadOnly(cfg.Journal.Path)
+	} else {
+		j, err = journal.Open(cfg.Journal.Path)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,19 +136,29 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		return err
 	}
 	if err := svc.Start(); err != nil {
-		return err
-	}
-	n, err := pol.Resume(time.Now())
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		log.Info("resumed unfinished orders", zap.Int("orders", n))
+		if !damaged {
+			return err
+		}
+		log.Error("damaged journal: open charges could not be read", zap.Error(err))
 	}
 	pollCtx, stopPolling := context.WithCancel(context.Background())
 	defer stopPolling()
 	pollDone := make(chan struct{})
-	go func() { pol.Run(pollCtx); close(pollDone) }()
+	if damaged {
+		// No step can be recorded, so none is taken: the lanes are out of
+		// service and the records stay as they are for the operator.
+		svc.JournalError(fmt.Errorf("%w: damaged, opened read-only", journal.ErrUnwritable))
+		close(pollDone)
+	} else {
+		n, err := pol.Resume(time.Now())
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Info("resumed unfinished orders", zap.Int("orders", n))
+		}
+		go func() { pol.Run(pollCtx); close(pollDone) }()
+	}
 
 	ln, err := api.Listen(cfg.API.Listen)
 	if err != nil {
@@ -193,7 +214,12 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		}
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); probeJournal(runCtx, j, svc) }()
+	go func() {
+		defer wg.Done()
+		if !damaged {
+			probeJournal(runCtx, j, svc)
+		}
+	}()
 
 	log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", cfg.Journal.Path), zap.Int("lanes", len(cfg.Lanes)))
 	ready(ln.Addr().String(), j)
@@ -233,6 +259,40 @@ loop:
 		log.Warn("shutdown bound reached: unfinished orders resume from the journal at the next start")
 	}
 	return err
+}
+
+// checkJournal checks the journal file in a child process (posd
+// journal-check), because bbolt may panic on damage in goroutines of its
+// own. A missing file is fine: it is about to be created.
+func checkJournal(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil // cannot check: open as usual
+	}
+	out, err := exec.Command(self, "journal-check", path).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 || strings.Contains(string(out), "panic") {
+		return fmt.Errorf("%s", strings.TrimSpace(lastLine(string(out))))
+	}
+	return nil // the checker itself could not run (not this binary): open as usual
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 && !strings.Contains(s[i:], "panic") {
+		return s[i+1:]
+	}
+	if i := strings.Index(s, "panic: "); i >= 0 {
+		if e := strings.IndexByte(s[i:], '\n'); e > 0 {
+			return s[i : i+e]
+		}
+	}
+	return s
 }
 
 // probeJournal brings the lanes back into service once the journal can be

@@ -49,30 +49,101 @@ type Journal struct {
 	// fsyncs), so the scan path's own cost can be told from the disk's.
 	updateNanos atomic.Int64
 	lastUpdate  atomic.Int64 // when the last Update returned, Unix nanoseconds
+	readOnly    bool
 }
 
-// Open opens or creates the journal at path, creating its directory.
-// It fails if another process holds the file (within a second) or if the
-// file is damaged or from a newer schema.
+// ErrDamaged: the file failed its check, or a read met a damaged page.
+var ErrDamaged = errors.New("journal: damaged")
+
+func options() *bolt.Options {
+	// NoFreelistSync: the freelist is rebuilt on open instead of written on
+	// every commit, which keeps the fsync on the pay path small.
+	return &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
+}
+
+// Open opens or creates the journal at path, creating its directory. A file
+// held by another process (after a second) or from a newer schema is an
+// error. Check it first (Check, in a process of its own: bbolt panics on
+// some damage in goroutines of its own).
 func Open(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	// NoFreelistSync: the freelist is rebuilt on open instead of written on
-	// every commit, which keeps the fsync on the pay path small.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, options())
 	if err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	// Short batches: group commit for the poller without slowing a pay.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	j := &Journal{db: db}
-	if err := db.Update(j.init); err != nil {
+	if err := j.protect(func() error { return db.Update(j.init) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal: %s: %w", path, err)
 	}
 	return j, nil
 }
+
+// OpenReadOnly opens a damaged journal so that what can still be read is
+// served and exported. Every write fails with ErrUnwritable.
+func OpenReadOnly(path string) (*Journal, error) {
+	o := options()
+	o.ReadOnly = true
+	db, err := bolt.Open(path, 0o600, o)
+	if err != nil {
+		return nil, fmt.Errorf("journal: open %s read-only: %w", path, err)
+	}
+	j := &Journal{db: db, readOnly: true}
+	_ = j.View(func(tx *Tx) error {
+		if m := tx.tx.Bucket([]byte(meta)); m != nil {
+			j.epoch = string(m.Get(keyEpoch))
+		}
+		return nil
+	})
+	return j, nil
+}
+
+// Check walks every page of the file (bbolt's consistency check): a power
+// cut at any byte leaves the old or the new meta page valid, and anything
+// else is damage. It may panic on a damaged file: run it in a process of
+// its own (posd journal-check).
+func Check(path string) error {
+	o := options()
+	o.ReadOnly = true
+	db, err := bolt.Open(path, 0o600, o)
+	if err != nil {
+		if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) || errors.Is(err, bolt.ErrVersionMismatch) {
+			return fmt.Errorf("%w: %v", ErrDamaged, err)
+		}
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		var first error
+		for cerr := range tx.Check() { // drained whole: the checker must finish
+			if first == nil {
+				first = fmt.Errorf("%w: %v", ErrDamaged, cerr)
+			}
+		}
+		return first
+	})
+}
+
+// protect turns a panic of bbolt on a damaged page into ErrDamaged.
+func (j *Journal) protect(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrDamaged, r)
+		}
+	}()
+	return fn()
+}
+
+// ReadOnly reports whether the journal was opened read-only (damaged).
+func (j *Journal) ReadOnly() bool { return j.readOnly }
+
+// migrations bring an older schema up to SchemaVersion, one step each, in
+// the transaction that opens the journal. Schema 1 is the first.
+var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
 	for _, b := range []string{meta, Orders, Codes, Charges, Idem, Receipts} {
@@ -82,10 +153,17 @@ func (j *Journal) init(tx *bolt.Tx) error {
 	}
 	m := tx.Bucket([]byte(meta))
 	if v := m.Get(keySchema); v != nil {
-		if n := binary.BigEndian.Uint64(v); n > SchemaVersion {
-			return fmt.Errorf("schema %d is newer than this posd's %d", n, SchemaVersion)
+		n := binary.BigEndian.Uint64(v)
+		if n > SchemaVersion {
+			return fmt.Errorf("schema %d is newer than this posd's %d: install a newer posd", n, SchemaVersion)
 		}
-	} else if err := m.Put(keySchema, u64(SchemaVersion)); err != nil {
+		for ; n < SchemaVersion; n++ {
+			if err := migrations[n](tx); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", n, n+1, err)
+			}
+		}
+	}
+	if err := m.Put(keySchema, u64(SchemaVersion)); err != nil {
 		return err
 	}
 	if v := m.Get(keyEpoch); v != nil {
@@ -155,12 +233,12 @@ func (j *Journal) UpdateTime() time.Duration { return time.Duration(j.updateNano
 // Batch is Update with group commit: concurrent callers share one fsync.
 // fn may run more than once and must not have side effects outside tx.
 func (j *Journal) Batch(fn func(*Tx) error) error {
-	return wrapWrite(j.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }))
+	return wrapWrite(j.protect(func() error { return j.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }) }))
 }
 
 // View runs fn in a read transaction.
 func (j *Journal) View(fn func(*Tx) error) error {
-	return j.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return j.protect(func() error { return j.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }) })
 }
 
 type appError struct{ error }
@@ -168,6 +246,12 @@ type appError struct{ error }
 func wrapWrite(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, ErrDamaged) {
+		return fmt.Errorf("%w: %v", ErrUnwritable, err)
+	}
+	if errors.Is(err, bolt.ErrDatabaseReadOnly) {
+		return fmt.Errorf("%w: opened read-only (damaged)", ErrUnwritable)
 	}
 	var ae appError
 	if errors.As(err, &ae) {
