@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,9 +36,14 @@ type ClientOptions struct {
 type Client struct {
 	base       string
 	merchantID string
-	key        string
+	key        atomic.Pointer[string] // swapped on a key rotation (SIGHUP)
 	http       *http.Client
 }
+
+// SetKey replaces the merchant key for every request from now on.
+func (c *Client) SetKey(key string) { c.key.Store(&key) }
+
+func (c *Client) secret() string { return *c.key.Load() }
 
 // maxBody bounds what is read of an answer: a real one is a few hundred bytes.
 const maxBody = 1 << 20
@@ -91,12 +97,13 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
-	return &Client{
+	c := &Client{
 		base:       base,
 		merchantID: o.MerchantID,
-		key:        o.Key,
 		http:       &http.Client{Transport: tr, Timeout: o.Timeout},
-	}, nil
+	}
+	c.SetKey(o.Key)
+	return c, nil
 }
 
 // IsLoopbackHost reports whether host names this machine.
@@ -162,19 +169,20 @@ func (c *Client) RefundQuery(ctx context.Context, r *RefundQueryRequest) Result 
 }
 
 func (c *Client) do(ctx context.Context, call Call, params []Param, exp Expect) Result {
-	body := EncodeBody(params, Sign(params, c.key))
+	key := c.secret()
+	body := EncodeBody(params, Sign(params, key))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+string(call), bytes.NewReader(body))
 	if err != nil {
-		return Classify(call, exp, c.key, 0, nil, err)
+		return Classify(call, exp, key, 0, nil, err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return Classify(call, exp, c.key, 0, nil, err)
+		return Classify(call, exp, key, 0, nil, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	return Classify(call, exp, c.key, resp.StatusCode, data, err)
+	return Classify(call, exp, key, resp.StatusCode, data, err)
 }
 
 const nonceChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -114,7 +114,7 @@ func runDaemon(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log.Info("posd starting", zap.String("version", version), zap.String("config", *path))
-	if err := daemon.Run(ctx, cfg, log, daemon.IO{Stdin: os.Stdin, Stdout: os.Stdout}, nil); err != nil {
+	if err := daemon.Run(ctx, cfg, log, daemon.IO{Stdin: os.Stdin, Stdout: os.Stdout, ConfigPath: *path}, nil); err != nil {
 		log.Error("posd stopped", zap.Error(err))
 		return 1
 	}

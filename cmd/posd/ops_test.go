@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,4 +198,28 @@ func TestSystemdUnitAndTemplate(t *testing.T) {
 	out, err = exec.Command(posdBin, "check-config", "-config", "../../packaging/config.yaml").CombinedOutput()
 	assert.Error(t, err, "the packaged template is refused until filled in")
 	assert.Contains(t, string(out), "not filled in")
+}
+
+// SIGHUP reloads the merchant key (a key rotation) without a restart, and
+// says what else changed and needs one.
+func TestSIGHUPRotatesTheKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	newKey := filepath.Join(dir, "gateway.key")
+	require.NoError(t, os.WriteFile(newKey, []byte("rotated-key-0001\n"), 0o600))
+	g := startSandbox(t, "-key-file", newKey)
+	d := newDaemon(t, g, opts{}) // posd starts with the old (built-in) key
+	d.start()
+	require.NoError(t, os.WriteFile(filepath.Join(d.dir, keyFileName), []byte("rotated-key-0001\n"), 0o600))
+	cfg, err := os.ReadFile(d.cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(d.cfg, []byte(strings.Replace(string(cfg), "device_info: POS01", "device_info: POS09", 1)), 0o600))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(d.out.String(), "merchant key reloaded") }, "reload")
+	assert.Contains(t, d.out.String(), "need a restart")
+
+	c := d.openCharge("L1", 100)
+	d.scan(alipayCode(5))
+	got := d.settle(c.ID, 10*time.Second)
+	assert.Equal(t, "paid", got.State, "signed with the rotated key")
 }

@@ -655,3 +655,73 @@ func (s *Service) eachOrder(fn func(*poller.Order)) error {
 		})
 	})
 }
+
+// Prune deletes what was final before cutoff: orders (and their code's
+// index entry) and charges whose every attempt is gone, with their
+// idempotency keys. Unresolved orders and open charges are never pruned.
+// It returns how many orders and charges went.
+func (s *Service) Prune(cutoff time.Time) (orders, charges int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.opt.Journal.Update(func(tx *journal.Tx) error {
+		orders, charges = 0, 0
+		gone := map[string]bool{}
+		var oldOrders []poller.Order
+		if err := tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			if o.Final() && !o.FinishedAt.IsZero() && o.FinishedAt.Before(cutoff) {
+				oldOrders = append(oldOrders, o)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, o := range oldOrders {
+			if err := tx.Delete(journal.Orders, o.MchTradeID); err != nil {
+				return err
+			}
+			if id, ok := tx.GetString(journal.Codes, o.CodeSHA256); ok && id == o.MchTradeID {
+				if err := tx.Delete(journal.Codes, o.CodeSHA256); err != nil {
+					return err
+				}
+			}
+			gone[o.MchTradeID] = true
+			orders++
+		}
+		var oldCharges []Charge
+		if err := tx.ForEach(journal.Charges, func(_ string, v []byte) error {
+			var c Charge
+			if err := json.Unmarshal(v, &c); err != nil {
+				return err
+			}
+			if c.open() || c.State == NeedsAttention || !c.UpdatedAt.Before(cutoff) {
+				return nil
+			}
+			for _, a := range c.AttemptIDs {
+				if ok, _ := tx.Get(journal.Orders, a, &poller.Order{}); ok && !gone[a] {
+					return nil // an attempt is still kept
+				}
+			}
+			oldCharges = append(oldCharges, c)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, c := range oldCharges {
+			if err := tx.Delete(journal.Charges, c.ID); err != nil {
+				return err
+			}
+			if c.IdempotencyKey != "" {
+				if err := tx.Delete(journal.Idem, c.IdempotencyKey); err != nil {
+					return err
+				}
+			}
+			charges++
+		}
+		return nil
+	})
+	return orders, charges, err
+}

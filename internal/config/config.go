@@ -69,6 +69,9 @@ type Confirm struct {
 
 type Journal struct {
 	Path string `yaml:"path"`
+	// Retention: final orders older than this are pruned (export them
+	// first: posctl export). Go duration; default 4320h (180 days).
+	Retention time.Duration `yaml:"retention"`
 }
 
 type API struct {
@@ -173,7 +176,7 @@ func Default() Config {
 			ReverseInterval: 2 * time.Second, ReverseAttempts: 5,
 			ReconcileInterval: time.Minute, ReconcileMax: 30 * time.Minute,
 		},
-		Journal:         Journal{Path: "/var/lib/posd/journal.db"},
+		Journal:         Journal{Path: "/var/lib/posd/journal.db", Retention: 180 * 24 * time.Hour},
 		API:             API{Listen: "127.0.0.1:8321"},
 		Log:             Log{Format: "console", Level: "info"},
 		Scan:            Scan{DuplicateWindow: 10 * time.Second},
@@ -322,6 +325,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 	if c.Journal.Path == "" {
 		bad("journal.path: required")
+	}
+	if c.Journal.Retention < 24*time.Hour {
+		bad("journal.retention %s: at least 24h (final orders are kept that long)", c.Journal.Retention)
 	}
 	if err := checkListen(c.API.Listen); err != nil {
 		if !c.API.AllowRemote || !errors.Is(err, errNotLoopback) {

@@ -12,8 +12,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,10 +35,12 @@ import (
 	"posd/scanner"
 )
 
-// IO is where the stdin scanner and the terminal display read and write.
+// IO is where the stdin scanner and the terminal display read and write,
+// and the config file SIGHUP reloads (none: no reload).
 type IO struct {
-	Stdin  io.Reader
-	Stdout io.Writer
+	Stdin      io.Reader
+	Stdout     io.Writer
+	ConfigPath string
 }
 
 // Run runs posd until ctx ends, then finishes in-flight work up to the
@@ -220,6 +226,10 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 			probeJournal(runCtx, j, svc)
 		}
 	}()
+	if !damaged {
+		wg.Add(1)
+		go func() { defer wg.Done(); prune(runCtx, svc, cfg.Journal.Retention, log.Named("journal")) }()
+	}
 
 	log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", cfg.Journal.Path), zap.Int("lanes", len(cfg.Lanes)))
 	ready(ln.Addr().String(), j)
@@ -236,11 +246,16 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		defer t.Stop()
 		watchdog = t.C
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-hup:
+			reload(cfg, tio.ConfigPath, client, log)
 		case err = <-apiErr:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("api stopped", zap.Error(err))
@@ -293,6 +308,68 @@ func lastLine(s string) string {
 		}
 	}
 	return s
+}
+
+// reload applies what can change without a restart, the merchant key (a
+// key rotation), and says what else changed and needs one.
+func reload(cur config.Config, path string, client *payment.Client, log *zap.Logger) {
+	if path == "" {
+		return
+	}
+	next, _, err := config.Load(path)
+	if err != nil {
+		log.Error("reload refused: the config has problems; nothing changed", zap.Error(err))
+		return
+	}
+	if next.Merchant.KeyFile != "" {
+		key, err := config.ReadKey(next.Merchant.KeyFile)
+		if err != nil {
+			log.Error("reload: merchant key not read; the old key stays", zap.Error(err))
+		} else {
+			client.SetKey(key)
+			log.Info("reload: merchant key reloaded")
+		}
+	}
+	var needs []string
+	if !reflect.DeepEqual(cur.Lanes, next.Lanes) {
+		needs = append(needs, "lanes (scanners, displays)")
+	}
+	for name, same := range map[string]bool{
+		"merchant.id":       cur.Merchant.ID == next.Merchant.ID,
+		"gateway":           reflect.DeepEqual(cur.Gateway, next.Gateway),
+		"confirm":           reflect.DeepEqual(cur.Confirm, next.Confirm),
+		"journal":           reflect.DeepEqual(cur.Journal, next.Journal),
+		"api":               reflect.DeepEqual(cur.API, next.API),
+		"wallets":           reflect.DeepEqual(cur.Wallets, next.Wallets),
+		"merchant.store_id": cur.Merchant.StoreID == next.Merchant.StoreID,
+	} {
+		if !same {
+			needs = append(needs, name)
+		}
+	}
+	if len(needs) > 0 {
+		slices.Sort(needs)
+		log.Warn("reload: these changes need a restart (systemctl restart posd)", zap.Strings("changed", needs))
+	}
+}
+
+// prune keeps the journal bounded on a small SD card: at start, then daily,
+// final orders older than the retention go.
+func prune(ctx context.Context, svc *checkout.Service, keep time.Duration, log *zap.Logger) {
+	for {
+		o, c, err := svc.Prune(time.Now().Add(-keep))
+		switch {
+		case err != nil:
+			log.Error("prune", zap.Error(err))
+		case o+c > 0:
+			log.Info("pruned final records past retention", zap.Int("orders", o), zap.Int("charges", c), zap.Duration("retention", keep))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(24 * time.Hour):
+		}
+	}
 }
 
 // probeJournal brings the lanes back into service once the journal can be
