@@ -271,20 +271,9 @@ func (d *posdProc) scan(code string) {
 
 func (d *posdProc) do(method, path string, body any, hdr ...string) (int, []byte) {
 	d.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://posd"+path, rd)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := d.http.Do(req)
+	code, b, err := d.try(method, path, body, hdr...)
 	require.NoError(d.t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return code, b
 }
 
 type attemptJSON struct {
