@@ -213,10 +213,16 @@ func TestSIGHUPRotatesTheKey(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(d.dir, keyFileName), []byte("rotated-key-0001\n"), 0o600))
 	cfg, err := os.ReadFile(d.cfg)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(d.cfg, []byte(strings.Replace(string(cfg), "device_info: POS01", "device_info: POS09", 1)), 0o600))
+	// A lane not in use gets a fixed fee; the gateway timeout needs a restart.
+	changed := strings.Replace(string(cfg), "device_info: POS01", "device_info: POS01\n    fixed_fee: 300\n    subject: s\n    body: b", 1)
+	changed = strings.Replace(changed, "timeout: 400ms", "timeout: 500ms", 1)
+	require.NoError(t, os.WriteFile(d.cfg, []byte(changed), 0o600))
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	waitFor(t, 5*time.Second, func() bool { return strings.Contains(d.out.String(), "merchant key reloaded") }, "reload")
-	assert.Contains(t, d.out.String(), "need a restart")
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(d.out.String(), "need a restart") }, "restart notice")
+	assert.Contains(t, d.out.String(), `"gateway"`)
+	_, body := d.do("GET", "/v1/lanes/L1", nil)
+	assert.Contains(t, string(body), `"fixed_fee":300`, "the lane took its new settings")
 
 	c := d.openCharge("L1", 100)
 	d.scan(alipayCode(5))

@@ -725,3 +725,27 @@ func (s *Service) Prune(cutoff time.Time) (orders, charges int, err error) {
 	})
 	return orders, charges, err
 }
+
+// UpdateLanes applies new settings (fixed fee, max fee, subject, body,
+// charge TTL) to the lanes that have no charge open, and returns the ids of
+// those in use, which keep their settings.
+func (s *Service) UpdateLanes(cfgs []LaneConfig) (busy []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cfgs {
+		l := s.lanes[c.ID]
+		if l == nil || l.cfg == c {
+			continue
+		}
+		if l.open != "" {
+			busy = append(busy, c.ID)
+			continue
+		}
+		if c.ChargeTTL <= 0 {
+			c.ChargeTTL = 10 * time.Minute
+		}
+		l.cfg = c
+		s.idleLocked(c.ID)
+	}
+	return busy
+}

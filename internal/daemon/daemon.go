@@ -137,10 +137,17 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 
 	// Displays first, so that they see the state Start publishes.
 	reg := device.NewRegistry()
-	web, err := startDisplays(runCtx, &wg, cfg, hub, j, reg, log, tio.Stdout)
+	// Web displays live as long as posd; the others under dispCtx, so that
+	// SIGHUP can restart them with a new config.
+	web, err := startWebDisplays(runCtx, &wg, cfg, hub, log)
 	if err != nil {
 		return err
 	}
+	disp := &displaySet{}
+	if err := disp.start(runCtx, cfg, hub, j, reg, log, tio.Stdout); err != nil {
+		return err
+	}
+	defer disp.stop()
 	if err := svc.Start(); err != nil {
 		if !damaged {
 			return err
@@ -255,7 +262,17 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-hup:
-			reload(cfg, tio.ConfigPath, client, log)
+			if next, ok := reload(cfg, tio.ConfigPath, client, svc, log); ok {
+				if displaysChanged(cfg, next) {
+					disp.stop()
+					if err := disp.start(runCtx, next, hub, j, reg, log, tio.Stdout); err != nil {
+						log.Error("reload: displays", zap.Error(err))
+					} else {
+						log.Info("reload: displays restarted with the new config")
+					}
+				}
+				cfg = next
+			}
 		case err = <-apiErr:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("api stopped", zap.Error(err))
@@ -310,16 +327,17 @@ func lastLine(s string) string {
 	return s
 }
 
-// reload applies what can change without a restart, the merchant key (a
-// key rotation), and says what else changed and needs one.
-func reload(cur config.Config, path string, client *payment.Client, log *zap.Logger) {
+// reload applies what can change without a restart: the merchant key (a
+// key rotation), the displays, and the settings of lanes not in use; it
+// says what else changed and needs one. It returns the config now in force.
+func reload(cur config.Config, path string, client *payment.Client, svc *checkout.Service, log *zap.Logger) (config.Config, bool) {
 	if path == "" {
-		return
+		return cur, false
 	}
 	next, _, err := config.Load(path)
 	if err != nil {
 		log.Error("reload refused: the config has problems; nothing changed", zap.Error(err))
-		return
+		return cur, false
 	}
 	if next.Merchant.KeyFile != "" {
 		key, err := config.ReadKey(next.Merchant.KeyFile)
@@ -331,17 +349,33 @@ func reload(cur config.Config, path string, client *payment.Client, log *zap.Log
 		}
 	}
 	var needs []string
-	if !reflect.DeepEqual(cur.Lanes, next.Lanes) {
-		needs = append(needs, "lanes (scanners, displays)")
+	applied := cur
+	applied.Merchant.KeyFile = next.Merchant.KeyFile
+	if sameLaneSet(cur, next) {
+		busy := svc.UpdateLanes(lanes(next))
+		for i := range next.Lanes {
+			l := next.Lanes[i]
+			if slices.Contains(busy, l.ID) {
+				needs = append(needs, "lane "+l.ID+" (in use: reload again when it is free)")
+				continue
+			}
+			if !reflect.DeepEqual(cur.Lanes[i].Scanners, l.Scanners) {
+				needs = append(needs, "lane "+l.ID+" scanners")
+				l.Scanners = cur.Lanes[i].Scanners
+			}
+			applied.Lanes[i] = l
+		}
+	} else {
+		needs = append(needs, "lanes added, removed or renumbered")
 	}
 	for name, same := range map[string]bool{
 		"merchant.id":       cur.Merchant.ID == next.Merchant.ID,
+		"merchant.store_id": cur.Merchant.StoreID == next.Merchant.StoreID,
 		"gateway":           reflect.DeepEqual(cur.Gateway, next.Gateway),
 		"confirm":           reflect.DeepEqual(cur.Confirm, next.Confirm),
 		"journal":           reflect.DeepEqual(cur.Journal, next.Journal),
 		"api":               reflect.DeepEqual(cur.API, next.API),
 		"wallets":           reflect.DeepEqual(cur.Wallets, next.Wallets),
-		"merchant.store_id": cur.Merchant.StoreID == next.Merchant.StoreID,
 	} {
 		if !same {
 			needs = append(needs, name)
@@ -351,6 +385,30 @@ func reload(cur config.Config, path string, client *payment.Client, log *zap.Log
 		slices.Sort(needs)
 		log.Warn("reload: these changes need a restart (systemctl restart posd)", zap.Strings("changed", needs))
 	}
+	return applied, true
+}
+
+// sameLaneSet: the same lanes, in the same order, with the same ids and
+// devices (a lane's device_info is part of its order ids).
+func sameLaneSet(a, b config.Config) bool {
+	if len(a.Lanes) != len(b.Lanes) {
+		return false
+	}
+	for i := range a.Lanes {
+		if a.Lanes[i].ID != b.Lanes[i].ID || a.Lanes[i].DeviceInfo != b.Lanes[i].DeviceInfo {
+			return false
+		}
+	}
+	return true
+}
+
+func displaysChanged(a, b config.Config) bool {
+	for i := range a.Lanes {
+		if i >= len(b.Lanes) || !reflect.DeepEqual(a.Lanes[i].Displays, b.Lanes[i].Displays) {
+			return true
+		}
+	}
+	return false
 }
 
 // prune keeps the journal bounded on a small SD card: at start, then daily,

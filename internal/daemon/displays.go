@@ -63,8 +63,9 @@ func isTTY(path string) bool {
 
 // startDisplays runs every lane's displays, each on its own goroutine with
 // its own queue, and returns the web display's handler, if any lane has one.
+// With web false, web displays are left alone (a reload keeps them).
 func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, hub *display.Hub, j *journal.Journal,
-	reg *device.Registry, log *zap.Logger, stdout io.Writer) (*display.Web, error) {
+	reg *device.Registry, log *zap.Logger, stdout io.Writer, web0 bool) (*display.Web, error) {
 	var web *display.Web
 	store := cfg.Merchant.StoreID
 	for _, l := range cfg.Lanes {
@@ -93,6 +94,9 @@ func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, h
 				go func() { defer wg.Done(); p.Run(ctx) }()
 				dev = p
 			case "web":
+				if !web0 {
+					continue
+				}
 				if web == nil {
 					web = &display.Web{Hub: hub, Lanes: map[string]bool{}}
 				}
@@ -125,4 +129,46 @@ func routeWeb(mux interface {
 }, web *display.Web) {
 	mux.HandleFunc("GET /display/{lane}", web.Page)
 	mux.HandleFunc("GET /display/{lane}/events", web.CustomerEvents)
+}
+
+// startWebDisplays serves the web displays (they are not restarted by a
+// reload: their listeners and routes live as long as posd).
+func startWebDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, hub *display.Hub, log *zap.Logger) (*display.Web, error) {
+	only := cfg
+	only.Lanes = nil
+	for _, l := range cfg.Lanes {
+		l.Scanners = nil
+		var ds []config.Display
+		for _, d := range l.Displays {
+			if d.Type == "web" {
+				ds = append(ds, d)
+			}
+		}
+		l.Displays = ds
+		only.Lanes = append(only.Lanes, l)
+	}
+	return startDisplays(ctx, wg, only, hub, nil, nil, log, nil, true)
+}
+
+// displaySet is the displays other than web ones, restartable on SIGHUP.
+type displaySet struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (d *displaySet) start(ctx context.Context, cfg config.Config, hub *display.Hub, j *journal.Journal,
+	reg *device.Registry, log *zap.Logger, stdout io.Writer) error {
+	ctx, d.cancel = context.WithCancel(ctx)
+	_, err := startDisplays(ctx, &d.wg, cfg, hub, j, reg, log, stdout, false)
+	if err != nil {
+		d.stop()
+	}
+	return err
+}
+
+func (d *displaySet) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
 }
