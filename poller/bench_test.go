@@ -5,10 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -22,6 +19,7 @@ import (
 	"posd/internal/journal"
 	"posd/payment"
 	"posd/payment/sandbox"
+	"posd/payment/sandbox/sandboxtest"
 )
 
 func rssKB() int64 {
@@ -49,7 +47,7 @@ func BenchmarkPoller10k(b *testing.B) {
 	const n = 10_000
 	policy := DefaultPolicy()
 	policy.QueryAttempts = 3
-	url := startSandboxProcess(b)
+	url := sandboxtest.Start(b)
 	client, err := payment.NewClient(payment.ClientOptions{BaseURL: url, MerchantID: sandbox.MerchantID, Key: sandbox.Key})
 	if err != nil {
 		b.Fatal(err)
@@ -156,37 +154,7 @@ func BenchmarkPoller10k(b *testing.B) {
 	b.ReportMetric(float64(j.Size())/(1<<20), "journal-MB")
 }
 
-// TestMain doubles as the benchmark's sandbox process: the gateway's memory
-// is not posd's.
 func TestMain(m *testing.M) {
-	if addr := os.Getenv("POSD_BENCH_SANDBOX"); addr != "" {
-		_ = http.ListenAndServe(addr, sandbox.New(sandbox.Options{}))
-		os.Exit(0)
-	}
+	sandboxtest.ServeIfChild()
 	os.Exit(m.Run())
-}
-
-func startSandboxProcess(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "POSD_BENCH_SANDBOX="+addr)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "http://" + addr + "/"
-	for range 200 {
-		if resp, err := http.Get(url + "_sandbox/orders"); err == nil {
-			resp.Body.Close()
-			return url
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatal("sandbox process did not start")
-	return ""
 }

@@ -64,7 +64,8 @@ type Poller struct {
 	queue  schedule
 	active map[string]bool // ids in the queue or in a step
 	wake   chan struct{}
-	sem    chan struct{}
+	sem    chan struct{} // gateway calls in flight
+	inStep chan struct{} // steps in flight, journal writes included: bounds goroutines and memory
 	steps  sync.WaitGroup
 	// calls carries every gateway call; it ends only when Wait's bound
 	// runs out, so that a shutdown lets calls in flight finish.
@@ -95,6 +96,7 @@ func New(opt Options) *Poller {
 		active:      map[string]bool{},
 		wake:        make(chan struct{}, 1),
 		sem:         make(chan struct{}, opt.Workers),
+		inStep:      make(chan struct{}, opt.Workers*8),
 	}
 }
 
@@ -166,16 +168,22 @@ func (p *Poller) Run(ctx context.Context) {
 
 		for _, o := range due {
 			select {
-			case p.sem <- struct{}{}:
+			case p.inStep <- struct{}{}:
 			case <-ctx.Done():
 				return // undispatched orders resume from the journal
+			}
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				<-p.inStep
+				return
 			}
 			if p.opt.OnDispatch != nil {
 				p.opt.OnDispatch(time.Since(o.NextAt))
 			}
 			p.steps.Add(1)
 			go func(o Order) {
-				defer p.steps.Done()
+				defer func() { <-p.inStep; p.steps.Done() }()
 				p.step(o, func() { <-p.sem })
 			}(o)
 		}

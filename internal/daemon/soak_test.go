@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"posd/internal/config"
 	"posd/internal/journal"
 	"posd/payment/sandbox"
+	"posd/payment/sandbox/sandboxtest"
 )
 
 type sample struct {
@@ -83,7 +83,7 @@ lanes:
   - id: S1
     device_info: SER1
     scanners: [{type: serial, port: %s}]
-`, sandbox.MerchantID, keyFile, startSandboxProcess(t), filepath.Join(dir, "j.db"), sock, vfdLink, scanLink)))
+`, sandbox.MerchantID, keyFile, sandboxtest.Start(t), filepath.Join(dir, "j.db"), sock, vfdLink, scanLink)))
 	require.NoError(t, err)
 	_, err = cfg.Validate()
 	require.NoError(t, err)
@@ -164,34 +164,9 @@ lanes:
 	assert.LessOrEqual(t, last.heapKB, first.heapKB+1024, "heap flat")
 }
 
-// TestMain doubles as the soak's sandbox process.
 func TestMain(m *testing.M) {
-	if addr := os.Getenv("POSD_TEST_SANDBOX"); addr != "" {
-		_ = http.ListenAndServe(addr, sandbox.New(sandbox.Options{}))
-		os.Exit(0)
-	}
+	sandboxtest.ServeIfChild()
 	os.Exit(m.Run())
-}
-
-func startSandboxProcess(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "POSD_TEST_SANDBOX="+addr)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "http://" + addr + "/"
-	for range 200 {
-		if resp, err := http.Get(url + "_sandbox/orders"); err == nil {
-			resp.Body.Close()
-			return url
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("sandbox process did not start")
-	return ""
 }
 
 // waitState waits until the serial scanner reports state in /v1/devices.
