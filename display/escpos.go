@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
@@ -68,13 +69,31 @@ func QRCommand(data string, module byte) []byte {
 	return b.Bytes()
 }
 
+// CodePages are the single-byte code pages a printer can be set to with
+// ESC t n (Epson numbering), by the name used in the config's encoding.
+var CodePages = map[string]struct {
+	N       byte
+	Charmap *charmap.Charmap
+}{
+	"cp437":  {0, charmap.CodePage437},
+	"cp850":  {2, charmap.CodePage850},
+	"cp860":  {3, charmap.CodePage860},
+	"cp863":  {4, charmap.CodePage863},
+	"cp865":  {5, charmap.CodePage865},
+	"cp1252": {16, charmap.Windows1252},
+	"cp866":  {17, charmap.CodePage866},
+	"cp858":  {19, charmap.CodePage858},
+}
+
 // ReceiptBytes renders a receipt for a printer of width characters per
-// line in encoding "gb18030" (China-market printers) or "ascii".
+// line in encoding "gb18030" (China-market printers), a code page of
+// CodePages (selected with ESC t), or "ascii".
 func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	if width <= 0 {
 		width = 32
 	}
 	zh := encoding == "gb18030"
+	cp, hasCP := CodePages[encoding]
 	enc := func(s string) []byte {
 		if zh {
 			g, err := simplifiedchinese.GB18030.NewEncoder().Bytes([]byte(s))
@@ -84,9 +103,16 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 		}
 		var out []byte
 		for _, c := range s {
-			if c < 0x80 {
+			switch {
+			case c < 0x80:
 				out = append(out, byte(c))
-			} else {
+			case hasCP:
+				if b, ok := cp.Charmap.EncodeRune(c); ok {
+					out = append(out, b)
+					continue
+				}
+				out = append(out, translit(c)...)
+			default:
 				out = append(out, translit(c)...)
 			}
 		}
@@ -106,6 +132,9 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	b.Write(posInit)
 	if zh {
 		b.Write(posChinese)
+	}
+	if hasCP {
+		b.Write([]byte{0x1b, 0x74, cp.N}) // ESC t n: select the code page
 	}
 	b.Write(posCenter)
 	b.Write(posDouble)

@@ -87,13 +87,31 @@ func receipt(sandbox bool) Receipt {
 		MchTradeID: "S001_POS01_ABCDEF1", TradeID: "SBX000000000001", OutTradeID: "SBXOUT000000000001", Sandbox: sandbox}
 }
 
+// utc makes receipts (which print the store's local time) the same on
+// every machine.
+func utc(t *testing.T) {
+	saved := time.Local
+	time.Local = time.UTC
+	t.Cleanup(func() { time.Local = saved })
+}
+
 func TestReceiptGolden(t *testing.T) {
-	t.Setenv("TZ", "UTC")
+	utc(t)
 	golden(t, "receipt-ascii", ReceiptBytes(receipt(false), 32, "ascii", true))
 	golden(t, "receipt-gb18030-sandbox", ReceiptBytes(receipt(true), 42, "gb18030", false))
 	r := receipt(false)
 	r.Refund = true
 	golden(t, "receipt-refund", ReceiptBytes(r, 32, "ascii", true))
+}
+
+func TestReceiptCodePage(t *testing.T) {
+	utc(t)
+	r := receipt(false)
+	r.Store = "Café Zürich"
+	b := ReceiptBytes(r, 32, "cp858", false)
+	assert.Contains(t, string(b), "\x1bt\x13", "ESC t 19 selects CP858")
+	assert.Contains(t, string(b), "Caf\x82 Z\x81rich", "é and ü in CP858")
+	golden(t, "receipt-cp858", b)
 }
 
 func TestReceiptParts(t *testing.T) {

@@ -494,6 +494,9 @@ func validateDisplay(at string, d Display, apiListen string, bad func(string, ..
 			bad("%s: language zh needs encoding gb18030 (a display with a Chinese font)", at)
 		}
 	case "escpos":
+		if d.Encoding != "" && d.Encoding != "ascii" && d.Encoding != "gb18030" && !isCodePage(d.Encoding) {
+			bad("%s.encoding %q: ascii, gb18030 or a code page (cp437, cp850, cp858, cp860, cp863, cp865, cp866, cp1252)", at, d.Encoding)
+		}
 		n := 0
 		for _, v := range []string{d.Port, d.USB, d.Address} {
 			if v != "" {
@@ -511,7 +514,6 @@ func validateDisplay(at string, d Display, apiListen string, bad func(string, ..
 				bad("%s.address %q: host:port (usually :9100)", at, d.Address)
 			}
 		}
-		encoding()
 		if d.Width != 0 && (d.Width < 16 || d.Width > 64) {
 			bad("%s.width %d: 16 to 64 characters", at, d.Width)
 		}
@@ -527,6 +529,14 @@ func validateDisplay(at string, d Display, apiListen string, bad func(string, ..
 	default:
 		bad("%s.type %q: terminal, vfd, escpos or web", at, d.Type)
 	}
+}
+
+func isCodePage(e string) bool {
+	switch e {
+	case "cp437", "cp850", "cp858", "cp860", "cp863", "cp865", "cp866", "cp1252":
+		return true
+	}
+	return false
 }
 
 func validUSB(s string) bool {
