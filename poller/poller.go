@@ -411,21 +411,32 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (O
 	if by == "" || why == "" {
 		return Order{}, fmt.Errorf("poller: a resolution needs who and why")
 	}
+	// Hold the order for the decision: off the schedule if it is queued,
+	// refused if a step has it in flight.
 	p.mu.Lock()
+	var queued *Order
 	if p.active[id] {
-		// Take it off the schedule first; a step in flight finishes first.
-		for i, o := range p.queue {
-			if o.MchTradeID == id {
-				heap.Remove(&p.queue, i)
-				delete(p.active, id)
+		for i := range p.queue {
+			if p.queue[i].MchTradeID == id {
+				o := heap.Remove(&p.queue, i).(Order)
+				queued = &o
 				break
 			}
 		}
+		if queued == nil {
+			p.mu.Unlock()
+			return Order{}, ErrBusy
+		}
 	}
-	busy := p.active[id]
+	p.active[id] = true
 	p.mu.Unlock()
-	if busy {
-		return Order{}, ErrBusy
+	release := func(failed bool) {
+		p.mu.Lock()
+		delete(p.active, id)
+		p.mu.Unlock()
+		if failed && queued != nil {
+			p.enqueue(*queued) // nothing was decided: it goes on as before
+		}
 	}
 	var o Order
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
@@ -443,6 +454,7 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (O
 		o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, by, why)
 		return tx.Put(journal.Orders, id, o)
 	})
+	release(err != nil)
 	if err != nil {
 		return Order{}, err
 	}

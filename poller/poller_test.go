@@ -218,3 +218,41 @@ func TestPollerRefund(t *testing.T) {
 		assert.Equal(t, "REFUNDME1R1", got.RefundID)
 	})
 }
+
+// An operator's decision takes an unresolved order off the schedule; when
+// it cannot be recorded, the order goes on being driven as before.
+func TestResolve(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+	require.NoError(t, err)
+	now := time.Now()
+	for _, id := range []string{"STUCK0001", "STUCK0002"} {
+		o := newJournalOrder(t, j, id, now)
+		o.Phase, o.State, o.NextAt = PhaseReconcile, Unknown, now.Add(time.Hour)
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
+	}
+	var updates []Order
+	p := New(Options{Gateway: &fakeGateway{answer: payingThenReversed}, Journal: j, Policy: DefaultPolicy(),
+		OnUpdate: func(o Order) { updates = append(updates, o) }})
+	_, err = p.Resume(now)
+	require.NoError(t, err)
+	require.Equal(t, 2, p.Pending())
+
+	_, err = p.Resolve("STUCK0001", true, "alice", "", now)
+	assert.Error(t, err, "who and why are required")
+	o, err := p.Resolve("STUCK0001", false, "alice", "portal shows it closed", now)
+	require.NoError(t, err)
+	assert.Equal(t, Declined, o.State)
+	assert.Equal(t, PhaseDone, o.Phase)
+	assert.Equal(t, 1, p.Pending(), "off the schedule")
+	require.Len(t, updates, 1)
+	_, err = p.Resolve("STUCK0001", true, "bob", "again", now)
+	assert.Error(t, err, "a final order is not resolved twice")
+
+	require.NoError(t, j.Close())
+	_, err = p.Resolve("STUCK0002", true, "alice", "says the gateway", now)
+	require.Error(t, err, "the journal cannot record it")
+	assert.Equal(t, 1, p.Pending(), "still driven")
+	p.mu.Lock()
+	assert.Len(t, p.queue, 1, "back on the schedule")
+	p.mu.Unlock()
+}
