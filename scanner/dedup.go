@@ -18,9 +18,17 @@ func NewDedup(window time.Duration) *Dedup {
 	return &Dedup{window: window, seen: map[string]time.Time{}}
 }
 
-// Seen reports whether code was seen within the window before now, and
-// records it.
+// Seen reports whether code was taken (Add) within the window before now.
 func (d *Dedup) Seen(code string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.seen[code]
+	return ok && now.Sub(t) <= d.window
+}
+
+// Add records that code was taken at now. Only a scan that started a
+// payment is added: one refused (no charge open yet) may be scanned again.
+func (d *Dedup) Add(code string, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for c, t := range d.seen {
@@ -28,7 +36,5 @@ func (d *Dedup) Seen(code string, now time.Time) bool {
 			delete(d.seen, c)
 		}
 	}
-	t, ok := d.seen[code]
 	d.seen[code] = now
-	return ok && now.Sub(t) <= d.window
 }

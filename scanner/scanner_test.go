@@ -67,10 +67,13 @@ func TestRouteConfiguredTable(t *testing.T) {
 func TestDedup(t *testing.T) {
 	d := NewDedup(10 * time.Second)
 	t0 := time.Now()
-	assert.False(t, d.Seen("a", t0))
+	assert.False(t, d.Seen("a", t0), "nothing taken yet")
+	assert.False(t, d.Seen("a", t0), "seeing is not taking")
+	d.Add("a", t0)
 	assert.True(t, d.Seen("a", t0.Add(9*time.Second)))
 	assert.False(t, d.Seen("b", t0.Add(9*time.Second)))
-	assert.False(t, d.Seen("a", t0.Add(30*time.Second)), "outside the window it is a new scan")
+	assert.False(t, d.Seen("a", t0.Add(11*time.Second)), "outside the window it is a new scan")
+	d.Add("b", t0.Add(30*time.Second))
 	assert.Len(t, d.seen, 1, "old entries are dropped")
 }
 

@@ -72,9 +72,8 @@ type Attempt struct {
 // ChargeView is the charge object of the local API.
 type ChargeView struct {
 	Charge
-	AttemptIDs []string  `json:"-"`
-	Attempts   []Attempt `json:"attempts"`
-	Sandbox    bool      `json:"sandbox,omitempty"`
+	Attempts []Attempt `json:"attempts"`
+	Sandbox  bool      `json:"sandbox,omitempty"`
 }
 
 // AttemptOf renders an order for the API.

@@ -1,6 +1,7 @@
 package checkout
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"posd/display"
 	"posd/internal/journal"
+	"posd/payment"
 	"posd/poller"
 	"posd/scanner"
 )
@@ -21,7 +23,7 @@ func newService(t *testing.T, lanes ...LaneConfig) (*Service, *journal.Journal, 
 	router, err := scanner.NewRouter(scanner.DefaultWallets())
 	require.NoError(t, err)
 	hub := display.NewHub()
-	p := poller.New(poller.Options{Journal: j, Gateway: nil})
+	p := poller.New(poller.Options{Journal: j, Gateway: declineAll{}})
 	s := New(Options{Journal: j, Poller: p, Hub: hub, Router: router, Lanes: lanes, StoreID: "S001", ClientIP: "127.0.0.1"})
 	require.NoError(t, s.Start())
 	return s, j, hub
@@ -108,4 +110,43 @@ func TestPrune(t *testing.T) {
 		}
 		return nil
 	}))
+}
+
+// declineAll declines every pay at once.
+type declineAll struct{}
+
+func (declineAll) Pay(context.Context, *payment.PayRequest) payment.Result {
+	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateFailed}
+}
+func (declineAll) Query(context.Context, payment.OrderRef, int64) payment.Result {
+	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateFailed}
+}
+func (declineAll) Reverse(context.Context, payment.OrderRef) payment.Result {
+	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateReversed}
+}
+func (declineAll) Close(context.Context, payment.OrderRef) payment.Result {
+	return payment.Result{Outcome: payment.Done}
+}
+func (declineAll) Refund(context.Context, *payment.RefundRequest) payment.Result {
+	return payment.Result{Outcome: payment.Done}
+}
+
+// A scan refused because no charge was open does not count as taken: the
+// same code scanned again once the till opened the charge pays it. A code
+// that started a payment is one scan within the window.
+func TestRefusedScanIsNotADuplicate(t *testing.T) {
+	s, _, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
+	code := "282941234567890123"
+	err := s.Scan("L1", scanner.Scan{Code: code})
+	require.ErrorIs(t, err, ErrConflict)
+	assert.Contains(t, err.Error(), "no charge open")
+	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100})
+	require.NoError(t, err)
+	require.NoError(t, s.Scan("L1", scanner.Scan{Code: code}), "the same code, now with a charge open")
+	err = s.Scan("L1", scanner.Scan{Code: code})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "scanned twice")
+	v, err := s.Get(c.ID)
+	require.NoError(t, err)
+	assert.Len(t, v.AttemptIDs, 1)
 }

@@ -108,6 +108,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 		return err
 	}
 	failpoint.Hit("recorded")
+	l.dedup.Add(code, now)
 	*c = next
 	s.charges[c.ID] = c
 	if newCharge {
