@@ -142,6 +142,15 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	writeJSON(w, status, apiError{Error: err.Error(), Kind: kind})
 }
 
+// reply writes v with status, or the error's answer.
+func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
 // decode reads a small JSON body strictly: an unknown field is an error.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
@@ -186,46 +195,26 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c, err := s.svc.Wait(r.Context(), id, min(d, maxWait))
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, c)
+		s.reply(w, http.StatusOK, c, err)
 		return
 	}
 	c, err := s.svc.Get(id)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	s.reply(w, http.StatusOK, c, err)
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	c, err := s.svc.Cancel(r.PathValue("id"))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	s.reply(w, http.StatusOK, c, err)
 }
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 	c, err := s.svc.Refund(r.PathValue("id"))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, c)
+	s.reply(w, http.StatusAccepted, c, err)
 }
 
 func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
 	c, err := s.svc.Reprint(r.PathValue("id"))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, c)
+	s.reply(w, http.StatusAccepted, c, err)
 }
 
 func (s *Server) lanes(w http.ResponseWriter, _ *http.Request) {
@@ -234,11 +223,7 @@ func (s *Server) lanes(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) lane(w http.ResponseWriter, r *http.Request) {
 	l, err := s.svc.Lane(r.PathValue("lane"))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, l)
+	s.reply(w, http.StatusOK, l, err)
 }
 
 // scan lets a till that reads the scanner itself hand posd the code.
@@ -261,11 +246,7 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l, err := s.svc.Lane(lane)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, l)
+	s.reply(w, http.StatusAccepted, l, err)
 }
 
 func (s *Server) orders(w http.ResponseWriter, r *http.Request) {
@@ -297,11 +278,13 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.svc.Resolve(r.PathValue("id"), body.Decision == "paid", body.By, body.Why)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	s.reply(w, http.StatusOK, a, err)
+}
+
+func writeCSV(w http.ResponseWriter, rows [][]string) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	cw := csv.NewWriter(w)
+	_ = cw.WriteAll(rows)
 }
 
 func parseDay(s string) (time.Time, error) {
@@ -324,13 +307,11 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"wallet", "state", "count", "total_fee"})
+		out := [][]string{{"wallet", "state", "count", "total_fee"}}
 		for _, row := range rows {
-			_ = cw.Write([]string{row.Wallet, string(row.State), strconv.Itoa(row.Count), strconv.FormatInt(row.Total, 10)})
+			out = append(out, []string{row.Wallet, string(row.State), strconv.Itoa(row.Count), strconv.FormatInt(row.Total, 10)})
 		}
-		cw.Flush()
+		writeCSV(w, out)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"date": day.Format("2006-01-02"), "rows": rows})
@@ -353,14 +334,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution"})
+		out := [][]string{{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution"}}
 		for _, a := range as {
-			_ = cw.Write([]string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,
+			out = append(out, []string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,
 				string(a.State), strconv.FormatInt(a.TotalFee, 10), a.TradeID, a.OutTradeID, a.AuthCode, a.ErrMsg, a.Resolution})
 		}
-		cw.Flush()
+		writeCSV(w, out)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"orders": as})
