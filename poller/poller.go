@@ -266,10 +266,7 @@ func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
 		p.mu.Unlock()
 		return Order{}, err
 	}
-	p.mu.Lock()
-	delete(p.active, id)
-	p.mu.Unlock()
-	p.enqueue(o)
+	p.enqueue(o) // still held: no resolve or second refund slips in between
 	return o, nil
 }
 
