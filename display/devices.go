@@ -109,7 +109,7 @@ func RunDevice(ctx context.Context, h *Hub, lane string, d Display, retry, hold 
 		if hold > 0 && isResult(e.Kind) {
 			holdUntil = time.Now().Add(hold)
 			holdT.Reset(hold)
-			if e.Kind == Rejected {
+			if e.Kind.Moment() {
 				// A refusal is a moment: then the lane's state again.
 				if last, ok := h.Last(lane); ok {
 					pending = &last
@@ -122,6 +122,9 @@ func RunDevice(ctx context.Context, h *Hub, lane string, d Display, retry, hold 
 		case <-ctx.Done():
 			return
 		case e := <-s.C():
+			if e.Kind == LateResult {
+				continue // the lane has moved on: for the till only
+			}
 			if time.Now().Before(holdUntil) && (e.Kind == Idle || e.Kind == AwaitingScan && e.ChargeID == "") {
 				pending = &e
 				continue
@@ -143,7 +146,7 @@ func RunDevice(ctx context.Context, h *Hub, lane string, d Display, retry, hold 
 
 func isResult(k Kind) bool {
 	switch k {
-	case Paid, Declined, Refunded, Canceled, Rejected, NeedsAttention:
+	case Paid, Declined, Refunded, Canceled, Rejected, NeedsAttention, Offline:
 		return true
 	}
 	return false

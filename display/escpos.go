@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -95,6 +96,7 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	zh := encoding == "gb18030"
 	cp, hasCP := CodePages[encoding]
 	enc := func(s string) []byte {
+		s = noControl(s)
 		if zh {
 			g, err := simplifiedchinese.GB18030.NewEncoder().Bytes([]byte(s))
 			if err == nil {
@@ -121,6 +123,7 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	var b bytes.Buffer
 	line := func(s string) { b.Write(enc(s)); b.WriteByte('\n') }
 	pair := func(k, v string) {
+		v = noControl(v)
 		pad := width - len(k) - len(v)
 		if pad < 1 {
 			line(k)
@@ -172,8 +175,8 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	line("Ref   " + r.OutTradeID)
 	line(strings.Repeat("-", width))
 	b.Write(posCenter)
-	if r.TradeID != "" {
-		b.Write(QRCommand(r.TradeID, 6))
+	if id := noControl(r.TradeID); id != "" && len(id) <= qrMaxData {
+		b.Write(QRCommand(id, 6))
 		b.WriteByte('\n')
 	}
 	b.Write(posFeed)
@@ -182,6 +185,23 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 		b.Write(posDrawer)
 	}
 	return b.Bytes()
+}
+
+// qrMaxData is what a QR code holds at correction M. It also keeps the
+// two-byte length header from wrapping, which would let the printer read
+// the rest of the data as commands.
+const qrMaxData = 2331
+
+// noControl drops the control characters of text bound for the printer:
+// an ESC, GS or DLE in a trade id (from the gateway, the journal or the
+// API) would otherwise be a command, such as opening the drawer.
+func noControl(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // PrinterStatus is what DLE EOT answers tell.

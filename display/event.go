@@ -22,23 +22,41 @@ const (
 	Reprint        Kind = "reprint"  // a receipt asked for again
 	Device         Kind = "device"   // a scanner or display came or went (for the cashier)
 	OutOfService   Kind = "out_of_service"
+	// Offline: the gateway cannot be reached; the customer was not charged
+	// and should pay another way.
+	Offline Kind = "offline"
+	// LateResult: the result of a charge the lane has moved on from. It is
+	// for the till (/v1/events), never for a customer display or printer.
+	LateResult Kind = "late_result"
 )
+
+// Moment reports whether k is a passing message (a scan refused, the
+// gateway unreachable): shown for a while, then the lane's state again.
+func (k Kind) Moment() bool { return k == Rejected || k == Offline }
+
+// ForCustomer reports whether a customer-facing device (pole display,
+// web page, printer) may show e: a late result never.
+func (e Event) ForCustomer() bool {
+	return e.Kind != LateResult && e.Kind != Device && e.Kind != Reprint
+}
 
 // Event is one change at a lane. It carries only what may be shown: codes
 // are masked, and no key or signature ever reaches it.
 type Event struct {
-	Seq        uint64    `json:"seq"`
-	Lane       string    `json:"lane"`
-	Kind       Kind      `json:"kind"`
-	ChargeID   string    `json:"charge_id,omitempty"`
-	TotalFee   int64     `json:"total_fee,omitempty"`
-	Wallet     string    `json:"wallet,omitempty"`
-	MchTradeID string    `json:"mch_trade_id,omitempty"`
-	TradeID    string    `json:"trade_id,omitempty"`
-	OutTradeID string    `json:"out_trade_id,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Sandbox    bool      `json:"sandbox,omitempty"`
-	Time       time.Time `json:"time"`
+	Seq        uint64 `json:"seq"`
+	Lane       string `json:"lane"`
+	Kind       Kind   `json:"kind"`
+	ChargeID   string `json:"charge_id,omitempty"`
+	TotalFee   int64  `json:"total_fee,omitempty"`
+	Wallet     string `json:"wallet,omitempty"`
+	MchTradeID string `json:"mch_trade_id,omitempty"`
+	TradeID    string `json:"trade_id,omitempty"`
+	OutTradeID string `json:"out_trade_id,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	// Result is the late result's own kind (paid, declined…).
+	Result  Kind      `json:"result,omitempty"`
+	Sandbox bool      `json:"sandbox,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // Yuan renders fen as yuan with two decimals, without floats.
@@ -104,7 +122,7 @@ func (h *Hub) Publish(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if e.Kind != Rejected && e.Kind != Reprint && e.Kind != Device {
+	if !e.Kind.Moment() && e.Kind != Reprint && e.Kind != Device && e.Kind != LateResult {
 		h.last[e.Lane] = e
 	}
 	for s := range h.subs {

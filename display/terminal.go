@@ -47,6 +47,10 @@ func Line(e Event) string {
 		fmt.Fprintf(&b, "scan refused: %s", e.Reason)
 	case OutOfService:
 		fmt.Fprintf(&b, "OUT OF SERVICE: %s", e.Reason)
+	case Offline:
+		fmt.Fprintf(&b, "OFFLINE — NOT CHARGED: %s", e.Reason)
+	case LateResult:
+		fmt.Fprintf(&b, "%s ¥%s (%s)", e.Reason, Yuan(e.TotalFee), e.MchTradeID)
 	case Idle:
 		b.WriteString("ready")
 		if e.Reason != "" {

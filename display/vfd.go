@@ -60,6 +60,8 @@ func VFDText(e Event, lang string) [VFDRows]string {
 		l = [2]string{pick("Code not accepted", "付款码无效"), pick("Please show again", "请重新出示")}
 	case OutOfService:
 		l = [2]string{pick("Out of service", "暂停服务"), pick("Please use another", "请到其他收银台")}
+	case Offline:
+		l = [2]string{pick("Offline: not charged", "网络中断 未扣款"), pick("Pay another way", "请换其他方式付款")}
 	default:
 		l = [2]string{pick("Welcome", "欢迎光临"), ""}
 	}
@@ -135,8 +137,8 @@ func (v *VFD) Reset() { v.inited = false; v.shown = [VFDRows][]byte{} }
 
 // Show paints the event.
 func (v *VFD) Show(e Event) error {
-	if e.Kind == Device || e.Kind == Reprint {
-		return nil // for the cashier, not the customer
+	if !e.ForCustomer() {
+		return nil // for the cashier or the till, not the customer
 	}
 	_, err := v.W.Write(v.Frame(e))
 	if err != nil {

@@ -27,7 +27,7 @@ type CustomerView struct {
 
 func customerView(e Event) any {
 	v := CustomerView{Lane: e.Lane, Kind: e.Kind, TotalFee: e.TotalFee, Wallet: e.Wallet, Sandbox: e.Sandbox, Charge: e.ChargeID != ""}
-	if e.Kind == Declined || e.Kind == Rejected {
+	if e.Kind == Declined || e.Kind == Rejected || e.Kind == Offline {
 		v.Reason = shortReason(e.Reason, "")
 	}
 	return v
@@ -99,7 +99,7 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 		case <-r.Context().Done():
 			return
 		case e := <-s.C():
-			if (e.Kind == Reprint || e.Kind == Device) && idleFirst {
+			if !e.ForCustomer() && idleFirst {
 				continue // nothing for the customer
 			}
 			writeEvent(rw, view(e))

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Outcome is what a gateway answer tells about an order. Results are
@@ -32,9 +34,12 @@ const (
 	NoReverse
 	// Done: an order_close or refund was carried out (or already had been).
 	Done
+	// NotSent: the request never left the box (no connection could be
+	// made), so the gateway did nothing. Only the client says this.
+	NotSent
 )
 
-var outcomeNames = [...]string{"unknown", "paid", "pending", "not_paid", "rejected", "not_found", "duplicate", "no_reverse", "done"}
+var outcomeNames = [...]string{"unknown", "paid", "pending", "not_paid", "rejected", "not_found", "duplicate", "no_reverse", "done", "not_sent"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -107,6 +112,8 @@ type Expect struct {
 	MerchantID string
 	MchTradeID string
 	TotalFee   int64 // 0: not checked (reverse, close)
+	// MchRefundID, when set, must be the refund an answer is about.
+	MchRefundID string
 }
 
 // Classify turns one HTTP exchange into a Result. err is the transport
@@ -151,10 +158,10 @@ func Classify(call Call, exp Expect, key string, status int, body []byte, err er
 		r.Reason = reason
 		return r
 	}
-	r.TradeID, _ = env.Get("trade_id")
-	r.OutTradeID, _ = env.Get("out_trade_id")
-	r.DeviceInfo, _ = env.Get("device_info")
-	r.ErrMsg, _ = env.Get("err_msg")
+	r.TradeID = cleanField(&env, "trade_id", maxIDLen)
+	r.OutTradeID = cleanField(&env, "out_trade_id", maxIDLen)
+	r.DeviceInfo = cleanField(&env, "device_info", maxIDLen)
+	r.ErrMsg = cleanField(&env, "err_msg", maxMsgLen)
 	r.TotalFee, _ = env.Int("total_fee")
 	if ts, ok := env.Get("trade_state"); ok {
 		n, err := strconv.Atoi(ts)
@@ -174,7 +181,7 @@ func Classify(call Call, exp Expect, key string, status int, body []byte, err er
 	case CallClose:
 		return classifyStatus(&env, r, "close_status")
 	case CallRefund, CallRefundQuery:
-		r.RefundID, _ = env.Get("refund_id")
+		r.RefundID = cleanField(&env, "refund_id", maxIDLen)
 		return classifyStatus(&env, r, "refund_status")
 	}
 	r.Reason = "unknown call " + string(call)
@@ -182,8 +189,8 @@ func Classify(call Call, exp Expect, key string, status int, body []byte, err er
 }
 
 func classifyError(call Call, env Envelope, r Result) Result {
-	r.ErrMsg = env.Msg
-	r.Reason = fmt.Sprintf("code %d: %s", env.Code, env.Msg)
+	r.ErrMsg = CleanText(env.Msg, maxMsgLen)
+	r.Reason = fmt.Sprintf("code %d: %s", env.Code, r.ErrMsg)
 	switch {
 	case env.Code == CodeUpstreamError || env.Code == CodeUpstreamTimout:
 		// The upstream may have acted: only a query can tell.
@@ -200,6 +207,59 @@ func classifyError(call Call, env Envelope, r Result) Result {
 		r.Outcome = Unknown
 	}
 	return r
+}
+
+// Bounds on gateway text copied into a Result: real ids are about 32 bytes
+// and messages a short sentence.
+const (
+	maxIDLen  = 64
+	maxMsgLen = 128
+)
+
+// cleanField is a data field made safe for a receipt or a display. Only the
+// copy is cleaned: the signature was checked over the raw text.
+func cleanField(env *Envelope, key string, max int) string {
+	v, _ := env.Get(key)
+	return CleanText(v, max)
+}
+
+// CleanText drops what a printer or a display would take as a command or
+// garble (C0 and C1 controls, DEL, invalid UTF-8) and cuts s to at most max
+// bytes without splitting a character. Gateway text ends up on receipts, and
+// an ESC/POS printer opens the drawer on "\x1bp" and cuts on "\x1dV".
+func CleanText(s string, max int) string {
+	if len(s) <= max && printable(s) {
+		return s // the usual case: no copy
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if keepRune(r, n) {
+			if b.Len()+n > max {
+				break
+			}
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !keepRune(r, n) {
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+// keepRune: n == 1 with RuneError is an invalid byte; a U+FFFD actually
+// sent is kept. unicode.IsControl is exactly C0, DEL and C1.
+func keepRune(r rune, n int) bool {
+	return !(r == utf8.RuneError && n == 1) && !unicode.IsControl(r)
 }
 
 // mismatch names the first field of the answer that differs from what was
@@ -219,6 +279,9 @@ func mismatch(env *Envelope, exp Expect) string {
 		return s
 	}
 	if s := check("mch_trade_id", exp.MchTradeID); s != "" {
+		return s
+	}
+	if s := check("mch_refund_id", exp.MchRefundID); s != "" {
 		return s
 	}
 	if exp.TotalFee > 0 {

@@ -38,6 +38,13 @@ type Client struct {
 	merchantID string
 	key        atomic.Pointer[string] // swapped on a key rotation (SIGHUP)
 	http       *http.Client
+
+	// For the link probe: where the gateway is and how to reach it.
+	dialer         *net.Dialer
+	addr           string
+	tls            *tls.Config
+	connectTimeout time.Duration
+	link           link
 }
 
 // SetKey replaces the merchant key for every request from now on.
@@ -100,10 +107,34 @@ func NewClient(o ClientOptions) (*Client, error) {
 	c := &Client{
 		base:       base,
 		merchantID: o.MerchantID,
-		http:       &http.Client{Transport: tr, Timeout: o.Timeout},
+		http: &http.Client{
+			Transport: tr,
+			Timeout:   o.Timeout,
+			// A redirect would re-send the signed request, payment code
+			// included, wherever the answer points (plain http too). The
+			// 3xx reaches Classify instead: Unknown, so the order is queried.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		dialer:         dialer,
+		addr:           hostPort(u),
+		connectTimeout: o.ConnectTimeout,
+	}
+	if u.Scheme == "https" {
+		c.tls = tlsConf.Clone()
+		c.tls.ServerName = u.Hostname()
 	}
 	c.SetKey(o.Key)
 	return c, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 // IsLoopbackHost reports whether host names this machine.
@@ -158,28 +189,35 @@ func (c *Client) Refund(ctx context.Context, r *RefundRequest) Result {
 	if err := r.validate(); err != nil {
 		return Result{Outcome: Rejected, TradeState: NoTradeState, Reason: err.Error()}
 	}
-	exp := Expect{MerchantID: c.merchantID, MchTradeID: r.MchTradeID}
+	exp := Expect{MerchantID: c.merchantID, MchTradeID: r.MchTradeID, MchRefundID: r.MchRefundID}
 	return c.do(ctx, CallRefund, r.params(c.merchantID, nonce()), exp)
 }
 
 // RefundQuery asks after a refund.
 func (c *Client) RefundQuery(ctx context.Context, r *RefundQueryRequest) Result {
-	exp := Expect{MerchantID: c.merchantID}
+	exp := Expect{MerchantID: c.merchantID, MchRefundID: r.MchRefundID}
 	return c.do(ctx, CallRefundQuery, r.params(c.merchantID, nonce()), exp)
 }
 
 func (c *Client) do(ctx context.Context, call Call, params []Param, exp Expect) Result {
 	key := c.secret()
 	body := EncodeBody(params, Sign(params, key))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+string(call), bytes.NewReader(body))
+	var st sendTrace
+	req, err := http.NewRequestWithContext(st.with(ctx), http.MethodPost, c.base+string(call), bytes.NewReader(body))
 	if err != nil {
 		return Classify(call, exp, key, 0, nil, err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return Classify(call, exp, key, 0, nil, err)
+		r := Classify(call, exp, key, 0, nil, err)
+		if st.notSent(ctx, err) {
+			r.Outcome = NotSent
+			c.link.set(false, "gateway unreachable: "+err.Error())
+		}
+		return r
 	}
+	c.link.set(true, "")
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	return Classify(call, exp, key, resp.StatusCode, data, err)

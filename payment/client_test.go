@@ -24,7 +24,7 @@ func TestClientTLS(t *testing.T) {
 	c, err := NewClient(ClientOptions{BaseURL: srv.URL, MerchantID: "M1", Key: "k"})
 	require.NoError(t, err)
 	r := c.Pay(context.Background(), req)
-	assert.Equal(t, Unknown, r.Outcome, "a gateway with an untrusted certificate is refused")
+	assert.Equal(t, NotSent, r.Outcome, "a gateway with an untrusted certificate is refused before anything is sent")
 	assert.Contains(t, r.Reason, "certificate")
 
 	ca := filepath.Join(t.TempDir(), "ca.pem")

@@ -111,13 +111,30 @@ func (r *PayRequest) Validate() error {
 	case r.Scene != "" && r.Scene != "bar_code" && r.Scene != "wave_code":
 		return invalid("scene %q: bar_code or wave_code", r.Scene)
 	}
-	for _, f := range []string{r.Subject, r.Body, r.Attach, r.DeviceInfo, r.OpUserID, r.GoodsTag} {
-		if !utf8.ValidString(f) {
-			return invalid("text field is not valid UTF-8")
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"subject", r.Subject, MaxSubject}, {"body", r.Body, MaxBody}, {"attach", r.Attach, MaxAttach},
+		{"device_info", r.DeviceInfo, 32}, {"op_user_id", r.OpUserID, 32}, {"goods_tag", r.GoodsTag, 32},
+	} {
+		if !utf8.ValidString(f.v) {
+			return invalid("%s is not valid UTF-8", f.name)
+		}
+		if len(f.v) > f.max {
+			return invalid("%s is %d bytes: at most %d (UTF-8)", f.name, len(f.v), f.max)
 		}
 	}
 	return nil
 }
+
+// Text bounds of a pay, in UTF-8 bytes: the wallets' own (WeChat's body
+// and attach are 128 and 127 bytes, Alipay's subject 256 characters).
+const (
+	MaxSubject = 256
+	MaxBody    = 128
+	MaxAttach  = 127
+)
 
 func num(v int64) string { return strconv.FormatInt(v, 10) }
 

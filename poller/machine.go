@@ -1,7 +1,6 @@
 package poller
 
 import (
-	"fmt"
 	"time"
 
 	"posd/payment"
@@ -44,6 +43,8 @@ func (o *Order) Call() payment.Call {
 		return payment.CallClose
 	case PhaseRefund:
 		return payment.CallRefund
+	case PhaseRefundQuery:
+		return payment.CallRefundQuery
 	case PhaseDone, PhaseAttention:
 		return ""
 	}
@@ -55,7 +56,20 @@ func (o *Order) Call() payment.Call {
 // next state. It is pure: the runner journals the result before acting.
 func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 	o.UpdatedAt = now
+	switch {
+	case r.Outcome == payment.NotSent && o.Phase != PhasePay:
+		r.Outcome = payment.Unknown // only a pay ends on "never sent"; the rest is asked again
+	case r.Outcome == payment.NotFound && o.Seen && o.Phase != PhaseRefundQuery: // that 301 is about the refund
+		// A signed answer showed this order: a 301 now is a lagging
+		// replica or a fault, never proof that nothing was created.
+		r.Outcome, r.Reason = payment.Unknown, "not found (301), though a signed answer showed the order: "+r.Reason
+	}
 	record(&o, r)
+	if o.Adopt {
+		o.Phase, o.State, o.NextAt = PhaseAttention, Unknown, time.Time{}
+		o.Reason = "duplicate mch_trade_id (107) taken for posd's own by an older version: check this order at the gateway"
+		return o
+	}
 	switch o.Phase {
 	case PhasePay:
 		stepPay(&o, r, now, p)
@@ -73,7 +87,11 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 	case PhaseFallback:
 		switch r.Outcome {
 		case payment.Paid:
-			o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = PhaseRefund, RefundID(o.MchTradeID), "fallback", 0, now
+			if r.TradeState == payment.StateRefunding {
+				settle(&o, r, now) // the money is going back already
+				return o
+			}
+			startRefund(&o, "fallback", now)
 		case payment.NotPaid, payment.NotFound:
 			settle(&o, r, now)
 		default:
@@ -82,13 +100,9 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 	case PhaseClose:
 		retryThenConfirm(&o, r.Outcome == payment.Done || r.Outcome == payment.NotFound, now, p)
 	case PhaseRefund:
-		if o.RefundBy == "operator" && r.Outcome == payment.Rejected {
-			// The gateway refused the refund: the order stays paid.
-			o.Phase, o.State, o.RefundID, o.RefundBy = PhaseDone, Paid, "", ""
-			o.ErrMsg = "refund refused: " + r.Reason
-			return o
-		}
-		retryThenConfirm(&o, r.Outcome == payment.Done, now, p)
+		stepRefund(&o, r, now, p)
+	case PhaseRefundQuery:
+		stepRefundQuery(&o, r, now, p)
 	case PhaseConfirm, PhaseReconcile:
 		stepConfirm(&o, r, now, p)
 	}
@@ -98,14 +112,18 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 // record keeps what an answer tells about the order, when it is trusted.
 func record(o *Order, r payment.Result) {
 	o.Reason = r.Reason
-	if r.Outcome == payment.Unknown {
+	if r.Outcome == payment.Unknown || r.Outcome == payment.NotSent {
 		return
+	}
+	switch r.Outcome {
+	case payment.Paid, payment.Pending, payment.NotPaid:
+		o.Seen = true
 	}
 	if r.TradeState != payment.NoTradeState {
 		o.TradeState = r.TradeState
 	}
 	if r.TradeID != "" {
-		o.TradeID = r.TradeID
+		o.TradeID, o.Seen = r.TradeID, true
 	}
 	if r.OutTradeID != "" {
 		o.OutTradeID = r.OutTradeID
@@ -122,10 +140,17 @@ func stepPay(o *Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid:
 		settle(o, r, now)
+	case payment.NotSent:
+		// No connection was made: nothing left the box, nothing exists.
+		o.NotSent = true
+		end(o, Failed, now)
+		o.ErrMsg = "gateway unreachable — not charged, take another payment method"
 	case payment.Duplicate:
-		// The id exists at the gateway: query it, and take it as ours
-		// only if it is for our amount and our lane.
-		o.Adopt, o.Phase, o.Queries, o.NextAt = true, PhaseQuery, 0, now
+		// posd never sends a pay twice, so an id the gateway already has is
+		// not this pay's (a journal restored from a backup, a cloned box):
+		// the gateway created nothing for this code.
+		end(o, Failed, now)
+		o.ErrMsg = "mch_trade_id already used at the gateway (107): not charged; was the journal restored or copied? tell the operator"
 	case payment.Rejected:
 		o.Phase, o.NextAt = PhaseCheck, now
 	default:
@@ -134,37 +159,22 @@ func stepPay(o *Order, r payment.Result, now time.Time, p Policy) {
 }
 
 func stepQuery(o *Order, r payment.Result, now time.Time, p Policy) {
-	if o.Adopt {
-		switch r.Outcome {
-		case payment.Paid, payment.NotPaid, payment.Pending:
-			if r.TotalFee != o.TotalFee || r.DeviceInfo != o.DeviceInfo {
-				o.Phase, o.State = PhaseAttention, Unknown
-				o.Reason = fmt.Sprintf("mch_trade_id already used at the gateway by another order (total_fee %d, device_info %q)", r.TotalFee, r.DeviceInfo)
-				return
-			}
-			o.Adopt = false
-		default:
-			// Never reverse an order that may not be ours.
-			o.Queries++
-			if o.Queries >= p.QueryAttempts {
-				o.Phase, o.State = PhaseAttention, Unknown
-				o.Reason = "duplicate mch_trade_id (107) and the existing order could not be checked: " + r.Reason
-				return
-			}
-			o.NextAt = now.Add(p.QueryInterval)
-			return
-		}
-	}
 	if r.Outcome == payment.Paid || r.Outcome == payment.NotPaid {
 		settle(o, r, now)
 		return
 	}
 	o.Queries++
 	if o.Queries >= p.QueryAttempts {
-		o.Phase, o.Reverses, o.NextAt = PhaseReverse, 0, now
+		toReverse(o, now)
 		return
 	}
 	o.NextAt = now.Add(p.QueryInterval)
+}
+
+// toReverse is journaled before the reverse leaves: from then on a
+// refund the gateway reports may be posd's own reverse.
+func toReverse(o *Order, now time.Time) {
+	o.Phase, o.Reverses, o.NextAt, o.ReverseSent = PhaseReverse, 0, now, true
 }
 
 func stepReverse(o *Order, r payment.Result, now time.Time, p Policy) {
@@ -196,6 +206,95 @@ func retryThenConfirm(o *Order, done bool, now time.Time, p Policy) {
 	o.NextAt = now.Add(p.ReverseInterval)
 }
 
+// startRefund puts a paid order on the refund path; by is "operator" or
+// "fallback".
+func startRefund(o *Order, by string, now time.Time) {
+	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = PhaseRefund, RefundID(o.MchTradeID), by, 0, now
+	o.RefundUnknown, o.RefundSends = false, 0
+}
+
+// stepRefund follows a refund request. Only refund_query may say that a
+// refund whose answer was lost did not happen.
+func stepRefund(o *Order, r payment.Result, now time.Time, p Policy) {
+	o.RefundSends++
+	switch r.Outcome {
+	case payment.Done:
+		if r.Status == 0 {
+			refunded(o, now)
+			return
+		}
+		// In progress: refund_query follows it.
+		o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
+	case payment.Rejected:
+		if o.RefundUnknown {
+			o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now
+			return
+		}
+		refundFailed(o, "refund refused: "+r.Reason, now)
+	case payment.Pending: // refund_status -1: failed, may be tried again
+		o.Tries++
+		if o.Tries >= p.ReverseAttempts {
+			o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now
+			return
+		}
+		o.NextAt = now.Add(p.ReverseInterval)
+	default:
+		o.RefundUnknown = true
+		o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
+	}
+}
+
+func stepRefundQuery(o *Order, r payment.Result, now time.Time, p Policy) {
+	switch {
+	case r.Outcome == payment.Done && r.Status == 0:
+		refunded(o, now)
+	case r.Outcome == payment.Pending: // -1: the refund failed
+		refundFailed(o, "refund failed at the gateway: "+r.Reason, now)
+	case r.Outcome == payment.NotFound:
+		// The gateway has no such refund: no try was carried out. Send
+		// it again (the same mch_refund_id), within the bound.
+		if o.RefundSends < p.ReverseAttempts {
+			o.Phase, o.RefundUnknown, o.NextAt = PhaseRefund, false, now
+			return
+		}
+		refundFailed(o, "refund not carried out by the gateway", now)
+	default:
+		// In progress, or no trusted answer: ask again, ever less often.
+		wait := p.ReverseInterval << min(o.Tries, 16)
+		if wait > p.ReconcileMax || wait <= 0 {
+			wait = p.ReconcileMax
+		}
+		o.Tries++
+		o.NextAt = now.Add(wait)
+	}
+}
+
+// refunded ends a refund the gateway confirmed.
+func refunded(o *Order, now time.Time) {
+	if o.RefundBy == "fallback" {
+		end(o, Reversed, now) // paid too late, refunded by the fallback
+		return
+	}
+	end(o, Refunded, now)
+}
+
+// refundFailed ends a refund that the gateway certainly did not carry out.
+func refundFailed(o *Order, why string, now time.Time) {
+	if o.RefundBy == "fallback" {
+		// The customer paid and the money could not go back: the
+		// confirming query reports what the gateway holds.
+		o.Phase, o.NextAt, o.Reason = PhaseConfirm, now, why
+		return
+	}
+	end(o, Paid, now)
+	o.ErrMsg = why
+	o.RefundBy, o.RefundID = "", ""
+}
+
+func end(o *Order, s State, now time.Time) {
+	o.Phase, o.State, o.NextAt, o.FinishedAt, o.Adopt = PhaseDone, s, time.Time{}, now, false
+}
+
 func stepConfirm(o *Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid, payment.NotFound:
@@ -204,7 +303,7 @@ func stepConfirm(o *Order, r payment.Result, now time.Time, p Policy) {
 	case payment.Pending:
 		if o.Phase == PhaseReconcile {
 			// Still open at the gateway long after the flow: reverse again.
-			o.Phase, o.Reverses, o.NextAt = PhaseReverse, 0, now
+			toReverse(o, now)
 			return
 		}
 	}
@@ -218,25 +317,27 @@ func stepConfirm(o *Order, r payment.Result, now time.Time, p Policy) {
 	o.NextAt = now.Add(wait)
 }
 
-// settle ends the order on a trusted final answer.
+// settle ends the order on a trusted final answer of an order query (or a
+// pay). trade_state 1 says the money is going back: never "paid".
 func settle(o *Order, r payment.Result, now time.Time) {
-	o.Phase, o.NextAt, o.FinishedAt = PhaseDone, time.Time{}, now
-	o.Adopt = false
 	switch {
 	case r.Outcome == payment.NotFound:
-		o.State = Failed
-	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && o.RefundBy == "operator":
-		o.State = Refunded
-	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && o.RefundBy == "fallback":
-		o.State = Reversed // paid too late, refunded by the fallback
-	case r.Outcome == payment.Paid:
-		o.State = Paid
-		if o.RefundBy == "operator" {
-			o.ErrMsg = "refund not confirmed by the gateway"
+		end(o, Failed, now)
+	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding:
+		switch {
+		case o.RefundBy == "operator":
+			end(o, Refunded, now)
+		case o.RefundBy == "fallback" || o.ReverseSent:
+			end(o, Reversed, now) // paid too late; posd's reverse or fallback refunds it
+		default:
+			end(o, Refunded, now)
+			o.ErrMsg = "refunded outside posd (trade_state 1)"
 		}
+	case r.Outcome == payment.Paid:
+		end(o, Paid, now)
 		o.RefundBy, o.RefundID = "", ""
 	default:
-		o.State = notPaidState(r.TradeState)
+		end(o, notPaidState(r.TradeState), now)
 	}
 }
 

@@ -163,7 +163,7 @@ func TestMachineScenarios(t *testing.T) {
 				return res(payment.Pending, 6)
 			},
 			state: Reversed,
-			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "query", "refund", "query"},
+			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "query", "refund"},
 		},
 		{
 			name: "rejected pay is checked once",
@@ -226,43 +226,131 @@ func TestMachineUnresolvedGoesToReconcile(t *testing.T) {
 	assert.Equal(t, Paid, o.State, "the confirming query decides")
 }
 
-func TestMachineDuplicateAdoption(t *testing.T) {
+func TestMachineDuplicateIsNeverOurs(t *testing.T) {
 	p := DefaultPolicy()
-	mine := payment.Result{Outcome: payment.Paid, TradeState: 0, TotalFee: 100, DeviceInfo: "L1"}
+	// posd never sends a pay twice: a 107 means the id names an order
+	// that is not this code's (a restored or cloned journal).
 	o := Step(fresh(), res(payment.Duplicate, payment.NoTradeState), t0, p)
-	require.True(t, o.Adopt)
-	require.Equal(t, PhaseQuery, o.Phase)
-	adopted := Step(o, mine, t0, p)
-	assert.Equal(t, Paid, adopted.State, "our own order (same fee and device) is adopted")
+	assert.Equal(t, PhaseDone, o.Phase)
+	assert.Equal(t, Failed, o.State, "nothing was created for this code")
+	assert.Contains(t, o.ErrMsg, "107")
 
-	other := mine
-	other.TotalFee = 999
-	a := Step(o, other, t0, p)
-	assert.Equal(t, PhaseAttention, a.Phase, "another order under our id is never adopted nor reversed")
-	assert.Equal(t, Unknown, a.State)
-	other = mine
-	other.DeviceInfo = "L2"
-	assert.Equal(t, PhaseAttention, Step(o, other, t0, p).Phase)
+	legacy := fresh()
+	legacy.Phase, legacy.Adopt = PhaseQuery, true
+	l := Step(legacy, payment.Result{Outcome: payment.Paid, TradeState: 0, TotalFee: 100, DeviceInfo: "L1"}, t0, p)
+	assert.Equal(t, PhaseAttention, l.Phase, "an order an older posd adopted is never settled by itself")
+	assert.Equal(t, Unknown, l.State)
+}
 
-	for range p.QueryAttempts {
-		o = Step(o, res(payment.Unknown, payment.NoTradeState), t0, p)
+func TestMachineTradeState1IsNeverPaid(t *testing.T) {
+	p := DefaultPolicy()
+	// Defect 2: the customer pays just before posd's reverse, which
+	// refunds it; the confirming query reports trade_state 1.
+	o := fresh()
+	o = Step(o, res(payment.Pending, 6), t0, p)
+	for o.Phase == PhaseQuery {
+		o = Step(o, res(payment.Pending, 6), o.NextAt, p)
 	}
-	assert.Equal(t, PhaseAttention, o.Phase, "unverifiable ownership ends in attention, never a reverse")
+	require.Equal(t, PhaseReverse, o.Phase)
+	require.True(t, o.ReverseSent)
+	o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
+	for o.Phase == PhaseReverse {
+		o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
+	}
+	o = Step(o, res(payment.Paid, payment.StateRefunding), o.NextAt, p)
+	assert.Equal(t, Reversed, o.State, "posd's own reverse refunded it: the money went back")
+
+	// An order posd never refunded or reversed: refunded elsewhere.
+	q := Step(fresh(), res(payment.Pending, 6), t0, p)
+	q = Step(q, res(payment.Paid, payment.StateRefunding), q.NextAt, p)
+	assert.Equal(t, Refunded, q.State)
+	assert.Contains(t, q.ErrMsg, "outside posd")
+}
+
+func TestMachineNotFoundAfterSeenIsUnknown(t *testing.T) {
+	p := DefaultPolicy()
+	// Defect 6: a signed "paying" answer showed the order; a lagging
+	// replica then answers 301.
+	o := Step(fresh(), payment.Result{Outcome: payment.Pending, TradeState: 6, TradeID: "T1"}, t0, p)
+	require.True(t, o.Seen)
+	for o.Active() && o.Phase != PhaseReconcile {
+		o = Step(o, res(payment.NotFound, payment.NoTradeState), o.NextAt, p)
+		require.NotEqual(t, Failed, o.State, "301 after a signed answer is never 'nothing was created'")
+	}
+	assert.Equal(t, PhaseReconcile, o.Phase)
+	assert.True(t, o.ReverseSent, "it went through the reverse")
+
+	// Never seen: 301 is final.
+	n := Step(fresh(), res(payment.Unknown, payment.NoTradeState), t0, p)
+	for n.Active() {
+		n = Step(n, res(payment.NotFound, payment.NoTradeState), n.NextAt, p)
+	}
+	assert.Equal(t, Failed, n.State)
+}
+
+func TestMachineNotSent(t *testing.T) {
+	p := DefaultPolicy()
+	o := Step(fresh(), res(payment.NotSent, payment.NoTradeState), t0, p)
+	assert.Equal(t, Failed, o.State)
+	assert.True(t, o.NotSent)
+	assert.Contains(t, o.ErrMsg, "not charged")
+
+	q := Step(fresh(), res(payment.Unknown, payment.NoTradeState), t0, p)
+	q = Step(q, res(payment.NotSent, payment.NoTradeState), q.NextAt, p)
+	assert.Equal(t, PhaseQuery, q.Phase, "a query that could not leave is asked again")
+	assert.False(t, q.NotSent)
+}
+
+func paidOrder(p Policy) Order {
+	o := Step(fresh(), res(payment.Paid, 0), t0, p)
+	startRefund(&o, "operator", t0)
+	return o
 }
 
 func TestMachineOperatorRefund(t *testing.T) {
 	p := DefaultPolicy()
-	o := Step(fresh(), res(payment.Paid, 0), t0, p)
-	o.Phase, o.RefundID, o.RefundBy = PhaseRefund, RefundID(o.MchTradeID), "operator"
+	o := paidOrder(p)
 	assert.Equal(t, payment.CallRefund, o.Call())
-	r := Step(o, res(payment.Done, payment.NoTradeState), t0, p)
-	assert.Equal(t, PhaseConfirm, r.Phase)
-	assert.Equal(t, Refunded, Step(r, res(payment.Paid, 1), t0, p).State)
+	assert.Equal(t, Refunded, Step(o, res(payment.Done, payment.NoTradeState), t0, p).State, "refund_status 0: done")
 
 	refused := Step(o, res(payment.Rejected, payment.NoTradeState), t0, p)
-	assert.Equal(t, Paid, refused.State)
+	assert.Equal(t, Paid, refused.State, "refused at the first try: nothing was refunded")
 	assert.Equal(t, PhaseDone, refused.Phase)
 	assert.Contains(t, refused.ErrMsg, "refund refused")
+
+	inProgress := Step(o, payment.Result{Outcome: payment.Done, Status: 1, TradeState: payment.NoTradeState}, t0, p)
+	assert.Equal(t, PhaseRefundQuery, inProgress.Phase, "in progress: refund_query follows it")
+	assert.Equal(t, payment.CallRefundQuery, inProgress.Call())
+}
+
+func TestMachineRefundTimeoutThenRefused(t *testing.T) {
+	p := DefaultPolicy()
+	// Defect 5: the first refund times out (it may have been carried
+	// out), a retry is refused. posd asks refund_query before it says
+	// anything, and never "refused" while the gateway may have refunded.
+	o := Step(paidOrder(p), res(payment.Unknown, payment.NoTradeState), t0, p)
+	require.Equal(t, PhaseRefundQuery, o.Phase, "a lost refund answer is asked after, never re-judged")
+	require.True(t, o.RefundUnknown)
+	o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
+	assert.Equal(t, PhaseRefundQuery, o.Phase, "no trusted answer: ask again")
+	done := Step(o, res(payment.Done, payment.NoTradeState), o.NextAt, p)
+	assert.Equal(t, Refunded, done.State, "refund_query says done")
+
+	// The gateway has no such refund: the same mch_refund_id is sent again.
+	again := Step(o, res(payment.NotFound, payment.NoTradeState), o.NextAt, p)
+	require.Equal(t, PhaseRefund, again.Phase)
+	refused := Step(again, res(payment.Rejected, payment.NoTradeState), again.NextAt, p)
+	assert.Equal(t, Paid, refused.State, "refused after refund_query showed no refund: stays paid")
+	assert.Contains(t, refused.ErrMsg, "refused")
+
+	// Refused after an unknown try: refund_query decides.
+	u := Step(paidOrder(p), res(payment.Unknown, payment.NoTradeState), t0, p)
+	u.Phase = PhaseRefund // a resend in flight when the refusal comes
+	r := Step(u, res(payment.Rejected, payment.NoTradeState), t0, p)
+	assert.Equal(t, PhaseRefundQuery, r.Phase, "never 'refused' while an earlier try may have been carried out")
+
+	// The order query's trade_state 0 after a refund is not the judge.
+	assert.Equal(t, payment.CallRefundQuery, r.Call())
 }
 
 func TestRefundIDFits(t *testing.T) {

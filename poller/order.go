@@ -24,17 +24,20 @@ const (
 type Phase string
 
 const (
-	PhasePay       Phase = "pay"
-	PhaseQuery     Phase = "query"
-	PhaseCheck     Phase = "check" // one query after a refused pay
-	PhaseReverse   Phase = "reverse"
-	PhaseFallback  Phase = "fallback_query"
-	PhaseClose     Phase = "close"
-	PhaseRefund    Phase = "refund"
-	PhaseConfirm   Phase = "confirm"
-	PhaseReconcile Phase = "reconcile"
-	PhaseAttention Phase = "attention" // waits for an operator
-	PhaseDone      Phase = "done"
+	PhasePay      Phase = "pay"
+	PhaseQuery    Phase = "query"
+	PhaseCheck    Phase = "check" // one query after a refused pay
+	PhaseReverse  Phase = "reverse"
+	PhaseFallback Phase = "fallback_query"
+	PhaseClose    Phase = "close"
+	PhaseRefund   Phase = "refund"
+	// PhaseRefundQuery asks refund_query, the judge of a refund, whether a
+	// refund whose answer was lost (or is in progress) was carried out.
+	PhaseRefundQuery Phase = "refund_query"
+	PhaseConfirm     Phase = "confirm"
+	PhaseReconcile   Phase = "reconcile"
+	PhaseAttention   Phase = "attention" // waits for an operator
+	PhaseDone        Phase = "done"
 )
 
 // Order is one payment attempt: one code, one mch_trade_id, forever.
@@ -65,13 +68,29 @@ type Order struct {
 	CodeMasked string `json:"code_masked"`
 	CodeSHA256 string `json:"code_sha256"`
 
-	State    State  `json:"state"`
-	Phase    Phase  `json:"phase"`
-	Queries  int    `json:"queries"`
-	Reverses int    `json:"reverses"`
-	Tries    int    `json:"tries"`
-	Adopt    bool   `json:"adopt,omitempty"`
-	RefundID string `json:"refund_id,omitempty"`
+	State    State `json:"state"`
+	Phase    Phase `json:"phase"`
+	Queries  int   `json:"queries"`
+	Reverses int   `json:"reverses"`
+	Tries    int   `json:"tries"`
+	// Adopt marks an order of an older posd that took a 107 for its own;
+	// such an order is only queried, then left to an operator.
+	Adopt bool `json:"adopt,omitempty"`
+	// Seen: a trusted (signed) answer showed the order at the gateway, so
+	// a later "not found" is a lagging replica, never "nothing was created".
+	Seen bool `json:"seen,omitempty"`
+	// ReverseSent: posd may have reversed the order; a trade_state 1
+	// after that is its own reverse refunding a late payment.
+	ReverseSent bool `json:"reverse_sent,omitempty"`
+	// NotSent: the pay never left the box (no connection): nothing was
+	// created and the code was not used.
+	NotSent bool `json:"not_sent,omitempty"`
+	// RefundUnknown: a refund try got no trusted answer and may have been
+	// carried out; only refund_query may say it was not.
+	RefundUnknown bool `json:"refund_unknown,omitempty"`
+	// RefundSends counts refund requests sent with RefundID.
+	RefundSends int    `json:"refund_sends,omitempty"`
+	RefundID    string `json:"refund_id,omitempty"`
 	// RefundBy is "fallback" (the reverse fallback refunds an order paid
 	// too late) or "operator" (a refund asked for through the API).
 	RefundBy string `json:"refund_by,omitempty"`
@@ -95,6 +114,12 @@ func (o *Order) Final() bool { return o.Phase == PhaseDone }
 
 // Unresolved reports whether the order's outcome is not known yet.
 func (o *Order) Unresolved() bool { return o.Phase != PhaseDone }
+
+// NeedsAttention reports whether the confirmation flow ended without a
+// final answer: the reconciler keeps asking and an operator may resolve it.
+func (o *Order) NeedsAttention() bool {
+	return o.State == Unknown && (o.Phase == PhaseReconcile || o.Phase == PhaseAttention)
+}
 
 // Active reports whether the poller still drives the order.
 func (o *Order) Active() bool { return o.Phase != PhaseDone && o.Phase != PhaseAttention }

@@ -28,6 +28,7 @@ type Gateway interface {
 	Reverse(ctx context.Context, ref payment.OrderRef) payment.Result
 	Close(ctx context.Context, ref payment.OrderRef) payment.Result
 	Refund(ctx context.Context, r *payment.RefundRequest) payment.Result
+	RefundQuery(ctx context.Context, r *payment.RefundQueryRequest) payment.Result
 }
 
 // Options configure a Poller.
@@ -256,8 +257,8 @@ func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
 		if o.State != Paid || o.Phase != PhaseDone {
 			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
 		}
-		o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt, o.UpdatedAt = PhaseRefund, RefundID(id), "operator", 0, now, now
-		o.ErrMsg = ""
+		startRefund(&o, "operator", now)
+		o.UpdatedAt, o.ErrMsg = now, ""
 		return tx.Put(journal.Orders, id, o)
 	})
 	if err != nil {
@@ -278,7 +279,7 @@ func (p *Poller) step(o Order, release func()) {
 	call := o.Call()
 	r := p.call(ctx, &o)
 	release()
-	if ctx.Err() != nil && r.Outcome == payment.Unknown {
+	if ctx.Err() != nil && (r.Outcome == payment.Unknown || r.Outcome == payment.NotSent) {
 		// Shutting down: the call was cut short. The journal still holds
 		// the order before this call; it is made again at the next start.
 		p.done(o.MchTradeID)
@@ -357,6 +358,8 @@ func (p *Poller) call(ctx context.Context, o *Order) payment.Result {
 		return gw.Close(ctx, ref)
 	case PhaseRefund:
 		return gw.Refund(ctx, &payment.RefundRequest{OrderRef: ref, MchRefundID: o.RefundID, RefundFee: o.TotalFee})
+	case PhaseRefundQuery:
+		return gw.RefundQuery(ctx, &payment.RefundQueryRequest{MchRefundID: o.RefundID})
 	}
 	fee := o.TotalFee
 	if o.Adopt {
@@ -401,9 +404,32 @@ func (s *schedule) Pop() any {
 	return o
 }
 
+// ErrNotResolvable: the order is final, or posd is still confirming it.
+var ErrNotResolvable = errors.New("poller: order cannot be resolved")
+
+// doing says what posd is doing with an order in phase ph.
+func doing(ph Phase) string {
+	switch ph {
+	case PhasePay:
+		return "the pay is in flight"
+	case PhaseQuery, PhaseCheck:
+		return "querying the payment"
+	case PhaseReverse:
+		return "reversing the payment"
+	case PhaseFallback, PhaseClose:
+		return "closing the order (the gateway has no reverse)"
+	case PhaseRefund, PhaseRefundQuery:
+		return "refunding"
+	case PhaseConfirm:
+		return "confirming the final state"
+	}
+	return string(ph)
+}
+
 // Resolve records an operator's decision on an order the poller could not
-// settle (it needs attention, or is still unknown): paid or not paid, with
-// who decided and why. The order is final afterwards.
+// settle (it needs attention: its outcome is unknown after the whole
+// confirmation flow): paid or not paid, with who decided and why. The
+// order is final afterwards.
 func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (Order, error) {
 	if by == "" || why == "" {
 		return Order{}, fmt.Errorf("poller: a resolution needs who and why")
@@ -442,7 +468,10 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (O
 			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
 		}
 		if o.Phase == PhaseDone {
-			return journal.Fail(fmt.Errorf("poller: order %s is final (%s): nothing to resolve", id, o.State))
+			return journal.Fail(fmt.Errorf("%w: order %s is final (%s): nothing to resolve", ErrNotResolvable, id, o.State))
+		}
+		if !o.NeedsAttention() {
+			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
 		}
 		o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = PhaseDone, Declined, time.Time{}, now, now
 		if paid {

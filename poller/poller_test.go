@@ -59,6 +59,9 @@ func (g *fakeGateway) Close(_ context.Context, r payment.OrderRef) payment.Resul
 func (g *fakeGateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
 	return g.rec(payment.CallRefund, r.MchTradeID)
 }
+func (g *fakeGateway) RefundQuery(_ context.Context, r *payment.RefundQueryRequest) payment.Result {
+	return g.rec(payment.CallRefundQuery, r.MchRefundID[:len(r.MchRefundID)-2])
+}
 
 func (g *fakeGateway) callsOf(id string) []callRec {
 	g.mu.Lock()

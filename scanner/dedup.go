@@ -38,3 +38,15 @@ func (d *Dedup) Add(code string, now time.Time) {
 	}
 	d.seen[code] = now
 }
+
+// Forget drops the codes match picks: a code whose pay never left the box
+// may be scanned again at once.
+func (d *Dedup) Forget(match func(code string) bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for c := range d.seen {
+		if match(c) {
+			delete(d.seen, c)
+		}
+	}
+}

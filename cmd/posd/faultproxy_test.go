@@ -27,6 +27,10 @@ const (
 	Status502   Fault = "http-502"     // forwarded (the gateway acted), answered 502
 	Truncate    Fault = "truncate"     // forwarded, half the body answered
 	CorruptSign Fault = "corrupt-sign" // forwarded, the signature altered
+	// Not in AllFaults: a gateway's own answers, for the scenarios that need them.
+	Refuse   Fault = "refuse"   // answered code 108 (refused), nothing forwarded
+	Lagging  Fault = "lagging"  // answered code 301 (a lagging replica), nothing forwarded
+	Redirect Fault = "redirect" // answered 307 to another host, nothing forwarded
 )
 
 // AllFaults is every kind the proxy injects.
@@ -38,6 +42,8 @@ type faultProxy struct {
 	url      string
 	upstream string
 	delay    time.Duration
+	// redirectTo is where a Redirect fault points.
+	redirectTo string
 
 	mu       sync.Mutex
 	counts   map[string]int
@@ -104,6 +110,15 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case Status500:
 		http.Error(w, "injected", http.StatusInternalServerError)
+		return
+	case Refuse:
+		_, _ = io.WriteString(w, `{"code":108,"msg":"refused (injected)","data":null}`)
+		return
+	case Lagging:
+		_, _ = io.WriteString(w, `{"code":301,"msg":"order not found (injected lagging replica)","data":null}`)
+		return
+	case Redirect:
+		http.Redirect(w, r, p.redirectTo+call, http.StatusTemporaryRedirect)
 		return
 	}
 	resp, err := http.Post(p.upstream+call, r.Header.Get("Content-Type"), bytes.NewReader(body))

@@ -151,6 +151,8 @@ type opts struct {
 	lanes   string // YAML for lanes; default one lane L1 on stdin
 	extra   string // more YAML
 	gateway string // the gateway URL posd uses, when not the sandbox's own (a fault proxy)
+	confirm string // the confirm block, when not the fast default
+	probe   string // gateway.probe_interval (default 200ms)
 }
 
 const keyFileName = "merchant.key"
@@ -172,6 +174,18 @@ func newDaemon(t *testing.T, g *gw, o opts) *posdProc {
 	if o.gateway != "" {
 		gwURL = o.gateway
 	}
+	if o.confirm == "" {
+		o.confirm = `
+  query_interval: 40ms
+  query_attempts: 6
+  reverse_interval: 20ms
+  reverse_attempts: 5
+  reconcile_interval: 200ms
+  reconcile_max: 1s`
+	}
+	if o.probe == "" {
+		o.probe = "200ms"
+	}
 	cfg := fmt.Sprintf(`
 merchant:
   id: %s
@@ -181,13 +195,8 @@ gateway:
   url: %s
   timeout: 400ms
   connect_timeout: 200ms
-confirm:
-  query_interval: 40ms
-  query_attempts: 6
-  reverse_interval: 20ms
-  reverse_attempts: 5
-  reconcile_interval: 200ms
-  reconcile_max: 1s
+  probe_interval: %s
+confirm:%s
 journal:
   path: %s
 api:
@@ -199,7 +208,7 @@ scan:
   duplicate_window: 2s
 shutdown_timeout: 2s
 %s
-lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), gwURL, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
+lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), gwURL, o.probe, o.confirm, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
 	d.cfg = filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(d.cfg, []byte(cfg), 0o600))
 	d.http = &http.Client{

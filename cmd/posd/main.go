@@ -146,6 +146,7 @@ func runSandbox(args []string) int {
 	merchant := fs.String("merchant-id", sandbox.MerchantID, "merchant id the sandbox accepts")
 	keyFile := fs.String("key-file", "", "merchant key file (default: the built-in sandbox key)")
 	slow := fs.Duration("slow", 15*time.Second, "how long a pay whose code ends in 83 waits before it answers")
+	refunding := fs.Bool("refunding-after-reverse", false, "a reverse that refunds a paid order leaves trade_state 1 (refund in progress), not 4")
 	delay := fs.Duration("delay", 0, "added before every answer")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -167,7 +168,7 @@ func runSandbox(args []string) int {
 	fmt.Fprintf(os.Stderr, "SANDBOX gateway on http://%s/ (merchant %s); ledger at /_sandbox/orders\n", l.Addr(), *merchant)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	sb := sandbox.New(sandbox.Options{MerchantID: *merchant, Key: key, SlowDelay: *slow, Delay: *delay})
+	sb := sandbox.New(sandbox.Options{MerchantID: *merchant, Key: key, SlowDelay: *slow, Delay: *delay, RefundingAfterReverse: *refunding})
 	if err := api.Serve(ctx, l, sb); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "posd sandbox:", err)
 		return 1

@@ -345,12 +345,20 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"orders": as})
 }
 
+// ErrDegraded marks a health problem that stops payments for now but
+// needs no repair on the box (the gateway cannot be reached).
+var ErrDegraded = errors.New("degraded")
+
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	if err := s.health(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": err.Error()})
+		status := "unavailable"
+		if errors.Is(err, ErrDegraded) {
+			status = "degraded"
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "status": status, "error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "status": "ok"})
 }
 
 // Serve runs the server on l until ctx ends, then shuts it down.

@@ -29,6 +29,9 @@ func (declineAll) Pay(context.Context, *payment.PayRequest) payment.Result {
 func (declineAll) Query(context.Context, payment.OrderRef, int64) payment.Result {
 	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateFailed}
 }
+func (declineAll) RefundQuery(context.Context, *payment.RefundQueryRequest) payment.Result {
+	return payment.Result{Outcome: payment.Done}
+}
 func (declineAll) Reverse(context.Context, payment.OrderRef) payment.Result {
 	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateReversed}
 }

@@ -34,7 +34,7 @@ func newService(t *testing.T, lanes ...LaneConfig) (*Service, *journal.Journal, 
 func TestJournalUnwritableTakesLanesOutOfService(t *testing.T) {
 	s, j, hub := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
 	sub := hub.Subscribe("L1", 16)
-	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100})
+	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100, Subject: "s", Body: "b"})
 	require.NoError(t, err)
 
 	require.NoError(t, j.Close()) // every write now fails
@@ -51,7 +51,7 @@ func TestJournalUnwritableTakesLanesOutOfService(t *testing.T) {
 		}
 	}
 	assert.True(t, sawOOS, "the displays show the lane out of service")
-	_, _, err = s.Open(OpenRequest{Lane: "L1", TotalFee: 1})
+	_, _, err = s.Open(OpenRequest{Lane: "L1", TotalFee: 1, Subject: "s", Body: "b"})
 	assert.True(t, errors.Is(err, ErrOutOfService) || errors.Is(err, ErrConflict), "%v", err)
 	v, err := s.Get(c.ID)
 	if err == nil {
@@ -130,6 +130,9 @@ func (declineAll) Close(context.Context, payment.OrderRef) payment.Result {
 func (declineAll) Refund(context.Context, *payment.RefundRequest) payment.Result {
 	return payment.Result{Outcome: payment.Done}
 }
+func (declineAll) RefundQuery(context.Context, *payment.RefundQueryRequest) payment.Result {
+	return payment.Result{Outcome: payment.Done}
+}
 
 // A scan refused because no charge was open does not count as taken: the
 // same code scanned again once the till opened the charge pays it. A code
@@ -140,7 +143,7 @@ func TestRefusedScanIsNotADuplicate(t *testing.T) {
 	err := s.Scan("L1", scanner.Scan{Code: code})
 	require.ErrorIs(t, err, ErrConflict)
 	assert.Contains(t, err.Error(), "no charge open")
-	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100})
+	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100, Subject: "s", Body: "b"})
 	require.NoError(t, err)
 	require.NoError(t, s.Scan("L1", scanner.Scan{Code: code}), "the same code, now with a charge open")
 	err = s.Scan("L1", scanner.Scan{Code: code})

@@ -10,6 +10,7 @@ import (
 	"posd/display"
 	"posd/internal/failpoint"
 	"posd/internal/journal"
+	"posd/payment"
 	"posd/poller"
 	"posd/scanner"
 )
@@ -21,7 +22,11 @@ var ErrCodeUsed = errors.New("payment code already used")
 // displays; the returned error says why nothing was sent, if nothing was.
 func (s *Service) Scan(laneID string, sc scanner.Scan) error {
 	err := s.scan(laneID, sc)
-	if err != nil {
+	switch {
+	case isOffline(err):
+		s.log.Warn("scan refused: gateway unreachable, not charged", zap.String("lane", laneID), zap.String("source", sc.Source))
+		s.publish(display.Event{Lane: laneID, Kind: display.Offline, Reason: offlineText})
+	case err != nil:
 		s.log.Info("scan refused", zap.String("lane", laneID), zap.String("source", sc.Source), zap.Error(err))
 		s.publish(display.Event{Lane: laneID, Kind: display.Rejected, Reason: err.Error()})
 	}
@@ -44,6 +49,8 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 		return fmt.Errorf("%w: same code scanned twice: ignored", ErrConflict)
 	case s.oos != "":
 		return fmt.Errorf("%w: %s", ErrOutOfService, s.oos)
+	case s.offline != "":
+		return ErrOffline
 	}
 	var c *Charge
 	if l.open != "" {
@@ -75,6 +82,13 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	o.ChargeID, o.TotalFee = c.ID, c.TotalFee
 	o.Subject, o.Body, o.Attach, o.OpUserID, o.GoodsTag = orDefault(c.Subject, l.cfg.Subject), orDefault(c.Body, l.cfg.Body), c.Attach, c.OpUserID, c.GoodsTag
 	o = poller.NewOrder(o, now)
+	// Checked again before the code is taken: a pay refused on the box
+	// must not burn the customer's code.
+	if err := (&payment.PayRequest{MchTradeID: "CHECK_ONLY", PayType: o.PayType, DeviceInfo: o.DeviceInfo,
+		Subject: o.Subject, Body: o.Body, Attach: o.Attach, TotalFee: o.TotalFee, SpbillCreateIP: o.ClientIP,
+		AuthCode: code, TimeStart: o.TimeStart, OpUserID: o.OpUserID, GoodsTag: o.GoodsTag, Scene: o.Scene}).Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 
 	// One transaction: the code's index, the order and its charge are
 	// written and fsync'd before the pay can leave.
@@ -114,6 +128,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	if newCharge {
 		l.open = c.ID
 	}
+	l.current = c.ID
 	oc := o
 	s.orders[o.MchTradeID] = &oc
 	// The pay leaves first; showing and logging it can wait a moment.
@@ -169,6 +184,15 @@ func (s *Service) OrderUpdated(o poller.Order) {
 	case o.State == poller.Unknown:
 		c.State, c.Reason = NeedsAttention, "payment outcome unknown: "+o.Reason
 		ev.Kind, ev.Reason = display.NeedsAttention, "outcome not known yet"
+	case o.Final() && o.NotSent:
+		s.unburnLocked(&o)
+		ev.Kind, ev.Reason = display.Offline, offlineText
+		switch {
+		case c.State == Paying && now.Before(c.ExpiresAt):
+			c.State, c.Reason = AwaitingScan, "last attempt failed: "+offlineText
+		case c.State == Paying:
+			c.State, c.Reason = Canceled, "not paid: "+offlineText
+		}
 	case o.Final():
 		ev.Kind, ev.Reason = display.Declined, declineReason(&o)
 		switch {
@@ -185,6 +209,23 @@ func (s *Service) OrderUpdated(o poller.Order) {
 	}
 	c.UpdatedAt = now
 	s.saveLocked(c)
+	if l := s.lanes[c.Lane]; l == nil || l.current != c.ID {
+		// The lane has moved on to another charge (this one needed
+		// attention and freed it): its customer is gone, and the lane's
+		// displays belong to the next one. The till hears of it.
+		s.log.Warn("late result of charge "+c.ID, zap.String("lane", c.Lane), zap.String("mch_trade_id", o.MchTradeID),
+			zap.String("charge_state", string(c.State)), zap.String("attempt_state", string(o.State)))
+		ev.Result, ev.Kind = ev.Kind, display.LateResult
+		ev.Reason = "late result of charge " + c.ID + ": " + string(c.State)
+		s.publish(ev)
+		if s.opt.OnLate != nil {
+			s.opt.OnLate(string(c.State))
+		}
+		if c.State != NeedsAttention {
+			delete(s.charges, c.ID)
+		}
+		return
+	}
 	s.publish(ev)
 	switch c.State {
 	case AwaitingScan:
@@ -207,6 +248,60 @@ func declineReason(o *poller.Order) string {
 		return "the gateway did not take the payment"
 	}
 	return string(o.State)
+}
+
+// unburnLocked frees the code of a pay that never left the box: nothing
+// was created with it, so the customer may show it again.
+func (s *Service) unburnLocked(o *poller.Order) {
+	err := s.opt.Journal.Batch(func(tx *journal.Tx) error {
+		if id, ok := tx.GetString(journal.Codes, o.CodeSHA256); ok && id == o.MchTradeID {
+			return tx.Delete(journal.Codes, o.CodeSHA256)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("journal: code not freed", zap.String("mch_trade_id", o.MchTradeID), zap.Error(err))
+	}
+	if l := s.lanes[o.Lane]; l != nil {
+		l.dedup.Forget(func(code string) bool { return payment.CodeHash(code) == o.CodeSHA256 })
+	}
+}
+
+// GatewayState is told when the gateway becomes unreachable (up false) or
+// reachable again. While it is down a scan is refused at once: nothing is
+// sent, nothing is charged.
+func (s *Service) GatewayState(up bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.offline
+	if up {
+		s.offline = ""
+	} else {
+		s.offline = reason
+		if s.offline == "" {
+			s.offline = "gateway unreachable"
+		}
+	}
+	if (was == "") == (s.offline == "") {
+		return
+	}
+	what := "gateway reachable again: taking payments"
+	if !up {
+		what = "OFFLINE — " + s.offline + ": scans are refused, not charged; take another payment method"
+		s.log.Warn("gateway unreachable: scans refused until it is back", zap.String("reason", s.offline))
+	} else {
+		s.log.Info("gateway reachable again")
+	}
+	for _, id := range s.laneIDs() {
+		s.publish(display.Event{Lane: id, Kind: display.Device, Reason: what})
+	}
+}
+
+// Offline reports why the gateway cannot be reached ("" when it can).
+func (s *Service) Offline() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offline
 }
 
 // Refund refunds a paid charge in full.

@@ -41,6 +41,8 @@ type Options struct {
 	Sandbox     bool
 	DedupWindow time.Duration
 	Log         *zap.Logger
+	// OnLate, if set, is told of each late result (its charge's state).
+	OnLate func(state string)
 }
 
 // Service owns the lanes and their charges.
@@ -54,14 +56,19 @@ type Service struct {
 	watch   map[string]map[chan struct{}]bool // each waiter's channel, closed when its charge changes
 	orders  map[string]*poller.Order          // live orders, by mch_trade_id
 	oos     string                            // why the lanes are out of service
+	offline string                            // why the gateway cannot be reached
 	ctx     context.Context
 }
 
 type lane struct {
-	cfg   LaneConfig
-	open  string // the charge that holds the lane
-	dedup *scanner.Dedup
-	timer *time.Timer
+	cfg  LaneConfig
+	open string // the charge that holds the lane
+	// current is the charge the lane's customer displays are about: the
+	// open one, or the last one the lane had. A result of any other
+	// charge is late: it goes to the till, never to a customer display.
+	current string
+	dedup   *scanner.Dedup
+	timer   *time.Timer
 }
 
 // New builds the service; Start resumes it from the journal.
@@ -127,7 +134,7 @@ func (s *Service) Start() error {
 		c := &charges[i]
 		s.charges[c.ID] = c
 		if l := s.lanes[c.Lane]; l != nil && c.open() {
-			l.open = c.ID
+			l.open, l.current = c.ID, c.ID
 			s.armExpiry(l, c)
 		}
 	}
@@ -177,7 +184,13 @@ func (s *Service) showLane(id string) {
 		e.ChargeID, e.TotalFee = c.ID, c.TotalFee
 		e.Kind = display.AwaitingScan
 		if c.State == Paying {
+			// Shown exactly as before a restart: the attempt's wallet and id.
 			e.Kind = display.Paying
+			if n := len(c.AttemptIDs); n > 0 {
+				if o := s.orders[c.AttemptIDs[n-1]]; o != nil {
+					e.Wallet, e.MchTradeID = o.Wallet, o.MchTradeID
+				}
+			}
 		}
 	case l.cfg.FixedFee > 0:
 		e.Kind, e.TotalFee = display.AwaitingScan, l.cfg.FixedFee
@@ -230,9 +243,14 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 			return s.viewLocked(&prev), false, nil
 		}
 	}
+	if err := s.payable(l, req); err != nil {
+		return ChargeView{}, false, err
+	}
 	switch {
 	case req.TotalFee <= 0:
 		return ChargeView{}, false, fmt.Errorf("%w: total_fee must be a positive number of fen", ErrInvalid)
+	case req.TotalFee > MaxTotalFee:
+		return ChargeView{}, false, fmt.Errorf("%w: total_fee %d is over %d fen", ErrInvalid, req.TotalFee, int64(MaxTotalFee))
 	case l.cfg.MaxFee > 0 && req.TotalFee > l.cfg.MaxFee:
 		return ChargeView{}, false, fmt.Errorf("%w: total_fee %d is over the lane's max_fee %d", ErrInvalid, req.TotalFee, l.cfg.MaxFee)
 	case s.oos != "":
@@ -263,7 +281,7 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 		return ChargeView{}, false, fmt.Errorf("%w: %v", ErrOutOfService, err)
 	}
 	s.charges[c.ID] = c
-	l.open = c.ID
+	l.open, l.current = c.ID, c.ID
 	s.armExpiry(l, c)
 	s.changedLocked(c.ID)
 	s.publish(display.Event{Lane: c.Lane, Kind: display.AwaitingScan, ChargeID: c.ID, TotalFee: c.TotalFee})
@@ -581,7 +599,7 @@ func (s *Service) DeviceChanged(lane, what string) {
 func (s *Service) Resolve(id string, paid bool, by, why string) (Attempt, error) {
 	o, err := s.opt.Poller.Resolve(id, paid, by, why, time.Now())
 	if err != nil {
-		if errors.Is(err, poller.ErrBusy) {
+		if errors.Is(err, poller.ErrBusy) || errors.Is(err, poller.ErrNotResolvable) {
 			return Attempt{}, fmt.Errorf("%w: %v", ErrConflict, err)
 		}
 		return Attempt{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -603,8 +621,9 @@ func (s *Service) Report(day time.Time) ([]ReportRow, error) {
 	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.Local)
 	to := from.AddDate(0, 0, 1)
 	rows := map[string]*ReportRow{}
+	var overflow error
 	err := s.eachOrder(func(o *poller.Order) {
-		if o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) {
+		if overflow != nil || o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) {
 			return
 		}
 		k := o.Wallet + "/" + string(o.State)
@@ -613,9 +632,20 @@ func (s *Service) Report(day time.Time) ([]ReportRow, error) {
 			r = &ReportRow{Wallet: o.Wallet, State: o.State}
 			rows[k] = r
 		}
+		// A wrapped sum would be a plausible wrong number on a day's
+		// accounts: no report at all is better.
+		sum := r.Total + o.TotalFee
+		if (o.TotalFee > 0 && sum < r.Total) || (o.TotalFee < 0 && sum > r.Total) {
+			overflow = fmt.Errorf("report %s: the %s total overflows int64 fen (order %s of %d fen)",
+				from.Format("2006-01-02"), k, o.MchTradeID, o.TotalFee)
+			return
+		}
 		r.Count++
-		r.Total += o.TotalFee
+		r.Total = sum
 	})
+	if overflow != nil {
+		return nil, overflow
+	}
 	out := make([]ReportRow, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, *r)

@@ -52,6 +52,9 @@ type Gateway struct {
 	Timeout        time.Duration `yaml:"timeout"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	CAFile         string        `yaml:"ca_file"`
+	// ProbeInterval is how often posd checks that the gateway can be
+	// reached (a TCP/TLS handshake, never a payment call).
+	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// SandboxSlow is how long the in-process sandbox holds a pay whose code
 	// ends in 83 (longer than timeout, so the pay times out).
 	SandboxSlow time.Duration `yaml:"sandbox_slow"`
@@ -170,7 +173,7 @@ func (d Display) Name() string {
 func Default() Config {
 	return Config{
 		Merchant: Merchant{StoreID: "S001", ClientIP: "127.0.0.1"},
-		Gateway:  Gateway{URL: SandboxURL, Timeout: 10 * time.Second, ConnectTimeout: 3 * time.Second, SandboxSlow: 15 * time.Second},
+		Gateway:  Gateway{URL: SandboxURL, Timeout: 10 * time.Second, ConnectTimeout: 3 * time.Second, ProbeInterval: 5 * time.Second, SandboxSlow: 15 * time.Second},
 		Confirm: Confirm{
 			QueryInterval: 5 * time.Second, QueryAttempts: 6,
 			ReverseInterval: 2 * time.Second, ReverseAttempts: 5,
@@ -310,6 +313,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 	if net.ParseIP(c.Merchant.ClientIP) == nil {
 		bad("merchant.client_ip %q: an IP address", c.Merchant.ClientIP)
+	}
+	if c.Gateway.ProbeInterval <= 0 {
+		bad("gateway.probe_interval must be positive")
 	}
 	if c.Gateway.Timeout <= 0 || c.Gateway.ConnectTimeout <= 0 {
 		bad("gateway.timeout and gateway.connect_timeout: must be positive")

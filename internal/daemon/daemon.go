@@ -132,7 +132,15 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	svc = checkout.New(checkout.Options{
 		Journal: j, Poller: pol, Hub: hub, Router: router, Lanes: lanes(cfg),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: sandboxed,
-		DedupWindow: cfg.Scan.DuplicateWindow, Log: log.Named("checkout"),
+		DedupWindow: cfg.Scan.DuplicateWindow, Log: log.Named("checkout"), OnLate: m.late,
+	})
+	client.OnLink(func(up bool, reason string) {
+		if up {
+			log.Info("gateway reachable")
+		} else {
+			log.Warn("gateway unreachable", zap.String("reason", reason))
+		}
+		svc.GatewayState(up, reason)
 	})
 
 	// Displays first, so that they see the state Start publishes.
@@ -181,6 +189,9 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		if ok, why := svc.InService(); !ok {
 			return errors.New(why)
 		}
+		if why := svc.Offline(); why != "" {
+			return fmt.Errorf("%w: %s", api.ErrDegraded, why)
+		}
 		return nil
 	}, func() any { return reg.List() })
 	if cfg.API.TokenFile != "" {
@@ -190,7 +201,9 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		}
 		srv.RequireToken(token)
 	}
-	m.gauges(pol, j, reg)
+	m.gauges(pol, j, reg, client)
+	wg.Add(1)
+	go func() { defer wg.Done(); client.Watch(runCtx, cfg.Gateway.ProbeInterval) }()
 	srv.Handle("GET /metrics", m.reg)
 	events := &display.Web{Hub: hub}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))

@@ -17,6 +17,7 @@ func newMetrics() *posdMetrics {
 	r.Counter("posd_payments_total", "Attempts that reached a final state, by wallet and state.", "wallet", "state")
 	r.Counter("posd_gateway_requests_total", "Gateway round trips by call and classified outcome.", "call", "outcome")
 	r.Counter("posd_reverses_total", "Reverse calls sent.")
+	r.Counter("posd_late_results_total", "Results of charges their lane had moved on from (kept off the customer displays), by charge state.", "state")
 	r.Histogram("posd_payment_seconds", "From the scan to the attempt's final state.", 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 	return &posdMetrics{reg: r}
 }
@@ -28,6 +29,8 @@ func (m *posdMetrics) call(c payment.Call, r payment.Result) {
 	}
 }
 
+func (m *posdMetrics) late(state string) { m.reg.Add("posd_late_results_total", 1, state) }
+
 func (m *posdMetrics) order(o poller.Order) {
 	if !o.Final() || o.RefundBy == "operator" {
 		return
@@ -36,7 +39,15 @@ func (m *posdMetrics) order(o poller.Order) {
 	m.reg.Observe("posd_payment_seconds", o.FinishedAt.Sub(o.CreatedAt).Seconds())
 }
 
-func (m *posdMetrics) gauges(p *poller.Poller, j *journal.Journal, reg *device.Registry) {
+func (m *posdMetrics) gauges(p *poller.Poller, j *journal.Journal, reg *device.Registry, gw *payment.Client) {
+	m.reg.Gauge("posd_gateway_up", "1 while the gateway can be reached (probe or last call), 0 while it cannot.", func() []metrics.Sample {
+		up, _ := gw.LinkUp()
+		v := 0.0
+		if up {
+			v = 1
+		}
+		return []metrics.Sample{{Value: v}}
+	})
 	m.reg.Gauge("posd_unresolved_orders", "Orders the poller is still driving to a final state.", func() []metrics.Sample {
 		return []metrics.Sample{{Value: float64(p.Pending())}}
 	})

@@ -166,16 +166,20 @@ func (j *Journal) init(tx *bolt.Tx) error {
 	if err := m.Put(keySchema, u64(SchemaVersion)); err != nil {
 		return err
 	}
-	if v := m.Get(keyEpoch); v != nil {
-		j.epoch = string(v)
-		return nil
-	}
+	// A fresh epoch at every open: a journal restored from a backup, or a
+	// disk image cloned to a second box, holds a counter that was already
+	// used, and ids made from it would name orders the gateway has.
+	prev := m.Get(keyEpoch)
 	j.epoch = newEpoch()
+	for prev != nil && string(prev) == j.epoch {
+		j.epoch = newEpoch()
+	}
 	return m.Put(keyEpoch, []byte(j.epoch))
 }
 
-// newEpoch names this journal among all journals the merchant will ever
-// have: ids stay unique when a box is reinstalled or its clock is reset.
+// newEpoch names this run of the journal among all runs of all journals
+// the merchant will ever have: ids stay unique when a box is reinstalled,
+// restored, cloned or its clock is reset.
 func newEpoch() string {
 	const chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	var b [6]byte
@@ -192,7 +196,7 @@ func u64(n uint64) []byte {
 	return b[:]
 }
 
-// Epoch is the journal's random name, part of every mch_trade_id.
+// Epoch is this run's random name, part of every mch_trade_id.
 func (j *Journal) Epoch() string { return j.epoch }
 
 // Close closes the file.

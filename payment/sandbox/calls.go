@@ -193,6 +193,9 @@ func (s *Sandbox) reverse(r request) answer {
 		fallthrough
 	case o.TradeState == payment.StatePaid || o.TradeState == payment.StatePaying || o.TradeState == payment.StateUnpaid:
 		o.TradeState = payment.StateReversed
+		if o.Charged > 0 && s.opt.RefundingAfterReverse {
+			o.TradeState = payment.StateRefunding
+		}
 		o.RefundedFee += o.Charged
 		o.Charged = 0
 	}

@@ -33,6 +33,10 @@ type Options struct {
 	SlowDelay time.Duration
 	// Delay is added before every answer.
 	Delay time.Duration
+	// RefundingAfterReverse: a reverse that refunds a paid order leaves it
+	// in trade_state 1 (refund in progress), as some gateways of the
+	// family report it, instead of 4.
+	RefundingAfterReverse bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }

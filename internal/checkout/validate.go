@@ -1,0 +1,39 @@
+package checkout
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"posd/payment"
+)
+
+// MaxTotalFee bounds one charge (100 million yuan): far above any lane,
+// far below where sums of a day's charges could overflow.
+const MaxTotalFee = 10_000_000_000
+
+// payable checks, when a charge is opened, everything its pay will need,
+// so that a pay is never refused on the box after the customer's code was
+// taken. The error names the field.
+func (s *Service) payable(l *lane, req OpenRequest) error {
+	pr := payment.PayRequest{
+		MchTradeID: "CHECK_ONLY", PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
+		DeviceInfo: l.cfg.DeviceInfo, SpbillCreateIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),
+		Subject: orDefault(req.Subject, l.cfg.Subject), Body: orDefault(req.Body, l.cfg.Body),
+		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag,
+	}
+	if err := pr.Validate(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), payment.ErrInvalidRequest.Error()+": "))
+	}
+	return nil
+}
+
+// ErrOffline: the gateway cannot be reached; a scan is refused before the
+// code is taken, so the customer was not charged and may pay otherwise.
+var ErrOffline = fmt.Errorf("%w: offline — not charged (gateway unreachable): take another payment method", ErrOutOfService)
+
+// offlineText is what every display says when a pay could not leave.
+const offlineText = "网络中断，未扣款，请换其他方式付款 / gateway unreachable — not charged, take another payment method"
+
+func isOffline(err error) bool { return errors.Is(err, ErrOffline) }
