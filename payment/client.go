@@ -30,6 +30,12 @@ type ClientOptions struct {
 	ConnectTimeout time.Duration
 	// CAFile, when set, is the only trusted root for the gateway's TLS.
 	CAFile string
+	// Transport and Probe replace the network (the simulation's in-memory
+	// gateway). A Transport must call the request's httptrace hooks as
+	// http.Transport does: a call whose request was never written is
+	// "not sent".
+	Transport http.RoundTripper
+	Probe     func(context.Context) error
 }
 
 // Client speaks the gateway protocol. It is safe for concurrent use.
@@ -44,6 +50,7 @@ type Client struct {
 	addr           string
 	tls            *tls.Config
 	connectTimeout time.Duration
+	probe          func(context.Context) error
 	link           link
 }
 
@@ -100,6 +107,10 @@ func NewClient(o ClientOptions) (*Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
+	var rt http.RoundTripper = tr
+	if o.Transport != nil {
+		rt = o.Transport
+	}
 	base := o.BaseURL
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
@@ -108,7 +119,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		base:       base,
 		merchantID: o.MerchantID,
 		http: &http.Client{
-			Transport: tr,
+			Transport: rt,
 			Timeout:   o.Timeout,
 			// A redirect would re-send the signed request, payment code
 			// included, wherever the answer points (plain http too). The
@@ -118,6 +129,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		dialer:         dialer,
 		addr:           hostPort(u),
 		connectTimeout: o.ConnectTimeout,
+		probe:          o.Probe,
 	}
 	if u.Scheme == "https" {
 		c.tls = tlsConf.Clone()
@@ -208,6 +220,11 @@ func (c *Client) do(ctx context.Context, call Call, params []Param, exp Expect) 
 		return Classify(call, exp, key, 0, nil, err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	// posd decides every resend itself: without GetBody neither HTTP/1 nor
+	// HTTP/2 replays a request that may have reached the gateway (a pay
+	// replayed after a stream reset would meet 107, and be taken for a
+	// duplicate that is not this pay's).
+	req.GetBody = nil
 	resp, err := c.http.Do(req)
 	if err != nil {
 		r := Classify(call, exp, key, 0, nil, err)

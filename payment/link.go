@@ -13,13 +13,17 @@ import (
 // connection could not be made. A store's internet link is its most common
 // fault; knowing it before a scan lets the lane say "not charged" at once.
 type link struct {
+	cb       sync.Mutex // changes are told in the order they happen
 	mu       sync.Mutex
+	failed   int // probes failed in a row
 	down     string // why it is down; "" when up
 	onChange func(up bool, reason string)
 	lost     chan struct{} // wakes Watch when a call finds the link down
 }
 
 func (l *link) set(up bool, reason string) {
+	l.cb.Lock()
+	defer l.cb.Unlock()
 	l.mu.Lock()
 	was := l.down == ""
 	if up {
@@ -31,7 +35,7 @@ func (l *link) set(up bool, reason string) {
 	if l.lost == nil {
 		l.lost = make(chan struct{}, 1)
 	}
-	if !up {
+	if !up && was {
 		select {
 		case l.lost <- struct{}{}:
 		default:
@@ -62,8 +66,34 @@ func (c *Client) LinkUp() (bool, string) {
 // Probe makes a connection to the gateway (TCP, and the TLS handshake for
 // https) and closes it: never a payment call, never a signed request.
 func (c *Client) Probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.connectTimeout)
+	// TCP and TLS each get the connect timeout, as a real call does.
+	ctx, cancel := context.WithTimeout(ctx, 2*c.connectTimeout)
 	defer cancel()
+	var err error
+	if c.probe != nil {
+		err = c.probe(ctx)
+	} else {
+		err = c.handshake(ctx)
+	}
+	c.link.mu.Lock()
+	if err != nil {
+		c.link.failed++
+	} else {
+		c.link.failed = 0
+	}
+	// One lost probe on a slow link is not an outage; a failed call is.
+	down := c.link.failed >= 2
+	c.link.mu.Unlock()
+	switch {
+	case err == nil:
+		c.link.set(true, "")
+	case down:
+		c.link.set(false, "gateway unreachable: "+err.Error())
+	}
+	return err
+}
+
+func (c *Client) handshake(ctx context.Context) error {
 	conn, err := c.dialer.DialContext(ctx, "tcp", c.addr)
 	if err == nil && c.tls != nil {
 		tc := tls.Client(conn, c.tls)
@@ -73,12 +103,7 @@ func (c *Client) Probe(ctx context.Context) error {
 	if conn != nil {
 		conn.Close()
 	}
-	if err != nil {
-		c.link.set(false, "gateway unreachable: "+err.Error())
-		return err
-	}
-	c.link.set(true, "")
-	return nil
+	return err
 }
 
 // Watch probes the gateway every interval while it is up, and every

@@ -3,6 +3,7 @@ package poller
 import (
 	"time"
 
+	"posd/internal/defect"
 	"posd/payment"
 )
 
@@ -59,7 +60,7 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 	switch {
 	case r.Outcome == payment.NotSent && o.Phase != PhasePay:
 		r.Outcome = payment.Unknown // only a pay ends on "never sent"; the rest is asked again
-	case r.Outcome == payment.NotFound && o.Seen && o.Phase != PhaseRefundQuery: // that 301 is about the refund
+	case r.Outcome == payment.NotFound && o.Seen && o.Phase != PhaseRefundQuery && !defect.On(6): // that 301 is about the refund
 		// A signed answer showed this order: a 301 now is a lagging
 		// replica or a fault, never proof that nothing was created.
 		r.Outcome, r.Reason = payment.Unknown, "not found (301), though a signed answer showed the order: "+r.Reason
@@ -105,8 +106,35 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 		stepRefundQuery(&o, r, now, p)
 	case PhaseConfirm, PhaseReconcile:
 		stepConfirm(&o, r, now, p)
+	case PhaseVerify:
+		stepVerify(&o, r, now, p)
 	}
 	return o
+}
+
+// stepVerify settles a paid order of a restored journal on a trusted
+// answer; without one it stays as the journal had it and is asked again,
+// ever less often, a bounded number of times.
+func stepVerify(o *Order, r payment.Result, now time.Time, p Policy) {
+	switch r.Outcome {
+	case payment.Paid, payment.NotPaid:
+		settle(o, r, now)
+		if o.State != Paid {
+			o.ErrMsg = "found " + string(o.State) + " at the gateway after the journal was restored from an older copy"
+		}
+		return
+	}
+	o.Tries++
+	if o.Tries >= 12 {
+		end(o, o.State, now)
+		o.Reason = "paid as the restored journal says; the gateway could not confirm it"
+		return
+	}
+	wait := p.ReconcileInterval << min(o.Tries, 16)
+	if wait > p.ReconcileMax || wait <= 0 {
+		wait = p.ReconcileMax
+	}
+	o.NextAt = now.Add(wait)
 }
 
 // record keeps what an answer tells about the order, when it is trusted.
@@ -146,6 +174,10 @@ func stepPay(o *Order, r payment.Result, now time.Time, p Policy) {
 		end(o, Failed, now)
 		o.ErrMsg = "gateway unreachable — not charged, take another payment method"
 	case payment.Duplicate:
+		if defect.On(3) { // taken for posd's own order, as before
+			o.Phase, o.Queries, o.NextAt = PhaseQuery, 0, now
+			return
+		}
 		// posd never sends a pay twice, so an id the gateway already has is
 		// not this pay's (a journal restored from a backup, a cloned box):
 		// the gateway created nothing for this code.
@@ -226,7 +258,7 @@ func stepRefund(o *Order, r payment.Result, now time.Time, p Policy) {
 		// In progress: refund_query follows it.
 		o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
 	case payment.Rejected:
-		if o.RefundUnknown {
+		if o.RefundUnknown && !defect.On(5) {
 			o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now
 			return
 		}
@@ -251,22 +283,33 @@ func stepRefundQuery(o *Order, r payment.Result, now time.Time, p Policy) {
 	case r.Outcome == payment.Pending: // -1: the refund failed
 		refundFailed(o, "refund failed at the gateway: "+r.Reason, now)
 	case r.Outcome == payment.NotFound:
-		// The gateway has no such refund: no try was carried out. Send
-		// it again (the same mch_refund_id), within the bound.
+		// The gateway does not know the refund (yet: a 301 is unsigned,
+		// and may come from a lagging replica). Sending the same
+		// mch_refund_id again is safe: it is the same refund.
+		o.RefundMissing++
 		if o.RefundSends < p.ReverseAttempts {
-			o.Phase, o.RefundUnknown, o.NextAt = PhaseRefund, false, now
+			o.Phase, o.NextAt = PhaseRefund, now.Add(p.ReverseInterval)
 			return
 		}
-		refundFailed(o, "refund not carried out by the gateway", now)
-	default:
-		// In progress, or no trusted answer: ask again, ever less often.
-		wait := p.ReverseInterval << min(o.Tries, 16)
-		if wait > p.ReconcileMax || wait <= 0 {
-			wait = p.ReconcileMax
+		if o.RefundMissing >= 2*p.ReverseAttempts+6 {
+			// Hours of "no such refund" after every send: it was not made.
+			refundFailed(o, "refund not carried out: the gateway has no such refund after every try; refund again if wanted", now)
+			return
 		}
-		o.Tries++
-		o.NextAt = now.Add(wait)
+		refundBackoff(o, now, p)
+	default:
+		refundBackoff(o, now, p) // in progress, or no trusted answer
 	}
+}
+
+// refundBackoff asks refund_query again, ever less often.
+func refundBackoff(o *Order, now time.Time, p Policy) {
+	wait := p.ReverseInterval << min(o.Tries, 16)
+	if wait > p.ReconcileMax || wait <= 0 {
+		wait = p.ReconcileMax
+	}
+	o.Tries++
+	o.NextAt = now.Add(wait)
 }
 
 // refunded ends a refund the gateway confirmed.
@@ -323,7 +366,7 @@ func settle(o *Order, r payment.Result, now time.Time) {
 	switch {
 	case r.Outcome == payment.NotFound:
 		end(o, Failed, now)
-	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding:
+	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && !defect.On(2):
 		switch {
 		case o.RefundBy == "operator":
 			end(o, Refunded, now)

@@ -336,12 +336,28 @@ func TestMachineRefundTimeoutThenRefused(t *testing.T) {
 	done := Step(o, res(payment.Done, payment.NoTradeState), o.NextAt, p)
 	assert.Equal(t, Refunded, done.State, "refund_query says done")
 
-	// The gateway has no such refund: the same mch_refund_id is sent again.
+	// The gateway does not know the refund (a 301, maybe a lagging
+	// replica): the same mch_refund_id is sent again; a refusal of that
+	// resend still says nothing, since the first try may have been made.
 	again := Step(o, res(payment.NotFound, payment.NoTradeState), o.NextAt, p)
 	require.Equal(t, PhaseRefund, again.Phase)
+	require.True(t, again.RefundUnknown, "once unknown, only refund_query's 'done' or hours of 'no such refund' settle it")
 	refused := Step(again, res(payment.Rejected, payment.NoTradeState), again.NextAt, p)
-	assert.Equal(t, Paid, refused.State, "refused after refund_query showed no refund: stays paid")
-	assert.Contains(t, refused.ErrMsg, "refused")
+	assert.Equal(t, PhaseRefundQuery, refused.Phase)
+	assert.NotEqual(t, PhaseDone, refused.Phase)
+
+	// Hours of "no such refund" after every send: not carried out.
+	x := refused
+	for i := 0; x.Phase != PhaseDone && i < 100; i++ {
+		if x.Phase == PhaseRefund {
+			x = Step(x, res(payment.Rejected, payment.NoTradeState), x.NextAt, p)
+			continue
+		}
+		x = Step(x, res(payment.NotFound, payment.NoTradeState), x.NextAt, p)
+	}
+	assert.Equal(t, Paid, x.State)
+	assert.Contains(t, x.ErrMsg, "not carried out")
+	assert.GreaterOrEqual(t, x.UpdatedAt.Sub(t0), time.Hour, "only after hours")
 
 	// Refused after an unknown try: refund_query decides.
 	u := Step(paidOrder(p), res(payment.Unknown, payment.NoTradeState), t0, p)

@@ -34,10 +34,13 @@ const (
 	// PhaseRefundQuery asks refund_query, the judge of a refund, whether a
 	// refund whose answer was lost (or is in progress) was carried out.
 	PhaseRefundQuery Phase = "refund_query"
-	PhaseConfirm     Phase = "confirm"
-	PhaseReconcile   Phase = "reconcile"
-	PhaseAttention   Phase = "attention" // waits for an operator
-	PhaseDone        Phase = "done"
+	// PhaseVerify asks again after an order a restored journal says was
+	// paid: it may have been refunded since the copy was made.
+	PhaseVerify    Phase = "verify"
+	PhaseConfirm   Phase = "confirm"
+	PhaseReconcile Phase = "reconcile"
+	PhaseAttention Phase = "attention" // waits for an operator
+	PhaseDone      Phase = "done"
 )
 
 // Order is one payment attempt: one code, one mch_trade_id, forever.
@@ -88,9 +91,11 @@ type Order struct {
 	// RefundUnknown: a refund try got no trusted answer and may have been
 	// carried out; only refund_query may say it was not.
 	RefundUnknown bool `json:"refund_unknown,omitempty"`
-	// RefundSends counts refund requests sent with RefundID.
-	RefundSends int    `json:"refund_sends,omitempty"`
-	RefundID    string `json:"refund_id,omitempty"`
+	// RefundSends counts refund requests sent with RefundID;
+	// RefundMissing the refund_query answers that did not know it.
+	RefundSends   int    `json:"refund_sends,omitempty"`
+	RefundMissing int    `json:"refund_missing,omitempty"`
+	RefundID      string `json:"refund_id,omitempty"`
 	// RefundBy is "fallback" (the reverse fallback refunds an order paid
 	// too late) or "operator" (a refund asked for through the API).
 	RefundBy string `json:"refund_by,omitempty"`

@@ -186,8 +186,16 @@ func TestResolveRefusesAnOrderInFlight(t *testing.T) {
 	d.scan(alipayCode(81)) // paying until the reverse
 	waitFor(t, 10*time.Second, func() bool {
 		c = d.charge(c.ID, "")
-		return len(c.Attempts) == 1 && c.Attempts[0].State == "paying"
-	}, "paying")
+		if len(c.Attempts) != 1 {
+			return false
+		}
+		for _, o := range g.ledger(t).Orders {
+			if o.MchTradeID == c.Attempts[0].MchTradeID && o.Queries >= 1 {
+				return true
+			}
+		}
+		return false
+	}, "the query phase (the pay step done, a query answered)")
 	code, body := d.do("POST", "/v1/orders/"+c.Attempts[0].MchTradeID+"/resolve",
 		map[string]any{"decision": "paid", "by": "ops", "why": "customer showed the phone"})
 	assert.Equal(t, 409, code, "%s", body)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"posd/internal/defect"
 	"posd/payment"
 )
 
@@ -17,6 +18,9 @@ const MaxTotalFee = 10_000_000_000
 // so that a pay is never refused on the box after the customer's code was
 // taken. The error names the field.
 func (s *Service) payable(l *lane, req OpenRequest) error {
+	if defect.On(7) {
+		return nil
+	}
 	pr := payment.PayRequest{
 		MchTradeID: "CHECK_ONLY", PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
 		DeviceInfo: l.cfg.DeviceInfo, SpbillCreateIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),

@@ -12,10 +12,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"posd/internal/defect"
 )
 
 // SchemaVersion is written into a new journal and checked on open.
@@ -35,6 +39,7 @@ var (
 	keySchema  = []byte("schema")
 	keyEpoch   = []byte("epoch")
 	keyCounter = []byte("counter")
+	keyRun     = []byte("run")
 )
 
 // ErrUnwritable wraps every write failure: the caller must stop taking
@@ -50,6 +55,26 @@ type Journal struct {
 	updateNanos atomic.Int64
 	lastUpdate  atomic.Int64 // when the last Update returned, Unix nanoseconds
 	readOnly    bool
+	newEpoch    func() string
+	restored    bool
+	seen        *os.File // the witness
+	wRun        uint64   // the witness's run, then this run
+	wTx         int      // the witness's last transaction
+	wFound      bool
+	dead        atomic.Bool // Kill: nothing more is written
+}
+
+// Options are for the simulation, which runs many journals in one process.
+type Options struct {
+	// NoSync skips fsync: a simulated crash is a process crash, and the
+	// page cache keeps what was committed.
+	NoSync bool
+	// NoGroupCommit: each Batch commits at once. A group commit waits for
+	// a timer, which on a virtual clock waits for every goroutine to block,
+	// and one blocked on a lock the waiter holds never does.
+	NoGroupCommit bool
+	// Epoch names each run (crypto/rand when nil): a seeded one replays.
+	Epoch func() string
 }
 
 // ErrDamaged: the file failed its check, or a read met a damaged page.
@@ -65,7 +90,10 @@ func options() *bolt.Options {
 // held by another process (after a second) or from a newer schema is an
 // error. Check it first (Check, in a process of its own: bbolt panics on
 // some damage in goroutines of its own).
-func Open(path string) (*Journal, error) {
+func Open(path string) (*Journal, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(path string, o Options) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -75,13 +103,79 @@ func Open(path string) (*Journal, error) {
 	}
 	// Short batches: group commit for the poller without slowing a pay.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	j := &Journal{db: db}
+	db.NoSync = o.NoSync
+	if o.NoGroupCommit {
+		db.MaxBatchSize = 1
+	}
+	j := &Journal{db: db, newEpoch: o.Epoch}
+	if j.newEpoch == nil {
+		j.newEpoch = newEpoch
+	}
+	if err := j.openWitness(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
 	if err := j.protect(func() error { return db.Update(j.init) }); err != nil {
 		db.Close()
+		j.seen.Close()
 		return nil, fmt.Errorf("journal: %s: %w", path, err)
 	}
 	return j, nil
 }
+
+// The witness, beside the journal (path.seen), holds the number of the
+// last run that opened it and of the last transaction committed: "RUN
+// TXID". The journal holds its run too. A journal of another run, or of
+// this run but behind the witness, is an older copy put back (a backup
+// restored): what it says was paid may since have been refunded, and
+// Restored says so. The witness is written after each commit without an
+// fsync of its own: after a power cut it may lag the journal, never lead
+// it, so it never says "restored" wrongly.
+func (j *Journal) openWitness(path string) error {
+	f, err := os.OpenFile(path+".seen", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	var buf [64]byte
+	n, _ := f.ReadAt(buf[:], 0)
+	if fields := strings.Fields(string(buf[:n])); len(fields) == 2 {
+		j.wRun, _ = strconv.ParseUint(fields[0], 10, 64)
+		j.wTx, _ = strconv.Atoi(fields[1])
+		j.wFound = true
+	}
+	j.seen = f
+	return nil
+}
+
+// checkWitness runs in the opening transaction: it compares the journal
+// with the witness and starts a new run in both.
+func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
+	var run uint64
+	if v := m.Get(keyRun); v != nil {
+		run = binary.BigEndian.Uint64(v)
+	}
+	j.restored = j.wFound && (run != j.wRun || tx.ID()-1 < j.wTx)
+	j.wRun = max(j.wRun, run) + 1
+	if err := m.Put(keyRun, u64(j.wRun)); err != nil {
+		return err
+	}
+	id := tx.ID()
+	tx.OnCommit(func() { j.mark(id) })
+	return nil
+}
+
+// mark records txid as the last committed transaction of this run.
+func (j *Journal) mark(txid int) {
+	if j.seen == nil {
+		return
+	}
+	b := fmt.Appendf(nil, "%-20d %-20d", j.wRun, txid)
+	_, _ = j.seen.WriteAt(b, 0)
+}
+
+// Restored reports whether the journal is an older copy of itself: a run
+// after the one it last recorded had used it.
+func (j *Journal) Restored() bool { return j.restored }
 
 // OpenReadOnly opens a damaged journal so that what can still be read is
 // served and exported. Every write fails with ErrUnwritable.
@@ -166,13 +260,20 @@ func (j *Journal) init(tx *bolt.Tx) error {
 	if err := m.Put(keySchema, u64(SchemaVersion)); err != nil {
 		return err
 	}
+	if err := j.checkWitness(tx, m); err != nil {
+		return err
+	}
 	// A fresh epoch at every open: a journal restored from a backup, or a
 	// disk image cloned to a second box, holds a counter that was already
 	// used, and ids made from it would name orders the gateway has.
 	prev := m.Get(keyEpoch)
-	j.epoch = newEpoch()
+	if prev != nil && defect.On(3) {
+		j.epoch = string(prev)
+		return nil
+	}
+	j.epoch = j.newEpoch()
 	for prev != nil && string(prev) == j.epoch {
-		j.epoch = newEpoch()
+		j.epoch = j.newEpoch()
 	}
 	return m.Put(keyEpoch, []byte(j.epoch))
 }
@@ -200,7 +301,13 @@ func u64(n uint64) []byte {
 func (j *Journal) Epoch() string { return j.epoch }
 
 // Close closes the file.
-func (j *Journal) Close() error { return j.db.Close() }
+func (j *Journal) Close() error {
+	err := j.db.Close()
+	if j.seen != nil {
+		j.seen.Close()
+	}
+	return err
+}
 
 // Path is the file's path.
 func (j *Journal) Path() string { return j.db.Path() }
@@ -224,7 +331,29 @@ func (j *Journal) Update(fn func(*Tx) error) error {
 		j.updateNanos.Add(int64(now.Sub(start)))
 		j.lastUpdate.Store(now.UnixNano())
 	}()
-	return wrapWrite(j.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }))
+	return wrapWrite(j.db.Update(func(tx *bolt.Tx) error { return j.write(tx, fn) }))
+}
+
+// Kill makes every write from now on fail, as if the process had died:
+// what committed before it stays, nothing after it is written. The
+// simulation's crash.
+func (j *Journal) Kill() { j.dead.Store(true) }
+
+var errKilled = errors.New("killed")
+
+func (j *Journal) write(tx *bolt.Tx, fn func(*Tx) error) error {
+	if j.dead.Load() {
+		return errKilled
+	}
+	id := tx.ID() // gone once the transaction is closed
+	tx.OnCommit(func() { j.mark(id) })
+	return fn(&Tx{tx})
+}
+
+// Backup writes a consistent copy of the journal to path (while it is in
+// use): what an operator's backup, restored later, would hold.
+func (j *Journal) Backup(path string) error {
+	return j.db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
 }
 
 // LastUpdate is when the last Update returned: for a scan, the moment its
@@ -237,7 +366,7 @@ func (j *Journal) UpdateTime() time.Duration { return time.Duration(j.updateNano
 // Batch is Update with group commit: concurrent callers share one fsync.
 // fn may run more than once and must not have side effects outside tx.
 func (j *Journal) Batch(fn func(*Tx) error) error {
-	return wrapWrite(j.protect(func() error { return j.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }) }))
+	return wrapWrite(j.protect(func() error { return j.db.Batch(func(tx *bolt.Tx) error { return j.write(tx, fn) }) }))
 }
 
 // View runs fn in a read transaction.

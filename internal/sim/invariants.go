@@ -1,0 +1,130 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"posd/display"
+	"posd/internal/journal"
+	"posd/poller"
+)
+
+// The money rules, checked after every event. The gateway model checks
+// the ones it sees first-hand as the calls arrive: a pay is never sent
+// twice, an id never names two orders, a code never goes out under two
+// ids, no refund exceeds what was paid and none happens twice.
+
+// check runs the rules on what changed since the last event.
+func (w *world) check() {
+	w.drain()
+	w.chMu.Lock()
+	ids := make([]string, 0, len(w.changed))
+	for id := range w.changed {
+		ids = append(ids, id)
+	}
+	clear(w.changed)
+	w.chMu.Unlock()
+	p := w.posd
+	_ = p.j.View(func(tx *journal.Tx) error {
+		for _, id := range ids {
+			var o poller.Order
+			if ok, _ := tx.Get(journal.Orders, id, &o); ok {
+				w.checkOrder(&o)
+			}
+		}
+		return nil
+	})
+}
+
+// checkAll runs the rules on every order the journal holds.
+func (w *world) checkAll() {
+	_ = w.posd.j.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if json.Unmarshal(v, &o) == nil {
+				w.checkOrder(&o)
+			}
+			return nil
+		})
+	})
+}
+
+// checkOrder holds what posd says of an order against the ledger.
+func (w *world) checkOrder(o *poller.Order) {
+	w.report.Checks++
+	if !o.Final() || o.Phase == poller.PhaseRefund || o.Phase == poller.PhaseRefundQuery {
+		return // still being confirmed: posd claims nothing yet
+	}
+	w.gw.mu.Lock()
+	lo := w.gw.orders[o.MchTradeID]
+	var l ledgerOrder
+	if lo != nil {
+		l = *lo
+	}
+	w.gw.mu.Unlock()
+	ours := lo != nil && l.CodeHash == o.CodeSHA256
+	id := o.MchTradeID
+	switch o.State {
+	case poller.Paid:
+		switch {
+		case !ours:
+			w.violate("posd says %s paid; the gateway has no such payment for this code", id)
+		case l.Charged != o.TotalFee:
+			w.violate("posd says %s paid %d fen; the ledger holds %d charged (state %d, refunded %d)", id, o.TotalFee, l.Charged, l.State, l.Refunded)
+		}
+	case poller.Refunded:
+		if !ours || !l.WasPaid || l.Charged != 0 {
+			w.violate("posd says %s refunded; the ledger: %+v", id, l)
+		}
+	case poller.Reversed, poller.Closed, poller.Declined:
+		if ours && l.Charged != 0 {
+			w.violate("posd says %s %s; the ledger holds %d fen charged", id, o.State, l.Charged)
+		}
+	case poller.Failed:
+		if ours {
+			w.violate("posd says nothing was created for %s; the gateway has it (state %d, charged %d)", id, l.State, l.Charged)
+		}
+	}
+}
+
+// drain reads what the lanes' customer displays were sent and holds each
+// result against the till and the ledger.
+func (w *world) drain() {
+	p := w.posd
+	for _, lane := range lanes {
+		s := p.subs[lane]
+		for {
+			var e display.Event
+			select {
+			case e = <-s.C():
+			default:
+			}
+			if e.Lane == "" {
+				break
+			}
+			w.checkShown(lane, e)
+		}
+	}
+}
+
+// checkShown: a customer display (pole, web, printer) shows "paid" only
+// for the lane's current charge, and only when the ledger has it paid.
+func (w *world) checkShown(lane string, e display.Event) {
+	if e.Kind == display.LateResult {
+		w.log(fmt.Sprintf("till hears: %s", e.Reason))
+	}
+	if !e.ForCustomer() || e.Kind != display.Paid {
+		return
+	}
+	w.report.Checks++
+	if cur := w.current[lane]; e.ChargeID != cur {
+		w.violate("lane %s's customer display shows charge %s paid while the lane's charge is %q", lane, e.ChargeID, cur)
+	}
+	w.gw.mu.Lock()
+	lo := w.gw.orders[e.MchTradeID]
+	paid := lo != nil && lo.Charged > 0
+	w.gw.mu.Unlock()
+	if !paid {
+		w.violate("lane %s's customer display shows %s paid; the gateway never charged it", lane, e.MchTradeID)
+	}
+}

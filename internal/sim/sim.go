@@ -1,0 +1,541 @@
+// Package sim is a deterministic simulation of the whole daemon, in the
+// manner of FoundationDB's and TigerBeetle's (VOPR): one process, a virtual
+// clock (a testing/synctest bubble), one seed, and the real code — lanes,
+// charges, the poller and its state machine, the bbolt journal, the payment
+// client with its signing, decoding and classification — against a gateway
+// model whose ledger is the truth. Tills, scanners and operators act at
+// random from the seed; the process crashes and restarts, and its journal
+// is restored from older copies. After every event the money rules are
+// checked as invariants.
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing/synctest"
+	"time"
+
+	"posd/display"
+	"posd/internal/checkout"
+	"posd/internal/journal"
+	"posd/payment"
+	"posd/poller"
+	"posd/scanner"
+)
+
+// Config is one run.
+type Config struct {
+	Seed   uint64
+	Events int
+	Dir    string // for the journal and its backups
+}
+
+// Report is what a run did and found.
+type Report struct {
+	Seed       uint64
+	Events     int
+	Virtual    time.Duration // virtual time covered
+	Orders     int           // pay requests the gateway received
+	Crashes    int
+	Restores   int
+	Checks     int // invariant checks made
+	Violations []string
+	Trace      []string // the last events before the first violation (or the end)
+}
+
+// Failed reports whether an invariant broke.
+func (r *Report) Failed() bool { return len(r.Violations) > 0 }
+
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d: %d events, %s virtual, %d orders, %d crashes, %d restores, %d checks",
+		r.Seed, r.Events, r.Virtual.Round(time.Second), r.Orders, r.Crashes, r.Restores, r.Checks)
+	if r.Failed() {
+		b.WriteString("\nVIOLATIONS:\n  " + strings.Join(r.Violations, "\n  "))
+		b.WriteString("\nTRACE (last events):\n  " + strings.Join(r.Trace, "\n  "))
+	}
+	return b.String()
+}
+
+var lanes = []string{"L1", "L2", "L3"}
+
+// world is the simulation: the gateway, one posd process at a time, and
+// what the till, the customers and the operator know.
+type world struct {
+	cfg   Config
+	rng   *rand.Rand
+	gw    *Gateway
+	posd  *process
+	start time.Time
+
+	traceMu sync.Mutex
+	trace   []string
+
+	current   map[string]string   // lane -> the charge the till opened last
+	charges   []string            // every charge opened
+	codes     []string            // codes shown recently (rescans)
+	inFlight  map[string]bool     // codes whose pay may have been cut short by a crash
+	changed   map[string]struct{} // orders updated since the last check
+	chMu      sync.Mutex
+	backups   []string
+	report    Report
+	epochs    int
+	restoring bool
+}
+
+// process is one run of posd, from boot to crash.
+type process struct {
+	j      *journal.Journal
+	pol    *poller.Poller
+	svc    *checkout.Service
+	hub    *display.Hub
+	client *payment.Client
+	subs   map[string]*display.Sub
+	cancel context.CancelFunc
+	done   chan struct{}
+	alive  atomic.Bool
+}
+
+// Run runs one simulation. It must be called inside a synctest bubble.
+func Run(cfg Config) *Report {
+	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5151)),
+		current: map[string]string{}, changed: map[string]struct{}{}, inFlight: map[string]bool{}}
+	w.report.Seed = cfg.Seed
+	// The bubble's clock starts in 2000; the gateway wants this century's
+	// time_start.
+	time.Sleep(time.Until(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)))
+	w.gw = newGateway(cfg.Seed, w.log)
+	w.start = time.Now()
+	w.boot()
+	defer func() {
+		if w.posd != nil {
+			w.crash()
+		}
+	}()
+	for i := 0; i < cfg.Events && !w.failed(); i++ {
+		w.report.Events++
+		w.act()
+		synctest.Wait()
+		w.check()
+	}
+	if !w.failed() {
+		w.heal()
+	}
+	w.report.Virtual = time.Since(w.start)
+	w.gw.mu.Lock()
+	w.report.Orders = len(w.gw.payCount)
+	w.gw.mu.Unlock()
+	w.traceMu.Lock()
+	w.report.Trace = slices.Clone(w.trace)
+	w.traceMu.Unlock()
+	return &w.report
+}
+
+func (w *world) failed() bool {
+	w.gw.mu.Lock()
+	defer w.gw.mu.Unlock()
+	if len(w.gw.violations) > 0 {
+		w.report.Violations = append(w.report.Violations, w.gw.violations...)
+		w.gw.violations = nil
+	}
+	return len(w.report.Violations) > 0
+}
+
+func (w *world) violate(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	w.log("VIOLATION " + msg)
+	w.report.Violations = append(w.report.Violations, msg)
+}
+
+func (w *world) log(s string) {
+	w.traceMu.Lock()
+	defer w.traceMu.Unlock()
+	w.trace = append(w.trace, fmt.Sprintf("+%8.1fs %s", time.Since(w.start).Seconds(), s))
+	if len(w.trace) > 150 {
+		w.trace = w.trace[len(w.trace)-120:]
+	}
+}
+
+func (w *world) journalPath() string { return filepath.Join(w.cfg.Dir, "journal.db") }
+
+// epoch is the journal's run name, from the seed: a failing seed replays.
+func (w *world) epoch() string {
+	w.epochs++
+	r := w.gw.rng("epoch", "", w.epochs)
+	const chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, 6)
+	for i := range b {
+		b[i] = chars[r.IntN(len(chars))]
+	}
+	return string(b)
+}
+
+func (w *world) boot() {
+	p := &process{subs: map[string]*display.Sub{}, done: make(chan struct{})}
+	p.alive.Store(true)
+	j, err := journal.OpenWith(w.journalPath(), journal.Options{NoSync: true, NoGroupCommit: true, Epoch: w.epoch})
+	if err != nil {
+		panic(err)
+	}
+	p.j = j
+	p.client, err = payment.NewClient(payment.ClientOptions{
+		BaseURL: "http://127.0.0.1:9/", MerchantID: merchantID, Key: merchantKy,
+		Timeout: 3 * time.Second, ConnectTimeout: time.Second,
+		Transport: transport{g: w.gw, alive: p.alive.Load}, Probe: w.gw.probe(p.alive.Load),
+	})
+	if err != nil {
+		panic(err)
+	}
+	p.hub = display.NewHub()
+	for _, l := range lanes {
+		p.subs[l] = p.hub.Subscribe(l, 1<<14)
+	}
+	router, _ := scanner.NewRouter(scanner.DefaultWallets())
+	var lcs []checkout.LaneConfig
+	for i, l := range lanes {
+		lcs = append(lcs, checkout.LaneConfig{ID: l, DeviceInfo: fmt.Sprintf("POS%d", i+1), ChargeTTL: 10 * time.Minute})
+	}
+	p.pol = poller.New(poller.Options{
+		Gateway: p.client, Journal: j, Policy: poller.DefaultPolicy(), StoreID: "S1", ClientIP: "127.0.0.1",
+		OnUpdate: func(o poller.Order) {
+			w.chMu.Lock()
+			w.changed[o.MchTradeID] = struct{}{}
+			w.chMu.Unlock()
+			p.svc.OrderUpdated(o)
+		},
+		OnJournalError: func(err error) { p.svc.JournalError(err) },
+	})
+	p.svc = checkout.New(checkout.Options{Journal: j, Poller: p.pol, Hub: p.hub, Router: router, Lanes: lcs,
+		StoreID: "S1", ClientIP: "127.0.0.1", DedupWindow: 10 * time.Second})
+	p.client.OnLink(p.svc.GatewayState)
+	if err := p.svc.Start(); err != nil {
+		panic(err)
+	}
+	if w.restoring {
+		// The till sees the lanes as the restored journal has them.
+		for _, l := range lanes {
+			if lv, _ := p.svc.Lane(l); lv.Charge != nil {
+				w.current[l] = lv.Charge.ID
+			} else {
+				delete(w.current, l)
+			}
+		}
+	}
+	if _, err := p.pol.Resume(time.Now()); err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.pol.Run(ctx) }()
+	go func() { defer wg.Done(); p.client.Watch(ctx, 5*time.Second) }()
+	go func() { wg.Wait(); close(p.done) }()
+	w.posd = p
+	synctest.Wait()
+	w.drain() // what Start shows is checked like everything else
+	w.checkAll()
+}
+
+// crash kills the process: nothing more is written or sent.
+func (w *world) crash() {
+	p := w.posd
+	// Orders whose pay may be cut short: their codes stay burned, rightly.
+	_ = p.j.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if json.Unmarshal(v, &o) == nil && o.Phase == poller.PhasePay {
+				w.inFlight[o.CodeSHA256] = true
+			}
+			return nil
+		})
+	})
+	p.alive.Store(false)
+	p.j.Kill()
+	p.cancel()
+	p.pol.Wait(0)
+	<-p.done
+	synctest.Wait()
+	_ = p.j.Close()
+	w.posd = nil
+}
+
+// act does one random thing.
+func (w *world) act() {
+	p := w.posd
+	r := w.rng.IntN(1000)
+	switch {
+	case r < 150:
+		w.open(w.lane())
+	case r < 400:
+		w.scan(w.lane(), w.newCode())
+	case r < 450:
+		if len(w.codes) > 0 {
+			w.scan(w.lane(), w.codes[w.rng.IntN(len(w.codes))])
+		}
+	case r < 490:
+		l := w.lane()
+		if lv, _ := p.svc.Lane(l); lv.Charge != nil {
+			_, err := p.svc.Cancel(lv.Charge.ID)
+			w.log(fmt.Sprintf("cancel %s %s: %v", l, lv.Charge.ID, err))
+		}
+	case r < 540:
+		w.refund()
+	case r < 580:
+		w.resolve()
+	case r < 600:
+		if len(w.charges) > 0 {
+			id := w.charges[w.rng.IntN(len(w.charges))]
+			_, err := p.svc.Reprint(id)
+			w.log(fmt.Sprintf("reprint %s: %v", id, err))
+		}
+	case r < 610:
+		// SIGHUP: the lanes not in use take their (same) settings, the key is set again.
+		p.client.SetKey(merchantKy)
+		w.log(fmt.Sprintf("reload: busy lanes %v", p.svc.UpdateLanes(w.laneConfigs())))
+	case r < 625:
+		w.log("CRASH and restart")
+		w.report.Crashes++
+		w.crash()
+		w.boot()
+	case r < 635:
+		path := filepath.Join(w.cfg.Dir, fmt.Sprintf("backup-%d.db", len(w.backups)))
+		if err := p.j.Backup(path); err == nil {
+			w.backups = append(w.backups, path)
+			w.log("backup " + filepath.Base(path))
+		}
+	case r < 640:
+		if len(w.backups) > 0 {
+			w.restore(w.backups[w.rng.IntN(len(w.backups))])
+		}
+	case r < 670:
+		w.gw.mu.Lock()
+		w.gw.faulty = !w.gw.faulty
+		w.log(fmt.Sprintf("gateway faults %v", w.gw.faulty))
+		w.gw.mu.Unlock()
+	case r < 690:
+		w.gw.mu.Lock()
+		w.gw.linkDown = !w.gw.linkDown
+		w.log(fmt.Sprintf("link down %v", w.gw.linkDown))
+		w.gw.mu.Unlock()
+	default:
+		d := time.Duration(w.rng.IntN(20_000)) * time.Millisecond
+		time.Sleep(d)
+	}
+}
+
+func (w *world) lane() string { return lanes[w.rng.IntN(len(lanes))] }
+
+func (w *world) laneConfigs() []checkout.LaneConfig {
+	var lcs []checkout.LaneConfig
+	for i, l := range lanes {
+		lcs = append(lcs, checkout.LaneConfig{ID: l, DeviceInfo: fmt.Sprintf("POS%d", i+1), ChargeTTL: 10 * time.Minute})
+	}
+	return lcs
+}
+
+func (w *world) newCode() string {
+	prefix := "28"
+	if w.rng.IntN(2) == 0 {
+		prefix = "13"
+	}
+	return fmt.Sprintf("%s%016d", prefix, w.rng.Uint64()%10_000_000_000_000_000)
+}
+
+var fees = []int64{100, 1234, 1651, 500, 999}
+
+func (w *world) open(lane string) {
+	p := w.posd
+	req := checkout.OpenRequest{Lane: lane, TotalFee: fees[w.rng.IntN(len(fees))], Subject: "goods", Body: "sim"}
+	valid := true
+	switch w.rng.IntN(20) {
+	case 0:
+		req.Subject, valid = "", false
+	case 1:
+		req.Body, valid = "", false
+	case 2:
+		req.TotalFee, valid = 0, false
+	}
+	before, _ := p.svc.Lane(lane)
+	v, _, err := p.svc.Open(req)
+	w.log(fmt.Sprintf("open %s ¥%s valid=%v -> %s %v", lane, display.Yuan(req.TotalFee), valid, v.ID, err))
+	if err == nil {
+		w.current[lane] = v.ID
+		w.charges = append(w.charges, v.ID)
+		return
+	}
+	inService, _ := p.svc.InService()
+	if valid && before.Charge == nil && inService {
+		w.violate("lane %s has no charge in flight but refused a valid new charge: %v", lane, err)
+	}
+}
+
+func (w *world) scan(lane, code string) {
+	p := w.posd
+	err := p.svc.Scan(lane, scanner.Scan{Code: code, Source: "sim"})
+	w.log(fmt.Sprintf("scan %s …%s: %v", lane, code[len(code)-4:], err))
+	if err == nil {
+		w.codes = append(w.codes, code)
+		if len(w.codes) > 50 {
+			w.codes = w.codes[1:]
+		}
+		return
+	}
+	if errors.Is(err, checkout.ErrCodeUsed) {
+		h := payment.CodeHash(code)
+		w.gw.mu.Lock()
+		written := w.gw.written[h]
+		w.gw.mu.Unlock()
+		if !written && !w.inFlight[h] {
+			w.violate("code …%s refused as used, but its pay never left the box (a burned code)", code[len(code)-4:])
+		}
+	}
+}
+
+func (w *world) refund() {
+	p := w.posd
+	if len(w.charges) == 0 {
+		return
+	}
+	id := w.charges[w.rng.IntN(len(w.charges))]
+	v, err := p.svc.Get(id)
+	if err != nil || v.State != checkout.Paid {
+		return
+	}
+	_, err = p.svc.Refund(id)
+	w.log(fmt.Sprintf("refund %s: %v", id, err))
+}
+
+// resolve is an operator: honest, deciding from what the gateway shows,
+// but not always waiting for posd to ask.
+func (w *world) resolve() {
+	p := w.posd
+	var pick *poller.Order
+	var n int
+	_ = p.j.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if json.Unmarshal(v, &o) != nil || o.Final() {
+				return nil
+			}
+			n++
+			if w.rng.IntN(n) == 0 {
+				pick = &o
+			}
+			return nil
+		})
+	})
+	if pick == nil {
+		return
+	}
+	w.gw.mu.Lock()
+	lo := w.gw.orders[pick.MchTradeID]
+	paid := lo != nil && lo.Charged > 0 && lo.CodeHash == pick.CodeSHA256
+	final := lo == nil || lo.State != payment.StatePaying
+	w.gw.mu.Unlock()
+	if !final {
+		return // the customer's phone still says "paying": the operator waits
+	}
+	_, err := p.svc.Resolve(pick.MchTradeID, paid, "sim-operator", "checked the gateway")
+	w.log(fmt.Sprintf("resolve %s paid=%v (phase %s): %v", pick.MchTradeID, paid, pick.Phase, err))
+	if err == nil && !pick.NeedsAttention() {
+		w.violate("resolve accepted for %s in phase %s: only an order that needs attention is resolved", pick.MchTradeID, pick.Phase)
+	}
+}
+
+// restore replaces the journal with an older copy, as an operator
+// restoring a backup (or cloning a box) would.
+func (w *world) restore(path string) {
+	w.log("RESTORE the journal from " + filepath.Base(path))
+	w.report.Restores++
+	w.crash()
+	src, err := os.Open(path)
+	if err != nil {
+		panic(err)
+	}
+	dst, err := os.Create(w.journalPath())
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(dst, src)
+	src.Close()
+	dst.Close()
+	w.gw.mu.Lock()
+	w.gw.generation++ // codes shown before are the old lineage's
+	w.gw.mu.Unlock()
+	w.codes = nil
+	w.restoring = true
+	w.boot()
+	w.restoring = false
+}
+
+// heal ends the faults and lets virtual hours pass: every order must then
+// agree with the ledger, or need attention.
+func (w *world) heal() {
+	w.gw.mu.Lock()
+	w.gw.faulty, w.gw.linkDown = false, false
+	w.gw.mu.Unlock()
+	w.log("HEAL: faults off, link up; three virtual hours pass")
+	for range 36 {
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		w.check()
+		if w.failed() {
+			return
+		}
+	}
+	w.checkAll()
+	p := w.posd
+	var paidPosd, chargedLedger int64
+	_ = p.j.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if json.Unmarshal(v, &o) != nil {
+				return nil
+			}
+			if o.Active() {
+				w.violate("order %s still %s/%s three hours after the faults stopped", o.MchTradeID, o.Phase, o.State)
+			}
+			if !o.Final() {
+				return nil
+			}
+			w.gw.mu.Lock()
+			if lo := w.gw.orders[o.MchTradeID]; lo != nil && lo.CodeHash == o.CodeSHA256 {
+				chargedLedger += lo.Charged
+			}
+			w.gw.mu.Unlock()
+			if o.State == poller.Paid {
+				paidPosd += o.TotalFee
+			}
+			return nil
+		})
+	})
+	w.report.Checks++
+	if paidPosd != chargedLedger {
+		w.violate("posd reports %d fen paid in total; the ledger holds %d charged for those orders", paidPosd, chargedLedger)
+	}
+	// Nothing the gateway charged from this journal's lineage is unknown to posd.
+	w.gw.mu.Lock()
+	defer w.gw.mu.Unlock()
+	for id, lo := range w.gw.orders {
+		if lo.generation != w.gw.generation || lo.Charged == 0 {
+			continue
+		}
+		var o poller.Order
+		found := false
+		_ = p.j.View(func(tx *journal.Tx) error { found, _ = tx.Get(journal.Orders, id, &o); return nil })
+		if !found {
+			w.violate("the gateway charged %s, which posd lost", id)
+		}
+	}
+}

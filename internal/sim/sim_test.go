@@ -1,0 +1,81 @@
+package sim
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// runSeed runs one simulation in its own bubble and fails t with the seed
+// and the trace if an invariant broke.
+func runSeed(t *testing.T, seed uint64, events int) *Report {
+	t.Helper()
+	var r *Report
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		r = Run(Config{Seed: seed, Events: events, Dir: dir})
+	})
+	return r
+}
+
+// TestSimulation runs SEEDS seeds from SEED (or a random start) with
+// EVENTS events each: POSD_SIM_SEED, POSD_SIM_SEEDS, POSD_SIM_EVENTS
+// (make sim sets them). The default is a small budget for make test;
+// CI's budget is in .ci/run.
+func TestSimulation(t *testing.T) {
+	first := uint64(envInt("POSD_SIM_SEED", int(time.Now().UnixNano()%1_000_000)))
+	seeds := envInt("POSD_SIM_SEEDS", 8)
+	events := envInt("POSD_SIM_EVENTS", 1500)
+	start := time.Now()
+	var virtual time.Duration
+	var total, checks, orders int
+	for s := first; s < first+uint64(seeds); s++ {
+		r := runSeed(t, s, events)
+		if r.Failed() {
+			t.Fatalf("%s\nreplay: make sim SEED=%d SEEDS=1 EVENTS=%d (and add the seed to internal/sim/testdata/regressions.txt)", r, s, events)
+		}
+		virtual += r.Virtual
+		total += r.Events
+		checks += r.Checks
+		orders += r.Orders
+	}
+	el := time.Since(start)
+	t.Logf("seeds %d..%d: %d events, %d orders, %.0f events/s, %s virtual (%.1f h), %d invariant checks, in %s",
+		first, first+uint64(seeds)-1, total, orders, float64(total)/el.Seconds(), virtual.Round(time.Second), virtual.Hours(), checks, el.Round(time.Millisecond))
+}
+
+// TestSimulationRegressions replays every seed that ever failed.
+func TestSimulationRegressions(t *testing.T) {
+	f, err := os.Open("testdata/regressions.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		seed, err1 := strconv.ParseUint(fields[0], 10, 64)
+		events, err2 := strconv.Atoi(fields[1])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("regressions.txt: %q: want SEED EVENTS [why]", line)
+		}
+		if r := runSeed(t, seed, events); r.Failed() {
+			t.Errorf("regression seed %d: %s", seed, r)
+		}
+	}
+}
