@@ -15,7 +15,7 @@ import (
 type link struct {
 	cb       sync.Mutex // changes are told in the order they happen
 	mu       sync.Mutex
-	failed   int // probes failed in a row
+	failed   int    // probes failed in a row
 	down     string // why it is down; "" when up
 	onChange func(up bool, reason string)
 	lost     chan struct{} // wakes Watch when a call finds the link down

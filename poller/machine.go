@@ -271,6 +271,11 @@ func stepRefund(o *Order, r payment.Result, now time.Time, p Policy) {
 		}
 		o.NextAt = now.Add(p.ReverseInterval)
 	default:
+		if defect.On(5) { // sent again at once, as before
+			o.Tries++
+			o.NextAt = now.Add(p.ReverseInterval)
+			return
+		}
 		o.RefundUnknown = true
 		o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
 	}

@@ -222,7 +222,7 @@ func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
 	code := 0
 	status := 200
 	if apply {
-		data, code = g.act(call, get)
+		data, code = g.act(call, get, f)
 	}
 	switch f {
 	case http500:
@@ -273,10 +273,10 @@ func (g *Gateway) fault(call payment.Call, key string, n int) fault {
 	return all[r.IntN(len(all))]
 }
 
-func (g *Gateway) act(call payment.Call, get func(string) string) ([]payment.Param, int) {
+func (g *Gateway) act(call payment.Call, get func(string) string, f fault) ([]payment.Param, int) {
 	switch call {
 	case payment.CallPay:
-		return g.pay(get)
+		return g.pay(get, f)
 	case payment.CallQuery:
 		return g.query(get("mch_trade_id"))
 	case payment.CallReverse:
@@ -296,7 +296,7 @@ func (g *Gateway) act(call payment.Call, get func(string) string) ([]payment.Par
 	return nil, payment.CodeParseError
 }
 
-func (g *Gateway) pay(get func(string) string) ([]payment.Param, int) {
+func (g *Gateway) pay(get func(string) string, f fault) ([]payment.Param, int) {
 	id, codeHash := get("mch_trade_id"), payment.CodeHash(get("auth_code"))
 	g.payCount[id]++
 	if g.payCount[id] > 1 {
@@ -334,10 +334,16 @@ func (g *Gateway) pay(get func(string) string) ([]payment.Param, int) {
 		g.byCode[codeHash] = id
 	}
 	if g.faulty && r.IntN(4) == 0 {
-		// A replica that lags for seconds, not for the whole confirmation
-		// window: a 301 that lasted through every query and the reverse
-		// is what "nothing was created" looks like (PROTOCOL.md, row 86).
-		o.lagUntil = now().Add(time.Duration(1+r.IntN(20)) * time.Second)
+		// A lagging replica. Once posd has a signed answer about the order
+		// it may lag through the whole confirmation window; otherwise only
+		// for seconds: a 301 through every query and the reverse, with no
+		// signed answer ever, is what "nothing was created" looks like
+		// (PROTOCOL.md, row 86), and posd rightly takes it so.
+		lag := time.Duration(1+r.IntN(20)) * time.Second
+		if f == noFault {
+			lag = time.Duration(1+r.IntN(300)) * time.Second
+		}
+		o.lagUntil = now().Add(lag)
 	}
 	g.orders[id] = o
 	switch o.how {
@@ -435,7 +441,12 @@ func (g *Gateway) refund(id, rid string, fee int64) ([]payment.Param, int) {
 		g.violate("refund %s of %d fen for %s, which was %d", rid, fee, id, o.TotalFee)
 	}
 	if rf := g.refunds[rid]; rf != nil {
-		return g.refundData(rf, 0), 0 // the same refund asked again
+		// The same refund asked again: some gateways answer it as done,
+		// others refuse it as a duplicate (it was made).
+		if g.rng(rid, "dup-refund", 0).IntN(2) == 0 {
+			return nil, 1500
+		}
+		return g.refundData(rf, 0), 0
 	}
 	if (o.State != payment.StatePaid && o.State != payment.StateRefunding) || fee > o.Charged {
 		return g.refundData(&ledgerRefund{ID: rid, Order: id, Fee: fee}, -1), 0

@@ -11,6 +11,8 @@ package sim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +53,9 @@ type Report struct {
 	Checks     int // invariant checks made
 	Violations []string
 	Trace      []string // the last events before the first violation (or the end)
+	// Digest sums up the end state (every order as posd and the ledger
+	// have it): the same seed gives the same digest.
+	Digest string
 }
 
 // Failed reports whether an invariant broke.
@@ -132,6 +137,7 @@ func Run(cfg Config) *Report {
 		w.heal()
 	}
 	w.report.Virtual = time.Since(w.start)
+	w.report.Digest = w.digest()
 	w.gw.mu.Lock()
 	w.report.Orders = len(w.gw.payCount)
 	w.gw.mu.Unlock()
@@ -477,6 +483,29 @@ func (w *world) restore(path string) {
 	w.restoring = true
 	w.boot()
 	w.restoring = false
+}
+
+func (w *world) digest() string {
+	var lines []string
+	if w.posd != nil {
+		_ = w.posd.j.View(func(tx *journal.Tx) error {
+			return tx.ForEach(journal.Orders, func(k string, v []byte) error {
+				var o poller.Order
+				if json.Unmarshal(v, &o) == nil {
+					lines = append(lines, fmt.Sprintf("posd %s %s %s %d", k, o.State, o.Phase, o.TotalFee))
+				}
+				return nil
+			})
+		})
+	}
+	w.gw.mu.Lock()
+	for id, o := range w.gw.orders {
+		lines = append(lines, fmt.Sprintf("ledger %s %d %d %d", id, o.State, o.Charged, o.Refunded))
+	}
+	w.gw.mu.Unlock()
+	slices.Sort(lines)
+	h := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(h[:8])
 }
 
 // heal ends the faults and lets virtual hours pass: every order must then
