@@ -55,4 +55,3 @@ func TestRefundResumedAfterCrashIsConfirmed(t *testing.T) {
 		assert.Equal(t, Refunded, got.State, "the refund was carried out; refund_query was never asked")
 	})
 }
-

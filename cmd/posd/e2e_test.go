@@ -160,11 +160,11 @@ func TestAPIContract(t *testing.T) {
 		c := d.openCharge("L1", 1234, "Idempotency-Key", "till-42")
 		again := d.openCharge("L1", 1234, "Idempotency-Key", "till-42")
 		assert.Equal(t, c.ID, again.ID, "a retried POST returns the same charge")
-		code, body := d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 99})
+		code, body := d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 99, "subject": "s", "body": "b"})
 		assert.Equal(t, 409, code, "one open charge per lane: %s", body)
-		code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 1234}, "Idempotency-Key", "till-42")
+		code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 1234, "subject": "s", "body": "b"}, "Idempotency-Key", "till-42")
 		assert.Equal(t, 201, code)
-		code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 5}, "Idempotency-Key", "till-42")
+		code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 5, "subject": "s", "body": "b"}, "Idempotency-Key", "till-42")
 		assert.Equal(t, 422, code, "same key, other parameters")
 
 		code, body = d.do("GET", "/v1/lanes/L1", nil)
@@ -186,9 +186,9 @@ func TestAPIContract(t *testing.T) {
 
 	t.Run("bad requests", func(t *testing.T) {
 		for _, b := range []any{
-			map[string]any{"lane": "L1", "total_fee": 0},
+			map[string]any{"lane": "L1", "total_fee": 0, "subject": "s", "body": "b"},
 			map[string]any{"lane": "L1", "total_fee": -3},
-			map[string]any{"lane": "L1", "total_fee": 100001},
+			map[string]any{"lane": "L1", "total_fee": 100001, "subject": "s", "body": "b"},
 			map[string]any{"lane": "L1", "total_fee": 12.5},
 			map[string]any{"lane": "L1", "total_fee": 100, "surprise": 1},
 			"not an object",
@@ -196,7 +196,7 @@ func TestAPIContract(t *testing.T) {
 			code, body := d.do("POST", "/v1/charges", b)
 			assert.Equal(t, 422, code, "%v: %s", b, body)
 		}
-		code, _ := d.do("POST", "/v1/charges", map[string]any{"lane": "NOPE", "total_fee": 1})
+		code, _ := d.do("POST", "/v1/charges", map[string]any{"lane": "NOPE", "total_fee": 1, "subject": "s", "body": "b"})
 		assert.Equal(t, 404, code)
 		code, _ = d.do("GET", "/v1/charges/CHNOPE", nil)
 		assert.Equal(t, 404, code)

@@ -40,7 +40,7 @@ func TestDamagedJournalRunsReadOnly(t *testing.T) {
 	code, body := d.do("GET", "/healthz", nil)
 	assert.Equal(t, 503, code)
 	assert.Contains(t, string(body), "damaged")
-	code, body = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 100})
+	code, body = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 100, "subject": "s", "body": "b"})
 	assert.Equal(t, 503, code, "no payment without a journal: %s", body)
 	assert.Contains(t, d.out.String(), "JOURNAL DAMAGED")
 }

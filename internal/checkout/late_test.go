@@ -39,7 +39,7 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 	require.NoError(t, s.Start())
 
 	require.NoError(t, s.Scan("G1", scanner.Scan{Code: "282941234567890123"})) // customer A
-	time.Sleep(200 * time.Millisecond)                                          // the pay answered "unknown": query phase
+	time.Sleep(200 * time.Millisecond)                                         // the pay answered "unknown": query phase
 	s.mu.Lock()
 	var o poller.Order
 	for _, x := range s.orders {
