@@ -387,6 +387,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 		if l.FixedFee > 0 && (l.Subject == "" || l.Body == "") {
 			bad("%s: a fixed_fee lane needs subject and body (what each scan sends)", at)
 		}
+		if len(l.Subject) > payment.MaxSubject || len(l.Body) > payment.MaxBody {
+			bad("%s: subject is at most %d bytes and body %d (UTF-8)", at, payment.MaxSubject, payment.MaxBody)
+		}
 		if l.ChargeTTL < 0 {
 			bad("%s.charge_ttl: must be positive", at)
 		}

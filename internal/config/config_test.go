@@ -92,6 +92,7 @@ lanes:
     scanners: [{type: usb-magic}]
   - id: L3
     device_info: AVERYLONGDEVICENAMEINDEED
+    body: ` + strings.Repeat("x", 200) + `
 `
 	c, err := Parse([]byte(src))
 	require.NoError(t, err)
@@ -102,7 +103,7 @@ lanes:
 		"https required", "merchant.id", "readable by others", "merchant.store_id", "merchant.client_ip",
 		"gateway.timeout", "confirm.query_attempts", "confirm.reverse_attempts", "journal.path", "api.listen",
 		"log.format", "log.level", "wallets", "two lanes with one id", "same device_info", "exceed",
-		"over max_fee", "needs subject and body", "scene \"face\"", "hologram", "usb-magic", "stdin scanners",
+		"over max_fee", "needs subject and body", "scene \"face\"", "hologram", "usb-magic", "stdin scanners", "body 128",
 	} {
 		assert.Contains(t, msg, want)
 	}
