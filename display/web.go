@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -42,6 +43,36 @@ type Web struct {
 	// KeepAlive is the interval of SSE comments that keep proxies and
 	// browsers from timing the stream out.
 	KeepAlive time.Duration
+	// MaxStreams bounds the open streams of each route (the customer
+	// page's, the till's); one more is answered 503. 0: 16.
+	MaxStreams int
+
+	mu      sync.Mutex
+	streams map[bool]int // open streams, by route (customer view or not)
+}
+
+// enter counts a stream in, or reports that its route is full.
+func (w *Web) enter(customer bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	limit := w.MaxStreams
+	if limit <= 0 {
+		limit = 16
+	}
+	if w.streams == nil {
+		w.streams = map[bool]int{}
+	}
+	if w.streams[customer] >= limit {
+		return false
+	}
+	w.streams[customer]++
+	return true
+}
+
+func (w *Web) leave(customer bool) {
+	w.mu.Lock()
+	w.streams[customer]--
+	w.mu.Unlock()
 }
 
 // Page serves GET /display/{lane}.
@@ -76,6 +107,18 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	if !w.enter(idleFirst) {
+		rw.Header().Set("Retry-After", "5")
+		http.Error(rw, "too many event streams", http.StatusServiceUnavailable)
+		return
+	}
+	defer w.leave(idleFirst)
+	// A stream outlives the server's timeouts; each write gets its own
+	// deadline instead, so a reader that stalls is dropped.
+	rc := http.NewResponseController(rw)
+	_ = rc.SetReadDeadline(time.Time{})
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second)) }
+	deadline()
 	s := w.Hub.Subscribe(lane, 16)
 	defer w.Hub.Unsubscribe(s)
 	h := rw.Header()
@@ -102,9 +145,11 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 			if !e.ForCustomer() && idleFirst {
 				continue // nothing for the customer
 			}
+			deadline()
 			writeEvent(rw, view(e))
 			fl.Flush()
 		case <-t.C:
+			deadline()
 			fmt.Fprint(rw, ": keep-alive\n\n")
 			fl.Flush()
 		}

@@ -132,7 +132,9 @@ func (c *client) do(method, path string, body any) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if body != nil {
+	if method != http.MethodGet {
+		// posd takes state changes as JSON only (a browser cannot send
+		// that cross-origin without a preflight).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

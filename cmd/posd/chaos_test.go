@@ -50,6 +50,9 @@ func (d *posdProc) try(method, path string, body any, hdr ...string) (int, []byt
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, "http://posd"+path, rd)
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // what a till sends
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

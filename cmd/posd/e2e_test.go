@@ -275,6 +275,7 @@ lanes:
 `), 0o600))
 	out, err := runPosd("check-config", "-config", bad)
 	require.Error(t, err)
+	assert.Equal(t, 78, exitCode(err), "check-config exits EX_CONFIG like run: %s", out)
 	for _, want := range []string{"https required", "merchant.id", "merchant.key_file", "query_attempts", "api.listen", "same device_info", "laser"} {
 		assert.Contains(t, out, want)
 	}

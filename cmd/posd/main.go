@@ -116,6 +116,9 @@ func runDaemon(args []string) int {
 	log.Info("posd starting", zap.String("version", version), zap.String("config", *path))
 	if err := daemon.Run(ctx, cfg, log, daemon.IO{Stdin: os.Stdin, Stdout: os.Stdout, ConfigPath: *path}, nil); err != nil {
 		log.Error("posd stopped", zap.Error(err))
+		if errors.Is(err, config.ErrConfig) { // a key or token file refused
+			return exitConfig
+		}
 		return 1
 	}
 	log.Info("posd stopped")
@@ -188,9 +191,9 @@ func checkConfig(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return exitConfig
 	}
-	gw := cfg.Gateway.URL
+	gw := config.RedactURLs(cfg.Gateway.URL)
 	if cfg.IsSandbox() {
 		gw = "SANDBOX (no real money moves)"
 	}

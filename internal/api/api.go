@@ -31,6 +31,28 @@ type Server struct {
 	devices func() any
 	mux     *http.ServeMux
 	token   string
+	prot    Protection
+	guard   *Guard
+	slow    throttle
+}
+
+// Protection is how a listener is exposed and what that demands.
+type Protection struct {
+	Listen string // the api.listen address
+	TLS    bool
+	// Remote: a non-loopback listener; /metrics needs the token too.
+	Remote bool
+	// MoneyNeedsToken: refund and resolve are refused unless a token is
+	// set (a loopback TCP listener that any local process, and so any
+	// browser page through a local proxy, can reach).
+	MoneyNeedsToken bool
+}
+
+// Protect sets how the server is exposed: the browser guard, and which
+// routes need the token.
+func (s *Server) Protect(p Protection) {
+	s.prot = p
+	s.guard = NewGuard(p.Listen, p.TLS)
 }
 
 // RequireToken makes every route that changes state or shows order
@@ -47,7 +69,8 @@ func openRoute(r *http.Request) bool {
 // New returns the API handler. health reports what makes posd unhealthy;
 // devices lists the devices for GET /v1/devices.
 func New(svc *checkout.Service, log *zap.Logger, health func() error, devices func() any) *Server {
-	s := &Server{svc: svc, log: log, health: health, devices: devices, mux: http.NewServeMux()}
+	s := &Server{svc: svc, log: log, health: health, devices: devices, mux: http.NewServeMux(),
+		slow: throttle{interval: 250 * time.Millisecond}}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("DELETE /v1/charges/{id}", s.cancel)
@@ -76,9 +99,23 @@ func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Re
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.token != "" && !openRoute(r) {
+	if s.guard != nil && s.guard.Check(w, r) {
+		return
+	}
+	if s.token == "" && s.prot.MoneyNeedsToken && moneyRoute(r) {
+		writeJSON(w, http.StatusForbidden, apiError{Kind: "forbidden",
+			Error: "refunds and resolutions on a TCP listener need a token: set api.token_file (or api.allow_money_without_token: true)"})
+		return
+	}
+	open := openRoute(r) && !(s.prot.Remote && r.URL.Path == "/metrics")
+	if s.token != "" && !open {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+			// Logged without the token; answered slowly, for everyone
+			// together, so guessing it takes forever.
+			s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr),
+				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", ok))
+			s.slow.wait()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
 			return
@@ -194,7 +231,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, fmt.Errorf("%w: wait %q: a duration such as 30s", checkout.ErrInvalid, ws))
 			return
 		}
-		c, err := s.svc.Wait(r.Context(), id, min(d, maxWait))
+		d = min(d, maxWait)
+		// A long-poll has its own bound, past the server's write timeout.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Now().Add(d + 10*time.Second))
+		c, err := s.svc.Wait(r.Context(), id, d)
 		s.reply(w, http.StatusOK, c, err)
 		return
 	}
@@ -361,9 +403,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "status": "ok"})
 }
 
-// Serve runs the server on l until ctx ends, then shuts it down.
+// Serve runs the server on l until ctx ends, then shuts it down. Every
+// route has read, write and idle timeouts; a long-poll and an event
+// stream set their own.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -4,6 +4,8 @@
 package checkout
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"strconv"
 	"strings"
@@ -101,6 +103,15 @@ var (
 const base36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 func seq36(n uint64) string { return strings.ToUpper(strconv.FormatUint(n, 36)) }
+
+// newChargeID names a charge with 100 random bits: a charge id is what the
+// API's routes take, and must not be guessed from a receipt (whose order
+// id holds the journal's epoch and counter).
+func newChargeID() string {
+	var b [13]byte
+	_, _ = rand.Read(b[:])
+	return "CH" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])[:20]
+}
 
 // TradeIDPart reduces a configured name to the characters a mch_trade_id
 // may hold.

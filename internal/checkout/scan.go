@@ -102,11 +102,8 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 			return err
 		}
 		if newCharge {
-			next.ID = "CH" + s.opt.Journal.Epoch() + seq36(n)
+			next.ID = newChargeID()
 			o.ChargeID = next.ID
-			if n, err = tx.NextSeq(); err != nil {
-				return err
-			}
 		}
 		o.MchTradeID = s.tradeID(l.cfg.DeviceInfo, n)
 		next.AttemptIDs[len(next.AttemptIDs)-1] = o.MchTradeID

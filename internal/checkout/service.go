@@ -265,11 +265,7 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(l.cfg.ChargeTTL), AttemptIDs: []string{},
 	}
 	if err := s.opt.Journal.Update(func(tx *journal.Tx) error {
-		n, err := tx.NextSeq()
-		if err != nil {
-			return err
-		}
-		c.ID = "CH" + s.opt.Journal.Epoch() + seq36(n)
+		c.ID = newChargeID()
 		if req.IdempotencyKey != "" {
 			if err := tx.PutString(journal.Idem, req.IdempotencyKey, c.ID); err != nil {
 				return err

@@ -11,8 +11,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -85,6 +89,16 @@ type API struct {
 	// TokenFile holds a bearer token every route that changes state or
 	// shows order details requires.
 	TokenFile string `yaml:"token_file"`
+	// TLSCertFile and TLSKeyFile: a non-loopback listener serves TLS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// AllowMoneyWithoutToken lets refund and resolve go without the token
+	// on a loopback TCP listener: an explicit choice, never the default.
+	AllowMoneyWithoutToken bool `yaml:"allow_money_without_token"`
+	// MaxConnections bounds the connections open at once; MaxStreams the
+	// event streams (SSE) per route. Over either: 503.
+	MaxConnections int `yaml:"max_connections"`
+	MaxStreams     int `yaml:"max_streams"`
 }
 
 type Log struct {
@@ -180,28 +194,118 @@ func Default() Config {
 			ReconcileInterval: time.Minute, ReconcileMax: 30 * time.Minute,
 		},
 		Journal:         Journal{Path: "/var/lib/posd/journal.db", Retention: 180 * 24 * time.Hour},
-		API:             API{Listen: "127.0.0.1:8321"},
+		API:             API{Listen: "127.0.0.1:8321", MaxConnections: 128, MaxStreams: 16},
 		Log:             Log{Format: "console", Level: "info"},
 		Scan:            Scan{DuplicateWindow: 10 * time.Second},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
 
-// Load reads and validates a file. The error lists every problem.
+// MaxConfigSize bounds the config file: a real one is a few kilobytes.
+const MaxConfigSize = 1 << 20
+
+// ErrConfig is in the chain of every configuration error Load returns and
+// of every refusal of a key or token file (errors.Is): posd exits 78
+// (EX_CONFIG) on them, and systemd does not restart it.
+var ErrConfig = errors.New("configuration error")
+
+// configError is a configuration error whose text has any credentials in
+// a URL redacted; it unwraps to the cause and to ErrConfig.
+type configError struct {
+	msg string
+	err error
+}
+
+func (e *configError) Error() string   { return e.msg }
+func (e *configError) Unwrap() []error { return []error{e.err, ErrConfig} }
+
+func asConfigError(err error) error {
+	return &configError{msg: RedactURLs(err.Error()), err: err}
+}
+
+// Load reads and validates a file. The error lists every problem. Errors
+// and warnings never show credentials embedded in a URL.
 func Load(path string) (Config, []string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("config: %w", err)
+		return Config{}, nil, asConfigError(fmt.Errorf("config: %w", err))
 	}
 	c, err := Parse(b)
 	if err != nil {
-		return c, nil, fmt.Errorf("config %s: %w", path, err)
+		return c, nil, asConfigError(fmt.Errorf("config %s: %w", path, err))
 	}
 	warnings, err := c.Validate()
 	if err != nil {
-		return c, warnings, fmt.Errorf("config %s:\n%w", path, err)
+		return c, warnings, asConfigError(fmt.Errorf("config %s:\n%w", path, err))
 	}
 	return c, warnings, nil
+}
+
+// readConfigFile reads a regular file of at most MaxConfigSize bytes. It
+// opens with O_NONBLOCK, so a FIFO does not hang, and checks the open file
+// itself: a device (/dev/zero) is refused before a byte is read.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): -config names the YAML file itself", path, fileKind(fi.Mode()))
+	}
+	if fi.Size() > MaxConfigSize {
+		return nil, fmt.Errorf("%s is %d bytes, over the %d bytes a config file may have: is it the right file?", path, fi.Size(), MaxConfigSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxConfigSize {
+		return nil, fmt.Errorf("%s is over the %d bytes a config file may have: is it the right file?", path, MaxConfigSize)
+	}
+	return b, nil
+}
+
+// fileKind names what a non-regular file is, for messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "mode " + m.String()
+}
+
+// urlUserinfo matches the user[:password]@ of a URL in free text: from the
+// scheme's "//" to the last "@" before a space or a quote, so a password
+// with a stray "/" is covered too.
+var urlUserinfo = regexp.MustCompile("([A-Za-z][A-Za-z0-9+.-]*://)([^\\s\"'`<>]*)@")
+
+// RedactURLs replaces the credentials of every URL in s (user:password@,
+// or a bare user@ that may be a token) with "xxxxx"; the user name is kept
+// when a password follows it. A query string is left as it is.
+func RedactURLs(s string) string {
+	return urlUserinfo.ReplaceAllStringFunc(s, func(m string) string {
+		sub := urlUserinfo.FindStringSubmatch(m)
+		scheme, info := sub[1], sub[2]
+		if user, _, ok := strings.Cut(info, ":"); ok && user != "" && !strings.ContainsAny(user, "/?#") {
+			return scheme + user + ":xxxxx@"
+		}
+		return scheme + "xxxxx@"
+	})
 }
 
 // Parse decodes YAML over the defaults. Unknown keys are errors.
@@ -273,7 +377,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 
 	for _, v := range []string{c.Merchant.ID, c.Merchant.StoreID, c.Gateway.URL} {
 		if strings.Contains(strings.ToUpper(v), "FILL-IN") || strings.Contains(strings.ToUpper(v), "FILLIN") {
-			bad("%q: the packaged template is not filled in yet", v)
+			bad("%q: the packaged template is not filled in yet", RedactURLs(v))
 		}
 	}
 	for i, l := range c.Lanes {
@@ -285,9 +389,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 		u, perr := url.Parse(c.Gateway.URL)
 		switch {
 		case perr != nil || u.Host == "":
-			bad("gateway.url %q: \"sandbox\" or an https:// base URL", c.Gateway.URL)
+			bad("gateway.url %q: \"sandbox\" or an https:// base URL", RedactURLs(c.Gateway.URL))
 		case u.Scheme != "https" && !(u.Scheme == "http" && payment.IsLoopbackHost(u.Hostname())):
-			bad("gateway.url %q: https required (plain http only on loopback)", c.Gateway.URL)
+			bad("gateway.url %q: https required (plain http only on loopback)", RedactURLs(c.Gateway.URL))
 		}
 		if c.Merchant.ID == "" {
 			bad("merchant.id: required for a real gateway")
@@ -303,6 +407,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 	if c.Merchant.KeyFile != "" {
 		if _, kerr := ReadKey(c.Merchant.KeyFile); kerr != nil {
 			bad("merchant.key_file: %v", kerr)
+		}
+		if w := CredentialWarning("merchant.key_file", c.Merchant.KeyFile); w != "" {
+			warnings = append(warnings, w)
 		}
 	}
 	store := checkout.TradeIDPart(c.Merchant.StoreID)
@@ -342,9 +449,28 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("api.allow_remote: a non-loopback api.listen requires api.token_file")
 		}
 	}
+	remote := false
+	if err := checkListen(c.API.Listen); errors.Is(err, errNotLoopback) {
+		remote = true
+	}
+	if remote && (c.API.TLSCertFile == "" || c.API.TLSKeyFile == "") {
+		bad("api.listen %q is not loopback: it serves TLS only (api.tls_cert_file, api.tls_key_file)", c.API.Listen)
+	}
+	if (c.API.TLSCertFile == "") != (c.API.TLSKeyFile == "") {
+		bad("api.tls_cert_file and api.tls_key_file go together")
+	}
+	if c.API.MaxConnections <= 0 || c.API.MaxStreams <= 0 {
+		bad("api.max_connections and api.max_streams must be positive")
+	}
 	if c.API.TokenFile != "" {
+		if tok, terr := ReadSecret(c.API.TokenFile); terr == nil && len(tok) < MinTokenLen {
+			bad("api.token_file: the token is %d bytes; at least %d (head -c 32 /dev/urandom | base64)", len(tok), MinTokenLen)
+		}
 		if _, terr := ReadSecret(c.API.TokenFile); terr != nil {
 			bad("api.token_file: %v", terr)
+		}
+		if w := CredentialWarning("api.token_file", c.API.TokenFile); w != "" {
+			warnings = append(warnings, w)
 		}
 	}
 	if c.Log.Format != "console" && c.Log.Format != "json" {
@@ -414,8 +540,11 @@ func (c *Config) Validate() (warnings []string, err error) {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout: must be positive")
 	}
+	for i := range warnings {
+		warnings[i] = RedactURLs(warnings[i])
+	}
 	if len(errs) > 0 {
-		return warnings, errors.New("  - " + strings.Join(errs, "\n  - "))
+		return warnings, errors.New(RedactURLs("  - " + strings.Join(errs, "\n  - ")))
 	}
 	return warnings, nil
 }
@@ -587,45 +716,140 @@ func checkListen(addr string) error {
 
 var errNotLoopback = errors.New("the API listens on loopback or a unix socket only")
 
-// ReadKey reads the merchant key. A key file that others can read is
-// refused: the key signs payments.
+// MaxSecretSize bounds a key or token file: a longer one is refused, never
+// cut (a key cut short signs nothing the gateway accepts, and a long file
+// is the wrong file).
+const MaxSecretSize = 4096
+
+// CredentialSourceDir is where the unit's LoadCredential= takes the
+// credentials from (systemd/posd.service); a variable for tests.
+var CredentialSourceDir = "/etc/posd"
+
+// ReadKey reads the merchant key (see ReadSecret): the key signs payments.
 func ReadKey(path string) (string, error) { return ReadSecret(path) }
 
-// ReadSecret reads a key or token file, refusing one that others can read.
-// ${CREDENTIALS_DIRECTORY} in the path is systemd's credentials directory
-// (LoadCredential=), root-owned and readable by posd alone.
+// ReadSecret reads a key or token file. Symlinks are resolved first; the
+// file must be a regular file of at most MaxSecretSize bytes, owned by root
+// or by the user posd runs as, neither group- nor other-writable, and not
+// readable by others (group-readable is fine: root:posd 0640). A FIFO or a
+// device swapped in never blocks: the file is opened with O_NONBLOCK and
+// checked through the open descriptor. ${CREDENTIALS_DIRECTORY} in the path
+// is systemd's credentials directory (LoadCredential=). Every error is in
+// ErrConfig's chain.
 func ReadSecret(path string) (string, error) {
-	path = os.Expand(path, func(v string) string {
+	key, err := readSecret(expandCredentials(path))
+	if err != nil {
+		return "", &configError{msg: err.Error(), err: err}
+	}
+	return key, nil
+}
+
+func expandCredentials(path string) string {
+	return os.Expand(path, func(v string) string {
 		if v == "CREDENTIALS_DIRECTORY" {
 			return os.Getenv(v)
 		}
 		return "${" + v + "}"
 	})
-	fi, err := os.Stat(path)
+}
+
+func readSecret(path string) (string, error) {
+	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return "", err
 	}
-	if !fi.Mode().IsRegular() {
-		// A FIFO or a device would block, or never end.
-		return "", fmt.Errorf("%s is not a regular file", path)
+	name := path
+	if resolved != path {
+		name = fmt.Sprintf("%s (-> %s)", path, resolved)
 	}
-	if fi.Mode().Perm()&0o004 != 0 {
-		return "", fmt.Errorf("%s is readable by others (mode %v): chmod o-r", path, fi.Mode().Perm())
+	lfi, err := os.Lstat(resolved)
+	if err != nil {
+		return "", err
 	}
-	f, err := os.Open(path)
+	if !lfi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%s): point the key or token setting at the file itself", name, fileKind(lfi.Mode()))
+	}
+	// O_NOFOLLOW and the check of the descriptor: what is read is what was
+	// checked, even if the file is swapped in between.
+	f, err := os.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	fi, err := f.Stat()
 	if err != nil {
 		return "", err
 	}
+	if !fi.Mode().IsRegular() || !os.SameFile(lfi, fi) {
+		return "", fmt.Errorf("%s changed while posd opened it (now %s): try again", name, fileKind(fi.Mode()))
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o022 != 0 {
+		return "", fmt.Errorf("%s is writable by group or others (mode %v): chmod go-w %s", name, perm, resolved)
+	}
+	if perm&0o004 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %v): chmod o-r %s", name, perm, resolved)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !trustedOwner(int(st.Uid)) {
+		return "", fmt.Errorf("%s is owned by uid %d, neither root nor the user posd runs as (uid %d): chown root %s", name, st.Uid, os.Geteuid(), resolved)
+	}
+	if fi.Size() > MaxSecretSize {
+		return "", fmt.Errorf("%s is %d bytes, over the %d bytes a key or token may have: is it the right file?", name, fi.Size(), MaxSecretSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretSize+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > MaxSecretSize {
+		return "", fmt.Errorf("%s is over the %d bytes a key or token may have: is it the right file?", name, MaxSecretSize)
+	}
 	key := strings.TrimSpace(string(b))
 	if key == "" {
-		return "", fmt.Errorf("%s is empty", path)
+		return "", fmt.Errorf("%s is empty", name)
 	}
 	return key, nil
+}
+
+// ServiceUser is the system user the package runs posd as: a file it owns
+// is trusted too (root checking the config with check-config for it).
+const ServiceUser = "posd"
+
+// trustedOwner: root, the user posd runs as, or ServiceUser.
+func trustedOwner(uid int) bool {
+	if uid == 0 || uid == os.Geteuid() {
+		return true
+	}
+	u, err := user.Lookup(ServiceUser)
+	return err == nil && u.Uid == strconv.Itoa(uid)
+}
+
+// CredentialWarning says what is wrong with the source of a systemd
+// credential, or "". Under LoadCredential= posd sees a private copy in
+// ${CREDENTIALS_DIRECTORY}, whose mode says nothing of the original; posd
+// can still stat the original, CredentialSourceDir/<same name>, and warns
+// when others can read it (or anyone but its owner can write it).
+func CredentialWarning(setting, path string) string {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	under := strings.HasPrefix(path, "${CREDENTIALS_DIRECTORY}/") || strings.HasPrefix(path, "$CREDENTIALS_DIRECTORY/")
+	if !under && dir != "" {
+		rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(expandCredentials(path)))
+		under = err == nil && rel != "." && !strings.HasPrefix(rel, "..")
+	}
+	if !under {
+		return ""
+	}
+	src := filepath.Join(CredentialSourceDir, filepath.Base(path))
+	fi, err := os.Stat(src)
+	if err != nil {
+		return ""
+	}
+	switch perm := fi.Mode().Perm(); {
+	case perm&0o004 != 0:
+		return fmt.Sprintf("%s: the credential's source %s is readable by others (mode %v): chmod o-r %s", setting, src, perm, src)
+	case perm&0o022 != 0:
+		return fmt.Sprintf("%s: the credential's source %s is writable by group or others (mode %v): chmod go-w %s", setting, src, perm, src)
+	}
+	return ""
 }
 
 // ParseLevel maps log.level to zap's levels.
@@ -634,6 +858,9 @@ func ParseLevel(s string) (zapcore.Level, error) {
 	err := l.UnmarshalText([]byte(s))
 	return l, err
 }
+
+// MinTokenLen is the shortest API token posd accepts.
+const MinTokenLen = 32
 
 // Fen is money in the config: an integer number of fen. YAML would turn
 // 1.5 into 1 silently; a Fen refuses anything but an integer.

@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -181,7 +182,7 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		go func() { pol.Run(pollCtx); close(pollDone) }()
 	}
 
-	ln, err := api.Listen(cfg.API.Listen)
+	ln, prot, err := listenAPI(cfg.API)
 	if err != nil {
 		return err
 	}
@@ -201,11 +202,15 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		}
 		srv.RequireToken(token)
 	}
+	srv.Protect(prot)
 	m.gauges(pol, j, reg, client)
 	wg.Add(1)
 	go func() { defer wg.Done(); client.Watch(runCtx, cfg.Gateway.ProbeInterval) }()
 	srv.Handle("GET /metrics", m.reg)
-	events := &display.Web{Hub: hub}
+	events := &display.Web{Hub: hub, MaxStreams: cfg.API.MaxStreams}
+	if web != nil {
+		web.MaxStreams = cfg.API.MaxStreams
+	}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
 	if web != nil && !strings.HasPrefix(cfg.API.Listen, "unix:") {
 		routeWeb(srv, web)
@@ -304,6 +309,35 @@ loop:
 		log.Warn("shutdown bound reached: unfinished orders resume from the journal at the next start")
 	}
 	return err
+}
+
+// listenAPI opens the API's listener: connections capped, TLS when it is
+// not loopback (check-config insists), and how it is exposed.
+func listenAPI(c config.API) (net.Listener, api.Protection, error) {
+	prot := api.Protection{Listen: c.Listen}
+	ln, err := api.Listen(c.Listen)
+	if err != nil {
+		return nil, prot, err
+	}
+	ln = api.LimitListener(ln, c.MaxConnections)
+	if !strings.HasPrefix(c.Listen, "unix:") {
+		host, _, _ := net.SplitHostPort(c.Listen)
+		prot.Remote = !payment.IsLoopbackHost(host)
+		prot.MoneyNeedsToken = !prot.Remote && !c.AllowMoneyWithoutToken
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return nil, prot, fmt.Errorf("api tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		prot.TLS = true
+	} else if prot.Remote {
+		ln.Close()
+		return nil, prot, fmt.Errorf("api.listen %s is not loopback: it serves TLS only (api.tls_cert_file, api.tls_key_file)", c.Listen)
+	}
+	return ln, prot, nil
 }
 
 // checkJournal checks the journal file in a child process (posd

@@ -108,8 +108,10 @@ func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, h
 					}
 					mux := http.NewServeMux()
 					routeWeb(mux, web)
+					ln = api.LimitListener(ln, cfg.API.MaxConnections)
+					guarded := api.NewGuard(d.Listen, false).Wrap(mux)
 					wg.Add(1)
-					go func() { defer wg.Done(); _ = api.Serve(ctx, ln, mux) }()
+					go func() { defer wg.Done(); _ = api.Serve(ctx, ln, guarded) }()
 					dlog.Info("web customer display", zap.String("url", "http://"+ln.Addr().String()+"/display/"+lane))
 				}
 				continue

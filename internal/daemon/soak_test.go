@@ -106,6 +106,9 @@ lanes:
 			rd = bytes.NewReader(b)
 		}
 		req, _ := http.NewRequest(method, "http://posd"+path, rd)
+		if method != http.MethodGet {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := client.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"posd/display"
+)
+
+func guarded(t *testing.T, p Protection, token string) *Server {
+	t.Helper()
+	s := newServer(t).(*Server)
+	s.log = zap.NewNop()
+	s.slow.interval = time.Millisecond
+	if token != "" {
+		s.RequireToken(token)
+	}
+	s.Protect(p)
+	return s
+}
+
+func send(s http.Handler, method, host, path, body string, hdr ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, "http://"+host+path, strings.NewReader(body))
+	r.Host = host
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w
+}
+
+// A page in the box's browser can send "simple" cross-origin POSTs and,
+// through DNS rebinding, read answers: the guard refuses both.
+func TestBrowsersCannotDriveTheAPI(t *testing.T) {
+	s := guarded(t, Protection{Listen: "127.0.0.1:8321", MoneyNeedsToken: true}, "")
+	const own = "127.0.0.1:8321"
+	open := `{"lane":"L1","total_fee":100,"subject":"s","body":"b"}`
+
+	w := send(s, "POST", own, "/v1/charges", open, "Content-Type", "text/plain", "Origin", "http://evil.example")
+	assert.Equal(t, http.StatusForbidden, w.Code, "a foreign Origin")
+	w = send(s, "POST", own, "/v1/charges", open, "Content-Type", "text/plain")
+	assert.Equal(t, http.StatusUnsupportedMediaType, w.Code, "text/plain: a simple request a browser sends without a preflight")
+	w = send(s, "POST", own, "/v1/charges", open)
+	assert.Equal(t, http.StatusUnsupportedMediaType, w.Code, "no Content-Type")
+	w = send(s, "GET", "evil.example", "/v1/lanes", "")
+	assert.Equal(t, http.StatusMisdirectedRequest, w.Code, "DNS rebinding: another name for the box")
+	w = send(s, "GET", "evil.example:8321", "/healthz", "")
+	assert.Equal(t, http.StatusMisdirectedRequest, w.Code)
+
+	w = send(s, "POST", own, "/v1/charges", open, "Content-Type", "application/json; charset=utf-8", "Origin", "http://"+own)
+	assert.Equal(t, http.StatusCreated, w.Code, "same origin, JSON: %s", w.Body)
+	w = send(s, "GET", "localhost:8321", "/v1/lanes", "")
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Empty(t, w.Header().Get("Access-Control-Allow-Origin"), "no CORS headers")
+
+	w = send(s, "POST", own, "/v1/charges/CHX/refund", "", "Content-Type", "application/json")
+	assert.Equal(t, http.StatusForbidden, w.Code, "money moves only with a token on TCP: %s", w.Body)
+	assert.Contains(t, w.Body.String(), "api.token_file")
+	w = send(s, "POST", own, "/v1/orders/X/resolve", "{}", "Content-Type", "application/json")
+	assert.Equal(t, http.StatusForbidden, w.Code)
+
+	allowed := guarded(t, Protection{Listen: own}, "")
+	w = send(allowed, "POST", own, "/v1/charges/CHX/refund", "", "Content-Type", "application/json")
+	assert.Equal(t, http.StatusNotFound, w.Code, "api.allow_money_without_token: the route runs")
+}
+
+func TestTokenOnARemoteListener(t *testing.T) {
+	tok := strings.Repeat("t", 32)
+	s := guarded(t, Protection{Listen: "0.0.0.0:8321", TLS: true, Remote: true}, tok)
+	w := send(s, "GET", "192.168.1.20:8321", "/metrics", "")
+	assert.Equal(t, http.StatusUnauthorized, w.Code, "/metrics needs the token on a LAN listener")
+	w = send(s, "GET", "192.168.1.20:8321", "/healthz", "")
+	assert.Equal(t, http.StatusOK, w.Code)
+	w = send(s, "GET", "pos-box.evil.example:8321", "/healthz", "")
+	assert.Equal(t, http.StatusMisdirectedRequest, w.Code, "a name that is not the box's")
+	w = send(s, "GET", "192.168.1.20:8321", "/v1/lanes", "", "Authorization", "Bearer "+tok)
+	assert.Equal(t, http.StatusOK, w.Code)
+}
+
+func TestListenerCap(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ll := LimitListener(l, 1)
+	defer ll.Close()
+	go func() {
+		for {
+			c, err := ll.Accept()
+			if err != nil {
+				return
+			}
+			_ = c // held open: the one connection allowed
+		}
+	}()
+	first, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer first.Close()
+	second, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer second.Close()
+	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
+
+func TestEventStreamCap(t *testing.T) {
+	w := &display.Web{Hub: display.NewHub(), Lanes: map[string]bool{"L1": true}, MaxStreams: 2}
+	srv := httptest.NewServer(http.HandlerFunc(w.Events))
+	defer srv.Close()
+	var open []*http.Response
+	for range 2 {
+		resp, err := http.Get(srv.URL)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		open = append(open, resp)
+	}
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the third stream of the route")
+	resp.Body.Close()
+	open[0].Body.Close()
+	assert.Eventually(t, func() bool {
+		r, err := http.Get(srv.URL)
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		return r.StatusCode == http.StatusOK
+	}, 5*time.Second, 20*time.Millisecond, "a closed stream frees its place")
+	for _, r := range open[1:] {
+		r.Body.Close()
+	}
+}
