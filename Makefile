@@ -10,7 +10,10 @@ BIN     := bin
 PREFIX  ?= /usr/local
 DESTDIR ?=
 ARCH    ?= $(shell go env GOARCH)
-DEBVER  ?= $(shell echo '$(VERSION)' | sed -e 's/^v\([0-9]\)/\1/;t' -e 's/^/0~/' | sed 's/[^0-9A-Za-z.+~]/+/g')
+# A tag v1.2.3 is 1.2.3; otherwise 0~COUNT+HASH, so that versions sort by
+# commit and the package's downgrade check means something.
+COMMITS := $(shell git rev-list --count HEAD 2>/dev/null || echo 0)
+DEBVER  ?= $(shell echo '$(VERSION)' | sed -e 's/^v\([0-9]\)/\1/;t' -e 's/^/0~$(COMMITS)+/' | sed 's/[^0-9A-Za-z.+~]/+/g')
 
 all: build
 
@@ -91,6 +94,8 @@ install: build
 	sed -i 's#/usr/bin/posd#$(PREFIX)/bin/posd#g' $(DESTDIR)/etc/systemd/system/posd.service
 	install -D -m 0644 systemd/99-posd.rules $(DESTDIR)/etc/udev/rules.d/99-posd.rules
 	[ -e $(DESTDIR)/etc/posd/config.yaml ] || install -D -m 0640 packaging/config.yaml $(DESTDIR)/etc/posd/config.yaml
+	# The service reads its config as group posd (root:posd 0640).
+	if getent group posd >/dev/null; then chgrp posd $(DESTDIR)/etc/posd $(DESTDIR)/etc/posd/config.yaml; chmod 0750 $(DESTDIR)/etc/posd; fi
 
 # The Debian package: bin/posd_VERSION_ARCH.deb
 deb: build
@@ -103,6 +108,7 @@ deb: build
 	install -D -m 0644 README.md $(BIN)/deb/usr/share/doc/posd/README.md
 	install -m 0644 packaging/debian/conffiles $(BIN)/deb/DEBIAN/conffiles
 	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(BIN)/deb/DEBIAN/
+	sed 's/@VERSION@/$(DEBVER)/' packaging/debian/preinst.in > $(BIN)/deb/DEBIAN/preinst && chmod 0755 $(BIN)/deb/DEBIAN/preinst
 	sed 's/@VERSION@/$(DEBVER)/; s/@ARCH@/$(ARCH)/' packaging/debian/control.in > $(BIN)/deb/DEBIAN/control
 	dpkg-deb --root-owner-group --build $(BIN)/deb $(BIN)/posd_$(DEBVER)_$(ARCH).deb
 

@@ -123,3 +123,28 @@ confirm: {query_interval: 1s}
 		}
 	}
 }
+
+// check-config in a shell judges the config as the service sees it: the
+// credential is the file the unit's LoadCredential= loads.
+func TestCheckConfigResolvesCredentialsFromTheUnit(t *testing.T) {
+	t.Parallel()
+	g := startSandbox(t)
+	d := newDaemon(t, g, opts{})
+	key := filepath.Join(d.dir, keyFileName)
+	cfg := strings.Replace(readFile(t, d.cfg), "key_file: "+key, "key_file: ${CREDENTIALS_DIRECTORY}/merchant.key", 1)
+	require.NoError(t, os.WriteFile(d.cfg, []byte(cfg), 0o600))
+	unit := filepath.Join(d.dir, "posd.service")
+	require.NoError(t, os.WriteFile(unit, []byte("[Service]\nLoadCredential=merchant.key:"+key+"\n"), 0o644))
+
+	cmd := exec.Command(posdBin, "check-config", "-config", d.cfg, "-unit", unit)
+	cmd.Env = append(os.Environ(), "CREDENTIALS_DIRECTORY=")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "${CREDENTIALS_DIRECTORY}/merchant.key is "+key)
+
+	require.NoError(t, os.Chmod(key, 0o644))
+	cmd = exec.Command(posdBin, "check-config", "-config", d.cfg, "-unit", unit)
+	cmd.Env = append(os.Environ(), "CREDENTIALS_DIRECTORY=")
+	out, err = cmd.CombinedOutput()
+	assert.Equal(t, 78, exitCode(err), "the source the service would load is readable by others: %s", out)
+}

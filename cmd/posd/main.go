@@ -182,8 +182,31 @@ func runSandbox(args []string) int {
 func checkConfig(args []string) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := fs.String("config", "/etc/posd/config.yaml", "config file")
+	unit := fs.String("unit", "", "the systemd unit whose LoadCredential= lines resolve ${CREDENTIALS_DIRECTORY} outside the service (default: posd.service under /etc/systemd/system, /lib/systemd/system or /usr/lib/systemd/system)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if os.Getenv("CREDENTIALS_DIRECTORY") == "" {
+		// Judge the config as the service will see it: its credentials
+		// are the files the unit loads them from.
+		units := []string{*unit}
+		if *unit == "" {
+			units = []string{"/etc/systemd/system/posd.service", "/lib/systemd/system/posd.service", "/usr/lib/systemd/system/posd.service"}
+		}
+		for _, u := range units {
+			mapped, err := config.UseUnitCredentials(u)
+			if err != nil {
+				if *unit != "" {
+					fmt.Fprintln(os.Stderr, "check-config:", err)
+					return exitConfig
+				}
+				continue
+			}
+			for _, m := range mapped {
+				fmt.Fprintln(os.Stderr, "check-config: outside the service,", m)
+			}
+			break
+		}
 	}
 	cfg, warnings, err := config.Load(*path)
 	for _, w := range warnings {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,6 +196,22 @@ func TestSystemdUnitAndTemplate(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.NotContains(t, string(out), "posd.service:", "no warning about the unit: %s", out)
+
+	// Hardened: systemd's own score, and no group that reaches devices
+	// posd was not given (the cashier's keyboard is group input).
+	out, err = exec.Command(analyze, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	m := regexp.MustCompile(`Overall exposure level for posd.service: ([0-9.]+)`).FindStringSubmatch(string(out))
+	require.NotNil(t, m, "%s", out)
+	score, _ := strconv.ParseFloat(m[1], 64)
+	assert.LessOrEqual(t, score, 1.5, "systemd-analyze security")
+	t.Logf("systemd-analyze security: %s", m[1])
+	groups := regexp.MustCompile(`(?m)^SupplementaryGroups=(.*)$`).FindStringSubmatch(string(unit))
+	require.NotNil(t, groups)
+	assert.Equal(t, "posd-dev", strings.TrimSpace(groups[1]), "only the devices the udev rules tag for posd")
+	rules, err := os.ReadFile("../../systemd/99-posd.rules")
+	require.NoError(t, err)
+	assert.NotContains(t, string(rules), `GROUP="posd"`, "the API socket's group is not the devices'")
 
 	out, err = exec.Command(posdBin, "check-config", "-config", "../../packaging/config.yaml").CombinedOutput()
 	assert.Error(t, err, "the packaged template is refused until filled in")

@@ -745,12 +745,52 @@ func ReadSecret(path string) (string, error) {
 }
 
 func expandCredentials(path string) string {
+	if os.Getenv("CREDENTIALS_DIRECTORY") == "" {
+		// Outside the service (posd check-config in a shell): judge the
+		// file the service's credential is loaded from.
+		for _, prefix := range []string{"${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/"} {
+			if name, ok := strings.CutPrefix(path, prefix); ok {
+				if src, ok := credentialSources[name]; ok {
+					return src
+				}
+			}
+		}
+	}
 	return os.Expand(path, func(v string) string {
 		if v == "CREDENTIALS_DIRECTORY" {
 			return os.Getenv(v)
 		}
 		return "${" + v + "}"
 	})
+}
+
+// credentialSources maps a credential's name to the file the unit loads it
+// from (LoadCredential=NAME:PATH), for a check made outside the service.
+var credentialSources = map[string]string{}
+
+// UseUnitCredentials reads the LoadCredential= lines of a systemd unit so
+// that, outside the service, ${CREDENTIALS_DIRECTORY}/NAME is judged as
+// the file the service will get. It returns what it mapped, for the
+// operator to read.
+func UseUnitCredentials(unit string) ([]string, error) {
+	b, err := os.ReadFile(unit)
+	if err != nil {
+		return nil, err
+	}
+	var mapped []string
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "LoadCredential=")
+		if !ok {
+			continue
+		}
+		name, src, ok := strings.Cut(v, ":")
+		if !ok || name == "" || src == "" {
+			continue
+		}
+		credentialSources[name] = src
+		mapped = append(mapped, fmt.Sprintf("${CREDENTIALS_DIRECTORY}/%s is %s (LoadCredential= in %s)", name, src, unit))
+	}
+	return mapped, nil
 }
 
 func readSecret(path string) (string, error) {
