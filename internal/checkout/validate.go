@@ -21,6 +21,11 @@ func (s *Service) payable(l *lane, req OpenRequest) error {
 	if defect.On(7) {
 		return nil
 	}
+	if now := time.Now(); now.Year() < 2020 {
+		// A box whose clock battery died boots in 1970 or 2000: every pay
+		// would carry an impossible time_start.
+		return fmt.Errorf("%w: the box's clock says %s: set the time (timedatectl) before taking payments", ErrOutOfService, now.Format(time.DateOnly))
+	}
 	pr := payment.PayRequest{
 		MchTradeID: "CHECK_ONLY", PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
 		DeviceInfo: l.cfg.DeviceInfo, SpbillCreateIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),
