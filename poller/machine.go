@@ -297,11 +297,13 @@ func stepRefundQuery(o *Order, r payment.Result, now time.Time, p Policy) {
 			return
 		}
 		if o.RefundMissing >= 2*p.ReverseAttempts+6 {
-			// Hours of "no such refund" after every send: it was not made.
+			// Minutes of "no such refund" after every send, far longer
+			// than a replica lags: it was not made.
 			refundFailed(o, "refund not carried out: the gateway has no such refund after every try; refund again if wanted", now)
 			return
 		}
-		refundBackoff(o, now, p)
+		o.Tries++
+		o.NextAt = now.Add(min(p.ReverseInterval<<min(o.Tries, 16), p.ReconcileInterval))
 	default:
 		refundBackoff(o, now, p) // in progress, or no trusted answer
 	}
