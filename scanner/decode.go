@@ -49,9 +49,10 @@ type KeyDecoder struct {
 	Layout Layout
 	Gap    time.Duration
 
-	buf   []byte
-	shift int // shift keys held
-	last  time.Time
+	buf     []byte
+	shift   int // shift keys held
+	last    time.Time
+	spoiled bool // events were lost: keys up to the next terminator are no code
 }
 
 // Key is a decoded key press or release.
@@ -86,6 +87,10 @@ func (d *KeyDecoder) Feed(k Key, t time.Time) (string, bool) {
 	}
 	d.last = t
 	switch {
+	case d.spoiled:
+		// the rest of a code whose middle was lost (or a code whose start
+		// was): never a code, whatever the gaps
+		d.spoiled = !k.Terminal
 	case k.Terminal:
 		code := string(d.buf)
 		d.buf = d.buf[:0]
@@ -111,10 +116,17 @@ func (d *KeyDecoder) push(c byte) {
 }
 
 // Reset drops a partial code and the shift state.
-func (d *KeyDecoder) Reset() { d.buf, d.shift = d.buf[:0], 0 }
+func (d *KeyDecoder) Reset() { d.buf, d.shift, d.spoiled = d.buf[:0], 0, false }
 
-// evdev key codes (linux/input-event-codes.h).
+// Lost tells the decoder that key events were lost (an evdev overflow): the
+// partial code is dropped, and so is everything up to the next terminator.
+func (d *KeyDecoder) Lost() { d.buf, d.spoiled = d.buf[:0], true }
+
+// evdev event types and codes (linux/input-event-codes.h).
 const (
+	evSyn      = 0x00
+	synReport  = 0
+	synDropped = 3
 	evKey      = 0x01
 	keyEnter   = 28
 	keyTab     = 15
@@ -147,6 +159,77 @@ func EvdevKey(typ, code uint16, value int32) (Key, bool) {
 		}
 	}
 	return k, true
+}
+
+// EvdevStream turns evdev records into codes, following the kernel's
+// overflow protocol: when a reader's queue (64 events) overflowed, the
+// kernel drops what was queued and sends SYN_DROPPED. Then the partial code
+// is discarded (never emitted), events up to and including the next
+// SYN_REPORT are ignored, the key state is read again (EVIOCGKEY), and keys
+// up to the next terminator are no code: they are the tail of a code whose
+// middle was lost, or, as EVIOCGKEY flushes the key events still queued,
+// of one whose start was.
+type EvdevStream struct {
+	Dec KeyDecoder
+	// KeyState reads the device's key bitmap (EVIOCGKEY: bit n of byte
+	// n/8 is key n). Nil, or an error: no key is taken as held.
+	KeyState func() ([]byte, error)
+
+	dropping bool
+}
+
+// Feed takes the records of one read, in order, and returns the codes they
+// complete.
+func (s *EvdevStream) Feed(evs []Event) []string {
+	var out []string
+	for i, ev := range evs {
+		switch {
+		case ev.Type == evSyn && ev.Code == synDropped:
+			s.dropping = true
+			s.Dec.Lost()
+			continue
+		case s.dropping:
+			if ev.Type == evSyn && ev.Code == synReport {
+				s.dropping = false
+				s.resync(evs[i+1:])
+			}
+			continue
+		}
+		k, ok := EvdevKey(ev.Type, ev.Code, ev.Value)
+		if !ok {
+			continue
+		}
+		if code, done := s.Dec.Feed(k, ev.Time); done {
+			out = append(out, code)
+		}
+	}
+	return out
+}
+
+// resync sets the Shift state from EVIOCGKEY. The bitmap is read after
+// the whole read (rest, still to be fed) came in: a Shift key's state
+// before rest is its bitmap state, unless rest has events for that key,
+// in which case the first of them tells (a press: it was up).
+func (s *EvdevStream) resync(rest []Event) {
+	var bits []byte
+	if s.KeyState != nil {
+		if b, err := s.KeyState(); err == nil {
+			bits = b
+		}
+	}
+	s.Dec.shift = 0
+	for _, key := range []uint16{keyLShift, keyRShift} {
+		down := int(key/8) < len(bits) && bits[key/8]&(1<<(key%8)) != 0
+		for _, ev := range rest {
+			if ev.Type == evKey && ev.Code == key {
+				down = ev.Value != 1
+				break
+			}
+		}
+		if down {
+			s.Dec.shift++
+		}
+	}
 }
 
 // Event is one evdev record.

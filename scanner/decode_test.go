@@ -103,6 +103,39 @@ func decodeEvdev(stream []byte, size int, layout Layout) []string {
 	return out
 }
 
+// evRecord is one evdev record of the given size.
+func evRecord(at time.Time, typ, code uint16, value int32, size int) []byte {
+	r := make([]byte, size)
+	if size == 24 {
+		binary.LittleEndian.PutUint64(r[0:], uint64(at.Unix()))
+		binary.LittleEndian.PutUint64(r[8:], uint64(at.Nanosecond()/1000))
+	} else {
+		binary.LittleEndian.PutUint32(r[0:], uint32(at.Unix()))
+		binary.LittleEndian.PutUint32(r[4:], uint32(at.Nanosecond()/1000))
+	}
+	binary.LittleEndian.PutUint16(r[size-8:], typ)
+	binary.LittleEndian.PutUint16(r[size-6:], code)
+	binary.LittleEndian.PutUint32(r[size-4:], uint32(value))
+	return r
+}
+
+// overflowEvdev is what a reader gets when its queue overflows while code a
+// is typed: records [0, from) of a, then what the kernel leaves queued (a
+// SYN_DROPPED, the newest event, record drop, and what follows it), then
+// code b after a pause. Both are typed at 1 ms per event.
+func overflowEvdev(a, b string, layout Layout, t0 time.Time, from, drop int) []byte {
+	const size = 24
+	sa, end := typeEvdev(a, layout, t0, time.Millisecond, size, keyEnter)
+	sb, _ := typeEvdev(b, layout, end.Add(300*time.Millisecond), time.Millisecond, size, keyEnter)
+	newest, _ := ParseEvents(sa[drop*size:], size)
+	var out bytes.Buffer
+	out.Write(sa[:from*size])
+	out.Write(evRecord(newest[0].Time, evSyn, synDropped, 0, size))
+	out.Write(sa[drop*size:])
+	out.Write(sb)
+	return out.Bytes()
+}
+
 func TestEvdev(t *testing.T) {
 	t0 := time.Unix(1764102600, 0)
 	for _, size := range []int{24, 16} {
@@ -131,6 +164,108 @@ func TestEvdev(t *testing.T) {
 	evs, rest := ParseEvents(make([]byte, 24*2+5), 24)
 	assert.Len(t, evs, 2)
 	assert.Len(t, rest, 5, "a partial record waits for the next read")
+}
+
+// An overflow of the kernel's evdev queue (SYN_DROPPED) in the middle of a
+// code: neither half of it is ever a code; the next whole code is.
+func TestEvdevOverflow(t *testing.T) {
+	t0 := time.Unix(1764102600, 0)
+	const a, b = "282941234567890123", "134567890123456711"
+	var held [96]byte // the fake EVIOCGKEY bitmap
+	calls := 0
+	keyState := func() ([]byte, error) { calls++; return held[:], nil }
+	decode := func(batches ...[]byte) []string {
+		st := EvdevStream{Dec: KeyDecoder{Layout: "us"}, KeyState: keyState}
+		var got []string
+		for _, batch := range batches {
+			evs, rest := ParseEvents(batch, 24)
+			require.Empty(t, rest)
+			got = append(got, st.Feed(evs)...)
+		}
+		return got
+	}
+
+	// us: 4 records per digit (press, SYN, release, SYN). The reader had
+	// "282941" (24 records); the kernel dropped digits 6 to 9 and kept
+	// the press of digit 10, then queued the rest of the code.
+	s := overflowEvdev(a, b, "us", t0, 24, 40)
+	assert.Equal(t, []string{"28294167890123", b}, decodeEvdev(s, 24, "us"), "read on, the halves splice (what the overflow protocol prevents)")
+	assert.Equal(t, []string{b}, decode(s), "one read")
+	assert.Equal(t, 1, calls, "the key state is read again once")
+	for _, cut := range []int{24, 25, 42, 100} { // the same across reads
+		assert.Equal(t, []string{b}, decode(s[:cut*24], s[cut*24:]), "cut at %d", cut)
+	}
+
+	// A pause (longer than the gap) after the overflow does not make the
+	// rest of the code a code: its start may be what the kernel dropped.
+	late := overflowEvdev(a, b, "us", t0, 24, 40)
+	evs, _ := ParseEvents(late, 24)
+	for i := 42; i < len(evs); i++ {
+		evs[i].Time = evs[i].Time.Add(time.Second)
+	}
+	st := EvdevStream{Dec: KeyDecoder{Layout: "us"}, KeyState: keyState}
+	assert.Equal(t, []string{b}, st.Feed(evs))
+
+	// fr (AZERTY): digits come with Shift. The overflow keeps a Shift
+	// press as the newest event; EVIOCGKEY is read after the whole read
+	// came in, so it tells the state at the end of the read, and Shift
+	// events still to be fed are not counted twice.
+	fr := overflowEvdev(a, b, "fr", t0, 36, 48) // 8 records per digit: record 48 is digit 6's Shift press
+	evs, _ = ParseEvents(fr, 24)
+	require.Equal(t, uint16(keyLShift), evs[37].Code) // after the 36 read and the SYN_DROPPED
+	frDecode := func(batches ...[]Event) []string {
+		st := EvdevStream{Dec: KeyDecoder{Layout: "fr"}, KeyState: keyState}
+		var got []string
+		for _, b := range batches {
+			got = append(got, st.Feed(b)...)
+		}
+		return got
+	}
+	held = [96]byte{}
+	assert.Equal(t, []string{b}, frDecode(evs), "one read: nothing held at its end")
+	held[keyLShift/8] |= 1 << (keyLShift % 8)
+	assert.Equal(t, []string{b}, frDecode(evs[:39], evs[39:]), "read up to the SYN_REPORT: Shift held")
+
+	sa, end := typeEvdev(a, "us", t0, time.Millisecond, 24, keyEnter)
+	sb, _ := typeEvdev(b, "us", end.Add(300*time.Millisecond), time.Millisecond, 24, keyEnter)
+
+	// us, and a Shift release lost in the overflow: without EVIOCGKEY,
+	// Shift would stay held and every digit after it be a symbol.
+	var lost bytes.Buffer
+	lost.Write(sa[:24*24])
+	lost.Write(evRecord(t0.Add(24*time.Millisecond), evKey, keyLShift, 1, 24))
+	lost.Write(evRecord(end, evSyn, synDropped, 0, 24))
+	lost.Write(sa[40*24:])
+	lost.Write(sb)
+	held = [96]byte{}
+	assert.Equal(t, []string{b}, decode(lost.Bytes()))
+
+	// us, and the read ends with Shift held (a stray Shift from the next
+	// scan): Shift pressed in the read is not counted twice.
+	var stray bytes.Buffer
+	stray.Write(sa[:24*24])
+	stray.Write(evRecord(end, evSyn, synDropped, 0, 24))
+	stray.Write(sa[40*24:])
+	stray.Write(evRecord(end.Add(100*time.Millisecond), evKey, keyLShift, 1, 24))
+	first := stray.Len()
+	stray.Write(evRecord(end.Add(101*time.Millisecond), evKey, keyLShift, 0, 24))
+	stray.Write(sb)
+	held = [96]byte{}
+	held[keyLShift/8] |= 1 << (keyLShift % 8)
+	assert.Equal(t, []string{b}, decode(stray.Bytes()[:first], stray.Bytes()[first:]))
+
+	_, err := evdevKeys(strings.NewReader(""))
+	assert.Error(t, err, "not a device")
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	_, err = evdevKeys(null)
+	assert.Error(t, err, "not an evdev device: ENOTTY")
+
+	// EVIOCGKEY failing (the device went away): no key taken as held.
+	st = EvdevStream{Dec: KeyDecoder{Layout: "us"}, KeyState: func() ([]byte, error) { return nil, errors.New("gone") }}
+	evs, _ = ParseEvents(s, 24)
+	assert.Equal(t, []string{b}, st.Feed(evs))
 }
 
 func bootReport(mod byte, keys ...byte) []byte {
@@ -233,6 +368,8 @@ func TestStreams(t *testing.T) {
 		"hid-boot-reports.bin":        boot.Bytes(),
 		"hidpos-fragments.bin":        append(hidposReport("2829412345", true), hidposReport("67890123\r", false)...),
 		"serial-crlf.bin":             []byte("282941234567890123\r\n134567890123456711\r\n\r\n"),
+		// the reader's queue overflowed in the middle of the first code
+		"evdev-syn-dropped-24byte.bin": overflowEvdev("282941234567890123", "134567890123456711", "us", t0, 24, 40),
 	}
 	for name, b := range streams {
 		path := filepath.Join("testdata", name)
@@ -260,6 +397,12 @@ func TestStreams(t *testing.T) {
 		}
 	}
 	assert.Equal(t, both, got)
+
+	evs, _ = ParseEvents(streams["evdev-syn-dropped-24byte.bin"], 24)
+	resyncs := 0
+	st := EvdevStream{Dec: KeyDecoder{Layout: "us"}, KeyState: func() ([]byte, error) { resyncs++; return make([]byte, 96), nil }}
+	assert.Equal(t, both[1:], st.Feed(evs), "the half code never emitted, the next whole code is")
+	assert.Equal(t, 1, resyncs)
 
 	var f LineFramer
 	got = nil
@@ -379,6 +522,7 @@ func TestSuperviseFindsTheDeviceAgain(t *testing.T) {
 func FuzzDecoders(f *testing.F) {
 	s, _ := typeEvdev("282941234567890123", "us", time.Unix(0, 0), time.Millisecond, 24, keyEnter)
 	f.Add(s)
+	f.Add(overflowEvdev("282941234567890123", "134567890123456711", "us", time.Unix(0, 0), 24, 40))
 	f.Add(hidposReport("123", true))
 	f.Add([]byte("123\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -399,6 +543,12 @@ func FuzzDecoders(f *testing.F) {
 					if c, done := dec.Feed(k, e.Time); done && len(c) > MaxCodeLen {
 						t.Fatal("code too long")
 					}
+				}
+			}
+			st := EvdevStream{KeyState: func() ([]byte, error) { return b[:min(len(b), 96)], nil }}
+			for _, c := range st.Feed(evs) {
+				if len(c) > MaxCodeLen {
+					t.Fatal("code too long")
 				}
 			}
 		}

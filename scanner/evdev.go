@@ -2,13 +2,16 @@ package scanner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -37,7 +40,7 @@ const eviocgrab = 0x40044590
 // Run reads until ctx ends, finding the device again after it is gone.
 func (e *Evdev) Run(ctx context.Context, emit func(Scan)) error {
 	return supervise(ctx, e.open, func(ctx context.Context, r io.Reader) error {
-		dec := KeyDecoder{Layout: e.Layout, Gap: e.Gap}
+		st := EvdevStream{Dec: KeyDecoder{Layout: e.Layout, Gap: e.Gap}, KeyState: func() ([]byte, error) { return evdevKeys(r) }}
 		size := EventSize(strconv.IntSize)
 		buf := make([]byte, size*64)
 		var rest []byte
@@ -48,17 +51,39 @@ func (e *Evdev) Run(ctx context.Context, emit func(Scan)) error {
 			}
 			var evs []Event
 			evs, rest = ParseEvents(append(rest, buf[:n]...), size)
-			for _, ev := range evs {
-				k, ok := EvdevKey(ev.Type, ev.Code, ev.Value)
-				if !ok {
-					continue
-				}
-				if code, done := dec.Feed(k, ev.Time); done {
-					emit(Scan{Code: code, Scene: e.Scene, Source: e.label()})
-				}
+			for _, code := range st.Feed(evs) {
+				emit(Scan{Code: code, Scene: e.Scene, Source: e.label()})
 			}
 		}
 	}, e.Report, e.Backoff)
+}
+
+// eviocgkey is EVIOCGKEY(96): _IOR('E', 0x18, len), the bitmap of the keys
+// held, KEY_MAX+1 = 0x300 bits.
+const eviocgkey = 2<<30 | 96<<16 | 'E'<<8 | 0x18
+
+// evdevKeys reads the key bitmap of the evdev device r (EVIOCGKEY). The
+// kernel also drops the key events still queued for this reader.
+func evdevKeys(r io.Reader) ([]byte, error) {
+	sc, ok := r.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not an evdev device")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	bits := make([]byte, 96)
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, eviocgkey, uintptr(unsafe.Pointer(&bits[0])))
+	}); err != nil {
+		return nil, err
+	}
+	if errno != 0 {
+		return nil, fmt.Errorf("EVIOCGKEY: %w", errno)
+	}
+	return bits, nil
 }
 
 func (e *Evdev) label() string {
@@ -84,7 +109,17 @@ func (e *Evdev) open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.IoctlSetInt(int(f.Fd()), eviocgrab, 1); err != nil {
+	// Through SyscallConn, not Fd(): Fd() puts the file in blocking mode,
+	// and a Close at shutdown or reload could then not end a pending read.
+	var ierr error
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { ierr = unix.IoctlSetInt(int(fd), eviocgrab, 1) })
+	}
+	if err == nil {
+		err = ierr
+	}
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("grab %s: %w", path, err)
 	}
@@ -97,6 +132,7 @@ type InputDevice struct {
 	Name    string
 	Vendor  string
 	Product string
+	Serial  string   // the USB serial number (uniq), if any
 	ByID    []string // /dev/input/by-id links to it
 }
 
@@ -110,7 +146,7 @@ func InputDevices() []InputDevice {
 			b, _ := os.ReadFile(filepath.Join(sys, "device", rel))
 			return strings.TrimSpace(string(b))
 		}
-		d := InputDevice{Path: "/dev/input/" + filepath.Base(sys), Name: read("name"), Vendor: read("id/vendor"), Product: read("id/product")}
+		d := InputDevice{Path: "/dev/input/" + filepath.Base(sys), Name: read("name"), Vendor: read("id/vendor"), Product: read("id/product"), Serial: read("uniq")}
 		for _, l := range links {
 			if t, err := filepath.EvalSymlinks(l); err == nil && t == d.Path {
 				d.ByID = append(d.ByID, l)
@@ -123,9 +159,9 @@ func InputDevices() []InputDevice {
 
 // FindInput finds the event device with the given name or USB id.
 func FindInput(name, usb string) (string, error) {
-	vid, pid, _ := strings.Cut(usb, ":")
+	id, _ := device.ParseUSBID(usb) // VVVV:PPPP[:SERIAL]: two identical scanners told apart
 	for _, d := range InputDevices() {
-		if name != "" && d.Name == name || usb != "" && strings.EqualFold(d.Vendor, vid) && strings.EqualFold(d.Product, pid) {
+		if name != "" && d.Name == name || usb != "" && id.Match(d.Vendor, d.Product, d.Serial) {
 			return d.Path, nil
 		}
 	}

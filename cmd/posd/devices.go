@@ -8,6 +8,7 @@ import (
 	"github.com/karalabe/hid"
 	"go.bug.st/serial/enumerator"
 
+	"posd/internal/device"
 	"posd/scanner"
 )
 
@@ -35,6 +36,20 @@ func listDevices(w io.Writer) int {
 		fmt.Fprintf(w, "      - {type: serial, port: %s, baud: 9600}\n", p.Name)
 	}
 	if len(ports) == 0 {
+		fmt.Fprintln(w, "#   none")
+	}
+
+	fmt.Fprintln(w, "\n# USB printers (printer-class, usblp: the /dev/usb/lpN number changes between plugs)")
+	printers := device.USBPrinters(device.Sysfs)
+	for _, p := range printers {
+		fmt.Fprintf(w, "#   %s  USB %s:%s serial %q %s %s\n", p.Path, p.VID, p.PID, p.Serial, p.Manufacturer, p.Product)
+		id := strings.ToLower(p.VID + ":" + p.PID)
+		if p.Serial != "" {
+			id += ":" + p.Serial
+		}
+		fmt.Fprintf(w, "      - {type: escpos, usb: %q}   # follows the printer across replugs\n", id)
+	}
+	if len(printers) == 0 {
 		fmt.Fprintln(w, "#   none")
 	}
 

@@ -160,7 +160,7 @@ func (s Scanner) Label() string {
 type Display struct {
 	Type     string `yaml:"type"`     // terminal, vfd, escpos, web
 	Port     string `yaml:"port"`     // vfd, escpos: a serial port or /dev/usb/lp*
-	USB      string `yaml:"usb"`      // vfd, escpos: VVVV:PPPP[:SERIAL] of a USB serial adapter
+	USB      string `yaml:"usb"`      // vfd, escpos: VVVV:PPPP[:SERIAL] of a USB serial adapter or (escpos) a printer-class printer
 	Baud     int    `yaml:"baud"`     // vfd, escpos on serial
 	Language string `yaml:"language"` // vfd: zh or en
 	Encoding string `yaml:"encoding"` // vfd, escpos: ascii or gb18030

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,15 +53,42 @@ func opener(d config.Display) device.Opener {
 	switch {
 	case d.Address != "":
 		return device.TCP(d.Address, 2*time.Second)
-	case d.Type == "escpos" && d.Port != "" && !isTTY(d.Port):
-		return device.File(d.Port) // /dev/usb/lp*
+	case d.Type == "escpos" && d.USB != "":
+		// usblp (found through sysfs) or a USB serial adapter
+		return device.USBPrinter(device.Sysfs, device.SerialOptions{USB: d.USB, Baud: d.Baud})
+	case d.Type == "escpos":
+		// decided on each open: a udev link only resolves while the printer is there
+		file, ser := device.File(d.Port), device.Serial(device.SerialOptions{Port: d.Port, Baud: d.Baud})
+		return func() (io.ReadWriteCloser, error) {
+			if isTTY(d.Port) {
+				return ser()
+			}
+			return file() // /dev/usb/lp*
+		}
 	}
 	return device.Serial(device.SerialOptions{Port: d.Port, USB: d.USB, Baud: d.Baud})
 }
 
-// isTTY tells a serial port from a USB printer class device by name.
+// isTTY tells a serial port from a USB printer class device (/dev/usb/lp*)
+// by name, after following symlinks such as udev's /dev/posd/printer-0.
 func isTTY(path string) bool {
-	return !(len(path) >= 12 && path[:12] == "/dev/usb/lp")
+	return !strings.HasPrefix(resolveLinks(path), "/dev/usb/lp")
+}
+
+// resolveLinks follows path while it is a symlink (a link's target need not
+// exist); it returns path itself when it is not a link.
+func resolveLinks(path string) string {
+	for range 40 { // the kernel's own limit
+		target, err := os.Readlink(path)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = filepath.Clean(target)
+	}
+	return path
 }
 
 // startDisplays runs every lane's displays, each on its own goroutine with

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -72,27 +73,121 @@ func Serial(o SerialOptions) Opener {
 // ErrNotFound: no device matches.
 var ErrNotFound = errors.New("device not found")
 
+// USBID is a device's USB id as the config names it: "VVVV:PPPP" or
+// "VVVV:PPPP:SERIAL".
+type USBID struct {
+	VID, PID string
+	Serial   string // "": any serial number
+}
+
+// ParseUSBID reads "VVVV:PPPP" or "VVVV:PPPP:SERIAL".
+func ParseUSBID(id string) (USBID, error) {
+	parts := strings.SplitN(id, ":", 3)
+	if len(parts) < 2 {
+		return USBID{}, fmt.Errorf("usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL", id)
+	}
+	u := USBID{VID: parts[0], PID: parts[1]}
+	if len(parts) > 2 {
+		u.Serial = parts[2]
+	}
+	return u, nil
+}
+
+// Match tells whether a device with these ids is the one named (the hex
+// ids in either case, the serial number exactly).
+func (u USBID) Match(vid, pid, serial string) bool {
+	return strings.EqualFold(vid, u.VID) && strings.EqualFold(pid, u.PID) && (u.Serial == "" || serial == u.Serial)
+}
+
 // FindUSBSerial returns the path of the serial port with the USB id
 // "VVVV:PPPP" or "VVVV:PPPP:SERIAL".
 func FindUSBSerial(id string) (string, error) {
-	parts := strings.Split(id, ":")
-	if len(parts) < 2 {
-		return "", fmt.Errorf("usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL", id)
+	u, err := ParseUSBID(id)
+	if err != nil {
+		return "", err
 	}
 	ports, err := enumerator.GetDetailedPortsList()
 	if err != nil {
 		return "", fmt.Errorf("list serial ports: %w", err)
 	}
 	for _, p := range ports {
-		if !p.IsUSB || !strings.EqualFold(p.VID, parts[0]) || !strings.EqualFold(p.PID, parts[1]) {
-			continue
+		if p.IsUSB && u.Match(p.VID, p.PID, p.SerialNumber) {
+			return p.Name, nil
 		}
-		if len(parts) > 2 && p.SerialNumber != parts[2] {
-			continue
-		}
-		return p.Name, nil
 	}
 	return "", fmt.Errorf("usb %s: %w", id, ErrNotFound)
+}
+
+// Sysfs is where USB printers are looked up (tests use a fake tree).
+const Sysfs = "/sys"
+
+// USBPrinterInfo is a USB printer-class device (usblp) as sysfs shows it.
+type USBPrinterInfo struct {
+	Path                  string // /dev/usb/lpN
+	VID, PID, Serial      string
+	Manufacturer, Product string
+}
+
+// USBPrinters lists the usblp devices under sysfs (normally "/sys"): for
+// each class/usbmisc/lp*, its device link is the USB interface, and the
+// nearest directory above it with an idVendor is the USB device.
+func USBPrinters(sysfs string) []USBPrinterInfo {
+	ents, _ := filepath.Glob(filepath.Join(sysfs, "class", "usbmisc", "lp*"))
+	var out []USBPrinterInfo
+	for _, e := range ents {
+		dir, err := filepath.EvalSymlinks(filepath.Join(e, "device"))
+		if err != nil {
+			continue
+		}
+		for ; len(dir) > len(sysfs); dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "idVendor")); err == nil {
+				break
+			}
+		}
+		read := func(name string) string {
+			b, _ := os.ReadFile(filepath.Join(dir, name))
+			return strings.TrimSpace(string(b))
+		}
+		if read("idVendor") == "" {
+			continue
+		}
+		out = append(out, USBPrinterInfo{Path: "/dev/usb/" + filepath.Base(e), VID: read("idVendor"), PID: read("idProduct"),
+			Serial: read("serial"), Manufacturer: read("manufacturer"), Product: read("product")})
+	}
+	return out
+}
+
+// FindUSBPrinter returns the /dev/usb/lpN of the USB printer-class device
+// with the USB id "VVVV:PPPP" or "VVVV:PPPP:SERIAL". The number is not
+// stable (usblp shares minors with hiddev): look it up on every open.
+func FindUSBPrinter(sysfs, id string) (string, error) {
+	u, err := ParseUSBID(id)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range USBPrinters(sysfs) {
+		if u.Match(p.VID, p.PID, p.Serial) {
+			return p.Path, nil
+		}
+	}
+	return "", fmt.Errorf("usb printer %s: %w", id, ErrNotFound)
+}
+
+// USBPrinter opens a printer named by USB id: a printer-class device
+// (usblp) as a file, otherwise a USB serial adapter with that id (o.USB).
+// Looked up on every open, so a replug to another /dev node is followed.
+func USBPrinter(sysfs string, o SerialOptions) Opener {
+	serial := Serial(o)
+	return func() (io.ReadWriteCloser, error) {
+		path, err := FindUSBPrinter(sysfs, o.USB)
+		switch {
+		case err == nil:
+			return File(path)()
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+		return serial()
+	}
 }
 
 // File opens a character device such as /dev/usb/lp0.
