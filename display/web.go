@@ -1,10 +1,12 @@
 package display
 
 import (
+	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -43,16 +45,21 @@ type Web struct {
 	// KeepAlive is the interval of SSE comments that keep proxies and
 	// browsers from timing the stream out.
 	KeepAlive time.Duration
-	// MaxStreams bounds the open streams of each route (the customer
-	// page's, the till's); one more is answered 503. 0: 16.
+	// MaxStreams bounds the open streams of each route and lane (a lane's
+	// customer page, the till's stream). One more closes the oldest: the
+	// newest is most likely the real display reconnecting, and a client
+	// that opened many cannot lock the display out. 0: 16.
 	MaxStreams int
 
 	mu      sync.Mutex
-	streams map[bool]int // open streams, by route (customer view or not)
+	streams map[string][]*slot // open streams, oldest first, by route and lane
 }
 
-// enter counts a stream in, or reports that its route is full.
-func (w *Web) enter(customer bool) bool {
+type slot struct{ cancel context.CancelFunc }
+
+// enter admits a stream under key, closing the oldest if the key is full;
+// the returned context ends when the stream is closed that way.
+func (w *Web) enter(ctx context.Context, key string) (context.Context, func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	limit := w.MaxStreams
@@ -60,19 +67,23 @@ func (w *Web) enter(customer bool) bool {
 		limit = 16
 	}
 	if w.streams == nil {
-		w.streams = map[bool]int{}
+		w.streams = map[string][]*slot{}
 	}
-	if w.streams[customer] >= limit {
-		return false
+	for len(w.streams[key]) >= limit {
+		w.streams[key][0].cancel()
+		w.streams[key] = w.streams[key][1:]
 	}
-	w.streams[customer]++
-	return true
-}
-
-func (w *Web) leave(customer bool) {
-	w.mu.Lock()
-	w.streams[customer]--
-	w.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	sl := &slot{cancel: cancel}
+	w.streams[key] = append(w.streams[key], sl)
+	return ctx, func() {
+		cancel()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if i := slices.Index(w.streams[key], sl); i >= 0 {
+			w.streams[key] = slices.Delete(w.streams[key], i, i+1)
+		}
+	}
 }
 
 // Page serves GET /display/{lane}.
@@ -107,12 +118,12 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	if !w.enter(idleFirst) {
-		rw.Header().Set("Retry-After", "5")
-		http.Error(rw, "too many event streams", http.StatusServiceUnavailable)
-		return
+	key := "till/" + lane
+	if idleFirst {
+		key = "customer/" + lane
 	}
-	defer w.leave(idleFirst)
+	ctx, leave := w.enter(r.Context(), key)
+	defer leave()
 	// A stream outlives the server's timeouts; each write gets its own
 	// deadline instead, so a reader that stalls is dropped.
 	rc := http.NewResponseController(rw)
@@ -139,7 +150,7 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 	defer t.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
 		case e := <-s.C():
 			if !e.ForCustomer() && idleFirst {

@@ -42,9 +42,10 @@ type Protection struct {
 	TLS    bool
 	// Remote: a non-loopback listener; /metrics needs the token too.
 	Remote bool
-	// MoneyNeedsToken: refund and resolve are refused unless a token is
-	// set (a loopback TCP listener that any local process, and so any
-	// browser page through a local proxy, can reach).
+	// MoneyNeedsToken: every state change (open, cancel, scan, refund,
+	// resolve, reprint) is refused unless a token is set: a loopback TCP
+	// listener is open to every local process, which could otherwise
+	// cancel the customer's charge and open a dearer one.
 	MoneyNeedsToken bool
 }
 
@@ -102,9 +103,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.guard != nil && s.guard.Check(w, r) {
 		return
 	}
-	if s.token == "" && s.prot.MoneyNeedsToken && moneyRoute(r) {
+	if s.token == "" && s.prot.MoneyNeedsToken && changesState(r) {
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusForbidden, apiError{Kind: "forbidden",
-			Error: "refunds and resolutions on a TCP listener need a token: set api.token_file (or api.allow_money_without_token: true)"})
+			Error: "changes on a TCP listener (charges, scans, refunds, resolutions) need a token: set api.token_file (or api.allow_money_without_token: true)"})
 		return
 	}
 	open := openRoute(r) && !(s.prot.Remote && r.URL.Path == "/metrics")
@@ -116,6 +118,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr),
 				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", ok))
 			s.slow.wait()
+			w.Header().Set("Connection", "close") // a refused client keeps no connection slot
 			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
 			return

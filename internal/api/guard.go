@@ -75,11 +75,19 @@ func (g *Guard) hostOK(host string) bool {
 
 // Check answers for a request the guard refuses and reports whether it did.
 func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
+	refused := g.check(w, r)
+	return refused
+}
+
+func (g *Guard) check(w http.ResponseWriter, r *http.Request) bool {
+	// A refused client keeps no connection slot.
 	if !g.hostOK(r.Host) {
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusMisdirectedRequest, apiError{Error: "Host " + r.Host + " is not this listener", Kind: "forbidden"})
 		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" && (g.hosts == nil || o != g.scheme+"://"+r.Host) {
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusForbidden, apiError{Error: "cross-origin requests are refused", Kind: "forbidden"})
 		return true
 	}
@@ -87,6 +95,7 @@ func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
 		ct := r.Header.Get("Content-Type")
 		mt, _, err := mime.ParseMediaType(ct)
 		if (ct != "" || r.Method != http.MethodDelete) && (err != nil || mt != "application/json") {
+			w.Header().Set("Connection", "close")
 			writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json", Kind: "invalid"})
 			return true
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,7 +59,12 @@ func TestBrowsersCannotDriveTheAPI(t *testing.T) {
 	assert.Equal(t, http.StatusMisdirectedRequest, w.Code)
 
 	w = send(s, "POST", own, "/v1/charges", open, "Content-Type", "application/json; charset=utf-8", "Origin", "http://"+own)
-	assert.Equal(t, http.StatusCreated, w.Code, "same origin, JSON: %s", w.Body)
+	assert.Equal(t, http.StatusForbidden, w.Code, "any local process could cancel a charge and open a dearer one: %s", w.Body)
+	assert.Contains(t, w.Body.String(), "api.token_file")
+	withToken := guarded(t, Protection{Listen: own, MoneyNeedsToken: true}, strings.Repeat("t", 32))
+	w = send(withToken, "POST", own, "/v1/charges", open, "Content-Type", "application/json; charset=utf-8", "Origin", "http://"+own,
+		"Authorization", "Bearer "+strings.Repeat("t", 32))
+	assert.Equal(t, http.StatusCreated, w.Code, "same origin, JSON, the token: %s", w.Body)
 	w = send(s, "GET", "localhost:8321", "/v1/lanes", "")
 	assert.Equal(t, http.StatusOK, w.Code)
 	assert.Empty(t, w.Header().Get("Access-Control-Allow-Origin"), "no CORS headers")
@@ -114,29 +120,36 @@ func TestListenerCap(t *testing.T) {
 
 func TestEventStreamCap(t *testing.T) {
 	w := &display.Web{Hub: display.NewHub(), Lanes: map[string]bool{"L1": true}, MaxStreams: 2}
-	srv := httptest.NewServer(http.HandlerFunc(w.Events))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/events", w.Events)
+	mux.HandleFunc("GET /display/{lane}/events", w.CustomerEvents)
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	var open []*http.Response
-	for range 2 {
-		resp, err := http.Get(srv.URL)
+	open := func(path string) *http.Response {
+		resp, err := http.Get(srv.URL + path)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		open = append(open, resp)
+		return resp
 	}
-	resp, err := http.Get(srv.URL)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the third stream of the route")
-	resp.Body.Close()
-	open[0].Body.Close()
-	assert.Eventually(t, func() bool {
-		r, err := http.Get(srv.URL)
-		if err != nil {
-			return false
-		}
-		defer r.Body.Close()
-		return r.StatusCode == http.StatusOK
-	}, 5*time.Second, 20*time.Millisecond, "a closed stream frees its place")
-	for _, r := range open[1:] {
-		r.Body.Close()
+	first := open("/v1/events")
+	defer first.Body.Close()
+	second := open("/v1/events")
+	defer second.Body.Close()
+	display := open("/display/L1/events")
+	defer display.Body.Close()
+
+	third := open("/v1/events") // the cap is per route and lane: the oldest goes
+	defer third.Body.Close()
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, first.Body); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the oldest stream was not closed")
 	}
+	// The customer display's stream is another route: untouched.
+	buf := make([]byte, 1)
+	_ = display.Body.Close()
+	_, err := second.Body.Read(buf)
+	assert.NoError(t, err, "the second stream still open")
 }

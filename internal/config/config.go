@@ -292,7 +292,10 @@ func fileKind(m os.FileMode) string {
 // urlUserinfo matches the user[:password]@ of a URL in free text: from the
 // scheme's "//" to the last "@" before a space or a quote, so a password
 // with a stray "/" is covered too.
-var urlUserinfo = regexp.MustCompile("([A-Za-z][A-Za-z0-9+.-]*://)([^\\s\"'`<>]*)@")
+// userinfo may hold ' and, in a URL that does not parse, spaces or
+// slashes: the class stops only at the @ (over-redacting a message is
+// harmless, leaking a password is not).
+var urlUserinfo = regexp.MustCompile("([A-Za-z][A-Za-z0-9+.-]*://)([^@\"<>`\\n]*)@")
 
 // RedactURLs replaces the credentials of every URL in s (user:password@,
 // or a bare user@ that may be a token) with "xxxxx"; the user name is kept
@@ -458,6 +461,16 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 	if (c.API.TLSCertFile == "") != (c.API.TLSKeyFile == "") {
 		bad("api.tls_cert_file and api.tls_key_file go together")
+	}
+	for _, f := range []struct {
+		key, path string
+		secret    bool
+	}{{"api.tls_cert_file", c.API.TLSCertFile, false}, {"api.tls_key_file", c.API.TLSKeyFile, true}, {"gateway.ca_file", c.Gateway.CAFile, false}} {
+		if f.path != "" {
+			if err := checkPEMFile(f.path, f.secret); err != nil {
+				bad("%s: %v", f.key, err)
+			}
+		}
 	}
 	if c.API.MaxConnections <= 0 || c.API.MaxStreams <= 0 {
 		bad("api.max_connections and api.max_streams must be positive")
@@ -897,6 +910,29 @@ func ParseLevel(s string) (zapcore.Level, error) {
 	var l zapcore.Level
 	err := l.UnmarshalText([]byte(s))
 	return l, err
+}
+
+// checkPEMFile checks a certificate or key file before anything reads it: a
+// regular file (a FIFO would hang the start, /dev/zero exhaust memory), at
+// most 64 KiB, and, for a private key, neither readable by others nor
+// writable by anyone but its owner.
+func checkPEMFile(path string, secret bool) error {
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(resolved)
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	case fi.Size() > 64<<10:
+		return fmt.Errorf("%s is %d bytes: not a certificate or key", path, fi.Size())
+	case secret && fi.Mode().Perm()&0o026 != 0:
+		return fmt.Errorf("%s is a private key with mode %v: chmod 0600 (or 0640 for root:posd)", path, fi.Mode().Perm())
+	}
+	return nil
 }
 
 // MinTokenLen is the shortest API token posd accepts.

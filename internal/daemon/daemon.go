@@ -208,9 +208,6 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 	go func() { defer wg.Done(); client.Watch(runCtx, cfg.Gateway.ProbeInterval) }()
 	srv.Handle("GET /metrics", m.reg)
 	events := &display.Web{Hub: hub, MaxStreams: cfg.API.MaxStreams}
-	if web != nil {
-		web.MaxStreams = cfg.API.MaxStreams
-	}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
 	if web != nil && !strings.HasPrefix(cfg.API.Listen, "unix:") {
 		routeWeb(srv, web)
@@ -329,7 +326,7 @@ func listenAPI(c config.API) (net.Listener, api.Protection, error) {
 		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
 		if err != nil {
 			ln.Close()
-			return nil, prot, fmt.Errorf("api tls: %w", err)
+			return nil, prot, fmt.Errorf("%w: api tls: %v", config.ErrConfig, err) // exit 78: a restart would not fix it
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		prot.TLS = true

@@ -128,7 +128,7 @@ func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, h
 					continue
 				}
 				if web == nil {
-					web = &display.Web{Hub: hub, Lanes: map[string]bool{}}
+					web = &display.Web{Hub: hub, Lanes: map[string]bool{}, MaxStreams: cfg.API.MaxStreams}
 				}
 				web.Lanes[lane] = true
 				if d.Listen != "" {
