@@ -1,0 +1,779 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The installed box (issue 10 §4): a real Debian stable with systemd,
+// booted under QEMU, with the package `make deb` builds installed exactly
+// as the README's "Running it in stores" says (dpkg -i, fill in
+// /etc/posd/config.yaml, install the key, systemctl enable --now posd),
+// and the running service checked from inside the guest.
+//
+// The guest image comes from .ci/box-image (debootstrap, the scanner
+// tests' Debian kernel, mke2fs -d), cached outside the repository:
+// POSD_BOX_DIR=$(.ci/box-image /var/cache/posd-box). It boots from a
+// read-only snapshot of that image; a second virtio disk (mke2fs -d again)
+// carries the .deb files, the config and the key. The test drives a root
+// shell on a virtio-serial port (posd-box-agent.service in the image); the
+// guest's console (kernel, systemd) goes to console.log in
+// POSD_BOX_LOG_DIR (make box: bin/box), with the agent's transcript
+// (agent.log, payment codes masked) and posd's journal (posd-journal.log).
+//
+// The gateway is `posd sandbox` inside the guest on 127.0.0.1 (plain http
+// is allowed on loopback), with its own merchant id and key. Follow-up: a
+// gateway on the host through QEMU user networking (restrict=on, guestfwd)
+// and a forwarder on the guest's loopback, or TLS with gateway.ca_file.
+//
+// POSD_BOX_DEB (and POSD_BOX_DEB_UPGRADE) take prebuilt packages instead
+// of running `make deb` twice; POSD_BOX_ACCEL=kvm uses KVM (the default is
+// TCG: nested KVM has been seen to hang the guest's boot).
+//
+// Checks that fail say what the README or issue 10 asks; the ones that do
+// not stop the rest are collected and listed at the end.
+
+const boxAgentPort = "org.posd.agent"
+
+func TestInstalledBox(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	needTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	needSbinTool(t, "debootstrap", "debootstrap")
+	mke2fs := needSbinTool(t, "mke2fs", "e2fsprogs")
+	image := os.Getenv("POSD_BOX_DIR")
+	for _, f := range []string{"rootfs.img", "vmlinuz", "initrd.img"} {
+		if _, err := os.Stat(filepath.Join(image, f)); image == "" || err != nil {
+			msg := "SKIPPED: " + t.Name() + " needs the guest image: POSD_BOX_DIR=$(.ci/box-image /var/cache/posd-box) (.ci/run and make box do it)"
+			if os.Getenv("POSD_REQUIRE_ALL") == "1" {
+				t.Fatal(msg + " — POSD_REQUIRE_ALL=1 makes this a failure")
+			}
+			fmt.Fprintln(os.Stderr, "!!! "+msg)
+			t.Skip(msg)
+		}
+	}
+	logDir := os.Getenv("POSD_BOX_LOG_DIR")
+	if logDir == "" {
+		logDir = t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(logDir, 0o755))
+	t.Logf("box: guest console, agent transcript and posd's journal in %s", logDir)
+
+	// The packages: the one to install and a second build to upgrade to.
+	deb, upgrade := os.Getenv("POSD_BOX_DEB"), os.Getenv("POSD_BOX_DEB_UPGRADE")
+	if deb == "" {
+		needTool(t, "dpkg-deb", "dpkg")
+		version := "dev"
+		if out, err := exec.Command("git", "-C", "../..", "describe", "--always", "--dirty").Output(); err == nil {
+			version = strings.TrimSpace(string(out))
+		}
+		deb = makeBoxDeb(t, version)
+		upgrade = makeBoxDeb(t, version+"-upgrade")
+	}
+	t.Logf("box: packages ready at %s: %s, upgrade %q", since(t0), filepath.Base(deb), filepath.Base(upgrade))
+
+	// What the operator brings: the merchant key and a filled-in config.
+	keyBytes := make([]byte, 18)
+	_, _ = rand.Read(keyBytes)
+	key := "boxkey-" + strings.ToUpper(hex.EncodeToString(keyBytes)) // not 32 hex digits: the signature check below stays meaningful
+	// codes[2] ends in 80: the sandbox answers "paying" and pays on the
+	// third query, so the order is in flight across the upgrade.
+	codes := []string{alipayCode(11), alipayCode(12), alipayCode(80), wechatCode(14), alipayCode(15)}
+	data := t.TempDir()
+	copyFile(t, deb, filepath.Join(data, filepath.Base(deb)))
+	if upgrade != "" {
+		require.NoError(t, os.Mkdir(filepath.Join(data, "upgrade"), 0o755))
+		copyFile(t, upgrade, filepath.Join(data, "upgrade", filepath.Base(upgrade)))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(data, "merchant.key"), []byte(key+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "config.yaml"), []byte(boxConfig), 0o644))
+	dataImg := filepath.Join(t.TempDir(), "data.img")
+	out, err := exec.Command(mke2fs, "-q", "-t", "ext4", "-L", "posd-data", "-d", data, dataImg, "96M").CombinedOutput()
+	require.NoError(t, err, "mke2fs: %s", out)
+
+	g := bootBox(t, image, dataImg, logDir, append([]string{key}, codes...))
+	defer g.saveJournal()
+	t.Logf("box: booted, agent ready at %s (boot %s)", since(t0), g.bootTime.Round(100*time.Millisecond))
+
+	// Findings that do not stop the test are collected and listed.
+	var findings []string
+	check := func(ok bool, format string, args ...any) bool {
+		t.Helper()
+		if !ok {
+			msg := fmt.Sprintf(format, args...)
+			findings = append(findings, msg)
+			t.Errorf("BOX: %s", msg)
+		}
+		return ok
+	}
+	defer func() {
+		if len(findings) > 0 {
+			t.Logf("box: %d finding(s):\n- %s", len(findings), strings.Join(findings, "\n- "))
+		}
+		t.Logf("box: whole test %s (logs in %s)", since(t0), logDir)
+	}()
+
+	state, _ := g.run("systemctl is-system-running --wait", 3*time.Minute)
+	t.Logf("box: system %s", strings.TrimSpace(state))
+	if strings.TrimSpace(state) != "running" {
+		failed, _ := g.run("systemctl --failed --no-legend --no-pager", time.Minute)
+		t.Logf("box: failed units:\n%s", failed)
+	}
+	g.must("mkdir -p /mnt/box && mount -o ro /dev/vdb /mnt/box && ls -lR /mnt/box", time.Minute)
+
+	// README: sudo dpkg -i bin/posd_*.deb — creates the posd system user; does not start posd.
+	phase := time.Now()
+	g.must("dpkg -i /mnt/box/posd_*.deb", 3*time.Minute)
+	t.Logf("box: dpkg -i took %s", since(phase))
+	_, rc := g.run("getent passwd posd", time.Minute)
+	check(rc == 0, "dpkg -i did not create the posd user")
+	active, _ := g.run("systemctl is-active posd", time.Minute)
+	check(strings.TrimSpace(active) == "inactive", "posd is %q right after dpkg -i: the README says the package does not start it", strings.TrimSpace(active))
+	g.run("id posd; stat -c '%U:%G %a %n' /etc/posd /etc/posd/config.yaml", time.Minute)
+
+	// README: sudoedit /etc/posd/config.yaml — the file's contents are
+	// replaced, its owner and mode kept, as sudoedit does.
+	g.must("cat /mnt/box/config.yaml > /etc/posd/config.yaml", time.Minute)
+	// README: sudo install -m 0600 key /etc/posd/merchant.key
+	g.must("install -m 0600 /mnt/box/merchant.key /etc/posd/merchant.key", time.Minute)
+	g.run("stat -c '%U:%G %a %n' /etc/posd /etc/posd/config.yaml /etc/posd/merchant.key", time.Minute)
+	perms, _ := g.run("stat -c '%U:%G %a' /etc/posd/config.yaml", time.Minute)
+	_, rc = g.run("setpriv --reuid=posd --regid=posd --init-groups cat /etc/posd/config.yaml >/dev/null", time.Minute)
+	check(rc == 0, "the packaged /etc/posd/config.yaml (%s) is not readable by the posd user: the service cannot read its config (issue 10 §3)", strings.TrimSpace(perms))
+	// The template says to run check-config after filling it in.
+	out2, rc := g.run("posd check-config -config /etc/posd/config.yaml", time.Minute)
+	check(rc == 0, "posd check-config -config /etc/posd/config.yaml, as the template says, refuses the filled-in config (exit %d): %s", rc, strings.TrimSpace(out2))
+
+	// The gateway: posd's sandbox on the guest's loopback, with the box's
+	// merchant id and key.
+	g.must("systemd-run --unit=box-gateway --property=Type=exec /usr/bin/posd sandbox -listen 127.0.0.1:8399 -merchant-id box_merchant_001 -key-file /etc/posd/merchant.key", time.Minute)
+	g.must("for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:8399/_sandbox/orders && exit 0; sleep 0.2; done; journalctl -u box-gateway --no-pager; exit 1", time.Minute)
+
+	// README: sudo systemctl enable --now posd
+	phase = time.Now()
+	out2, rc = g.run("systemctl enable --now posd", 2*time.Minute)
+	if rc != 0 {
+		st, _ := g.run("systemctl status posd --no-pager -l; journalctl -u posd --no-pager -o cat | tail -n 40", time.Minute)
+		check(false, "systemctl enable --now posd failed (exit %d): %s\n%s", rc, strings.TrimSpace(out2), st)
+		t.FailNow()
+	}
+	t.Logf("box: systemctl enable --now posd took %s (returns once posd sent READY=1)", since(phase))
+	p := g.show()
+	check(p["ActiveState"] == "active" && p["SubState"] == "running", "posd is %s/%s after enable --now", p["ActiveState"], p["SubState"])
+	check(p["Type"] == "notify", "the unit's Type is %q, want notify", p["Type"])
+	check(p["StatusText"] != "", "posd sent no STATUS= with READY=1")
+	t.Logf("box: posd READY, status %q", p["StatusText"])
+	pid := p["MainPID"]
+
+	// The journal under /var/lib/posd, owned by posd.
+	st, _ := g.run("stat -c '%U:%G %a' /var/lib/posd /var/lib/posd/journal.db", time.Minute)
+	lines := strings.Split(strings.TrimSpace(st), "\n")
+	check(len(lines) == 2 && strings.HasPrefix(lines[0], "posd:posd ") && strings.HasPrefix(lines[1], "posd:posd "),
+		"/var/lib/posd and its journal.db are not posd's: %q", st)
+
+	// posd runs as posd, with only the groups it needs (not input: the
+	// cashier's keyboard; not dialout: every serial port).
+	ps, _ := g.run("ps -o user=,group=,supgrp= -p "+pid, time.Minute)
+	f := strings.Fields(ps)
+	check(len(f) >= 2 && f[0] == "posd" && f[1] == "posd", "posd does not run as posd:posd: %q", ps)
+	if len(f) >= 3 {
+		for _, grp := range strings.Split(f[2], ",") {
+			check(grp != "input" && grp != "dialout" && grp != "root",
+				"posd runs with the supplementary group %s (groups %s): issue 10 §3 wants only the devices it is configured for", grp, f[2])
+		}
+	}
+	status, _ := g.run("grep -E '^(Uid|Gid|Groups|CapEff|NoNewPrivs):' /proc/"+pid+"/status", time.Minute)
+	check(strings.Contains(status, "CapEff:\t0000000000000000"), "posd has capabilities: %q", status)
+	// The cashier's keyboard (QEMU's usb-kbd) is not posd's to read.
+	kbd, _ := g.run("ls /dev/input/by-id/*QEMU_USB_Keyboard*event-kbd 2>/dev/null | head -n1", time.Minute)
+	if kbd = strings.TrimSpace(kbd); check(kbd != "", "no QEMU USB keyboard in /dev/input/by-id") {
+		g.run("ls -lL "+kbd, time.Minute)
+		_, rc = g.run("setpriv --reuid=posd --regid=posd --init-groups dd if="+kbd+" of=/dev/null count=0 status=none", time.Minute)
+		check(rc != 0, "the posd user can open the cashier's keyboard %s (issue 10 §3)", kbd)
+	}
+
+	// A scan on the template's own scanner, an FTDI USB serial adapter
+	// (0403:6001): through ftdi_sio, the package's udev rules and the unit's
+	// device allow-list.
+	g.run("ls -l /dev/ttyUSB* /dev/posd/ 2>&1", time.Minute)
+	api := "posctl -api unix:/run/posd/api.sock "
+	devOK := g.waitDevice(api, "serial", 60*time.Second)
+	if !devOK {
+		devs, _ := g.run(api+"devices; ls -l /dev/ttyUSB*; journalctl -u posd --no-pager -o cat | tail -n 20", time.Minute)
+		check(false, "the serial scanner (FTDI 0403:6001, the template's) never connected:\n%s", devs)
+	}
+	ch1 := g.openCharge(api + "charge 0.01")
+	if devOK {
+		_, err = g.serial.Write([]byte(codes[0] + "\r\n"))
+		require.NoError(t, err)
+		c := g.settle(api, ch1)
+		check(c.State == "paid", "the charge %s scanned on the USB serial scanner ended %q, want paid", ch1, c.State)
+	} else {
+		g.must(api+"cancel "+ch1, time.Minute)
+	}
+
+	// A keyboard-wedge scanner with a scanner's USB id (Honeywell, 0c2e),
+	// plugged in while posd runs: a USB HID gadget on the guest's dummy_hcd,
+	// so the guest's usbhid and evdev drivers see a real USB keyboard
+	// (QEMU's own usb-kbd has QEMU's ids, which are not a scanner's). It
+	// reaches posd through the package's udev rules (group posd-dev) and the
+	// unit's device allow-list; posd grabs it (EVIOCGRAB).
+	g.must(boxGadget, time.Minute)
+	g.run("ls -l /dev/posd/ /dev/input/by-id/ 2>&1; grep -E '^[NH]: ' /proc/bus/input/devices", time.Minute)
+	kbOK := g.waitDevice(api, "evdev", 60*time.Second)
+	if !kbOK {
+		devs, _ := g.run(api+"devices; ls -lL /dev/input/event*; journalctl -u posd --no-pager -o cat | tail -n 20", time.Minute)
+		check(false, "the keyboard-wedge scanner (USB 0c2e:0b61) never connected:\n%s", devs)
+	}
+	var ch0 string
+	if kbOK {
+		ch0 = g.openCharge(api + "charge 0.04")
+		g.must(hidgTyping(codes[3]), time.Minute)
+		c := g.settle(api, ch0)
+		check(c.State == "paid", "the charge %s scanned on the keyboard-wedge scanner ended %q, want paid", ch0, c.State)
+	}
+
+	// A scan through the API, as a till that reads the scanner itself.
+	ch2 := g.openCharge(api + "charge 0.02")
+	code, _ := g.run(`curl -sS -w '\n%{http_code}' --unix-socket /run/posd/api.sock -H 'Content-Type: application/json' `+
+		`-d '{"auth_code":"`+codes[1]+`","scene":"bar_code"}' http://localhost/v1/lanes/L1/scans`, time.Minute)
+	code = strings.TrimSpace(code)
+	check(len(code) >= 3 && code[len(code)-3] == '2', "POST /v1/lanes/L1/scans: %s", code)
+	c := g.settle(api, ch2)
+	require.Equal(t, "paid", c.State, "the charge scanned through the API")
+	led, _ := g.run("curl -sS http://127.0.0.1:8399/_sandbox/orders", time.Minute)
+	var ledger struct {
+		Orders []struct {
+			Charged int64 `json:"charged"`
+		} `json:"orders"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(led), &ledger), "%s", led)
+	charged := 0
+	for _, o := range ledger.Orders {
+		if o.Charged > 0 {
+			charged++
+		}
+	}
+	want := 1
+	if devOK {
+		want++
+	}
+	if kbOK {
+		want++
+	}
+	check(charged == want, "the gateway's ledger has %d charged orders, want %d: %s", charged, want, led)
+	paid := []string{ch2}
+	if devOK {
+		paid = append(paid, ch1)
+	}
+	if kbOK {
+		paid = append(paid, ch0)
+	}
+	stillPaid := func(when string) {
+		for _, id := range paid {
+			c := g.charge(api, id)
+			check(c.State == "paid", "%s: the charge %s is %q, want paid", when, id, c.State)
+		}
+	}
+	web, _ := g.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8322/display/L1", time.Minute)
+	check(strings.TrimSpace(web) == "200", "the web display (the template's, 127.0.0.1:8322) answered %q", web)
+	t.Logf("box: paid through the gateway at %s", since(t0))
+
+	// systemctl kill -s KILL posd: restarted by systemd, the charges kept.
+	phase = time.Now()
+	p0 := g.show()
+	g.must("systemctl kill -s KILL posd", time.Minute)
+	p = g.waitRestart(p0["MainPID"], 60*time.Second)
+	n0, _ := strconv.Atoi(p0["NRestarts"])
+	n1, _ := strconv.Atoi(p["NRestarts"])
+	check(n1 == n0+1, "NRestarts %d after a SIGKILL, want %d", n1, n0+1)
+	t.Logf("box: SIGKILL → restarted and READY in %s", since(phase))
+	stillPaid("after SIGKILL and the restart")
+
+	// systemctl reload posd: SIGHUP, same process, still up.
+	p0 = g.show()
+	out2, rc = g.run("systemctl reload posd", time.Minute)
+	check(rc == 0, "systemctl reload posd: exit %d: %s", rc, out2)
+	time.Sleep(2 * time.Second)
+	p = g.show()
+	check(p["ActiveState"] == "active" && p["SubState"] == "running" && p["MainPID"] == p0["MainPID"],
+		"after systemctl reload: %s/%s pid %s (was %s)", p["ActiveState"], p["SubState"], p["MainPID"], p0["MainPID"])
+
+	// The watchdog: a posd that stops feeding it (SIGSTOP: hung) is
+	// aborted and restarted by systemd.
+	phase = time.Now()
+	p0 = g.show()
+	g.must("kill -STOP "+p0["MainPID"], time.Minute)
+	p = g.waitRestart(p0["MainPID"], 150*time.Second)
+	wd, _ := g.run("journalctl -u posd --no-pager -o cat | grep -ci 'watchdog timeout'", time.Minute)
+	check(strings.TrimSpace(wd) != "0", "posd was restarted after SIGSTOP, but systemd logged no watchdog timeout")
+	t.Logf("box: hung (SIGSTOP) → watchdog → restarted in %s", since(phase))
+	stillPaid("after the watchdog restart")
+
+	// An upgrade to a second build keeps the journal, the config and the
+	// key, and runs the new posd; a downgrade is refused or safe.
+	if upgrade != "" {
+		phase = time.Now()
+		// An order in flight (paying, being queried) when the upgrade
+		// restarts posd: it must resume from the journal, never be paid
+		// twice nor sent again.
+		ch3 := g.openCharge(api + "charge 0.03")
+		g.must(`curl -sS --unix-socket /run/posd/api.sock -H 'Content-Type: application/json' -d '{"auth_code":"`+codes[2]+`"}' http://localhost/v1/lanes/L1/scans`, time.Minute)
+		p0 = g.show()
+		out2, rc = g.run("dpkg -i /mnt/box/upgrade/posd_*.deb", 3*time.Minute)
+		check(rc == 0, "dpkg -i of the upgrade failed (exit %d): %s", rc, out2)
+		ver, _ := g.run("dpkg-query -W -f '${Version}' posd", time.Minute)
+		check(strings.Contains(ver, "upgrade"), "after the upgrade dpkg says posd %q", ver)
+		_, rc = g.run("cmp /etc/posd/config.yaml /mnt/box/config.yaml && cmp /etc/posd/merchant.key /mnt/box/merchant.key", time.Minute)
+		check(rc == 0, "the upgrade changed the config or the key")
+		if !g.waitGuest(`[ "$(systemctl show -p MainPID --value posd)" != `+p0["MainPID"]+` ] && [ "$(systemctl is-active posd)" = active ]`, 60*time.Second) {
+			check(false, "the upgrade did not restart posd: the old binary (pid %s) still runs", p0["MainPID"])
+		}
+		p = g.show()
+		exe, _ := g.run("readlink /proc/"+p["MainPID"]+"/exe", time.Minute)
+		check(!strings.Contains(exe, "deleted"), "after the upgrade posd runs a deleted binary: %s", exe)
+		stillPaid("after the upgrade")
+		c = g.settle(api, ch3)
+		check(c.State == "paid", "the payment in flight across the upgrade ended %q, want paid", c.State)
+		sum := sha256.Sum256([]byte(codes[2]))
+		n, _ := g.run("curl -sS http://127.0.0.1:8399/_sandbox/orders | grep -o "+hex.EncodeToString(sum[:])+" | wc -l", time.Minute)
+		check(strings.TrimSpace(n) == "2", "the gateway saw the code paid across the upgrade %s times in its ledger (want 1 order and 1 pay request)", strings.TrimSpace(n))
+		paid = append(paid, ch3)
+		ch4 := g.openCharge(api + "charge 0.05")
+		g.must(`curl -sS --unix-socket /run/posd/api.sock -H 'Content-Type: application/json' -d '{"auth_code":"`+codes[4]+`"}' http://localhost/v1/lanes/L1/scans`, time.Minute)
+		c = g.settle(api, ch4)
+		check(c.State == "paid", "a payment after the upgrade ended %q", c.State)
+		paid = append(paid, ch4)
+		t.Logf("box: upgrade (with an order in flight) checked in %s", since(phase))
+
+		out2, rc = g.run("dpkg -i /mnt/box/posd_*.deb", 3*time.Minute)
+		ver2, _ := g.run("dpkg-query -W -f '${Version}' posd", time.Minute)
+		if rc != 0 {
+			t.Logf("box: the downgrade was refused: %s", strings.TrimSpace(out2))
+			check(ver2 == ver, "a refused downgrade left posd at %q (was %q)", ver2, ver)
+		} else {
+			t.Logf("box: the downgrade was accepted (%s): checking it is safe", ver2)
+		}
+		g.waitGuest(`[ "$(systemctl is-active posd)" = active ]`, 60*time.Second)
+		p = g.show()
+		check(p["ActiveState"] == "active", "after a downgrade attempt posd is %s/%s", p["ActiveState"], p["SubState"])
+		stillPaid("after a downgrade attempt")
+	} else {
+		t.Log("box: no upgrade package (POSD_BOX_DEB without POSD_BOX_DEB_UPGRADE): upgrade not checked")
+	}
+
+	// systemctl stop posd: clean.
+	phase = time.Now()
+	out2, rc = g.run("systemctl stop posd", time.Minute)
+	check(rc == 0, "systemctl stop posd: exit %d: %s", rc, out2)
+	p = g.show()
+	check(p["ActiveState"] == "inactive" && p["Result"] == "success" && p["ExecMainStatus"] == "0",
+		"after systemctl stop: %s, result %s, exit status %s (want inactive, success, 0)", p["ActiveState"], p["Result"], p["ExecMainStatus"])
+	t.Logf("box: stopped in %s", since(phase))
+
+	// journalctl -u posd never holds a full payment code, the key or a signature.
+	journal := g.saveJournal()
+	check(!strings.Contains(journal, "'stop-sigterm' timed out"),
+		"posd did not end on SIGTERM within TimeoutStopSec at least once (systemd killed it): %d time(s), see posd-journal.log", strings.Count(journal, "'stop-sigterm' timed out"))
+	check(strings.Count(journal, "\n") > 5, "journalctl -u posd is nearly empty:\n%s", journal)
+	for _, c := range codes {
+		check(!strings.Contains(journal, c), "journalctl -u posd holds a full payment code (…%s)", c[len(c)-4:])
+	}
+	check(!strings.Contains(journal, key), "journalctl -u posd holds the merchant key")
+	if m := regexp.MustCompile(`\b[0-9A-Fa-f]{32}\b`).FindString(journal); m != "" {
+		check(false, "journalctl -u posd holds something like a signature: %s…", m[:6])
+	}
+}
+
+// boxConfig is the packaged template filled in for this box: merchant,
+// gateway, lanes; the rest (journal, API socket, json logs, the lane's
+// serial scanner and web display) is the template's.
+const boxConfig = `# /etc/posd/config.yaml, filled in by TestInstalledBox
+merchant:
+  id: box_merchant_001
+  key_file: ${CREDENTIALS_DIRECTORY}/merchant.key
+  store_id: BOX1
+
+gateway:
+  # posd sandbox on the box's loopback (plain http is allowed there).
+  url: http://127.0.0.1:8399/
+  timeout: 5s
+
+journal:
+  path: /var/lib/posd/journal.db
+
+api:
+  listen: unix:/run/posd/api.sock
+
+log:
+  format: json
+
+lanes:
+  - id: L1
+    device_info: BOX01
+    scanners:
+      - type: serial
+        usb: "0403:6001"
+      - type: evdev
+        usb: "0c2e:0b61"
+        key_gap: 1s
+    displays:
+      - type: web
+        listen: 127.0.0.1:8322
+`
+
+// boxGadget plugs a USB keyboard with a Honeywell scanner's ids into the
+// guest: a configfs HID gadget (boot keyboard report descriptor) bound to
+// dummy_hcd's device controller; the host side of dummy_hcd enumerates it.
+const boxGadget = `set -e
+modprobe dummy_hcd
+modprobe libcomposite
+modprobe usb_f_hid
+mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+g=/sys/kernel/config/usb_gadget/scanner
+mkdir $g && cd $g
+echo 0x0c2e >idVendor
+echo 0x0b61 >idProduct
+mkdir strings/0x409
+echo BOX0001 >strings/0x409/serialnumber
+echo Honeywell >strings/0x409/manufacturer
+echo 'Box wedge scanner' >strings/0x409/product
+mkdir functions/hid.usb0
+echo 1 >functions/hid.usb0/protocol
+echo 1 >functions/hid.usb0/subclass
+echo 8 >functions/hid.usb0/report_length
+printf '\x05\x01\x09\x06\xa1\x01\x05\x07\x19\xe0\x29\xe7\x15\x00\x25\x01\x75\x01\x95\x08\x81\x02\x95\x01\x75\x08\x81\x03\x95\x05\x75\x01\x05\x08\x19\x01\x29\x05\x91\x02\x95\x01\x75\x03\x91\x03\x95\x06\x75\x08\x15\x00\x25\x65\x05\x07\x19\x00\x29\x65\x81\x00\xc0' >functions/hid.usb0/report_desc
+mkdir configs/c.1
+ln -s functions/hid.usb0 configs/c.1/
+ls /sys/class/udc | head -n1 >UDC
+for i in $(seq 100); do [ -e /dev/hidg0 ] && exit 0; sleep 0.1; done
+exit 1`
+
+// hidgTyping types code and Enter on the gadget keyboard: one 8-byte boot
+// report per key down and one per key up.
+func hidgTyping(code string) string {
+	var b strings.Builder
+	b.WriteString("exec 3>/dev/hidg0")
+	key := func(usage byte) {
+		fmt.Fprintf(&b, "; printf '\\x00\\x00\\x%02x\\x00\\x00\\x00\\x00\\x00' >&3; printf '\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00' >&3", usage)
+	}
+	for _, c := range code {
+		if c == '0' {
+			key(0x27)
+		} else {
+			key(byte(0x1e + c - '1'))
+		}
+	}
+	key(0x28) // Enter
+	return b.String()
+}
+
+// needSbinTool is needTool for a program in /usr/sbin, which a non-root
+// user's PATH may lack.
+func needSbinTool(t *testing.T, name, debPackage string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p := filepath.Join(dir, name); fileExecutable(p) {
+			return p
+		}
+	}
+	return needTool(t, name, debPackage)
+}
+
+func fileExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+func copyFile(t *testing.T, from, to string) {
+	b, err := os.ReadFile(from)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(to, b, 0o644))
+}
+
+// makeBoxDeb runs `make deb` from the repository's root into a temporary
+// BIN, as the README does, and returns the package.
+func makeBoxDeb(t *testing.T, version string) string {
+	t.Helper()
+	bin := t.TempDir()
+	start := time.Now()
+	cmd := exec.Command("make", "-C", "../..", "deb", "BIN="+bin, "VERSION="+version)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "make deb: %s", out)
+	debs, _ := filepath.Glob(filepath.Join(bin, "posd_*.deb"))
+	require.Len(t, debs, 1, "make deb made %v", debs)
+	t.Logf("box: make deb VERSION=%s: %s in %s", version, filepath.Base(debs[0]), since(start))
+	return debs[0]
+}
+
+// boxGuest is the booted Debian: its console, the agent's shell on the
+// virtio-serial port, and the host end of its USB serial adapter.
+type boxGuest struct {
+	t        *testing.T
+	console  *syncBuf
+	agent    net.Conn
+	agentR   *bufio.Reader
+	serial   net.Conn
+	n        int
+	tlog     io.Writer // the agent's transcript, secrets masked
+	secrets  []string
+	logDir   string
+	bootTime time.Duration
+	saved    sync.Once
+	journal  string
+}
+
+func bootBox(t *testing.T, image, dataImg, logDir string, secrets []string) *boxGuest {
+	dir, err := os.MkdirTemp("", "posd-box")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	agentSock, serSock := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "ser.sock")
+	consoleLog, err := os.Create(filepath.Join(logDir, "console.log"))
+	require.NoError(t, err)
+	t.Cleanup(func() { consoleLog.Close() })
+	transcript, err := os.Create(filepath.Join(logDir, "agent.log"))
+	require.NoError(t, err)
+	t.Cleanup(func() { transcript.Close() })
+	accel := os.Getenv("POSD_BOX_ACCEL")
+	if accel == "" {
+		accel = "tcg"
+	}
+	g := &boxGuest{t: t, console: &syncBuf{}, tlog: transcript, secrets: secrets, logDir: logDir}
+	args := []string{"-accel", accel, "-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
+		"-kernel", filepath.Join(image, "vmlinuz"), "-initrd", filepath.Join(image, "initrd.img"),
+		"-append", "root=/dev/vda rw console=ttyS0 panic=-1 fsck.mode=skip",
+		// The cached image is never written: the guest's writes go to a
+		// temporary overlay.
+		"-drive", "file=" + filepath.Join(image, "rootfs.img") + ",if=virtio,format=raw,snapshot=on",
+		"-drive", "file=" + dataImg + ",if=virtio,format=raw,readonly=on",
+		"-device", "virtio-serial-pci",
+		"-chardev", "socket,id=agent,path=" + agentSock + ",server=on,wait=off",
+		"-device", "virtserialport,chardev=agent,name=" + boxAgentPort,
+		"-device", "qemu-xhci,id=xhci",
+		"-device", "usb-kbd,bus=xhci.0,id=kbd",
+		"-chardev", "socket,id=ser0,path=" + serSock + ",server=on,wait=off",
+		"-device", "usb-serial,chardev=ser0,bus=xhci.0,id=ser"}
+	if accel == "kvm" {
+		args = append(args, "-cpu", "host")
+	}
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd.Stdout = io.MultiWriter(consoleLog, g.console)
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, 20*time.Second, func() bool {
+		g.agent, err = net.Dial("unix", agentSock)
+		return err == nil
+	}, "the agent's virtio-serial socket")
+	// The FTDI adapter attaches in the guest once its chardev is connected.
+	waitFor(t, 20*time.Second, func() bool {
+		g.serial, err = net.Dial("unix", serSock)
+		return err == nil
+	}, "the USB serial adapter's socket")
+	t.Cleanup(func() { g.agent.Close(); g.serial.Close() })
+	g.agentR = bufio.NewReader(g.agent)
+	_ = g.agent.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	for {
+		line, err := g.agentR.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the guest's agent never came up (%v); console:\n%s", err, tail(g.console.String(), 4000))
+		}
+		if strings.Contains(line, "POSD-BOX-AGENT-READY") {
+			break
+		}
+	}
+	g.bootTime = time.Since(start)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("box: guest console (tail; whole in %s):\n%s", filepath.Join(logDir, "console.log"), tail(g.console.String(), 3000))
+		}
+	})
+	return g
+}
+
+func (g *boxGuest) mask(s string) string {
+	for _, x := range g.secrets {
+		if len(x) > 6 {
+			s = strings.ReplaceAll(s, x, x[:2]+"…"+x[len(x)-4:])
+		}
+	}
+	return s
+}
+
+// run runs a shell command in the guest (in a subshell, stdin from
+// /dev/null, stderr with stdout) and returns its output and exit status.
+func (g *boxGuest) run(cmd string, timeout time.Duration) (string, int) {
+	g.t.Helper()
+	g.n++
+	marker := fmt.Sprintf("\n__POSD_BOX_DONE_%d__ ", g.n)
+	start := time.Now()
+	fmt.Fprintf(g.tlog, "\n$ %s\n", g.mask(cmd))
+	_, err := fmt.Fprintf(g.agent, "( %s\n) </dev/null 2>&1; printf '%s%%d\\n' $?\n", cmd, strings.ReplaceAll(marker, "\n", "\\n"))
+	require.NoError(g.t, err)
+	_ = g.agent.SetReadDeadline(time.Now().Add(timeout))
+	buf := "\n"
+	for {
+		b, err := g.agentR.ReadString('\n')
+		buf += b
+		if i := strings.Index(buf, marker); i >= 0 && strings.HasSuffix(buf, "\n") {
+			out := buf[1:i]
+			rc, _ := strconv.Atoi(strings.TrimSpace(buf[i+len(marker):]))
+			fmt.Fprintf(g.tlog, "%s\n[exit %d, %s]\n", g.mask(out), rc, since(start))
+			return out, rc
+		}
+		if err != nil {
+			fmt.Fprintf(g.tlog, "%s\n[%v after %s]\n", g.mask(buf), err, since(start))
+			g.t.Fatalf("guest command %q: no answer in %s (%v): %s\nconsole:\n%s", g.mask(cmd), timeout, err, g.mask(buf), tail(g.console.String(), 3000))
+		}
+	}
+}
+
+func (g *boxGuest) must(cmd string, timeout time.Duration) string {
+	g.t.Helper()
+	out, rc := g.run(cmd, timeout)
+	require.Equal(g.t, 0, rc, "guest: %s\n%s", g.mask(cmd), g.mask(out))
+	return out
+}
+
+// waitGuest runs cond in the guest every half second until it succeeds.
+func (g *boxGuest) waitGuest(cond string, timeout time.Duration) bool {
+	g.t.Helper()
+	secs := int(timeout / (500 * time.Millisecond))
+	_, rc := g.run(fmt.Sprintf("for i in $(seq %d); do if %s; then exit 0; fi; sleep 0.5; done; exit 1", secs, cond), timeout+time.Minute)
+	return rc == 0
+}
+
+// waitDevice waits until posd says its scanner of type typ is connected.
+func (g *boxGuest) waitDevice(api, typ string, timeout time.Duration) bool {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, _ := g.run(api+"devices", time.Minute)
+		var devs any
+		_ = json.Unmarshal([]byte(out), &devs)
+		found := false
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case []any:
+				for _, e := range v {
+					walk(e)
+				}
+			case map[string]any:
+				if v["role"] == "scanner" && v["type"] == typ && v["state"] == "connected" {
+					found = true
+				}
+				for _, e := range v {
+					walk(e)
+				}
+			}
+		}
+		walk(devs)
+		if found {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// show is systemctl show posd, as a map.
+func (g *boxGuest) show() map[string]string {
+	g.t.Helper()
+	out := g.must("systemctl show -p ActiveState,SubState,StatusText,MainPID,NRestarts,Type,Result,ExecMainStatus posd", time.Minute)
+	m := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// waitRestart waits until posd runs again under a new main process, READY.
+func (g *boxGuest) waitRestart(oldPID string, timeout time.Duration) map[string]string {
+	g.t.Helper()
+	ok := g.waitGuest(`[ "$(systemctl show -p MainPID --value posd)" != `+oldPID+` ] && [ "$(systemctl show -p ActiveState,SubState --value posd | tr '\n' ' ')" = "active running " ]`, timeout)
+	p := g.show()
+	if !ok {
+		st, _ := g.run("systemctl status posd --no-pager -l; journalctl -u posd --no-pager -o cat | tail -n 30", time.Minute)
+		g.t.Fatalf("posd (was pid %s) not running again in %s: %v\n%s", oldPID, timeout, p, st)
+	}
+	return p
+}
+
+func (g *boxGuest) openCharge(cmd string) string {
+	g.t.Helper()
+	out := g.must(cmd, time.Minute)
+	var c chargeJSON
+	require.NoError(g.t, json.Unmarshal([]byte(out), &c), "%s", out)
+	require.NotEmpty(g.t, c.ID, "%s", out)
+	return c.ID
+}
+
+func (g *boxGuest) charge(api, id string) chargeJSON {
+	g.t.Helper()
+	out := g.must(api+"status "+id, time.Minute)
+	var c chargeJSON
+	require.NoError(g.t, json.Unmarshal([]byte(out), &c), "%s", out)
+	return c
+}
+
+// settle polls the charge until its last attempt is final. (Not posctl
+// status --wait: on a charge that is already final it waits the whole
+// long-poll, 30 s, since the API's ?wait= waits for the next change.)
+func (g *boxGuest) settle(api, id string) chargeJSON {
+	g.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		c := g.charge(api, id)
+		if n := len(c.Attempts); n > 0 && finalAttempt[c.Attempts[n-1].State] {
+			return c
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("charge %s not settled in 90s: %+v", id, c)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// saveJournal fetches journalctl -u posd (once, also when the test stops
+// early) into posd-journal.log.
+func (g *boxGuest) saveJournal() string {
+	g.saved.Do(func() {
+		if g.t.Failed() && g.agent == nil {
+			return
+		}
+		out, rc := g.run("journalctl -u posd --no-pager -o cat", time.Minute)
+		if rc == 0 {
+			g.journal = out
+		}
+		_ = os.WriteFile(filepath.Join(g.logDir, "posd-journal.log"), []byte(g.mask(out)), 0o644)
+	})
+	return g.journal
+}
