@@ -268,8 +268,11 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 		if fl["wait"] == "" {
 			return show(c.call("GET", "/v1/charges/"+pos[0], nil))
 		}
+		// Look first: ?wait= waits for the next change, and a charge that
+		// is already settled may never change again.
+		path := "/v1/charges/" + pos[0]
 		for {
-			b, err := c.call("GET", "/v1/charges/"+pos[0]+"?wait=30s", nil)
+			b, err := c.call("GET", path, nil)
 			if err != nil {
 				return err
 			}
@@ -278,6 +281,7 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 			if ch.State != "paying" && ch.State != "awaiting_scan" {
 				return show(b, nil)
 			}
+			path = "/v1/charges/" + pos[0] + "?wait=30s"
 		}
 	case "cancel":
 		if err := need(1); err != nil {
