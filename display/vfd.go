@@ -54,6 +54,9 @@ func VFDText(e Event, lang string) [VFDRows]string {
 		l = [2]string{pick("Please wait", "请稍候"), pick("Checking payment", "正在确认支付")}
 	case Canceled:
 		l = [2]string{pick("Canceled", "已取消"), ""}
+		if e.Reason == "payment stopped" {
+			l = [2]string{pick("Payment stopped", "支付已停止"), pick("Not charged", "未扣款")}
+		}
 	case Refunded:
 		l = [2]string{pick("Refunded", "已退款"), amount}
 	case Rejected:

@@ -30,7 +30,7 @@ type CustomerView struct {
 
 func customerView(e Event) any {
 	v := CustomerView{Lane: e.Lane, Kind: e.Kind, TotalFee: e.TotalFee, Wallet: e.Wallet, Sandbox: e.Sandbox, Charge: e.ChargeID != ""}
-	if e.Kind == Declined || e.Kind == Rejected || e.Kind == Offline {
+	if e.Kind == Declined || e.Kind == Rejected || e.Kind == Offline || e.Kind == Canceled {
 		v.Reason = shortReason(e.Reason, "")
 	}
 	return v

@@ -64,6 +64,12 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 		// A signed answer showed this order: a 301 now is a lagging
 		// replica or a fault, never proof that nothing was created.
 		r.Outcome, r.Reason = payment.Unknown, "not found (301), though a signed answer showed the order: "+r.Reason
+	case r.Outcome == payment.NotFound && (o.Phase == PhaseConfirm || o.Phase == PhaseFallback) &&
+		now.Sub(o.CreatedAt) < time.Duration(p.QueryAttempts)*p.QueryInterval:
+		// "Nothing was created" takes a whole confirmation window of 301s;
+		// a payment the till stopped gets here within seconds, while a
+		// replica may still lag: ask again later.
+		r.Outcome, r.Reason = payment.Unknown, "not found (301) yet, too soon after the pay to be sure: "+r.Reason
 	}
 	record(&o, r)
 	if o.Adopt {

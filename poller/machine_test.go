@@ -373,3 +373,26 @@ func TestRefundIDFits(t *testing.T) {
 	id := "S0010000_POS0100000_ABCDEFZZZZZZ"[:30]
 	assert.True(t, payment.ValidTradeID(RefundID(id)))
 }
+
+func TestAbortReversesAtOnce(t *testing.T) {
+	p := DefaultPolicy()
+	o := Step(fresh(), res(payment.Pending, 6), t0, p)
+	require.Equal(t, PhaseQuery, o.Phase)
+	a := abort(o, t0.Add(time.Second))
+	assert.Equal(t, PhaseReverse, a.Phase, "no more waiting: reverse")
+	assert.True(t, a.ReverseSent && a.Abort)
+	assert.Equal(t, t0.Add(time.Second), a.NextAt)
+	// Already reversing or confirming: it goes on as it was.
+	r := o
+	r.Phase = PhaseConfirm
+	assert.Equal(t, PhaseConfirm, abort(r, t0).Phase)
+	// A 301 right after a stopped pay whose answer was lost is not yet
+	// "nothing was created".
+	u := abort(Step(fresh(), res(payment.Unknown, payment.NoTradeState), t0, p), t0.Add(time.Second))
+	r = u
+	r.Phase = PhaseConfirm
+	n := Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(2*time.Second), p)
+	assert.NotEqual(t, Failed, n.State, "a replica may still lag")
+	n = Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(time.Minute), p)
+	assert.Equal(t, Failed, n.State, "after a whole window of 301s it is")
+}

@@ -91,6 +91,9 @@ type Order struct {
 	// RefundUnknown: a refund try got no trusted answer and may have been
 	// carried out; only refund_query may say it was not.
 	RefundUnknown bool `json:"refund_unknown,omitempty"`
+	// Abort: the till stopped the payment; posd reverses it at once
+	// instead of waiting out the queries.
+	Abort bool `json:"abort,omitempty"`
 	// RefundSends counts refund requests sent with RefundID;
 	// RefundMissing the refund_query answers that did not know it.
 	RefundSends   int    `json:"refund_sends,omitempty"`

@@ -65,6 +65,7 @@ type Poller struct {
 	mu     sync.Mutex
 	queue  schedule
 	active map[string]bool // ids in the queue or in a step
+	aborts map[string]bool // aborts asked for while a step had the order
 	wake   chan struct{}
 	sem    chan struct{} // gateway calls in flight
 	inStep chan struct{} // steps in flight, journal writes included: bounds goroutines and memory
@@ -96,6 +97,7 @@ func New(opt Options) *Poller {
 		opt:         opt,
 		log:         opt.Log,
 		active:      map[string]bool{},
+		aborts:      map[string]bool{},
 		wake:        make(chan struct{}, 1),
 		sem:         make(chan struct{}, opt.Workers),
 		inStep:      make(chan struct{}, opt.Workers*8),
@@ -315,6 +317,12 @@ func (p *Poller) step(o Order, release func()) {
 	}
 	failpoint.Hit(string(call) + "-answered")
 	next := Step(o, r, time.Now(), p.opt.Policy)
+	p.mu.Lock()
+	if p.aborts[o.MchTradeID] && next.Active() {
+		next = abort(next, time.Now())
+	}
+	delete(p.aborts, o.MchTradeID)
+	p.mu.Unlock()
 	logStep(p.log, &o, &next, call, &r)
 	for {
 		err := p.save(next)
@@ -336,6 +344,14 @@ func (p *Poller) step(o Order, release func()) {
 		// arrive in order.
 		p.opt.OnUpdate(next)
 		p.requeue(next)
+		// An abort that came after this step looked: apply it now.
+		p.mu.Lock()
+		late := p.aborts[o.MchTradeID]
+		delete(p.aborts, o.MchTradeID)
+		p.mu.Unlock()
+		if late {
+			_ = p.Abort(o.MchTradeID, time.Now())
+		}
 		return
 	}
 	// A final order is released before anyone hears of it: a till that
@@ -429,6 +445,50 @@ func (s *schedule) Pop() any {
 	return o
 }
 
+// ErrNotInFlight: the order is not being driven (final, or waiting for an
+// operator): there is nothing to stop.
+var ErrNotInFlight = errors.New("poller: order is not in flight")
+
+// Abort stops waiting for a payment the till gave up on: an order still
+// being queried is reversed at once (a reverse refused while the customer
+// enters a password is retried, as in the flow); one already reversing
+// or confirming goes on. If a step has the order, the abort is applied to
+// what that step journals, or at the order's next step.
+func (p *Poller) Abort(id string, now time.Time) error {
+	p.mu.Lock()
+	if !p.active[id] {
+		p.mu.Unlock()
+		return ErrNotInFlight
+	}
+	for i := range p.queue {
+		if p.queue[i].MchTradeID != id {
+			continue
+		}
+		o := heap.Remove(&p.queue, i).(Order)
+		p.mu.Unlock() // still active: no one else takes it meanwhile
+		next := abort(o, now)
+		if err := p.save(next); err != nil {
+			p.requeue(o)
+			return err
+		}
+		p.log.Info("payment stopped by the till: reversing", zap.String("mch_trade_id", id), zap.String("phase", string(next.Phase)))
+		p.opt.OnUpdate(next) // before it is rescheduled: updates of one order arrive in order
+		p.requeue(next)
+		return nil
+	}
+	p.aborts[id] = true
+	p.mu.Unlock()
+	return nil
+}
+
+func abort(o Order, now time.Time) Order {
+	o.Abort = true
+	if o.Phase == PhaseQuery || o.Phase == PhaseCheck {
+		toReverse(&o, now)
+	}
+	return o
+}
+
 // ErrNotResolvable: the order is final, or posd is still confirming it.
 var ErrNotResolvable = errors.New("poller: order cannot be resolved")
 
@@ -475,6 +535,12 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (O
 		}
 		if queued == nil {
 			p.mu.Unlock()
+			// A call is in flight: say what posd is doing with the order.
+			var o Order
+			_ = p.opt.Journal.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, id, &o); return err })
+			if o.MchTradeID != "" && !o.NeedsAttention() && !defect.On(4) {
+				return Order{}, fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase))
+			}
 			return Order{}, ErrBusy
 		}
 	}

@@ -309,3 +309,36 @@ func TestResumedPaymentShownAsBefore(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(d.out.String(), "paying ¥16.51 with alipay ("+id+")") },
 		"the resumed payment shown with its wallet and id")
 }
+
+// Abort in flight: the till stops a payment the customer abandoned. posd
+// reverses at once instead of waiting out the queries; the charge ends
+// canceled (202 first, then the long-poll says which).
+func TestAbortInFlight(t *testing.T) {
+	t.Parallel()
+	g := startSandbox(t)
+	d := newDaemon(t, g, opts{confirm: `
+  query_interval: 5s
+  query_attempts: 6
+  reverse_interval: 20ms
+  reverse_attempts: 5
+  reconcile_interval: 200ms
+  reconcile_max: 1s`})
+	d.start()
+	c := d.openCharge("L1", 1300)
+	d.scan(alipayCode(81)) // the customer never confirms
+	waitFor(t, 10*time.Second, func() bool {
+		c = d.charge(c.ID, "")
+		return len(c.Attempts) == 1 && c.Attempts[0].State == "paying"
+	}, "paying")
+	start := time.Now()
+	code, body := d.do("DELETE", "/v1/charges/"+c.ID, nil)
+	require.Equal(t, 202, code, "%s", body)
+	assert.Contains(t, string(body), `"aborting":true`)
+	waitFor(t, 10*time.Second, func() bool { return d.charge(c.ID, "1s").State == "canceled" }, "canceled")
+	assert.Less(t, time.Since(start), 4*time.Second, "reversed at once, not after 30 s of queries")
+	c = d.charge(c.ID, "")
+	assert.Equal(t, "reversed", c.Attempts[0].State)
+	checkLedger(t, g.ledger(t), c)
+	code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "L1", "total_fee": 100, "subject": "s", "body": "b"})
+	assert.Equal(t, 201, code, "the lane is free again")
+}

@@ -249,7 +249,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	c, err := s.svc.Cancel(r.PathValue("id"))
-	s.reply(w, http.StatusOK, c, err)
+	status := http.StatusOK
+	if c.State == checkout.Paying {
+		status = http.StatusAccepted // stopping: the long-poll tells canceled or paid
+	}
+	s.reply(w, status, c, err)
 }
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {

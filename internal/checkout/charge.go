@@ -41,9 +41,12 @@ type Charge struct {
 	AttemptIDs     []string    `json:"attempt_ids"`
 	IdempotencyKey string      `json:"idempotency_key,omitempty"`
 	Fixed          bool        `json:"fixed,omitempty"`
-	CreatedAt      time.Time   `json:"created_at"`
-	ExpiresAt      time.Time   `json:"expires_at"`
-	UpdatedAt      time.Time   `json:"updated_at"`
+	// Aborting: the till stopped the payment while it was paying; the
+	// charge ends canceled, or paid if the payment completed first.
+	Aborting  bool      `json:"aborting,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // open reports whether the charge holds its lane.

@@ -182,6 +182,14 @@ func (s *Service) OrderUpdated(o poller.Order) {
 	case o.State == poller.Unknown:
 		c.State, c.Reason = NeedsAttention, "payment outcome unknown: "+o.Reason
 		ev.Kind, ev.Reason = display.NeedsAttention, "outcome not known yet"
+	case o.Final() && c.Aborting && c.State == Paying:
+		// The till stopped it and it did not complete: canceled, and the
+		// customer told so.
+		if o.NotSent {
+			s.unburnLocked(&o)
+		}
+		c.State, c.Reason = Canceled, "payment stopped by the till: "+string(o.State)
+		ev.Kind, ev.Reason = display.Canceled, "payment stopped"
 	case o.Final() && o.NotSent:
 		s.unburnLocked(&o)
 		ev.Kind, ev.Reason = display.Offline, offlineText

@@ -303,7 +303,9 @@ func (s *Service) expire(id string) {
 	s.cancelLocked(c, "expired: no payment code was scanned in time")
 }
 
-// Cancel cancels a charge that is not being paid.
+// Cancel cancels a charge. One being paid is stopped: posd reverses the
+// payment at once, and the charge ends canceled — or paid, if the payment
+// completed first (the view's state stays paying until then).
 func (s *Service) Cancel(id string) (ChargeView, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -315,10 +317,47 @@ func (s *Service) Cancel(id string) (ChargeView, error) {
 	case AwaitingScan:
 		s.cancelLocked(c, "canceled by the till")
 	case Canceled:
+	case Paying:
+		if err := s.abortLocked(c); err != nil {
+			return ChargeView{}, err
+		}
 	default:
 		return ChargeView{}, fmt.Errorf("%w: charge %s is %s", ErrConflict, id, c.State)
 	}
 	return s.viewLocked(c), nil
+}
+
+func (s *Service) abortLocked(c *Charge) error {
+	if len(c.AttemptIDs) == 0 {
+		return fmt.Errorf("%w: charge %s has no attempt to stop", ErrConflict, c.ID)
+	}
+	if !c.Aborting {
+		// Journaled first: a restart in between still stops the payment.
+		c.Aborting, c.Reason, c.UpdatedAt = true, "stopping the payment (the till asked)", time.Now()
+		s.saveLocked(c)
+	}
+	last := c.AttemptIDs[len(c.AttemptIDs)-1]
+	// The poller tells OrderUpdated, which takes s.mu.
+	s.mu.Unlock()
+	err := s.opt.Poller.Abort(last, time.Now())
+	s.mu.Lock()
+	if err != nil && !errors.Is(err, poller.ErrNotInFlight) {
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	s.changedLocked(c.ID)
+	return nil
+}
+
+// ResumeAborts stops again, after a restart, the payments the till had
+// stopped: call it once the poller has resumed its orders.
+func (s *Service) ResumeAborts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.charges {
+		if c.State == Paying && c.Aborting {
+			_ = s.abortLocked(c)
+		}
+	}
 }
 
 func (s *Service) cancelLocked(c *Charge, reason string) {

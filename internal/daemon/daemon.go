@@ -176,6 +176,7 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 		if err != nil {
 			return err
 		}
+		svc.ResumeAborts()
 		if n > 0 {
 			log.Info("resumed unfinished orders", zap.Int("orders", n))
 		}

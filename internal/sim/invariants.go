@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"posd/display"
+	"posd/internal/checkout"
 	"posd/internal/journal"
 	"posd/poller"
 )
@@ -24,6 +25,20 @@ func (w *world) check() {
 	}
 	clear(w.changed)
 	w.chMu.Unlock()
+	// A payment the till stopped ends canceled, or paid if it completed
+	// first: never open for another scan.
+	for id := range w.aborted {
+		v, err := w.posd.svc.Get(id)
+		if err != nil {
+			continue
+		}
+		switch v.State {
+		case checkout.AwaitingScan:
+			w.violate("charge %s was stopped by the till while paying, and is open for a new scan", id)
+		case checkout.Canceled, checkout.Paid, checkout.Refunded:
+			delete(w.aborted, id)
+		}
+	}
 	p := w.posd
 	_ = p.j.View(func(tx *journal.Tx) error {
 		for _, id := range ids {

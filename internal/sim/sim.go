@@ -96,6 +96,7 @@ type world struct {
 	report    Report
 	epochs    int
 	restoring bool
+	aborted   map[string]bool // charges the till stopped while paying
 }
 
 // process is one run of posd, from boot to crash.
@@ -114,7 +115,7 @@ type process struct {
 // Run runs one simulation. It must be called inside a synctest bubble.
 func Run(cfg Config) *Report {
 	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5151)),
-		current: map[string]string{}, changed: map[string]struct{}{}, inFlight: map[string]bool{}}
+		current: map[string]string{}, changed: map[string]struct{}{}, inFlight: map[string]bool{}, aborted: map[string]bool{}}
 	w.report.Seed = cfg.Seed
 	// The bubble's clock starts in 2000; the gateway wants this century's
 	// time_start.
@@ -240,6 +241,7 @@ func (w *world) boot() {
 	if _, err := p.pol.Resume(time.Now()); err != nil {
 		panic(err)
 	}
+	p.svc.ResumeAborts()
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	var wg sync.WaitGroup
@@ -290,10 +292,15 @@ func (w *world) act() {
 			w.scan(w.lane(), w.codes[w.rng.IntN(len(w.codes))])
 		}
 	case r < 490:
+		// Cancel the lane's charge: an open one, or one being paid (the
+		// till stops the payment: canceled, or paid if it completed first).
 		l := w.lane()
 		if lv, _ := p.svc.Lane(l); lv.Charge != nil {
-			_, err := p.svc.Cancel(lv.Charge.ID)
-			w.log(fmt.Sprintf("cancel %s %s: %v", l, lv.Charge.ID, err))
+			v, err := p.svc.Cancel(lv.Charge.ID)
+			w.log(fmt.Sprintf("cancel %s %s (%s): %s %v", l, lv.Charge.ID, lv.Charge.State, v.State, err))
+			if err == nil && lv.Charge.State == checkout.Paying {
+				w.aborted[lv.Charge.ID] = true
+			}
 		}
 	case r < 540:
 		w.refund()
@@ -480,6 +487,7 @@ func (w *world) restore(path string) {
 	w.gw.generation++ // codes shown before are the old lineage's
 	w.gw.mu.Unlock()
 	w.codes = nil
+	clear(w.aborted) // the restored journal never heard of those stops
 	w.restoring = true
 	w.boot()
 	w.restoring = false

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A USB printer-class receipt printer through the kernel's real usblp
+// driver: inside the QEMU guest, dummy_hcd (a virtual UDC and host
+// controller in one) and a configfs gadget with usb_f_printer make an
+// EPSON TM-T20II (04b8:0e15, IEEE 1284 id "MFG:EPSON;MDL:TM-T20II;…") that
+// the host side enumerates and binds to usblp: /dev/usb/lp0. posd finds it
+// by its USB id through sysfs (escpos usb: "04b8:0e15", never a path). The
+// gadget side, /dev/g_printer0, is the printer's mechanism: a small static
+// program (gprinterSrc) answers DLE EOT status requests and hands every
+// receipt it receives to the test over the console. The gadget is then
+// unplugged (UDC unbound) and plugged back while posd runs, and the next
+// receipt prints on the device it comes back as.
+
+var printerModules = []string{"usb-common", "usbcore", "configfs", "udc-core", "libcomposite", "dummy_hcd", "usb_f_printer", "usblp"}
+
+// The guest's init: the printer gadget, posd reading codes from a FIFO, and
+// a command loop on the console that the test drives (pay N, unplug, plug,
+// devices), each command acknowledged with "GUEST-DID".
+const printerInit = `#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /bin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+for m in %s; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
+mount -t configfs none /sys/kernel/config
+ip link set lo up
+G=/sys/kernel/config/usb_gadget/tmt20
+mkdir $G
+echo 0x04b8 > $G/idVendor
+echo 0x0e15 > $G/idProduct
+echo 0x0100 > $G/bcdDevice
+mkdir $G/strings/0x409
+echo EPSON > $G/strings/0x409/manufacturer
+echo "TM-T20II" > $G/strings/0x409/product
+echo %s > $G/strings/0x409/serialnumber
+mkdir $G/functions/printer.usb0
+printf '%%s' "MFG:EPSON;MDL:TM-T20II;CMD:ESC/POS;CLS:PRINTER;DES:EPSON TM-T20II;" > $G/functions/printer.usb0/pnp_string
+echo 10 > $G/functions/printer.usb0/q_len
+mkdir $G/configs/c.1
+echo 0xC0 > $G/configs/c.1/bmAttributes
+ln -s $G/functions/printer.usb0 $G/configs/c.1/
+UDC=$(ls /sys/class/udc | head -n1)
+echo "UDC $UDC"
+echo $UDC > $G/UDC
+i=0
+while [ $i -lt 100 ] && ! ls /dev/usb/lp* >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
+showlp() {
+  for d in /sys/class/usbmisc/lp*; do
+    [ -e "$d" ] || continue
+    dev=$(readlink -f $d/device/..)
+    echo "LP $(basename $d) $(cat $dev/idVendor):$(cat $dev/idProduct) serial=$(cat $dev/serial) product=$(cat $dev/product) driver=$(basename $(readlink -f $d/device/driver)) ieee1284_id=$(cat $d/device/ieee1284_id 2>/dev/null)"
+  done
+}
+showlp
+ls -l /dev/g_printer* /dev/usb/
+/gprinter /dev/g_printer0 &
+mkfifo /tmp/scan
+exec 3<>/tmp/scan
+/posd run -config /config.yaml <&3 &
+echo POSD-GUEST-READY
+while read -r cmd arg; do
+  case "$cmd" in
+  pay) cat /code$arg > /tmp/scan ;;
+  unplug) echo "" > $G/UDC
+    i=0; while [ $i -lt 50 ] && ls /dev/usb/lp* >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
+    ls /dev/usb/ 2>&1 ;;
+  plug) echo $UDC > $G/UDC
+    i=0; while [ $i -lt 50 ] && ! ls /dev/usb/lp* >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
+    showlp ;;
+  devices) echo "DEVICES $(wget -qO- http://127.0.0.1:8321/v1/devices)" ;;
+  *) echo "unknown command $cmd" ;;
+  esac
+  echo "GUEST-DID $cmd $arg"
+done
+poweroff -f
+`
+
+// gprinterSrc is the printer's mechanism on the gadget side: it reads what
+// the host sends to /dev/g_printer0, answers DLE EOT n (every status byte
+// 0x12: online, cover closed, paper present, in the 0xx1xx10 pattern),
+// and prints each receipt (ESC @ … GS V) as one base64 console line. It
+// reopens the node after an unplug.
+const gprinterSrc = `package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"time"
+)
+
+func main() {
+	path := os.Args[1]
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		fmt.Println("GPRINTER open", path)
+		serve(f)
+		f.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func serve(f *os.File) {
+	var pend, receipt []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			fmt.Println("GPRINTER read:", err)
+			return
+		}
+		pend = append(pend, buf[:n]...)
+		for len(pend) > 0 {
+			if receipt == nil {
+				// between receipts: status requests, or the start of one
+				if pend[0] == 0x10 {
+					if len(pend) < 3 {
+						break
+					}
+					if pend[1] == 0x04 {
+						if _, err := f.Write([]byte{0x12}); err != nil {
+							fmt.Println("GPRINTER write:", err)
+							return
+						}
+						fmt.Printf("GPRINTER status n=%d answered 0x12\n", pend[2])
+						pend = pend[3:]
+						continue
+					}
+				}
+				if pend[0] == 0x1b {
+					if len(pend) < 2 {
+						break
+					}
+					if pend[1] == 0x40 {
+						receipt = []byte{}
+						continue
+					}
+				}
+				fmt.Printf("GPRINTER stray byte %#02x\n", pend[0])
+				pend = pend[1:]
+				continue
+			}
+			receipt = append(receipt, pend...)
+			pend = nil
+			if i := bytes.Index(receipt, []byte{0x1d, 0x56}); i >= 0 && len(receipt) >= i+3 {
+				rest := receipt[i+3:]
+				if bytes.HasPrefix(rest, []byte{0x1b, 0x70}) { // drawer kick after the cut
+					if len(rest) < 5 {
+						break
+					}
+					rest = rest[5:]
+				}
+				whole := receipt[:len(receipt)-len(rest)]
+				fmt.Printf("GPRINTER-RECEIPT %d %s\n", len(whole), base64.StdEncoding.EncodeToString(whole))
+				receipt, pend = nil, append([]byte(nil), rest...)
+			}
+		}
+	}
+}
+`
+
+func buildGPrinter(t *testing.T) []byte {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module gprinter\n\ngo 1.21\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(gprinterSrc), 0o644))
+	out := filepath.Join(dir, "gprinter")
+	cmd := exec.Command("go", "build", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=mod", "GOWORK=off")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	bin, err := os.ReadFile(out)
+	require.NoError(t, err)
+	return bin
+}
+
+// findModule finds name.ko at any depth under the kernel's module tree
+// (the gadget drivers sit four levels down).
+func findModule(t *testing.T, modules, name string) []byte {
+	var found string
+	_ = filepath.WalkDir(modules, func(p string, d os.DirEntry, err error) error {
+		if err == nil && found == "" && !d.IsDir() && d.Name() == name+".ko" {
+			found = p
+		}
+		return nil
+	})
+	require.NotEmpty(t, found, "module %s under %s", name, modules)
+	b, err := os.ReadFile(found)
+	require.NoError(t, err)
+	return b
+}
+
+func TestQEMUPrinterUSBLP(t *testing.T) {
+	t.Parallel()
+	kernel, modules := needQEMU(t)
+	start := time.Now()
+	const serial = "TMT20SN0001"
+	cfg := fmt.Sprintf(guestConfig, fmt.Sprintf(`  - id: PRN
+    device_info: PRN01
+    fixed_fee: 1234
+    subject: hil
+    body: hil
+    scanners: [{type: stdin}]
+    displays: [{type: terminal}, {type: escpos, usb: "04b8:0e15:%s", width: 42}]
+`, serial))
+	codes := []string{alipayCode(31), wechatCode(32)}
+
+	var c cpio
+	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"} {
+		c.add(d, 0o040755, nil)
+	}
+	bb, err := os.ReadFile(needTool(t, "busybox", "busybox-static"))
+	require.NoError(t, err)
+	c.add("bin/busybox", 0o100755, bb)
+	c.add("init", 0o100755, []byte(fmt.Sprintf(printerInit, strings.Join(printerModules, " "), serial)))
+	c.add("posd", 0o100755, buildGuestPosd(t))
+	c.add("gprinter", 0o100755, buildGPrinter(t))
+	c.add("config.yaml", 0o100644, []byte(cfg))
+	for i, code := range codes {
+		c.add(fmt.Sprintf("code%d", i+1), 0o100600, []byte(code+"\n"))
+	}
+	for _, m := range printerModules {
+		c.add("lib/modules/"+m+".ko", 0o100644, findModule(t, modules, m))
+	}
+	initrd := filepath.Join(t.TempDir(), "initrd.gz")
+	require.NoError(t, os.WriteFile(initrd, c.gz(), 0o644))
+	built := time.Now()
+
+	args := []string{"-m", "512", "-nographic", "-no-reboot", "-nic", "none",
+		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 loglevel=3 panic=-1"}
+	g := &guest{t: t, console: newOutput()}
+	g.cmd = exec.Command("qemu-system-x86_64", args...)
+	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
+	in, err := g.cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, g.cmd.Start())
+	t.Cleanup(func() { _ = g.cmd.Process.Kill(); _ = g.cmd.Wait() })
+	dones := 0
+	do := func(cmd string) {
+		t.Helper()
+		_, err := io.WriteString(in, cmd+"\n")
+		require.NoError(t, err)
+		dones++
+		g.waitCount("GUEST-DID ", dones, 30*time.Second)
+	}
+
+	g.waitConsole("POSD-GUEST-READY", 60*time.Second)
+	booted := time.Now()
+	out := g.console.String()
+	require.Regexp(t, `LP lp\d 04b8:0e15 serial=TMT20SN0001 product=TM-T20II driver=usblp ieee1284_id=MFG:EPSON;MDL:TM-T20II;CMD:ESC/POS;`, out)
+	require.Contains(t, out, "/dev/g_printer0")
+	g.waitCount("GPRINTER open", 1, 10*time.Second)
+
+	receipt := func(n int) string {
+		t.Helper()
+		g.waitCount("GPRINTER-RECEIPT ", n, 30*time.Second)
+		m := regexp.MustCompile(`GPRINTER-RECEIPT (\d+) ([A-Za-z0-9+/=]+)`).FindAllStringSubmatch(g.console.String(), -1)
+		require.GreaterOrEqual(t, len(m), n)
+		b, err := base64.StdEncoding.DecodeString(m[n-1][2])
+		require.NoError(t, err)
+		require.Equal(t, m[n-1][1], fmt.Sprint(len(b)))
+		require.True(t, bytes.HasPrefix(b, []byte{0x1b, 0x40}), "ESC @ first")
+		require.Contains(t, string(b), "\x1d\x56\x01", "partial cut")
+		require.Contains(t, string(b), "\x1d\x28\x6b", "QR code")
+		return string(b)
+	}
+	paidTrade := func(n int) string {
+		t.Helper()
+		g.waitCount("lane PRN: PAID", n, 60*time.Second)
+		m := regexp.MustCompile(`lane PRN: PAID ¥12\.34 with \S+ — order (\S+), trade (\S+),`).FindAllStringSubmatch(g.console.String(), -1)
+		require.GreaterOrEqual(t, len(m), n)
+		return m[n-1][2]
+	}
+
+	// First receipt.
+	do("pay 1")
+	trade1 := paidTrade(1)
+	paidAt := time.Now()
+	r1 := receipt(1)
+	paid1 := time.Now()
+	lat1 := paid1.Sub(paidAt)
+	require.Contains(t, r1, "RMB 12.34")
+	require.Contains(t, r1, "Trade "+trade1)
+	require.Contains(t, r1, "PRN")
+	require.Contains(t, r1, "SANDBOX")
+	require.NotContains(t, r1, codes[0], "the payment code is never printed")
+	require.Contains(t, g.console.String(), "GPRINTER status n=1 answered")
+	require.Contains(t, g.console.String(), "GPRINTER status n=4 answered")
+	do("devices")
+	require.Regexp(t, `"type":"escpos","name":"[^"]*","state":"connected","detail":"ok"`, g.console.String())
+
+	// Unplug and plug back while posd runs: the next receipt prints on the
+	// device the printer comes back as.
+	do("unplug")
+	// posd only notices a gone printer at its next receipt: while idle,
+	// /v1/devices keeps its last state (logged, not asserted).
+	do("devices")
+	t.Logf("devices while unplugged: %s", lastLine(g.console.String(), "DEVICES "))
+	do("plug")
+	require.Equal(t, 2, strings.Count(g.console.String(), "LP lp"), "printer back:\n%s", tail(g.console.String(), 3000))
+	do("pay 2")
+	trade2 := paidTrade(2)
+	paidAt = time.Now()
+	r2 := receipt(2)
+	lat2 := time.Since(paidAt)
+	require.Contains(t, r2, "RMB 12.34")
+	require.Contains(t, r2, "Trade "+trade2)
+	require.NotEqual(t, trade1, trade2)
+	require.Equal(t, 2, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "nothing printed twice")
+	do("devices")
+	t.Logf("timings: build %s, boot to ready %s, first receipt %s after boot; receipt seen %s after the PAID line was seen (50 ms polls), after the replug %s; total %s",
+		built.Sub(start).Round(time.Millisecond), booted.Sub(built).Round(time.Millisecond),
+		paid1.Sub(booted).Round(time.Millisecond), lat1.Round(time.Millisecond), lat2.Round(time.Millisecond),
+		time.Since(start).Round(time.Millisecond))
+	t.Log(tail(g.console.String(), 5000))
+}
+
+// lastLine is the last console line starting with prefix.
+func lastLine(out, prefix string) string {
+	last := ""
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, prefix); i >= 0 {
+			last = strings.TrimSpace(l[i:])
+		}
+	}
+	return last
+}
