@@ -80,9 +80,11 @@ func (p *Printer) Run(ctx context.Context) {
 		case <-p.kick:
 		case <-t.C:
 		}
-		if !p.drain() {
-			t.Reset(p.Retry)
-		}
+		// Also while idle: the printer's status is asked every Retry, so
+		// an unplugged or out-of-paper printer shows in /v1/devices
+		// without waiting for a receipt.
+		p.drain()
+		t.Reset(p.Retry)
 	}
 }
 
@@ -93,24 +95,9 @@ func (p *Printer) drain() bool {
 		p.Report(device.Degraded, "receipt queue: "+err.Error())
 		return false
 	}
-	if len(rs) == 0 && p.conn != nil {
-		return true
-	}
-	if err := p.connect(); err != nil {
-		return false
-	}
-	st := p.Status()
-	switch {
-	case !st.Known:
-		p.Report(device.Degraded, "status "+st.String())
-		// No answer may mean the link is gone: open it anew next time.
-		p.close()
-		return len(rs) == 0
-	case !st.OK():
-		p.Report(device.Degraded, st.String())
+	if !p.ready() {
 		return len(rs) == 0
 	}
-	p.Report(device.Connected, st.String())
 	for _, r := range rs {
 		if _, err := p.conn.Write(ReceiptBytes(r, p.Width, p.Encoding, p.Drawer)); err != nil {
 			p.Report(device.Gone, err.Error())
@@ -123,6 +110,34 @@ func (p *Printer) drain() bool {
 		}
 	}
 	return true
+}
+
+// ready opens the printer if it is not open, asks its status and reports
+// it. An I/O error on the port (ENODEV: unplugged, maybe plugged back as
+// another node) closes it and opens it again at once.
+func (p *Printer) ready() bool {
+	for attempt := 0; ; attempt++ {
+		if err := p.connect(); err != nil {
+			return false
+		}
+		st, ioErr := p.status()
+		if ioErr != nil && attempt == 0 {
+			p.close()
+			continue
+		}
+		switch {
+		case !st.Known:
+			p.Report(device.Degraded, "status "+st.String())
+			// No answer may mean the link is gone: open it anew next time.
+			p.close()
+			return false
+		case !st.OK():
+			p.Report(device.Degraded, st.String())
+			return false
+		}
+		p.Report(device.Connected, st.String())
+		return true
+	}
 }
 
 func (p *Printer) connect() error {
@@ -165,9 +180,38 @@ func (p *Printer) close() {
 	}
 }
 
-// Status asks DLE EOT 1 and DLE EOT 4. No answer within StatusTimeout is
-// an unknown status, never "ok".
+// classStatus is a port that reads the printer-class status (a usblp
+// node: LPGETSTATUS); serial and network printers do not have it.
+type classStatus interface {
+	PrinterStatus() (byte, error)
+}
+
+// Printer-class port status bits (LP_PSELECD, LP_POUTPA).
+const (
+	classSelected = 0x10
+	classPaperOut = 0x20
+)
+
+// Status asks DLE EOT 1 and DLE EOT 4, and the printer-class status of a
+// USB printer. No answer within StatusTimeout is an unknown status, never
+// "ok".
 func (p *Printer) Status() PrinterStatus {
+	st, _ := p.status()
+	return st
+}
+
+// status is Status, with the I/O error (not a missing answer) that made
+// it unknown, if any.
+func (p *Printer) status() (PrinterStatus, error) {
+	var class byte
+	hasClass := false
+	if c, ok := p.conn.(classStatus); ok {
+		b, err := c.PrinterStatus()
+		if err != nil {
+			return PrinterStatus{Reason: err.Error()}, err
+		}
+		class, hasClass = b, true
+	}
 	ask := func(cmd []byte) (byte, error) {
 		for len(p.replies) > 0 { // stale answers
 			<-p.replies
@@ -182,13 +226,37 @@ func (p *Printer) Status() PrinterStatus {
 			return 0, errNoAnswer
 		}
 	}
+	var st PrinterStatus
 	online, err := ask(statusOnline)
-	if err != nil {
-		return PrinterStatus{Reason: err.Error()}
+	var paper byte
+	if err == nil {
+		paper, err = ask(statusPaper)
 	}
-	paper, err := ask(statusPaper)
-	if err != nil {
-		return PrinterStatus{Reason: err.Error()}
+	if err == nil {
+		st = ParseStatus(online, paper)
+	} else {
+		st = PrinterStatus{Reason: err.Error()}
 	}
-	return ParseStatus(online, paper)
+	if hasClass {
+		st = WithClassStatus(st, class)
+	}
+	if err == errNoAnswer {
+		err = nil
+	}
+	return st, err
+}
+
+// WithClassStatus adds a printer-class status byte to what DLE EOT told:
+// paper out or not selected is known even when DLE EOT is not answered.
+func WithClassStatus(st PrinterStatus, class byte) PrinterStatus {
+	selected, paperOut := class&classSelected != 0, class&classPaperOut != 0
+	if selected && !paperOut {
+		return st
+	}
+	if !st.Known {
+		st = PrinterStatus{Known: true, Online: true}
+	}
+	st.Online = st.Online && selected
+	st.PaperOut = st.PaperOut || paperOut
+	return st
 }

@@ -72,7 +72,8 @@ showlp() {
 }
 showlp
 ls -l /dev/g_printer* /dev/usb/
-/gprinter /dev/g_printer0 &
+mkfifo /tmp/gpctl
+/gprinter /dev/g_printer0 /tmp/gpctl &
 mkfifo /tmp/scan
 exec 3<>/tmp/scan
 /posd run -config /config.yaml <&3 &
@@ -87,6 +88,7 @@ while read -r cmd arg; do
     i=0; while [ $i -lt 50 ] && ! ls /dev/usb/lp* >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
     showlp ;;
   devices) echo "DEVICES $(wget -qO- http://127.0.0.1:8321/v1/devices)" ;;
+  status) echo "$arg" > /tmp/gpctl ;;
   *) echo "unknown command $cmd" ;;
   esac
   echo "GUEST-DID $cmd $arg"
@@ -102,15 +104,72 @@ poweroff -f
 const gprinterSrc = `package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
+// GADGET_SET_PRINTER_STATUS, _IOWR('g', 0x22, unsigned char) in
+// include/uapi/linux/usb/g_printer.h; the status is the argument itself.
+const gadgetSetPrinterStatus = 0xc0016722
+
+var (
+	mu     sync.Mutex
+	cur    *os.File
+	status = uintptr(0x18) // PRINTER_SELECTED | PRINTER_NOT_ERROR
+)
+
+// setStatus sets the printer-class status the host reads (GET_PORT_STATUS).
+func setStatus() {
+	mu.Lock()
+	defer mu.Unlock()
+	if cur == nil {
+		return
+	}
+	rc, err := cur.SyscallConn()
+	if err != nil {
+		fmt.Println("GPRINTER status:", err)
+		return
+	}
+	var errno syscall.Errno
+	rc.Control(func(fd uintptr) {
+		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, gadgetSetPrinterStatus, status)
+	})
+	if errno != 0 {
+		fmt.Println("GPRINTER set status:", errno)
+		return
+	}
+	fmt.Printf("GPRINTER class status %#02x\n", status)
+}
+
 func main() {
 	path := os.Args[1]
+	go func() { // status commands: one number a line
+		ctl, err := os.OpenFile(os.Args[2], os.O_RDWR, 0)
+		if err != nil {
+			fmt.Println("GPRINTER control:", err)
+			return
+		}
+		sc := bufio.NewScanner(ctl)
+		for sc.Scan() {
+			v, err := strconv.ParseUint(strings.TrimSpace(sc.Text()), 0, 8)
+			if err != nil {
+				fmt.Println("GPRINTER bad status:", sc.Text())
+				continue
+			}
+			mu.Lock()
+			status = uintptr(v)
+			mu.Unlock()
+			setStatus()
+		}
+	}()
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
@@ -118,7 +177,14 @@ func main() {
 			continue
 		}
 		fmt.Println("GPRINTER open", path)
+		mu.Lock()
+		cur = f
+		mu.Unlock()
+		setStatus()
 		serve(f)
+		mu.Lock()
+		cur = nil
+		mu.Unlock()
 		f.Close()
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -227,7 +293,7 @@ func TestQEMUPrinterUSBLP(t *testing.T) {
     scanners: [{type: stdin}]
     displays: [{type: terminal}, {type: escpos, usb: "04b8:0e15:%s", width: 42}]
 `, serial))
-	codes := []string{alipayCode(31), wechatCode(32)}
+	codes := []string{alipayCode(31), wechatCode(32), alipayCode(33)}
 
 	var c cpio
 	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"} {
@@ -316,10 +382,11 @@ func TestQEMUPrinterUSBLP(t *testing.T) {
 	// Unplug and plug back while posd runs: the next receipt prints on the
 	// device the printer comes back as.
 	do("unplug")
-	// posd only notices a gone printer at its next receipt: while idle,
-	// /v1/devices keeps its last state (logged, not asserted).
-	do("devices")
-	t.Logf("devices while unplugged: %s", lastLine(g.console.String(), "DEVICES "))
+	// posd polls the printer while idle: gone within a few seconds,
+	// without a receipt.
+	unplugged := time.Now()
+	printerState(t, do, g, `"state":"gone"`, 8*time.Second)
+	goneAfter := time.Since(unplugged)
 	do("plug")
 	require.Equal(t, 2, strings.Count(g.console.String(), "LP lp"), "printer back:\n%s", tail(g.console.String(), 3000))
 	do("pay 2")
@@ -332,11 +399,47 @@ func TestQEMUPrinterUSBLP(t *testing.T) {
 	require.NotEqual(t, trade1, trade2)
 	require.Equal(t, 2, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "nothing printed twice")
 	do("devices")
-	t.Logf("timings: build %s, boot to ready %s, first receipt %s after boot; receipt seen %s after the PAID line was seen (50 ms polls), after the replug %s; total %s",
+
+	// Out of paper, through the printer-class status only (DLE EOT still
+	// answers 0x12): the payment completes, the receipt waits in the
+	// queue, /v1/devices says why; paper back and it prints.
+	do("status 0x30") // PRINTER_PAPER_EMPTY | PRINTER_SELECTED, error
+	g.waitCount("GPRINTER class status 0x30", 1, 10*time.Second)
+	do("pay 3")
+	trade3 := paidTrade(3)
+	printerState(t, do, g, `"state":"degraded","detail":"out of paper"`, 8*time.Second)
+	time.Sleep(3 * time.Second)
+	require.Equal(t, 2, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "no receipt while out of paper")
+	do("status 0x18") // PRINTER_SELECTED | PRINTER_NOT_ERROR
+	paperBack := time.Now()
+	r3 := receipt(3)
+	lat3 := time.Since(paperBack)
+	require.Contains(t, r3, "Trade "+trade3)
+	printerState(t, do, g, `"state":"connected","detail":"ok"`, 8*time.Second)
+	require.Equal(t, 3, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "nothing printed twice")
+	t.Logf("timings: build %s, boot to ready %s, first receipt %s after boot; receipt seen %s after the PAID line was seen (50 ms polls), after the replug %s; gone seen %s after the unplug; receipt %s after paper back; total %s",
 		built.Sub(start).Round(time.Millisecond), booted.Sub(built).Round(time.Millisecond),
 		paid1.Sub(booted).Round(time.Millisecond), lat1.Round(time.Millisecond), lat2.Round(time.Millisecond),
+		goneAfter.Round(time.Millisecond), lat3.Round(time.Millisecond),
 		time.Since(start).Round(time.Millisecond))
 	t.Log(tail(g.console.String(), 5000))
+}
+
+// printerState asks the guest for /v1/devices until the escpos printer's
+// entry matches want (a fragment after its name), within d.
+func printerState(t *testing.T, do func(string), g *guest, want string, d time.Duration) {
+	t.Helper()
+	re := regexp.MustCompile(`"type":"escpos","name":"[^"]*",` + regexp.QuoteMeta(want))
+	for end := time.Now().Add(d); ; time.Sleep(500 * time.Millisecond) {
+		do("devices")
+		last := lastLine(g.console.String(), "DEVICES ")
+		if re.MatchString(last) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("printer not %s within %s: %s", want, d, last)
+		}
+	}
 }
 
 // lastLine is the last console line starting with prefix.

@@ -190,10 +190,16 @@ func USBPrinter(sysfs string, o SerialOptions) Opener {
 	}
 }
 
-// File opens a character device such as /dev/usb/lp0.
+// File opens a character device such as /dev/usb/lp0. A usblp node (or a
+// link to one) also answers PrinterStatus() (byte, error): the
+// printer-class status, through LPGETSTATUS.
 func File(path string) Opener {
 	return func() (io.ReadWriteCloser, error) {
-		return os.OpenFile(path, os.O_RDWR, 0)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		return wrapFile(path, f), nil
 	}
 }
 
