@@ -122,7 +122,7 @@ func (h *Hub) Publish(e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if !e.Kind.Moment() && e.Kind != Reprint && e.Kind != Device && e.Kind != LateResult {
+	if e.ForCustomer() && !e.Kind.Moment() { // the lane's state, for a display that joins later
 		h.last[e.Lane] = e
 	}
 	for s := range h.subs {

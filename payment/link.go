@@ -32,12 +32,9 @@ func (l *link) set(up bool, reason string) {
 		l.down = reason
 	}
 	fn := l.onChange
-	if l.lost == nil {
-		l.lost = make(chan struct{}, 1)
-	}
 	if !up && was {
 		select {
-		case l.lost <- struct{}{}:
+		case l.lostCh() <- struct{}{}:
 		default:
 		}
 	}
@@ -45,6 +42,14 @@ func (l *link) set(up bool, reason string) {
 	if was != up && fn != nil {
 		fn(up, reason)
 	}
+}
+
+// lostCh is the channel that wakes Watch; l.mu is held.
+func (l *link) lostCh() chan struct{} {
+	if l.lost == nil {
+		l.lost = make(chan struct{}, 1)
+	}
+	return l.lost
 }
 
 // OnLink sets the function told when the gateway becomes unreachable or
@@ -110,10 +115,7 @@ func (c *Client) handshake(ctx context.Context) error {
 // second (or interval, if shorter) while it is down, until ctx ends.
 func (c *Client) Watch(ctx context.Context, interval time.Duration) {
 	c.link.mu.Lock()
-	if c.link.lost == nil {
-		c.link.lost = make(chan struct{}, 1)
-	}
-	lost := c.link.lost
+	lost := c.link.lostCh()
 	c.link.mu.Unlock()
 	for {
 		_ = c.Probe(ctx)

@@ -132,6 +132,25 @@ func (o *Order) NeedsAttention() bool {
 // Active reports whether the poller still drives the order.
 func (o *Order) Active() bool { return o.Phase != PhaseDone && o.Phase != PhaseAttention }
 
+// PayRequest is the pay this order sends: one place, so that what the box
+// checks before it takes a code is what the gateway gets.
+func (o *Order) PayRequest(storeID string) *payment.PayRequest {
+	return &payment.PayRequest{
+		MchTradeID: o.MchTradeID, PayType: o.PayType, DeviceInfo: o.DeviceInfo,
+		Subject: o.Subject, Body: o.Body, Attach: o.Attach, TotalFee: o.TotalFee,
+		SpbillCreateIP: o.ClientIP, AuthCode: o.AuthCode, TimeStart: o.TimeStart,
+		OpUserID: o.OpUserID, StoreID: storeID, GoodsTag: o.GoodsTag, Scene: o.Scene,
+	}
+}
+
+// CheckPay checks the pay an order not yet numbered will send: whatever the
+// gateway would refuse on the box is refused before the code is taken.
+func (o *Order) CheckPay(storeID string) error {
+	pr := o.PayRequest(storeID)
+	pr.MchTradeID = "CHECK_ONLY" // numbered in the transaction that records it
+	return pr.Validate()
+}
+
 // NewOrder starts an attempt in the pay phase.
 func NewOrder(o Order, now time.Time) Order {
 	o.State, o.Phase = Paying, PhasePay

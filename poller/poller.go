@@ -387,12 +387,7 @@ func (p *Poller) call(ctx context.Context, o *Order) payment.Result {
 	ref := payment.OrderRef{MchTradeID: o.MchTradeID}
 	switch o.Phase {
 	case PhasePay:
-		return gw.Pay(ctx, &payment.PayRequest{
-			MchTradeID: o.MchTradeID, PayType: o.PayType, DeviceInfo: o.DeviceInfo,
-			Subject: o.Subject, Body: o.Body, Attach: o.Attach, TotalFee: o.TotalFee,
-			SpbillCreateIP: o.ClientIP, AuthCode: o.AuthCode, TimeStart: o.TimeStart,
-			OpUserID: o.OpUserID, StoreID: p.opt.StoreID, GoodsTag: o.GoodsTag, Scene: o.Scene,
-		})
+		return gw.Pay(ctx, o.PayRequest(p.opt.StoreID))
 	case PhaseReverse:
 		return gw.Reverse(ctx, ref)
 	case PhaseClose:

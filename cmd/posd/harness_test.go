@@ -157,6 +157,18 @@ type opts struct {
 
 const keyFileName = "merchant.key"
 
+// queryEvery is the test's confirm block with queries every interval (the
+// rest of the flow fast): long enough to act while an order is queried.
+func queryEvery(interval string) string {
+	return `
+  query_interval: ` + interval + `
+  query_attempts: 6
+  reverse_interval: 20ms
+  reverse_attempts: 5
+  reconcile_interval: 200ms
+  reconcile_max: 1s`
+}
+
 func newDaemon(t *testing.T, g *gw, o opts) *posdProc {
 	t.Helper()
 	dir := t.TempDir()
@@ -175,13 +187,7 @@ func newDaemon(t *testing.T, g *gw, o opts) *posdProc {
 		gwURL = o.gateway
 	}
 	if o.confirm == "" {
-		o.confirm = `
-  query_interval: 40ms
-  query_attempts: 6
-  reverse_interval: 20ms
-  reverse_attempts: 5
-  reconcile_interval: 200ms
-  reconcile_max: 1s`
+		o.confirm = queryEvery("40ms")
 	}
 	if o.probe == "" {
 		o.probe = "200ms"

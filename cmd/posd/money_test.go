@@ -174,13 +174,7 @@ func TestRestoredJournalNeverReusesIDs(t *testing.T) {
 func TestResolveRefusesAnOrderInFlight(t *testing.T) {
 	t.Parallel()
 	g := startSandbox(t)
-	d := newDaemon(t, g, opts{confirm: `
-  query_interval: 2s
-  query_attempts: 6
-  reverse_interval: 20ms
-  reverse_attempts: 5
-  reconcile_interval: 200ms
-  reconcile_max: 1s`})
+	d := newDaemon(t, g, opts{confirm: queryEvery("2s")})
 	d.start()
 	c := d.openCharge("L1", 800)
 	d.scan(alipayCode(81)) // paying until the reverse
@@ -292,13 +286,7 @@ func TestChargeIsValidatedWhenOpened(t *testing.T) {
 func TestResumedPaymentShownAsBefore(t *testing.T) {
 	t.Parallel()
 	g := startSandbox(t)
-	d := newDaemon(t, g, opts{confirm: `
-  query_interval: 5s
-  query_attempts: 6
-  reverse_interval: 20ms
-  reverse_attempts: 5
-  reconcile_interval: 200ms
-  reconcile_max: 1s`})
+	d := newDaemon(t, g, opts{confirm: queryEvery("5s")})
 	d.start()
 	c := d.openCharge("L1", 1651)
 	d.scan(alipayCode(81))
@@ -316,13 +304,7 @@ func TestResumedPaymentShownAsBefore(t *testing.T) {
 func TestAbortInFlight(t *testing.T) {
 	t.Parallel()
 	g := startSandbox(t)
-	d := newDaemon(t, g, opts{confirm: `
-  query_interval: 5s
-  query_attempts: 6
-  reverse_interval: 20ms
-  reverse_attempts: 5
-  reconcile_interval: 200ms
-  reconcile_max: 1s`})
+	d := newDaemon(t, g, opts{confirm: queryEvery("5s")})
 	d.start()
 	c := d.openCharge("L1", 1300)
 	d.scan(alipayCode(81)) // the customer never confirms

@@ -73,14 +73,9 @@ func (g *Guard) hostOK(host string) bool {
 	return false
 }
 
-// Check answers for a request the guard refuses and reports whether it did.
+// Check answers for a request the guard refuses and reports whether it
+// did. A refused client is closed: it keeps no connection slot.
 func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
-	refused := g.check(w, r)
-	return refused
-}
-
-func (g *Guard) check(w http.ResponseWriter, r *http.Request) bool {
-	// A refused client keeps no connection slot.
 	if !g.hostOK(r.Host) {
 		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusMisdirectedRequest, apiError{Error: "Host " + r.Host + " is not this listener", Kind: "forbidden"})
@@ -118,13 +113,6 @@ func changesState(r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-// moneyRoute reports whether r moves money.
-func moneyRoute(r *http.Request) bool {
-	p := r.URL.Path
-	return r.Method == http.MethodPost && strings.HasPrefix(p, "/v1/") &&
-		(strings.HasSuffix(p, "/refund") || strings.HasSuffix(p, "/refunds") || strings.HasSuffix(p, "/resolve"))
 }
 
 // throttle slows down wrong tokens: one answer per interval, for all

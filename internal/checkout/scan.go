@@ -24,7 +24,7 @@ var ErrCodeUsed = errors.New("payment code already used")
 func (s *Service) Scan(laneID string, sc scanner.Scan) error {
 	err := s.scan(laneID, sc)
 	switch {
-	case isOffline(err):
+	case errors.Is(err, ErrOffline):
 		s.log.Warn("scan refused: gateway unreachable, not charged", zap.String("lane", laneID), zap.String("source", sc.Source))
 		s.publish(display.Event{Lane: laneID, Kind: display.Offline, Reason: offlineText})
 	case err != nil:
@@ -85,9 +85,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	o = poller.NewOrder(o, now)
 	// Checked again before the code is taken: a pay refused on the box
 	// must not burn the customer's code.
-	if err := (&payment.PayRequest{MchTradeID: "CHECK_ONLY", PayType: o.PayType, DeviceInfo: o.DeviceInfo,
-		Subject: o.Subject, Body: o.Body, Attach: o.Attach, TotalFee: o.TotalFee, SpbillCreateIP: o.ClientIP,
-		AuthCode: code, TimeStart: o.TimeStart, OpUserID: o.OpUserID, GoodsTag: o.GoodsTag, Scene: o.Scene}).Validate(); err != nil && !defect.On(7) {
+	if err := o.CheckPay(s.opt.StoreID); err != nil && !defect.On(7) {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 

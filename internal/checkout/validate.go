@@ -1,13 +1,13 @@
 package checkout
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"posd/internal/defect"
 	"posd/payment"
+	"posd/poller"
 )
 
 // MaxTotalFee bounds one charge (100 million yuan): far above any lane,
@@ -26,13 +26,12 @@ func (s *Service) payable(l *lane, req OpenRequest) error {
 		// would carry an impossible time_start.
 		return fmt.Errorf("%w: the box's clock says %s: set the time (timedatectl) before taking payments", ErrOutOfService, now.Format(time.DateOnly))
 	}
-	pr := payment.PayRequest{
-		MchTradeID: "CHECK_ONLY", PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
-		DeviceInfo: l.cfg.DeviceInfo, SpbillCreateIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),
+	// The order a scan would make, but for the code and wallet.
+	o := poller.Order{PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
+		DeviceInfo: l.cfg.DeviceInfo, ClientIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),
 		Subject: orDefault(req.Subject, l.cfg.Subject), Body: orDefault(req.Body, l.cfg.Body),
-		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag,
-	}
-	if err := pr.Validate(); err != nil {
+		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag}
+	if err := o.CheckPay(s.opt.StoreID); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), payment.ErrInvalidRequest.Error()+": "))
 	}
 	return nil
@@ -44,5 +43,3 @@ var ErrOffline = fmt.Errorf("%w: offline — not charged (gateway unreachable): 
 
 // offlineText is what every display says when a pay could not leave.
 const offlineText = "网络中断，未扣款，请换其他方式付款 / gateway unreachable — not charged, take another payment method"
-
-func isOffline(err error) bool { return errors.Is(err, ErrOffline) }

@@ -476,11 +476,11 @@ func (c *Config) Validate() (warnings []string, err error) {
 		bad("api.max_connections and api.max_streams must be positive")
 	}
 	if c.API.TokenFile != "" {
-		if tok, terr := ReadSecret(c.API.TokenFile); terr == nil && len(tok) < MinTokenLen {
-			bad("api.token_file: the token is %d bytes; at least %d (head -c 32 /dev/urandom | base64)", len(tok), MinTokenLen)
-		}
-		if _, terr := ReadSecret(c.API.TokenFile); terr != nil {
+		switch tok, terr := ReadSecret(c.API.TokenFile); {
+		case terr != nil:
 			bad("api.token_file: %v", terr)
+		case len(tok) < MinTokenLen:
+			bad("api.token_file: the token is %d bytes; at least %d (head -c 32 /dev/urandom | base64)", len(tok), MinTokenLen)
 		}
 		if w := CredentialWarning("api.token_file", c.API.TokenFile); w != "" {
 			warnings = append(warnings, w)

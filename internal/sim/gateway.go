@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"posd/payment"
+	"posd/payment/sandbox"
 )
 
 // The gateway model: a ledger that is the truth, answering each call with
@@ -195,7 +194,7 @@ func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
 		g.mu.Lock()
 		g.violate("gateway: a %s request that does not verify", call)
 		g.mu.Unlock()
-		return 200, failure(payment.CodeSignError, "signature error"), noFault
+		return 200, sandbox.Failure(payment.CodeSignError, "signature error"), noFault
 	}
 	get := func(k string) string {
 		for _, p := range params {
@@ -248,9 +247,9 @@ func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
 		return status, []byte("injected"), f
 	}
 	if code != 0 {
-		return status, failure(code, "sim"), f
+		return status, sandbox.Failure(code, "sim"), f
 	}
-	return status, envelope(data, f == badSign), f
+	return status, sandbox.Answer(data, merchantKy, f == badSign), f
 }
 
 // fault picks what happens to the n-th call of its kind for key, while
@@ -503,25 +502,6 @@ func describe(d []payment.Param) string {
 		}
 	}
 	return strings.TrimSpace(b.String())
-}
-
-func failure(code int, msg string) []byte {
-	m, _ := json.Marshal(msg)
-	return []byte(fmt.Sprintf(`{"code":%d,"msg":%s,"version":"1.0"}`, code, m))
-}
-
-func envelope(data []payment.Param, broken bool) []byte {
-	slices.SortFunc(data, func(x, y payment.Param) int { return strings.Compare(x.Key, y.Key) })
-	sign := payment.Sign(data, merchantKy)
-	if broken {
-		if sign[0] == 'A' {
-			sign = "B" + sign[1:]
-		} else {
-			sign = "A" + sign[1:]
-		}
-	}
-	return []byte(fmt.Sprintf(`{"code":0,"msg":null,"data":%s,"version":"1.0","sign_type":"MD5","sign":%q}`,
-		payment.EncodeObject(data), sign))
 }
 
 // now is the simulation's clock: inside the synctest bubble, virtual.

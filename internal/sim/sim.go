@@ -208,10 +208,7 @@ func (w *world) boot() {
 		p.subs[l] = p.hub.Subscribe(l, 1<<14)
 	}
 	router, _ := scanner.NewRouter(scanner.DefaultWallets())
-	var lcs []checkout.LaneConfig
-	for i, l := range lanes {
-		lcs = append(lcs, checkout.LaneConfig{ID: l, DeviceInfo: fmt.Sprintf("POS%d", i+1), ChargeTTL: 10 * time.Minute})
-	}
+	lcs := w.laneConfigs()
 	p.pol = poller.New(poller.Options{
 		Gateway: p.client, Journal: j, Policy: poller.DefaultPolicy(), StoreID: "S1", ClientIP: "127.0.0.1",
 		OnUpdate: func(o poller.Order) {

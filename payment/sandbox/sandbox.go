@@ -220,20 +220,30 @@ func (s *Sandbox) write(w http.ResponseWriter, a answer) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if a.code != 0 {
-		msg, _ := json.Marshal(a.msg)
-		fmt.Fprintf(w, `{"code":%d,"msg":%s,"version":"1.0"}`, a.code, msg)
+		_, _ = w.Write(Failure(a.code, a.msg))
 		return
 	}
-	slices.SortFunc(a.data, func(x, y payment.Param) int { return strings.Compare(x.Key, y.Key) })
-	sign := payment.Sign(a.data, s.opt.Key)
-	if a.badSign {
+	_, _ = w.Write(Answer(a.data, s.opt.Key, a.badSign))
+}
+
+// Failure is an envelope with a non-zero code: no data, no signature.
+func Failure(code int, msg string) []byte {
+	m, _ := json.Marshal(msg)
+	return fmt.Appendf(nil, `{"code":%d,"msg":%s,"version":"1.0"}`, code, m)
+}
+
+// Answer is a signed envelope carrying data (sorted in place), its
+// signature broken on purpose when badSign.
+func Answer(data []payment.Param, key string, badSign bool) []byte {
+	slices.SortFunc(data, func(x, y payment.Param) int { return strings.Compare(x.Key, y.Key) })
+	sign := payment.Sign(data, key)
+	if badSign {
 		sign = "0" + sign[1:]
-		if sign == payment.Sign(a.data, s.opt.Key) {
+		if sign == payment.Sign(data, key) {
 			sign = "1" + sign[1:]
 		}
 	}
-	data := payment.EncodeObject(a.data)
-	fmt.Fprintf(w, `{"code":0,"msg":null,"data":%s,"version":"1.0","sign_type":"MD5","sign":%q}`, data, sign)
+	return fmt.Appendf(nil, `{"code":0,"msg":null,"data":%s,"version":"1.0","sign_type":"MD5","sign":%q}`, payment.EncodeObject(data), sign)
 }
 
 func (s *Sandbox) ledger(w http.ResponseWriter, _ *http.Request) {
