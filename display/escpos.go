@@ -50,6 +50,7 @@ var (
 	posChinese    = []byte{0x1c, 0x26}             // FS &: Chinese character mode
 	statusOnline  = []byte{0x10, 0x04, 0x01}       // DLE EOT 1
 	statusPaper   = []byte{0x10, 0x04, 0x04}       // DLE EOT 4
+	statusCause   = []byte{0x10, 0x04, 0x02}       // DLE EOT 2: why it is offline
 	qrModel2      = []byte{0x1d, 0x28, 0x6b, 0x04, 0x00, 0x31, 0x41, 0x32, 0x00}
 	qrErrCorrectM = []byte{0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x45, 0x31}
 	qrPrint       = []byte{0x1d, 0x28, 0x6b, 0x03, 0x00, 0x31, 0x51, 0x30}
@@ -210,16 +211,26 @@ type PrinterStatus struct {
 	Online   bool
 	PaperOut bool
 	PaperLow bool
-	Reason   string
+	// Why an offline printer is offline (DLE EOT 2), when it told.
+	CoverOpen bool
+	PaperEnd  bool // printing stopped by a paper end
+	Error     bool
+	Reason    string
 }
 
 // OK reports whether a receipt can be printed now.
-func (s PrinterStatus) OK() bool { return s.Known && s.Online && !s.PaperOut }
+func (s PrinterStatus) OK() bool { return s.Known && s.Online && !s.PaperOut && !s.CoverOpen }
 
 func (s PrinterStatus) String() string {
 	switch {
 	case !s.Known:
 		return "unknown: " + s.Reason
+	case s.CoverOpen:
+		return "cover open"
+	case !s.Online && s.PaperEnd:
+		return "offline: paper end"
+	case !s.Online && s.Error:
+		return "offline: error"
 	case !s.Online:
 		return "offline"
 	case s.PaperOut:
@@ -246,6 +257,20 @@ func ParseStatus(online, paper byte) PrinterStatus {
 		PaperOut: paper&0x60 == 0x60,
 		PaperLow: paper&0x0c == 0x0c,
 	}
+}
+
+// WithOfflineCause adds the answer to DLE EOT 2 (the offline cause: 0x04
+// cover open, 0x20 stopped by a paper end, 0x40 an error) to an offline
+// status. An answer without the status bit pattern adds nothing: the
+// printer stays "offline", cause unknown.
+func WithOfflineCause(st PrinterStatus, cause byte) PrinterStatus {
+	if !st.Known || st.Online || !validStatus(cause) {
+		return st
+	}
+	st.CoverOpen = cause&0x04 != 0
+	st.PaperEnd = cause&0x20 != 0
+	st.Error = cause&0x40 != 0
+	return st
 }
 
 // errNoAnswer: the printer did not answer a status request in time.

@@ -192,9 +192,9 @@ const (
 	classPaperOut = 0x20
 )
 
-// Status asks DLE EOT 1 and DLE EOT 4, and the printer-class status of a
-// USB printer. No answer within StatusTimeout is an unknown status, never
-// "ok".
+// Status asks DLE EOT 1 and DLE EOT 4 (and DLE EOT 2, the offline cause,
+// when offline), and the printer-class status of a USB printer. No answer
+// within StatusTimeout is an unknown status, never "ok".
 func (p *Printer) Status() PrinterStatus {
 	st, _ := p.status()
 	return st
@@ -234,7 +234,18 @@ func (p *Printer) status() (PrinterStatus, error) {
 	}
 	if err == nil {
 		st = ParseStatus(online, paper)
-	} else {
+		if st.Known && !st.Online {
+			// DLE EOT 2: why. No answer leaves it "offline", cause unknown.
+			cause, cerr := ask(statusCause)
+			switch {
+			case cerr == nil:
+				st = WithOfflineCause(st, cause)
+			case cerr != errNoAnswer:
+				err = cerr
+			}
+		}
+	}
+	if err != nil {
 		st = PrinterStatus{Reason: err.Error()}
 	}
 	if hasClass {

@@ -176,6 +176,8 @@ type EvdevStream struct {
 	KeyState func() ([]byte, error)
 
 	dropping bool
+	// Overflows counts the SYN_DROPPED seen: each may have cost a code.
+	Overflows int
 }
 
 // Feed takes the records of one read, in order, and returns the codes they
@@ -186,6 +188,7 @@ func (s *EvdevStream) Feed(evs []Event) []string {
 		switch {
 		case ev.Type == evSyn && ev.Code == synDropped:
 			s.dropping = true
+			s.Overflows++
 			s.Dec.Lost()
 			continue
 		case s.dropping:

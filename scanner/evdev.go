@@ -51,8 +51,14 @@ func (e *Evdev) Run(ctx context.Context, emit func(Scan)) error {
 			}
 			var evs []Event
 			evs, rest = ParseEvents(append(rest, buf[:n]...), size)
+			seen := st.Overflows
 			for _, code := range st.Feed(evs) {
 				emit(Scan{Code: code, Scene: e.Scene, Source: e.label()})
+			}
+			if st.Overflows != seen && e.Report != nil {
+				// Still connected, but the kernel's queue overflowed and
+				// a code may be gone: the operator should know.
+				e.Report(device.Connected, fmt.Sprintf("input queue overflowed %d times since opened: partial codes discarded", st.Overflows))
 			}
 		}
 	}, e.Report, e.Backoff)
@@ -130,6 +136,7 @@ func (e *Evdev) open() (io.ReadCloser, error) {
 type InputDevice struct {
 	Path    string // /dev/input/eventN
 	Name    string
+	Bus     string // 0003 for USB
 	Vendor  string
 	Product string
 	Serial  string   // the USB serial number (uniq), if any
@@ -146,7 +153,7 @@ func InputDevices() []InputDevice {
 			b, _ := os.ReadFile(filepath.Join(sys, "device", rel))
 			return strings.TrimSpace(string(b))
 		}
-		d := InputDevice{Path: "/dev/input/" + filepath.Base(sys), Name: read("name"), Vendor: read("id/vendor"), Product: read("id/product"), Serial: read("uniq")}
+		d := InputDevice{Path: "/dev/input/" + filepath.Base(sys), Name: read("name"), Bus: read("id/bustype"), Vendor: read("id/vendor"), Product: read("id/product"), Serial: read("uniq")}
 		for _, l := range links {
 			if t, err := filepath.EvalSymlinks(l); err == nil && t == d.Path {
 				d.ByID = append(d.ByID, l)

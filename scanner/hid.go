@@ -13,33 +13,58 @@ import (
 	"github.com/karalabe/hid"
 )
 
-// HID reads a scanner through USB HID with karalabe/hid (libusb): opening
-// the device detaches the kernel's keyboard driver, so its codes reach
-// posd alone. Mode "keyboard" decodes boot keyboard reports; "pos" decodes
-// HID-POS barcode reports (asking the scanner into that mode with feature
-// report 0xFE = 1, as Honeywell units need).
+// HID reads a USB HID scanner. Mode "keyboard" decodes boot keyboard
+// reports; "pos" decodes HID-POS barcode reports (asking the scanner into
+// that mode with feature report 0xFE = 1, as Honeywell units need).
+//
+// Backend picks how the device is read:
+//   - "libusb" (the default, "") goes through karalabe/hid: opening the
+//     device detaches the kernel's usbhid driver, so a keyboard-mode
+//     scanner's codes reach posd alone and never a focused window. It
+//     needs a cgo build and write access to /dev/bus/usb/BBB/DDD.
+//   - "hidraw" reads the kernel's /dev/hidrawN (Linux), leaving usbhid
+//     bound: a keyboard-mode scanner would also type into the desktop, so
+//     this suits HID-POS scanners, whose usage page 0x8C the kernel does
+//     not map to keys. It needs only read and write access to the node
+//     (udev: SUBSYSTEM=="hidraw") and works in builds without cgo.
 type HID struct {
 	USB     string // VVVV:PPPP[:SERIAL]
 	Mode    string // keyboard or pos
+	Backend string // libusb ("") or hidraw
 	Layout  Layout
 	Scene   string
 	Report  Report
 	Backoff Backoff
 	Gap     time.Duration
+
+	sysfs, dev string // where hidraw nodes are looked up: "/sys", "/dev" (tests: a fake tree)
 }
 
-// ErrNoHID: this build has no cgo, and so no HID support.
-var ErrNoHID = errors.New("this posd was built without cgo: the hid scanner type is not available (use evdev, or a cgo build)")
+// ErrNoHID: this build has no cgo, and so no libusb HID backend.
+var ErrNoHID = errors.New("this posd was built without cgo: the hid scanner type's libusb backend is not available (use backend: hidraw, evdev, or a cgo build)")
 
-// HIDSupported reports whether this build can read HID devices.
+// ErrNoHIDRaw: the hidraw backend is Linux only.
+var ErrNoHIDRaw = errors.New("the hid scanner type's hidraw backend is Linux only (use backend: libusb)")
+
+// HIDSupported reports whether this build has the libusb HID backend
+// (a cgo build); the hidraw backend needs no cgo.
 func HIDSupported() bool { return hid.Supported() }
 
 // Run reads until ctx ends, finding the device again after it is gone.
 func (h *HID) Run(ctx context.Context, emit func(Scan)) error {
-	if !hid.Supported() {
+	open := h.open
+	switch {
+	case h.Backend == "hidraw" && !hidrawOS:
+		return ErrNoHIDRaw
+	case h.Backend == "hidraw":
+		// Each read is one report, report ID first for numbered reports:
+		// what the libusb backend gives. The kernel queues reports per
+		// reader, so no reader goroutine is needed.
+		open = h.openHIDRaw
+	case !hid.Supported():
 		return ErrNoHID
 	}
-	return supervise(ctx, h.open, func(ctx context.Context, r io.Reader) error {
+	return supervise(ctx, open, func(ctx context.Context, r io.Reader) error {
 		var boot BootReports
 		var pos HIDPOS
 		dec := KeyDecoder{Layout: h.Layout, Gap: h.Gap}
@@ -82,6 +107,7 @@ func ParseUSB(s string) (vid, pid uint16, serial string, err error) {
 	return uint16(v), uint16(p), serial, nil
 }
 
+// open opens the device through libusb.
 func (h *HID) open() (io.ReadCloser, error) {
 	vid, pid, serial, err := ParseUSB(h.USB)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+
+	"posd/internal/device"
 )
 
 // Scene is the pay request's scene: how the code was read.
@@ -28,9 +30,10 @@ type Source interface {
 // Lines reads one code per line from r: the terminal during development,
 // and any line-framed stream. Lines longer than 256 bytes are dropped.
 type Lines struct {
-	R     io.Reader
-	Name  string
-	Scene string
+	R      io.Reader
+	Name   string
+	Scene  string
+	Report Report // told connected when reading starts, gone at EOF or an error
 }
 
 // Run reads until EOF or ctx ends, calling emit from its reader goroutine
@@ -38,6 +41,11 @@ type Lines struct {
 // cannot be interrupted (a terminal) leaves that goroutine blocked until
 // the process exits; it emits nothing after Run returns.
 func (l *Lines) Run(ctx context.Context, emit func(Scan)) error {
+	report := l.Report
+	if report == nil {
+		report = func(device.State, string) {}
+	}
+	report(device.Connected, "")
 	errc := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(l.R)
@@ -54,6 +62,11 @@ func (l *Lines) Run(ctx context.Context, emit func(Scan)) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case err := <-errc:
+		detail := "end of input"
+		if err != nil {
+			detail = err.Error()
+		}
+		report(device.Gone, detail)
 		return err
 	}
 }

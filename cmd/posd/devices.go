@@ -27,11 +27,9 @@ func listDevices(w io.Writer) int {
 		}
 		fmt.Fprintln(w)
 		if p.IsUSB {
-			id := strings.ToLower(p.VID + ":" + p.PID)
-			if p.SerialNumber != "" {
-				id += ":" + p.SerialNumber
-			}
+			id := usbID(p.VID, p.PID, p.SerialNumber)
 			fmt.Fprintf(w, "      - {type: serial, usb: %q, baud: 9600}   # follows the device across replugs\n", id)
+			fmt.Fprintf(w, "      - {type: vfd, usb: %q}   # if it is a pole display (displays:)\n", id)
 		}
 		fmt.Fprintf(w, "      - {type: serial, port: %s, baud: 9600}\n", p.Name)
 	}
@@ -43,10 +41,7 @@ func listDevices(w io.Writer) int {
 	printers := device.USBPrinters(device.Sysfs)
 	for _, p := range printers {
 		fmt.Fprintf(w, "#   %s  USB %s:%s serial %q %s %s\n", p.Path, p.VID, p.PID, p.Serial, p.Manufacturer, p.Product)
-		id := strings.ToLower(p.VID + ":" + p.PID)
-		if p.Serial != "" {
-			id += ":" + p.Serial
-		}
+		id := usbID(p.VID, p.PID, p.Serial)
 		fmt.Fprintf(w, "      - {type: escpos, usb: %q}   # follows the printer across replugs\n", id)
 	}
 	if len(printers) == 0 {
@@ -56,7 +51,12 @@ func listDevices(w io.Writer) int {
 	fmt.Fprintln(w, "\n# Input devices (keyboard-wedge scanners; posd grabs only what is listed in its config)")
 	inputs := scanner.InputDevices()
 	for _, d := range inputs {
-		fmt.Fprintf(w, "#   %s  %q  USB %s:%s\n", d.Path, d.Name, d.Vendor, d.Product)
+		if d.Bus != "0003" {
+			fmt.Fprintf(w, "#   %s  %q  bus %s (not USB)\n", d.Path, d.Name, d.Bus)
+		} else {
+			fmt.Fprintf(w, "#   %s  %q  USB %s:%s serial %q\n", d.Path, d.Name, d.Vendor, d.Product, d.Serial)
+			fmt.Fprintf(w, "      - {type: evdev, usb: %q, layout: us}   # follows the device across replugs\n", usbID(d.Vendor, d.Product, d.Serial))
+		}
 		for _, l := range d.ByID {
 			fmt.Fprintf(w, "      - {type: evdev, device: %s, layout: us}\n", l)
 		}
@@ -66,21 +66,57 @@ func listDevices(w io.Writer) int {
 		fmt.Fprintln(w, "#   none")
 	}
 
-	fmt.Fprintln(w, "\n# USB HID devices (read with libusb; the kernel's keyboard driver lets go of them)")
+	// The kernel's view first: it knows from the report descriptor which
+	// devices are HID-POS scanners, which libusb on Linux does not tell.
+	fmt.Fprintln(w, "\n# USB HID devices (hid scanners: libusb takes the device from the kernel, hidraw leaves it)")
+	pos := map[string]bool{}
+	raws := scanner.HIDRawDevices(device.Sysfs)
+	for _, d := range raws {
+		id := usbID(d.VID, d.PID, d.Serial)
+		pos[id] = d.POS
+		fmt.Fprintf(w, "#   /dev/%s  USB %s %s %s\n", d.Node, id, d.Manufacturer, d.Product)
+		fmt.Fprintf(w, "      - %s\n", hidStanza(id, "hidraw", d.POS))
+	}
+	if len(raws) == 0 {
+		fmt.Fprintln(w, "#   none through hidraw")
+	}
 	if !hid.Supported() {
-		fmt.Fprintln(w, "#   not available:", scanner.ErrNoHID)
+		fmt.Fprintln(w, "#   libusb not available:", scanner.ErrNoHID)
 		return 0
 	}
 	infos, err := hid.Enumerate(0, 0)
 	if err != nil {
-		fmt.Fprintln(w, "#   cannot list:", err)
+		fmt.Fprintln(w, "#   cannot list through libusb:", err)
 	}
 	for _, d := range infos {
-		fmt.Fprintf(w, "#   %04x:%04x interface %d  %s %s  serial %q\n", d.VendorID, d.ProductID, d.Interface, d.Manufacturer, d.Product, d.Serial)
-		fmt.Fprintf(w, "      - {type: hid, usb: \"%04x:%04x\", mode: keyboard, layout: us}   # mode: pos for HID-POS scanners\n", d.VendorID, d.ProductID)
+		id := usbID(fmt.Sprintf("%04x", d.VendorID), fmt.Sprintf("%04x", d.ProductID), d.Serial)
+		fmt.Fprintf(w, "#   libusb %s interface %d  %s %s\n", id, d.Interface, d.Manufacturer, d.Product)
+		fmt.Fprintf(w, "      - %s\n", hidStanza(id, "", pos[id]))
 	}
 	if len(infos) == 0 {
-		fmt.Fprintln(w, "#   none")
+		fmt.Fprintln(w, "#   none through libusb")
 	}
 	return 0
+}
+
+// hidStanza is the config entry for a HID scanner.
+func hidStanza(id, backend string, pos bool) string {
+	b := ""
+	if backend != "" {
+		b = "backend: " + backend + ", "
+	}
+	if pos {
+		return fmt.Sprintf("{type: hid, %susb: %q, mode: pos}", b, id)
+	}
+	return fmt.Sprintf("{type: hid, %susb: %q, mode: keyboard, layout: us}", b, id)
+}
+
+// usbID is the config's name for a USB device: VVVV:PPPP, and the serial
+// number when it has one (two identical devices are told apart by it).
+func usbID(vid, pid, serial string) string {
+	id := strings.ToLower(vid + ":" + pid)
+	if serial != "" {
+		id += ":" + serial
+	}
+	return id
 }

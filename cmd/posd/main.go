@@ -57,6 +57,8 @@ func run(args []string) int {
 		return checkConfig(args)
 	case "devices":
 		return listDevices(os.Stdout)
+	case "scan":
+		return scanOnly(args)
 	case "journal-check":
 		// Run by posd itself before opening the journal: bbolt may panic on
 		// a damaged file, and a panic here only ends this child.
@@ -87,6 +89,7 @@ func usage() {
   posd sandbox -listen ADDR      run the sandbox gateway on its own
   posd check-config -config FILE check a config file, listing every problem
   posd devices                   list what could be a scanner here, with config stanzas
+  posd scan -config FILE [-lane ID]  read the configured scanners without paying
   posd version                   print the version
 `)
 }
@@ -122,6 +125,30 @@ func runDaemon(args []string) int {
 		return 1
 	}
 	log.Info("posd stopped")
+	return 0
+}
+
+// scanOnly reads the configured scanners and prints what they deliver,
+// paying nothing: an installer's check of each scanner (posd itself must
+// be stopped, since it holds the devices).
+func scanOnly(args []string) int {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	path := fs.String("config", "/etc/posd/config.yaml", "config file")
+	lane := fs.String("lane", "", "only this lane's scanners")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, _, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "posd:", err)
+		return exitConfig
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := daemon.Scan(ctx, cfg, daemon.IO{Stdin: os.Stdin, Stdout: os.Stdout, ConfigPath: *path}, *lane); err != nil {
+		fmt.Fprintln(os.Stderr, "posd:", err)
+		return 1
+	}
 	return 0
 }
 

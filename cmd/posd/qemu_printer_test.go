@@ -124,6 +124,7 @@ var (
 	mu     sync.Mutex
 	cur    *os.File
 	status = uintptr(0x18) // PRINTER_SELECTED | PRINTER_NOT_ERROR
+	cover  bool            // open: DLE EOT 1 says offline, DLE EOT 2 why
 )
 
 // setStatus sets the printer-class status the host reads (GET_PORT_STATUS).
@@ -159,7 +160,15 @@ func main() {
 		}
 		sc := bufio.NewScanner(ctl)
 		for sc.Scan() {
-			v, err := strconv.ParseUint(strings.TrimSpace(sc.Text()), 0, 8)
+			line := strings.TrimSpace(sc.Text())
+			if line == "cover" || line == "closed" { // the cover: offline, and not selected
+				mu.Lock()
+				cover, status = line == "cover", map[bool]uintptr{true: 0x00, false: 0x18}[line == "cover"]
+				mu.Unlock()
+				setStatus()
+				continue
+			}
+			v, err := strconv.ParseUint(line, 0, 8)
 			if err != nil {
 				fmt.Println("GPRINTER bad status:", sc.Text())
 				continue
@@ -208,11 +217,20 @@ func serve(f *os.File) {
 						break
 					}
 					if pend[1] == 0x04 {
-						if _, err := f.Write([]byte{0x12}); err != nil {
+						answer := byte(0x12)
+						mu.Lock()
+						if cover && pend[2] == 1 {
+							answer |= 0x08 // offline
+						}
+						if cover && pend[2] == 2 {
+							answer |= 0x04 // because the cover is open
+						}
+						mu.Unlock()
+						if _, err := f.Write([]byte{answer}); err != nil {
 							fmt.Println("GPRINTER write:", err)
 							return
 						}
-						fmt.Printf("GPRINTER status n=%d answered 0x12\n", pend[2])
+						fmt.Printf("GPRINTER status n=%d answered %#02x\n", pend[2], answer)
 						pend = pend[3:]
 						continue
 					}
@@ -293,7 +311,7 @@ func TestQEMUPrinterUSBLP(t *testing.T) {
     scanners: [{type: stdin}]
     displays: [{type: terminal}, {type: escpos, usb: "04b8:0e15:%s", width: 42}]
 `, serial))
-	codes := []string{alipayCode(31), wechatCode(32), alipayCode(33)}
+	codes := []string{alipayCode(31), wechatCode(32), alipayCode(33), wechatCode(34)}
 
 	var c cpio
 	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"} {
@@ -417,6 +435,23 @@ func TestQEMUPrinterUSBLP(t *testing.T) {
 	require.Contains(t, r3, "Trade "+trade3)
 	printerState(t, do, g, `"state":"connected","detail":"ok"`, 8*time.Second)
 	require.Equal(t, 3, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "nothing printed twice")
+
+	// Cover open: DLE EOT 1 says offline, DLE EOT 2 says why, and the
+	// printer-class status is not selected. The receipt waits; the cover
+	// closed, it prints.
+	do("status cover")
+	g.waitCount("GPRINTER class status 0x0", 1, 10*time.Second)
+	do("pay 4")
+	trade4 := paidTrade(4)
+	printerState(t, do, g, `"state":"degraded","detail":"cover open"`, 8*time.Second)
+	require.Contains(t, g.console.String(), "GPRINTER status n=2 answered 0x16")
+	time.Sleep(3 * time.Second)
+	require.Equal(t, 3, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "no receipt while the cover is open")
+	do("status closed")
+	r4 := receipt(4)
+	require.Contains(t, r4, "Trade "+trade4)
+	printerState(t, do, g, `"state":"connected","detail":"ok"`, 8*time.Second)
+	require.Equal(t, 4, strings.Count(g.console.String(), "GPRINTER-RECEIPT "), "nothing printed twice")
 	t.Logf("timings: build %s, boot to ready %s, first receipt %s after boot; receipt seen %s after the PAID line was seen (50 ms polls), after the replug %s; gone seen %s after the unplug; receipt %s after paper back; total %s",
 		built.Sub(start).Round(time.Millisecond), booted.Sub(built).Round(time.Millisecond),
 		paid1.Sub(booted).Round(time.Millisecond), lat1.Round(time.Millisecond), lat2.Round(time.Millisecond),

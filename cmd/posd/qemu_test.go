@@ -103,7 +103,10 @@ func needQEMU(t *testing.T) (kernel, modules string) {
 func buildGuestPosd(t *testing.T) []byte {
 	out := filepath.Join(t.TempDir(), "posd")
 	cmd := exec.Command("go", "build", "-tags", "netgo,osusergo", "-ldflags", `-s -w -extldflags "-static"`, "-o", out, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	// glibc's iconv loads its converters at run time, which a static binary
+	// cannot: without NO_ICONV, hidapi reads every USB string (the serial
+	// number included) as empty.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "CGO_CFLAGS=-O2 -g -DNO_ICONV")
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", b)
 	bin, err := os.ReadFile(out)

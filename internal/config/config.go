@@ -136,6 +136,7 @@ type Scanner struct {
 	Name     string `yaml:"name"`      // evdev: the input device's name
 	Layout   string `yaml:"layout"`    // evdev, hid: us or fr
 	Mode     string `yaml:"mode"`      // hid: keyboard or pos
+	Backend  string `yaml:"backend"`   // hid: libusb (default: takes the device from the kernel) or hidraw
 	// KeyGap: evdev, hid keyboard: a longer pause between keys discards a
 	// partial code (a person typing, a misread). Default 50ms.
 	KeyGap time.Duration `yaml:"key_gap"`
@@ -606,6 +607,9 @@ func validateScanner(at string, s Scanner, bad func(string, ...any)) {
 		}
 		if s.Mode != "keyboard" && s.Mode != "pos" {
 			bad("%s.mode %q: keyboard or pos", at, s.Mode)
+		}
+		if s.Backend != "" && s.Backend != "libusb" && s.Backend != "hidraw" {
+			bad("%s.backend %q: libusb or hidraw", at, s.Backend)
 		}
 		layout()
 	default:

@@ -230,10 +230,30 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 				}
 				svc.DeviceChanged(lane, "scanner "+sc.Label()+": "+string(st))
 			})
+			// The reader hands codes over and reads on: a pay's journal
+			// commit must not keep it from the kernel's queue (64 evdev
+			// events, about ten keys), or a following code would overflow.
+			scans := make(chan scanner.Scan, 16)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := src.Run(runCtx, func(s scanner.Scan) { _ = svc.Scan(lane, s) })
+				for s := range scans {
+					if runCtx.Err() == nil { // a code read as posd stops is not paid
+						_ = svc.Scan(lane, s)
+					}
+				}
+			}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer close(scans)
+				err := src.Run(runCtx, func(s scanner.Scan) {
+					select {
+					case scans <- s:
+					default:
+						slog.Warn("scan dropped: sixteen codes already wait for this lane", zap.String("source", s.Source))
+					}
+				})
 				if err != nil && runCtx.Err() == nil {
 					slog.Error("scanner stopped", zap.Error(err))
 				} else if runCtx.Err() == nil {
@@ -504,9 +524,9 @@ func scannerSource(sc config.Scanner, tio IO, report scanner.Report) scanner.Sou
 	case "evdev":
 		return &scanner.Evdev{Device: sc.Device, Name: sc.Name, USB: sc.USB, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
 	case "hid":
-		return &scanner.HID{USB: sc.USB, Mode: sc.Mode, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
+		return &scanner.HID{USB: sc.USB, Mode: sc.Mode, Backend: sc.Backend, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
 	}
-	return &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene}
+	return &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene, Report: report}
 }
 
 func policy(cfg config.Config) poller.Policy {

@@ -1,0 +1,3 @@
+module gkit
+
+go 1.22
