@@ -104,6 +104,7 @@ deb: build
 	install -D -m 0755 $(BIN)/posctl $(BIN)/deb/usr/bin/posctl
 	install -D -m 0644 systemd/posd.service $(BIN)/deb/lib/systemd/system/posd.service
 	install -D -m 0644 systemd/99-posd.rules $(BIN)/deb/lib/udev/rules.d/99-posd.rules
+	install -D -m 0644 systemd/posd-modules.conf $(BIN)/deb/usr/lib/modules-load.d/posd.conf
 	install -D -m 0640 packaging/config.yaml $(BIN)/deb/etc/posd/config.yaml
 	install -D -m 0644 README.md $(BIN)/deb/usr/share/doc/posd/README.md
 	install -m 0644 packaging/debian/conffiles $(BIN)/deb/DEBIAN/conffiles

@@ -95,7 +95,7 @@ func TestInstalledBox(t *testing.T) {
 	key := "boxkey-" + strings.ToUpper(hex.EncodeToString(keyBytes)) // not 32 hex digits: the signature check below stays meaningful
 	// codes[2] ends in 80: the sandbox answers "paying" and pays on the
 	// third query, so the order is in flight across the upgrade.
-	codes := []string{alipayCode(11), alipayCode(12), alipayCode(80), wechatCode(14), alipayCode(15)}
+	codes := []string{alipayCode(11), alipayCode(12), alipayCode(80), wechatCode(14), alipayCode(15), wechatCode(16), alipayCode(17)}
 	data := t.TempDir()
 	copyFile(t, deb, filepath.Join(data, filepath.Base(deb)))
 	if upgrade != "" {
@@ -248,6 +248,22 @@ func TestInstalledBox(t *testing.T) {
 		g.must(hidgTyping(codes[3]), time.Minute)
 		c := g.settle(api, ch0)
 		check(c.State == "paid", "the charge %s scanned on the keyboard-wedge scanner ended %q, want paid", ch0, c.State)
+	}
+
+	// The HID-POS scanner through hidraw and the CDC-ACM one, the same way.
+	// Sent once posd holds each: a scanner nobody reads is not polled.
+	for _, sc := range []struct{ typ, fee, send string }{
+		{"usb:0c2e:0b6a", "0.05", hidposReport(codes[5])},
+		{"usb:1eab:1d06", "0.06", fmt.Sprintf("printf '%s\\r' >/dev/ttyGS0", codes[6])},
+	} {
+		check(g.waitDevice(api, sc.typ, 60*time.Second), "the scanner %s never connected", sc.typ)
+		ch := g.openCharge(api + "charge " + sc.fee)
+		g.must(sc.send, time.Minute)
+		c := g.settle(api, ch)
+		if c.State != "paid" {
+			devs, _ := g.run(api+"devices; ls -lL /dev/hidraw* /dev/ttyACM* /dev/posd/; journalctl -u posd --no-pager -o cat | tail -n 20", time.Minute)
+			check(false, "the charge %s scanned on the %s scanner ended %q, want paid:\n%s", ch, sc.typ, c.State, devs)
+		}
 	}
 
 	// A scan through the API, as a till that reads the scanner itself.
@@ -434,37 +450,78 @@ lanes:
       - type: evdev
         usb: "0c2e:0b61"
         key_gap: 1s
+      - type: hid
+        backend: hidraw
+        usb: "0c2e:0b6a"
+        mode: pos
+      - type: serial
+        usb: "1eab:1d06"
     displays:
       - type: web
         listen: 127.0.0.1:8322
 `
 
-// boxGadget plugs a USB keyboard with a Honeywell scanner's ids into the
-// guest: a configfs HID gadget (boot keyboard report descriptor) bound to
-// dummy_hcd's device controller; the host side of dummy_hcd enumerates it.
+// boxGadget plugs three scanners into the guest as configfs gadgets, each
+// on its own dummy_hcd controller, so that the host side's real drivers
+// meet the package's udev rules and the unit's device allow-list: a
+// keyboard wedge with a Honeywell scanner's ids (usbhid, evdev), a
+// HID-POS scanner (usbhid, hidraw; usage page 0x8C) and a Newland scanner
+// in USB COM mode (cdc_acm).
 const boxGadget = `set -e
-modprobe dummy_hcd
+modprobe dummy_hcd num=3
 modprobe libcomposite
 modprobe usb_f_hid
+modprobe usb_f_acm
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
-g=/sys/kernel/config/usb_gadget/scanner
-mkdir $g && cd $g
-echo 0x0c2e >idVendor
-echo 0x0b61 >idProduct
-mkdir strings/0x409
-echo BOX0001 >strings/0x409/serialnumber
-echo Honeywell >strings/0x409/manufacturer
-echo 'Box wedge scanner' >strings/0x409/product
-mkdir functions/hid.usb0
-echo 1 >functions/hid.usb0/protocol
-echo 1 >functions/hid.usb0/subclass
-echo 8 >functions/hid.usb0/report_length
-printf '\x05\x01\x09\x06\xa1\x01\x05\x07\x19\xe0\x29\xe7\x15\x00\x25\x01\x75\x01\x95\x08\x81\x02\x95\x01\x75\x08\x81\x03\x95\x05\x75\x01\x05\x08\x19\x01\x29\x05\x91\x02\x95\x01\x75\x03\x91\x03\x95\x06\x75\x08\x15\x00\x25\x65\x05\x07\x19\x00\x29\x65\x81\x00\xc0' >functions/hid.usb0/report_desc
-mkdir configs/c.1
-ln -s functions/hid.usb0 configs/c.1/
-ls /sys/class/udc | head -n1 >UDC
-for i in $(seq 100); do [ -e /dev/hidg0 ] && exit 0; sleep 0.1; done
+gadget() { # name vid pid serial product
+  g=/sys/kernel/config/usb_gadget/$1
+  mkdir $g
+  echo 0x$2 >$g/idVendor
+  echo 0x$3 >$g/idProduct
+  mkdir $g/strings/0x409
+  echo $4 >$g/strings/0x409/serialnumber
+  echo Honeywell >$g/strings/0x409/manufacturer
+  echo "$5" >$g/strings/0x409/product
+  mkdir $g/configs/c.1
+}
+gadget scanner 0c2e 0b61 BOX0001 'Box wedge scanner'
+f=/sys/kernel/config/usb_gadget/scanner/functions/hid.usb0
+mkdir $f
+echo 1 >$f/protocol
+echo 1 >$f/subclass
+echo 8 >$f/report_length
+printf '\x05\x01\x09\x06\xa1\x01\x05\x07\x19\xe0\x29\xe7\x15\x00\x25\x01\x75\x01\x95\x08\x81\x02\x95\x01\x75\x08\x81\x03\x95\x05\x75\x01\x05\x08\x19\x01\x29\x05\x91\x02\x95\x01\x75\x03\x91\x03\x95\x06\x75\x08\x15\x00\x25\x65\x05\x07\x19\x00\x29\x65\x81\x00\xc0' >$f/report_desc
+ln -s $f /sys/kernel/config/usb_gadget/scanner/configs/c.1/
+gadget hidpos 0c2e 0b6a BOX0002 'Box HID POS scanner'
+f=/sys/kernel/config/usb_gadget/hidpos/functions/hid.usb0
+mkdir $f
+echo 64 >$f/report_length
+echo 1 >$f/no_out_endpoint
+printf '\x05\x8c\x09\x02\xa1\x01\x85\x02\x09\x12\xa1\x02\x15\x00\x26\xff\x00\x75\x08\x95\x3f\x09\xfe\x81\x02\xc0\x06\x00\xff\x85\xfe\x09\x01\x95\x01\xb1\x02\xc0' >$f/report_desc
+ln -s $f /sys/kernel/config/usb_gadget/hidpos/configs/c.1/
+gadget acm 1eab 1d06 BOX0003 'Box COM scanner'
+mkdir /sys/kernel/config/usb_gadget/acm/functions/acm.usb0
+ln -s /sys/kernel/config/usb_gadget/acm/functions/acm.usb0 /sys/kernel/config/usb_gadget/acm/configs/c.1/
+i=0
+for name in scanner hidpos acm; do echo dummy_udc.$i >/sys/kernel/config/usb_gadget/$name/UDC; i=$((i+1)); done
+stty -F /dev/ttyGS0 raw -echo
+for i in $(seq 100); do [ -e /dev/hidg1 ] && [ -e /dev/hidg0 ] && exit 0; sleep 0.1; done
 exit 1`
+
+// hidposReport sends code as one HID-POS report on the gadget: report ID
+// 2, the length, AIM id "]C0", the data, zeros to 64 bytes.
+func hidposReport(code string) string {
+	r := make([]byte, 64)
+	r[0], r[1] = 0x02, byte(len(code))
+	copy(r[2:], "]C0"+code)
+	var b strings.Builder
+	b.WriteString("printf '")
+	for _, c := range r {
+		fmt.Fprintf(&b, "\\x%02x", c)
+	}
+	b.WriteString("' >/dev/hidg1")
+	return b.String()
+}
 
 // hidgTyping types code and Enter on the gadget keyboard: one 8-byte boot
 // report per key down and one per key up.
@@ -683,7 +740,7 @@ func (g *boxGuest) waitDevice(api, typ string, timeout time.Duration) bool {
 					walk(e)
 				}
 			case map[string]any:
-				if v["role"] == "scanner" && v["type"] == typ && v["state"] == "connected" {
+				if v["role"] == "scanner" && (v["type"] == typ || v["name"] == typ) && v["state"] == "connected" {
 					found = true
 				}
 				for _, e := range v {
