@@ -37,9 +37,13 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(GO) run $(STATICCHECK) ./...
 
 # Each fuzz target for a bounded number of executions. Counts, not
 # durations: Go 1.26 reports a spurious "context deadline exceeded" when a

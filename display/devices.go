@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // Report is how a device tells its health.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // ReceiptQueue keeps receipts until they are printed, across restarts.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 type memQueue struct {

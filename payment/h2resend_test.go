@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/payment"
-	"posd/poller"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
 )
 
 func h2frame(w io.Writer, typ, flags byte, sid uint32, p []byte) {

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"posd/internal/journal"
-	"posd/payment"
-	"posd/payment/sandbox"
-	"posd/payment/sandbox/sandboxtest"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/payment/sandbox"
+	"example.com/posd/payment/sandbox/sandboxtest"
 )
 
 func rssKB() int64 {

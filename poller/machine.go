@@ -3,8 +3,8 @@ package poller
 import (
 	"time"
 
-	"posd/internal/defect"
-	"posd/payment"
+	"example.com/posd/internal/defect"
+	"example.com/posd/payment"
 )
 
 // Policy is the confirmation schedule.

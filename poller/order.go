@@ -3,7 +3,7 @@ package poller
 import (
 	"time"
 
-	"posd/payment"
+	"example.com/posd/payment"
 )
 
 // State is an attempt's state as the local API shows it.

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"posd/internal/defect"
-	"posd/internal/failpoint"
-	"posd/internal/journal"
-	"posd/payment"
+	"example.com/posd/internal/defect"
+	"example.com/posd/internal/failpoint"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
 )
 
 // MemoryLimit is the soft limit posd gives the Go runtime (GOMEMLIMIT

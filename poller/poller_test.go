@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/internal/journal"
-	"posd/payment"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
 )
 
 type callRec struct {

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/internal/journal"
-	"posd/payment"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
 )
 
 // kill -9 after a refund left the box, before its answer was journaled:

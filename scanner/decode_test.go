@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 var update = flag.Bool("update", false, "rewrite the byte streams under testdata/")

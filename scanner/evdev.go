@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // Evdev reads a keyboard-wedge scanner through /dev/input/eventN, taking

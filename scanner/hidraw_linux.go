@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // hidrawOS: this OS has hidraw.

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // addUSB adds a USB device to a fake sysfs, under the root hub usb1

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // Serial reads a serial barcode scanner or sound-wave receiver: one code

@@ -5,7 +5,7 @@ import (
 	"context"
 	"io"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // Scene is the pay request's scene: how the code was read.

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"posd/internal/device"
+	"example.com/posd/internal/device"
 )
 
 // Report is how a source tells its device's health.

@@ -8,8 +8,8 @@ import (
 	"github.com/karalabe/hid"
 	"go.bug.st/serial/enumerator"
 
-	"posd/internal/device"
-	"posd/scanner"
+	"example.com/posd/internal/device"
+	"example.com/posd/scanner"
 )
 
 // listDevices prints what could be a scanner on this box, each with the

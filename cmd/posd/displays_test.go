@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/display"
+	"example.com/posd/display"
 )
 
 // fakeDevice is the far end of a pseudo-terminal: what posd writes to the

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/payment/sandbox"
+	"example.com/posd/payment/sandbox"
 )
 
 // Every row of the sandbox scenario table, through the real binary and the

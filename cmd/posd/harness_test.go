@@ -20,7 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"posd/payment/sandbox"
+	"example.com/posd/payment/sandbox"
 )
 
 // The end-to-end tests run the real posd binary, built once.

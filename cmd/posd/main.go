@@ -22,12 +22,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"posd/internal/api"
-	"posd/internal/config"
-	"posd/internal/daemon"
-	"posd/internal/journal"
-	"posd/payment/sandbox"
-	"posd/poller"
+	"example.com/posd/internal/api"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/daemon"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment/sandbox"
+	"example.com/posd/poller"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").

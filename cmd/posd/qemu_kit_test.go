@@ -21,7 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"posd/display"
+	"example.com/posd/display"
 )
 
 // The device kit: every kind of scanner and display a store buys, made in

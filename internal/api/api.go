@@ -19,8 +19,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"posd/internal/checkout"
-	"posd/scanner"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/scanner"
 )
 
 // Server serves the API over a checkout service.

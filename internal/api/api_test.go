@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"posd/display"
-	"posd/internal/checkout"
-	"posd/internal/journal"
-	"posd/payment"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 // declineAll is a gateway that declines every pay at once.

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"posd/display"
+	"example.com/posd/display"
 )
 
 func guarded(t *testing.T, p Protection, token string) *Server {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"posd/poller"
+	"example.com/posd/poller"
 )
 
 // ChargeState is a charge's state in the local API.
@@ -102,8 +102,6 @@ var (
 	ErrInvalid      = errors.New("invalid")
 	ErrOutOfService = errors.New("out of service")
 )
-
-const base36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 func seq36(n uint64) string { return strings.ToUpper(strconv.FormatUint(n, 36)) }
 

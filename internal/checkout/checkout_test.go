@@ -10,11 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/display"
-	"posd/internal/journal"
-	"posd/payment"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 func newService(t *testing.T, lanes ...LaneConfig) (*Service, *journal.Journal, *display.Hub) {

@@ -9,11 +9,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/display"
-	"posd/internal/journal"
-	"posd/payment"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 // unknownAll: no answer is ever trusted.

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"posd/internal/journal"
-	"posd/poller"
+	"example.com/posd/internal/journal"
+	"example.com/posd/poller"
 )
 
 func TestReportRefusesAnOverflowingTotal(t *testing.T) {

@@ -7,13 +7,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"posd/display"
-	"posd/internal/defect"
-	"posd/internal/failpoint"
-	"posd/internal/journal"
-	"posd/payment"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/defect"
+	"example.com/posd/internal/failpoint"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 // ErrCodeUsed: the code was submitted before, under another attempt.

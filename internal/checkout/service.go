@@ -12,10 +12,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"posd/display"
-	"posd/internal/journal"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/journal"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 // LaneConfig is one checkout.
@@ -57,7 +57,6 @@ type Service struct {
 	orders  map[string]*poller.Order          // live orders, by mch_trade_id
 	oos     string                            // why the lanes are out of service
 	offline string                            // why the gateway cannot be reached
-	ctx     context.Context
 }
 
 type lane struct {

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"posd/internal/defect"
-	"posd/payment"
-	"posd/poller"
+	"example.com/posd/internal/defect"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
 )
 
 // MaxTotalFee bounds one charge (100 million yuan): far above any lane,

@@ -22,9 +22,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
-	"posd/internal/checkout"
-	"posd/payment"
-	"posd/scanner"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/payment"
+	"example.com/posd/scanner"
 )
 
 // SandboxURL is the gateway.url that runs the sandbox inside posd.

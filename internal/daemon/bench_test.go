@@ -17,10 +17,10 @@ import (
 	"github.com/creack/pty"
 	"go.uber.org/zap"
 
-	"posd/internal/config"
-	"posd/internal/journal"
-	"posd/payment/sandbox"
-	"posd/poller"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment/sandbox"
+	"example.com/posd/poller"
 )
 
 func percentile(d []time.Duration, p float64) time.Duration {

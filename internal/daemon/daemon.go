@@ -23,17 +23,17 @@ import (
 
 	"go.uber.org/zap"
 
-	"posd/display"
-	"posd/internal/api"
-	"posd/internal/checkout"
-	"posd/internal/config"
-	"posd/internal/device"
-	"posd/internal/journal"
-	"posd/internal/sdnotify"
-	"posd/payment"
-	"posd/payment/sandbox"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/api"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/device"
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/sdnotify"
+	"example.com/posd/payment"
+	"example.com/posd/payment/sandbox"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 // IO is where the stdin scanner and the terminal display read and write,

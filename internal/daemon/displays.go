@@ -14,11 +14,11 @@ import (
 
 	"go.uber.org/zap"
 
-	"posd/display"
-	"posd/internal/api"
-	"posd/internal/config"
-	"posd/internal/device"
-	"posd/internal/journal"
+	"example.com/posd/display"
+	"example.com/posd/internal/api"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/device"
+	"example.com/posd/internal/journal"
 )
 
 // receiptQueue keeps receipts in the journal until they are printed.

@@ -1,11 +1,11 @@
 package daemon
 
 import (
-	"posd/internal/device"
-	"posd/internal/journal"
-	"posd/internal/metrics"
-	"posd/payment"
-	"posd/poller"
+	"example.com/posd/internal/device"
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/metrics"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
 )
 
 // posdMetrics are what GET /metrics shows. Labels carry wallets, outcomes,

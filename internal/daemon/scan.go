@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
-	"posd/internal/config"
-	"posd/internal/device"
-	"posd/payment"
-	"posd/scanner"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/device"
+	"example.com/posd/payment"
+	"example.com/posd/scanner"
 )
 
 // Scan reads the configured scanners without paying, so that an installer

@@ -3,8 +3,8 @@ package daemon
 import (
 	"testing"
 
-	"posd/internal/config"
-	"posd/scanner"
+	"example.com/posd/internal/config"
+	"example.com/posd/scanner"
 )
 
 func TestScannerSourceHIDBackend(t *testing.T) {

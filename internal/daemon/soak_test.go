@@ -20,10 +20,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"posd/internal/config"
-	"posd/internal/journal"
-	"posd/payment/sandbox"
-	"posd/payment/sandbox/sandboxtest"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment/sandbox"
+	"example.com/posd/payment/sandbox/sandboxtest"
 )
 
 type sample struct {

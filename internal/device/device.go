@@ -246,7 +246,6 @@ type Health struct {
 type Registry struct {
 	mu      sync.Mutex
 	devices map[string]*Health
-	onDown  func(Health)
 }
 
 // NewRegistry returns an empty registry.

@@ -18,8 +18,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
-	"posd/internal/defect"
+	"example.com/posd/internal/defect"
 )
 
 // SchemaVersion is written into a new journal and checked on open.
@@ -205,7 +206,7 @@ func Check(path string) error {
 	o.ReadOnly = true
 	db, err := bolt.Open(path, 0o600, o)
 	if err != nil {
-		if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) || errors.Is(err, bolt.ErrVersionMismatch) {
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
 			return fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
 		return err
@@ -383,7 +384,7 @@ func wrapWrite(err error) error {
 	if errors.Is(err, ErrDamaged) {
 		return fmt.Errorf("%w: %v", ErrUnwritable, err)
 	}
-	if errors.Is(err, bolt.ErrDatabaseReadOnly) {
+	if errors.Is(err, bolterrors.ErrDatabaseReadOnly) {
 		return fmt.Errorf("%w: opened read-only (damaged)", ErrUnwritable)
 	}
 	var ae appError

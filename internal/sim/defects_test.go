@@ -5,7 +5,7 @@ package sim
 import (
 	"testing"
 
-	"posd/internal/defect"
+	"example.com/posd/internal/defect"
 )
 
 // TestSimulationCatchesDefects proves the simulator: each money-path defect

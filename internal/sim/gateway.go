@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"posd/payment"
-	"posd/payment/sandbox"
+	"example.com/posd/payment"
+	"example.com/posd/payment/sandbox"
 )
 
 // The gateway model: a ledger that is the truth, answering each call with
@@ -42,8 +42,6 @@ const (
 	decline                       // declined at once (trade_state 7)
 	payAtReverse                  // pays just before the reverse, which refunds it
 )
-
-var behaviourNames = [...]string{"pays at once", "pays later", "never pays", "declined", "pays at the reverse"}
 
 // fault is what happens to one call on the way.
 type fault int

@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"posd/display"
-	"posd/internal/checkout"
-	"posd/internal/journal"
-	"posd/poller"
+	"example.com/posd/display"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/journal"
+	"example.com/posd/poller"
 )
 
 // The money rules, checked after every event. The gateway model checks

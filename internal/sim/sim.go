@@ -27,12 +27,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"posd/display"
-	"posd/internal/checkout"
-	"posd/internal/journal"
-	"posd/payment"
-	"posd/poller"
-	"posd/scanner"
+	"example.com/posd/display"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
 )
 
 // Config is one run.

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"posd/payment"
+	"example.com/posd/payment"
 )
 
 // Scenarios, by the last two digits of the payment code (PROTOCOL.md).

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"posd/payment"
+	"example.com/posd/payment"
 )
 
 // The built-in merchant: documented, public, useless on a real gateway.

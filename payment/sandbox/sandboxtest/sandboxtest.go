@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"posd/payment/sandbox"
+	"example.com/posd/payment/sandbox"
 )
 
 const env = "POSD_TEST_SANDBOX"
