@@ -171,6 +171,10 @@ func TestSecurityAndSystemd(t *testing.T) {
 	code, body = d.do("GET", "/metrics", nil)
 	assert.Equal(t, 200, code)
 	assert.Contains(t, string(body), "posd_unresolved_orders 0")
+	// The Prometheus client library's process and runtime series come along.
+	assert.Contains(t, string(body), "process_resident_memory_bytes ")
+	assert.Contains(t, string(body), "go_goroutines ")
+	assert.Regexp(t, `posd_device_up\{device="[^"]*",lane="L1",role="scanner",type="[a-z]+"\} [01]`, string(body))
 	d.kill()
 
 	// A key file others can read: posd refuses to start, as a config error.

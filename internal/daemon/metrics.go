@@ -1,68 +1,101 @@
 package daemon
 
 import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
-	"example.com/posd/internal/metrics"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 )
 
-// posdMetrics are what GET /metrics shows. Labels carry wallets, outcomes,
-// calls and device names: never a code, an order id or a key.
-type posdMetrics struct{ reg *metrics.Registry }
+// posdMetrics are what GET /metrics shows, through the Prometheus client
+// library: posd's own series and the process and Go runtime series
+// operators expect beside them. Labels carry wallets, outcomes, calls and
+// device names: never a code, an order id or a key.
+type posdMetrics struct {
+	r        *prometheus.Registry
+	reg      http.Handler // GET /metrics
+	payments *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	reverses prometheus.Counter
+	lateN    *prometheus.CounterVec
+	duration prometheus.Histogram
+}
 
 func newMetrics() *posdMetrics {
-	r := metrics.New()
-	r.Counter("posd_payments_total", "Attempts that reached a final state, by wallet and state.", "wallet", "state")
-	r.Counter("posd_gateway_requests_total", "Gateway round trips by call and classified outcome.", "call", "outcome")
-	r.Counter("posd_reverses_total", "Reverse calls sent.")
-	r.Counter("posd_late_results_total", "Results of charges their lane had moved on from (kept off the customer displays), by charge state.", "state")
-	r.Histogram("posd_payment_seconds", "From the scan to the attempt's final state.", 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-	return &posdMetrics{reg: r}
+	r := prometheus.NewRegistry()
+	m := &posdMetrics{
+		r: r,
+		payments: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_payments_total",
+			Help: "Attempts that reached a final state, by wallet and state."}, []string{"wallet", "state"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_gateway_requests_total",
+			Help: "Gateway round trips by call and classified outcome."}, []string{"call", "outcome"}),
+		reverses: prometheus.NewCounter(prometheus.CounterOpts{Name: "posd_reverses_total", Help: "Reverse calls sent."}),
+		lateN: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_late_results_total",
+			Help: "Results of charges their lane had moved on from (kept off the customer displays), by charge state."}, []string{"state"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "posd_payment_seconds",
+			Help: "From the scan to the attempt's final state.", Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}}),
+	}
+	r.MustRegister(m.payments, m.requests, m.reverses, m.lateN, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg = promhttp.HandlerFor(r, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}) // a bad series never hides the others
+	return m
 }
 
 func (m *posdMetrics) call(c payment.Call, r payment.Result) {
-	m.reg.Add("posd_gateway_requests_total", 1, string(c), r.Outcome.String())
+	m.requests.WithLabelValues(string(c), r.Outcome.String()).Inc()
 	if c == payment.CallReverse {
-		m.reg.Add("posd_reverses_total", 1)
+		m.reverses.Inc()
 	}
 }
 
-func (m *posdMetrics) late(state string) { m.reg.Add("posd_late_results_total", 1, state) }
+func (m *posdMetrics) late(state string) { m.lateN.WithLabelValues(state).Inc() }
 
 func (m *posdMetrics) order(o poller.Order) {
 	if !o.Final() || o.RefundBy == "operator" {
 		return
 	}
-	m.reg.Add("posd_payments_total", 1, o.Wallet, string(o.State))
-	m.reg.Observe("posd_payment_seconds", o.FinishedAt.Sub(o.CreatedAt).Seconds())
+	m.payments.WithLabelValues(o.Wallet, string(o.State)).Inc()
+	m.duration.Observe(o.FinishedAt.Sub(o.CreatedAt).Seconds())
 }
 
 func (m *posdMetrics) gauges(p *poller.Poller, j *journal.Journal, reg *device.Registry, gw *payment.Client) {
-	m.reg.Gauge("posd_gateway_up", "1 while the gateway can be reached (probe or last call), 0 while it cannot.", func() []metrics.Sample {
-		up, _ := gw.LinkUp()
-		v := 0.0
-		if up {
-			v = 1
-		}
-		return []metrics.Sample{{Value: v}}
-	})
-	m.reg.Gauge("posd_unresolved_orders", "Orders the poller is still driving to a final state.", func() []metrics.Sample {
-		return []metrics.Sample{{Value: float64(p.Pending())}}
-	})
-	m.reg.Gauge("posd_journal_bytes", "Size of the journal file.", func() []metrics.Sample {
-		return []metrics.Sample{{Value: float64(j.Size())}}
-	})
-	m.reg.Gauge("posd_device_up", "1 while a scanner or display is connected.", func() []metrics.Sample {
-		var out []metrics.Sample
-		for _, h := range reg.List() {
-			up := 0.0
-			if h.State == device.Connected {
-				up = 1
+	m.r.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_gateway_up",
+			Help: "1 while the gateway can be reached (probe or last call), 0 while it cannot."}, func() float64 {
+			if up, _ := gw.LinkUp(); up {
+				return 1
 			}
-			out = append(out, metrics.Sample{Labels: []string{h.Lane, h.Role, h.Type, h.Name}, Value: up})
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_unresolved_orders",
+			Help: "Orders the poller is still driving to a final state."}, func() float64 { return float64(p.Pending()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_journal_bytes",
+			Help: "Size of the journal file."}, func() float64 { return float64(j.Size()) }),
+		deviceCollector{reg},
+	)
+}
+
+// deviceCollector reports posd_device_up for the devices known at scrape
+// time: their set changes with the config, so it is collected, not kept.
+type deviceCollector struct{ reg *device.Registry }
+
+var deviceUp = prometheus.NewDesc("posd_device_up", "1 while a scanner or display is connected.",
+	[]string{"lane", "role", "type", "device"}, nil)
+
+func (deviceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deviceUp }
+
+func (d deviceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range d.reg.List() {
+		up := 0.0
+		if h.State == device.Connected {
+			up = 1
 		}
-		return out
-	}, "lane", "role", "type", "device")
+		ch <- prometheus.MustNewConstMetric(deviceUp, prometheus.GaugeValue, up, h.Lane, h.Role, h.Type, h.Name)
+	}
 }
