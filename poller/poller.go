@@ -110,7 +110,11 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 	var live, verify []Order
 	restored := p.opt.Journal.Restored()
 	err := p.opt.Journal.View(func(tx *journal.Tx) error {
-		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+		each := tx.ForEachLive // the unfinished orders only, from the journal's index
+		if restored {
+			each = tx.ForEach // every paid order is asked again
+		}
+		return each(journal.Orders, func(_ string, v []byte) error {
 			var o Order
 			if err := json.Unmarshal(v, &o); err != nil {
 				return fmt.Errorf("poller: journal order: %w", err)

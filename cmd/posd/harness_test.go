@@ -145,6 +145,7 @@ type posdProc struct {
 	out    *syncBuf
 	http   *http.Client
 	exited chan error
+	bin    string // the posd binary, when not the suite's race build
 }
 
 type opts struct {
@@ -232,7 +233,11 @@ func (d *posdProc) start(env ...string) {
 	t := d.t
 	t.Helper()
 	d.out = newOutput()
-	cmd := exec.Command(posdBin, "run", "-config", d.cfg)
+	bin := posdBin
+	if d.bin != "" {
+		bin = d.bin
+	}
+	cmd := exec.Command(bin, "run", "-config", d.cfg)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	stdin, err := cmd.StdinPipe()

@@ -101,7 +101,9 @@ func (s *Service) Start() error {
 	var charges []Charge
 	orders := map[string]poller.Order{}
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {
-		if err := tx.ForEach(journal.Charges, func(_ string, v []byte) error {
+		// The journal's live index: open charges and those needing
+		// attention, without reading the years of final ones.
+		if err := tx.ForEachLive(journal.Charges, func(_ string, v []byte) error {
 			var c Charge
 			if err := json.Unmarshal(v, &c); err != nil {
 				return err
@@ -723,71 +725,93 @@ func (s *Service) eachOrder(fn func(*poller.Order)) error {
 // Prune deletes what was final before cutoff: orders (and their code's
 // index entry) and charges whose every attempt is gone, with their
 // idempotency keys. Unresolved orders and open charges are never pruned.
-// It returns how many orders and charges went.
+// It reads the journal's index of final records, oldest first, and deletes
+// in small transactions that hold no lane: a year of history to prune
+// costs time, never a payment's wait. It returns how many orders and
+// charges went.
 func (s *Service) Prune(cutoff time.Time) (orders, charges int, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err = s.opt.Journal.Update(func(tx *journal.Tx) error {
-		orders, charges = 0, 0
-		gone := map[string]bool{}
-		var oldOrders []poller.Order
-		if err := tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
-			if err := json.Unmarshal(v, &o); err != nil {
-				return err
-			}
-			if o.Final() && !o.FinishedAt.IsZero() && o.FinishedAt.Before(cutoff) {
-				oldOrders = append(oldOrders, o)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		for _, o := range oldOrders {
-			if err := tx.Delete(journal.Orders, o.MchTradeID); err != nil {
-				return err
-			}
-			if id, ok := tx.GetString(journal.Codes, o.CodeSHA256); ok && id == o.MchTradeID {
-				if err := tx.Delete(journal.Codes, o.CodeSHA256); err != nil {
-					return err
-				}
-			}
-			gone[o.MchTradeID] = true
-			orders++
-		}
-		var oldCharges []Charge
-		if err := tx.ForEach(journal.Charges, func(_ string, v []byte) error {
-			var c Charge
-			if err := json.Unmarshal(v, &c); err != nil {
-				return err
-			}
-			if c.open() || c.State == NeedsAttention || !c.UpdatedAt.Before(cutoff) {
-				return nil
-			}
-			for _, a := range c.AttemptIDs {
-				if ok, _ := tx.Get(journal.Orders, a, &poller.Order{}); ok && !gone[a] {
-					return nil // an attempt is still kept
-				}
-			}
-			oldCharges = append(oldCharges, c)
-			return nil
-		}); err != nil {
-			return err
-		}
-		for _, c := range oldCharges {
-			if err := tx.Delete(journal.Charges, c.ID); err != nil {
-				return err
-			}
-			if c.IdempotencyKey != "" {
-				if err := tx.Delete(journal.Idem, c.IdempotencyKey); err != nil {
-					return err
-				}
-			}
-			charges++
-		}
-		return nil
-	})
+	orders, err = s.pruneBucket(journal.Orders, cutoff, pruneOrder)
+	if err != nil {
+		return orders, 0, err
+	}
+	charges, err = s.pruneBucket(journal.Charges, cutoff, pruneCharge)
 	return orders, charges, err
+}
+
+// PruneBatch is how many records one pruning transaction looks at.
+const PruneBatch = 100
+
+// pruneBucket deletes, batch by batch, the records of bucket final before
+// cutoff that one agrees to delete; the rest are stepped over.
+func (s *Service) pruneBucket(bucket string, cutoff time.Time, one func(*journal.Tx, string) (bool, error)) (int, error) {
+	total, after := 0, ""
+	for {
+		var ids []string
+		err := s.opt.Journal.Update(func(tx *journal.Tx) error {
+			var next string
+			ids, next = tx.DoneBefore(bucket, cutoff, after, PruneBatch)
+			for _, id := range ids {
+				gone, err := one(tx, id)
+				if err != nil {
+					return err
+				}
+				if gone {
+					total++
+				}
+			}
+			if next != "" {
+				after = next
+			}
+			return nil
+		})
+		s.opt.Journal.Trim() // the batch's old pages leave posd's memory
+		if err != nil || len(ids) < PruneBatch {
+			return total, err
+		}
+	}
+}
+
+// pruneOrder deletes a final order and its code's index entry.
+func pruneOrder(tx *journal.Tx, id string) (bool, error) {
+	var o poller.Order
+	if ok, err := tx.Get(journal.Orders, id, &o); err != nil || !ok {
+		return false, err
+	}
+	if !o.Final() {
+		return false, nil // the index is only a hint: the record decides
+	}
+	if err := tx.Delete(journal.Orders, id); err != nil {
+		return false, err
+	}
+	if cid, ok := tx.GetString(journal.Codes, o.CodeSHA256); ok && cid == id {
+		return true, tx.Delete(journal.Codes, o.CodeSHA256)
+	}
+	return true, nil
+}
+
+// pruneCharge deletes a final charge none of whose attempts is kept.
+func pruneCharge(tx *journal.Tx, id string) (bool, error) {
+	var c Charge
+	if ok, err := tx.Get(journal.Charges, id, &c); err != nil || !ok {
+		return false, err
+	}
+	if c.open() || c.State == NeedsAttention {
+		return false, nil
+	}
+	for _, a := range c.AttemptIDs {
+		if ok, _ := tx.Get(journal.Orders, a, &poller.Order{}); ok {
+			return false, nil // an attempt is still kept
+		}
+	}
+	if err := tx.Delete(journal.Charges, c.ID); err != nil {
+		return false, err
+	}
+	if c.IdempotencyKey != "" {
+		if err := tx.Delete(journal.Idem, c.IdempotencyKey); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // UpdateLanes applies new settings (fixed fee, max fee, subject, body,

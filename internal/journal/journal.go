@@ -1,6 +1,3 @@
-// Package journal is posd's durable record: every order, every step of its
-// confirmation and every charge, written and fsync'd before the request that
-// depends on it leaves the box. It is a bbolt file owned by one process.
 package journal
 
 import (
@@ -24,7 +21,7 @@ import (
 )
 
 // SchemaVersion is written into a new journal and checked on open.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Buckets.
 const (
@@ -41,6 +38,10 @@ var (
 	keyEpoch   = []byte("epoch")
 	keyCounter = []byte("counter")
 	keyRun     = []byte("run")
+	// keyClean is 1 once Close has run, 0 while the journal is open: the
+	// start-up integrity check reads the whole file only after posd did
+	// not close it (a crash, a power cut), not after every restart.
+	keyClean = []byte("clean")
 )
 
 // ErrUnwritable wraps every write failure: the caller must stop taking
@@ -82,9 +83,12 @@ type Options struct {
 var ErrDamaged = errors.New("journal: damaged")
 
 func options() *bolt.Options {
-	// NoFreelistSync: the freelist is rebuilt on open instead of written on
-	// every commit, which keeps the fsync on the pay path small.
-	return &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
+	// The freelist is written with every commit (a page or a few), not
+	// rebuilt on open: rebuilding reads every page of the file, which for
+	// a year of orders took a start past systemd's timeout and filled the
+	// box's memory with the file (docs/performance.md, the journal at
+	// scale).
+	return &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}
 }
 
 // Open opens or creates the journal at path, creating its directory. A file
@@ -213,6 +217,9 @@ func Check(path string) error {
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
+		if closedCleanly(tx) {
+			return nil // bbolt checked its meta pages on open
+		}
 		var first error
 		for cerr := range tx.Check() { // drained whole: the checker must finish
 			if first == nil {
@@ -221,6 +228,18 @@ func Check(path string) error {
 		}
 		return first
 	})
+}
+
+// closedCleanly: posd closed the journal, and has not opened it since. A
+// page too damaged to read is no answer: the whole check follows.
+func closedCleanly(tx *bolt.Tx) (clean bool) {
+	defer func() {
+		if recover() != nil {
+			clean = false
+		}
+	}()
+	m := tx.Bucket([]byte(meta))
+	return m != nil && bytes.Equal(m.Get(keyClean), []byte{1})
 }
 
 // protect turns a panic of bbolt on a damaged page into ErrDamaged.
@@ -238,10 +257,10 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 
 // migrations bring an older schema up to SchemaVersion, one step each, in
 // the transaction that opens the journal. Schema 1 is the first.
-var migrations = map[uint64]func(*bolt.Tx) error{}
+var migrations = map[uint64]func(*bolt.Tx) error{1: buildIndexes}
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, Orders, Codes, Charges, Idem, Receipts} {
+	for _, b := range []string{meta, Orders, Codes, Charges, Idem, Receipts, Live, Done} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}
@@ -271,6 +290,9 @@ func (j *Journal) init(tx *bolt.Tx) error {
 	if prev != nil && defect.On(3) {
 		j.epoch = string(prev)
 		return nil
+	}
+	if err := m.Put(keyClean, []byte{0}); err != nil {
+		return err
 	}
 	j.epoch = j.newEpoch()
 	for prev != nil && string(prev) == j.epoch {
@@ -303,11 +325,25 @@ func (j *Journal) Epoch() string { return j.epoch }
 
 // Close closes the file.
 func (j *Journal) Close() error {
+	if !j.readOnly {
+		_ = j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(meta)).Put(keyClean, []byte{1}) })
+	}
 	err := j.db.Close()
 	if j.seen != nil {
 		j.seen.Close()
 	}
 	return err
+}
+
+// Trim gives back the file's pages posd's memory maps: after work that
+// read old records once (pruning), so that the resident set stays small
+// whatever the size of the history. The mapping is shared and read-only,
+// so nothing is lost; inside a read transaction, bbolt cannot remap.
+func (j *Journal) Trim() {
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		dropPages(j.db.Info().Data, tx.Size())
+		return nil
+	})
 }
 
 // Path is the file's path.
@@ -409,13 +445,19 @@ func (t *Tx) NextSeq() (uint64, error) {
 	return n, m.Put(keyCounter, u64(n))
 }
 
-// Put stores v as JSON.
+// Put stores v as JSON (and, for an order or a charge, its index entries).
 func (t *Tx) Put(bucket, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return t.tx.Bucket([]byte(bucket)).Put([]byte(key), b)
+	bk := t.tx.Bucket([]byte(bucket))
+	if indexed(bucket) {
+		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), b); err != nil {
+			return err
+		}
+	}
+	return bk.Put([]byte(key), b)
 }
 
 // PutString stores a plain value (an index entry).
@@ -438,9 +480,15 @@ func (t *Tx) Get(bucket, key string, v any) (bool, error) {
 	return true, json.Unmarshal(b, v)
 }
 
-// Delete removes key.
+// Delete removes key (and its index entries).
 func (t *Tx) Delete(bucket, key string) error {
-	return t.tx.Bucket([]byte(bucket)).Delete([]byte(key))
+	bk := t.tx.Bucket([]byte(bucket))
+	if indexed(bucket) {
+		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), nil); err != nil {
+			return err
+		}
+	}
+	return bk.Delete([]byte(key))
 }
 
 // ForEachPrefix calls fn with every raw value whose key starts with prefix.

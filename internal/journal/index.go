@@ -1,0 +1,160 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The journal keeps two indexes of its orders and charges, written by Put
+// and Delete in the same transaction as the record, so that no caller can
+// forget them and the work of a start or a prune does not grow with the
+// years of history a box keeps:
+//
+//   - Live: "<bucket>/<key>" while the record is unfinished work (an order
+//     not done nor waiting for an operator; a charge open or needing
+//     attention). A start reads these records only.
+//   - Done: "<bucket>/<16 hex digits of unix nanoseconds>/<key>" for a
+//     final record, by when it became final (an order's finished_at, a
+//     charge's updated_at). Pruning reads the oldest first and stops at the
+//     cutoff.
+//
+// Both are derived from a few fields of the record's JSON; the owners'
+// tests check that the journal's reading agrees with theirs.
+const (
+	Live = "live"
+	Done = "done"
+)
+
+// indexFields are the fields of an order's or a charge's JSON the indexes
+// are derived from.
+type indexFields struct {
+	Phase      string    `json:"phase"` // orders
+	State      string    `json:"state"` // charges
+	FinishedAt time.Time `json:"finished_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+func indexed(bucket string) bool { return bucket == Orders || bucket == Charges }
+
+// indexKeys returns the Live and Done keys of a record (nil: none).
+func indexKeys(bucket, key string, v []byte) (live, done []byte) {
+	if v == nil {
+		return nil, nil
+	}
+	var f indexFields
+	if json.Unmarshal(v, &f) != nil {
+		return nil, nil
+	}
+	var final time.Time
+	switch bucket {
+	case Orders:
+		switch f.Phase {
+		case "attention":
+			return nil, nil // neither driven nor final: kept, never pruned
+		case "done":
+			final = f.FinishedAt
+		default:
+			return []byte(bucket + "/" + key), nil
+		}
+	case Charges:
+		switch f.State {
+		case "awaiting_scan", "paying", "needs_attention":
+			return []byte(bucket + "/" + key), nil
+		}
+		final = f.UpdatedAt
+	}
+	if final.IsZero() {
+		return nil, nil // a final record without a time is never pruned
+	}
+	return nil, fmt.Appendf(nil, "%s/%016x/%s", bucket, final.UnixNano(), key)
+}
+
+// reindex moves a record's index entries from what old said to what v says.
+func reindex(tx *bolt.Tx, bucket, key string, old, v []byte) error {
+	oldLive, oldDone := indexKeys(bucket, key, old)
+	newLive, newDone := indexKeys(bucket, key, v)
+	for _, ix := range []struct {
+		name     string
+		old, new []byte
+	}{{Live, oldLive, newLive}, {Done, oldDone, newDone}} {
+		if bytes.Equal(ix.old, ix.new) {
+			continue
+		}
+		b := tx.Bucket([]byte(ix.name))
+		if ix.old != nil {
+			if err := b.Delete(ix.old); err != nil {
+				return err
+			}
+		}
+		if ix.new != nil {
+			if err := b.Put(ix.new, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ForEachLive calls fn with every live record of bucket (Orders or
+// Charges), in key order.
+func (t *Tx) ForEachLive(bucket string, fn func(key string, v []byte) error) error {
+	p := []byte(bucket + "/")
+	c := t.tx.Bucket([]byte(Live)).Cursor()
+	data := t.tx.Bucket([]byte(bucket))
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		key := string(k[len(p):])
+		if v := data.Get([]byte(key)); v != nil {
+			if err := fn(key, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DoneBefore returns the keys of up to max records of bucket that became
+// final before cutoff, oldest first, starting after the index position
+// after ("" for the start), and the position to continue from.
+func (t *Tx) DoneBefore(bucket string, cutoff time.Time, after string, max int) (keys []string, next string) {
+	p := []byte(bucket + "/")
+	end := fmt.Appendf(nil, "%s/%016x", bucket, cutoff.UnixNano())
+	c := t.tx.Bucket([]byte(Done)).Cursor()
+	k, _ := c.Seek(p)
+	if after != "" {
+		if k, _ = c.Seek([]byte(after)); k != nil && string(k) == after {
+			k, _ = c.Next()
+		}
+	}
+	for ; k != nil && bytes.HasPrefix(k, p) && bytes.Compare(k, end) < 0 && len(keys) < max; k, _ = c.Next() {
+		rest := k[len(p):]
+		if i := bytes.IndexByte(rest, '/'); i >= 0 {
+			keys = append(keys, string(rest[i+1:]))
+			next = string(k)
+		}
+	}
+	return keys, next
+}
+
+// buildIndexes writes both indexes for every order and charge: schema 1
+// to 2, once, in the transaction that opens the journal.
+func buildIndexes(tx *bolt.Tx) error {
+	for _, name := range []string{Live, Done} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return err
+		}
+	}
+	for _, bucket := range []string{Orders, Charges} {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			continue
+		}
+		if err := b.ForEach(func(k, v []byte) error { return reindex(tx, bucket, string(k), nil, v) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package journal
+
+func dropPages(uintptr, int64) {}
