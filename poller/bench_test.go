@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"example.com/posd/internal/journal"
 	"example.com/posd/payment"
 	"example.com/posd/payment/sandbox"
@@ -156,5 +158,7 @@ func BenchmarkPoller10k(b *testing.B) {
 
 func TestMain(m *testing.M) {
 	sandboxtest.ServeIfChild()
-	os.Exit(m.Run())
+	// Every goroutine the package starts must end with the test that
+	// started it.
+	goleak.VerifyTestMain(m)
 }

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/karalabe/hid"
+
+	"example.com/posd/internal/device"
 )
 
 // HID reads a USB HID scanner. Mode "keyboard" decodes boot keyboard
@@ -90,35 +91,21 @@ func (h *HID) Run(ctx context.Context, emit func(Scan)) error {
 	}, h.Report, h.Backoff)
 }
 
-// ParseUSB reads "VVVV:PPPP[:SERIAL]".
-func ParseUSB(s string) (vid, pid uint16, serial string, err error) {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return 0, 0, "", fmt.Errorf("usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL", s)
-	}
-	v, err1 := strconv.ParseUint(parts[0], 16, 16)
-	p, err2 := strconv.ParseUint(parts[1], 16, 16)
-	if err1 != nil || err2 != nil {
-		return 0, 0, "", fmt.Errorf("usb %q: ids are 4 hex digits", s)
-	}
-	if len(parts) == 3 {
-		serial = parts[2]
-	}
-	return uint16(v), uint16(p), serial, nil
-}
-
 // open opens the device through libusb.
 func (h *HID) open() (io.ReadCloser, error) {
-	vid, pid, serial, err := ParseUSB(h.USB)
+	id, err := device.ParseUSBID(h.USB)
 	if err != nil {
 		return nil, err
 	}
-	infos, err := hid.Enumerate(vid, pid)
+	// ParseUSBID checked both are 4 hex digits.
+	vid, _ := strconv.ParseUint(id.VID, 16, 16)
+	pid, _ := strconv.ParseUint(id.PID, 16, 16)
+	infos, err := hid.Enumerate(uint16(vid), uint16(pid))
 	if err != nil {
 		return nil, err
 	}
 	for _, info := range infos {
-		if serial != "" && info.Serial != serial {
+		if !id.Match(fmt.Sprintf("%04x", info.VendorID), fmt.Sprintf("%04x", info.ProductID), info.Serial) {
 			continue
 		}
 		dev, err := info.Open()

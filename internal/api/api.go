@@ -1,5 +1,3 @@
-// Package api is the local HTTP API the till talks to: JSON both ways, on
-// loopback or a unix socket.
 package api
 
 import (

@@ -1,6 +1,3 @@
-// Package checkout is the lane: its open charge, the scans that pay it, and
-// the attempts (orders) the poller drives. It is the one place where a scan,
-// a charge and an order meet; the local API and the scanners call it.
 package checkout
 
 import (

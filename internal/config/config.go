@@ -1,6 +1,3 @@
-// Package config reads posd's YAML file: defaults first, then a strict
-// decode (an unknown key is an error), then Validate, which lists every
-// problem at once. Components receive plain option structs built from it.
 package config
 
 import (
@@ -124,12 +121,12 @@ type Lane struct {
 
 // Scanner is one entry of lanes[].scanners; type picks which keys apply.
 type Scanner struct {
-	Type     string `yaml:"type"`      // stdin, serial, evdev, hid
+	Type     string `yaml:"type"`      // a kind: stdin, serial, evdev, hid (internal/daemon/scanners.go)
 	Scene    string `yaml:"scene"`     // bar_code, or wave_code for a sound-wave receiver
 	Port     string `yaml:"port"`      // serial: a path
-	USB      string `yaml:"usb"`       // serial, evdev, hid: VVVV:PPPP[:SERIAL]
-	Baud     int    `yaml:"baud"`      // serial (9600)
-	DataBits int    `yaml:"data_bits"` // serial (8)
+	USB      string `yaml:"usb"`       // serial, evdev, hid: VVVV:PPPP[:SERIAL] (device.ParseUSBID)
+	Baud     int    `yaml:"baud"`      // serial; this and the next three left out: device.Serial's defaults
+	DataBits int    `yaml:"data_bits"` // serial: 5 to 8
 	Parity   string `yaml:"parity"`    // serial: none, odd, even
 	StopBits int    `yaml:"stop_bits"` // serial: 1 or 2
 	Device   string `yaml:"device"`    // evdev: /dev/input/eventN or a /dev/input/by-id path
@@ -138,50 +135,23 @@ type Scanner struct {
 	Mode     string `yaml:"mode"`      // hid: keyboard or pos
 	Backend  string `yaml:"backend"`   // hid: libusb (default: takes the device from the kernel) or hidraw
 	// KeyGap: evdev, hid keyboard: a longer pause between keys discards a
-	// partial code (a person typing, a misread). Default 50ms.
+	// partial code (a person typing, a misread). Left out (0): the default
+	// of scanner.KeyDecoder.
 	KeyGap time.Duration `yaml:"key_gap"`
-}
-
-// Label is how the scanner is named in GET /v1/devices.
-func (s Scanner) Label() string {
-	switch {
-	case s.Port != "":
-		return s.Port
-	case s.Device != "":
-		return s.Device
-	case s.Name != "":
-		return "input:" + s.Name
-	case s.USB != "":
-		return "usb:" + s.USB
-	}
-	return s.Type
 }
 
 // Display is one entry of lanes[].displays; type picks which keys apply.
 type Display struct {
-	Type     string `yaml:"type"`     // terminal, vfd, escpos, web
+	Type     string `yaml:"type"`     // a kind: terminal, vfd, escpos, web (internal/daemon/displaykinds.go)
 	Port     string `yaml:"port"`     // vfd, escpos: a serial port or /dev/usb/lp*
 	USB      string `yaml:"usb"`      // vfd, escpos: VVVV:PPPP[:SERIAL] of a USB serial adapter or (escpos) a printer-class printer
-	Baud     int    `yaml:"baud"`     // vfd, escpos on serial
+	Baud     int    `yaml:"baud"`     // vfd, escpos on serial; left out: device.Serial's default
 	Language string `yaml:"language"` // vfd: zh or en
 	Encoding string `yaml:"encoding"` // vfd, escpos: ascii or gb18030
 	Address  string `yaml:"address"`  // escpos: host:9100
-	Width    int    `yaml:"width"`    // escpos: characters per line
+	Width    int    `yaml:"width"`    // escpos: characters per line; left out: display.ReceiptBytes's default
 	Drawer   bool   `yaml:"drawer"`   // escpos: kick the cash drawer on a paid receipt
 	Listen   string `yaml:"listen"`   // web: its own address when the API is on a unix socket
-}
-
-// Name is how the display is named in GET /v1/devices.
-func (d Display) Name() string {
-	switch {
-	case d.Port != "":
-		return d.Port
-	case d.USB != "":
-		return "usb:" + d.USB
-	case d.Address != "":
-		return d.Address
-	}
-	return d.Type
 }
 
 // Default is every value a file may leave out.
@@ -333,18 +303,6 @@ func Parse(b []byte) (Config, error) {
 			if sc.Scene == "" {
 				sc.Scene = scanner.SceneBarCode
 			}
-			if sc.Baud == 0 {
-				sc.Baud = 9600
-			}
-			if sc.DataBits == 0 {
-				sc.DataBits = 8
-			}
-			if sc.Parity == "" {
-				sc.Parity = "none"
-			}
-			if sc.StopBits == 0 {
-				sc.StopBits = 1
-			}
 			if sc.Layout == "" {
 				sc.Layout = "us"
 			}
@@ -354,17 +312,11 @@ func Parse(b []byte) (Config, error) {
 		}
 		for j := range l.Displays {
 			d := &l.Displays[j]
-			if d.Baud == 0 {
-				d.Baud = 9600
-			}
 			if d.Encoding == "" {
 				d.Encoding = "ascii"
 			}
 			if d.Language == "" {
 				d.Language = "en"
-			}
-			if d.Width == 0 {
-				d.Width = 32
 			}
 		}
 	}
@@ -534,23 +486,13 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("%s.charge_ttl: must be positive", at)
 		}
 		for j, s := range l.Scanners {
-			validateScanner(fmt.Sprintf("%s.scanners[%d]", at, j), s, bad)
+			errs = append(errs, validateScanner(fmt.Sprintf("%s.scanners[%d]", at, j), s)...)
 		}
 		for j, d := range l.Displays {
-			validateDisplay(fmt.Sprintf("%s.displays[%d]", at, j), d, c.API.Listen, bad)
+			errs = append(errs, validateDisplay(fmt.Sprintf("%s.displays[%d]", at, j), d, c)...)
 		}
 	}
-	stdin := 0
-	for _, l := range c.Lanes {
-		for _, s := range l.Scanners {
-			if s.Type == "stdin" {
-				stdin++
-			}
-		}
-	}
-	if stdin > 1 {
-		bad("lanes: %d stdin scanners; there is one standard input", stdin)
-	}
+	errs = append(errs, validateAlone(c.Lanes)...)
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout: must be positive")
 	}
@@ -561,153 +503,6 @@ func (c *Config) Validate() (warnings []string, err error) {
 		return warnings, errors.New(RedactURLs("  - " + strings.Join(errs, "\n  - ")))
 	}
 	return warnings, nil
-}
-
-func validateScanner(at string, s Scanner, bad func(string, ...any)) {
-	if s.Scene != scanner.SceneBarCode && s.Scene != scanner.SceneWaveCode {
-		bad("%s.scene %q: bar_code or wave_code", at, s.Scene)
-	}
-	if s.USB != "" && !validUSB(s.USB) {
-		bad("%s.usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL (hex)", at, s.USB)
-	}
-	layout := func() {
-		if s.Layout != "us" && s.Layout != "fr" {
-			bad("%s.layout %q: us or fr", at, s.Layout)
-		}
-	}
-	switch s.Type {
-	case "stdin":
-	case "serial":
-		if (s.Port == "") == (s.USB == "") {
-			bad("%s: port or usb (one of them)", at)
-		}
-		if s.Baud <= 0 || s.DataBits < 5 || s.DataBits > 8 {
-			bad("%s: baud must be positive and data_bits 5-8", at)
-		}
-		if s.Parity != "none" && s.Parity != "odd" && s.Parity != "even" {
-			bad("%s.parity %q: none, odd or even", at, s.Parity)
-		}
-		if s.StopBits != 1 && s.StopBits != 2 {
-			bad("%s.stop_bits %d: 1 or 2", at, s.StopBits)
-		}
-	case "evdev":
-		n := 0
-		for _, v := range []string{s.Device, s.Name, s.USB} {
-			if v != "" {
-				n++
-			}
-		}
-		if n != 1 {
-			bad("%s: exactly one of device, name or usb: posd grabs only the keyboard it is told to", at)
-		}
-		layout()
-	case "hid":
-		if s.USB == "" {
-			bad("%s: usb required", at)
-		}
-		if s.Mode != "keyboard" && s.Mode != "pos" {
-			bad("%s.mode %q: keyboard or pos", at, s.Mode)
-		}
-		if s.Backend != "" && s.Backend != "libusb" && s.Backend != "hidraw" {
-			bad("%s.backend %q: libusb or hidraw", at, s.Backend)
-		}
-		layout()
-	default:
-		bad("%s.type %q: stdin, serial, evdev or hid", at, s.Type)
-	}
-}
-
-func validateDisplay(at string, d Display, apiListen string, bad func(string, ...any)) {
-	serialOnly := func() {
-		if d.Port == "" && d.USB == "" {
-			bad("%s: port or usb required", at)
-		}
-		if d.Port != "" && d.USB != "" {
-			bad("%s: port or usb, not both", at)
-		}
-		if d.USB != "" && !validUSB(d.USB) {
-			bad("%s.usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL (hex)", at, d.USB)
-		}
-		if d.Baud < 0 {
-			bad("%s.baud: must be positive", at)
-		}
-	}
-	encoding := func() {
-		if d.Encoding != "" && d.Encoding != "ascii" && d.Encoding != "gb18030" {
-			bad("%s.encoding %q: ascii or gb18030", at, d.Encoding)
-		}
-	}
-	switch d.Type {
-	case "terminal":
-	case "vfd":
-		serialOnly()
-		encoding()
-		if d.Language != "" && d.Language != "zh" && d.Language != "en" {
-			bad("%s.language %q: zh or en", at, d.Language)
-		}
-		if d.Language == "zh" && d.Encoding != "gb18030" {
-			bad("%s: language zh needs encoding gb18030 (a display with a Chinese font)", at)
-		}
-	case "escpos":
-		if d.Encoding != "" && d.Encoding != "ascii" && d.Encoding != "gb18030" && !isCodePage(d.Encoding) {
-			bad("%s.encoding %q: ascii, gb18030 or a code page (cp437, cp850, cp858, cp860, cp863, cp865, cp866, cp1252)", at, d.Encoding)
-		}
-		n := 0
-		for _, v := range []string{d.Port, d.USB, d.Address} {
-			if v != "" {
-				n++
-			}
-		}
-		if n != 1 {
-			bad("%s: exactly one of port, usb or address", at)
-		}
-		if d.USB != "" && !validUSB(d.USB) {
-			bad("%s.usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL (hex)", at, d.USB)
-		}
-		if d.Address != "" {
-			if _, _, err := net.SplitHostPort(d.Address); err != nil {
-				bad("%s.address %q: host:port (usually :9100)", at, d.Address)
-			}
-		}
-		if d.Width != 0 && (d.Width < 16 || d.Width > 64) {
-			bad("%s.width %d: 16 to 64 characters", at, d.Width)
-		}
-	case "web":
-		if strings.HasPrefix(apiListen, "unix:") && d.Listen == "" {
-			bad("%s: the API is on a unix socket, so the web display needs its own listen address", at)
-		}
-		if d.Listen != "" {
-			if err := checkListen(d.Listen); err != nil || strings.HasPrefix(d.Listen, "unix:") {
-				bad("%s.listen %q: host:port on loopback", at, d.Listen)
-			}
-		}
-	default:
-		bad("%s.type %q: terminal, vfd, escpos or web", at, d.Type)
-	}
-}
-
-func isCodePage(e string) bool {
-	switch e {
-	case "cp437", "cp850", "cp858", "cp860", "cp863", "cp865", "cp866", "cp1252":
-		return true
-	}
-	return false
-}
-
-func validUSB(s string) bool {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return false
-	}
-	for _, p := range parts[:2] {
-		if len(p) != 4 {
-			return false
-		}
-		if _, err := strconv.ParseUint(p, 16, 16); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 func checkListen(addr string) error {

@@ -1,6 +1,3 @@
-// Package daemon wires posd together: gateway client (or the embedded
-// sandbox), journal, poller, lanes, scanners, displays and the local API.
-// cmd/posd only parses flags and calls Run.
 package daemon
 
 import (
@@ -513,20 +510,6 @@ func probeJournal(ctx context.Context, j *journal.Journal, svc *checkout.Service
 			svc.JournalError(nil)
 		}
 	}
-}
-
-// scannerSource builds a lane's scanner from its config.
-func scannerSource(sc config.Scanner, tio IO, report scanner.Report) scanner.Source {
-	switch sc.Type {
-	case "serial":
-		return &scanner.Serial{Name: sc.Label(), Scene: sc.Scene, Report: report,
-			Open: device.Serial(device.SerialOptions{Port: sc.Port, USB: sc.USB, Baud: sc.Baud, DataBits: sc.DataBits, Parity: sc.Parity, StopBits: sc.StopBits})}
-	case "evdev":
-		return &scanner.Evdev{Device: sc.Device, Name: sc.Name, USB: sc.USB, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
-	case "hid":
-		return &scanner.HID{USB: sc.USB, Mode: sc.Mode, Backend: sc.Backend, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}
-	}
-	return &scanner.Lines{R: tio.Stdin, Name: "stdin", Scene: sc.Scene, Report: report}
 }
 
 func policy(cfg config.Config) poller.Policy {

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/display"
-	"example.com/posd/internal/api"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
@@ -91,61 +90,34 @@ func resolveLinks(path string) string {
 	return path
 }
 
-// startDisplays runs every lane's displays, each on its own goroutine with
-// its own queue, and returns the web display's handler, if any lane has one.
-// With web false, web displays are left alone (a reload keeps them).
+// startDisplays runs every lane's displays, each built by its kind
+// (displayKinds) and fed on its own goroutine from its own queue, and
+// returns the web display's handler, if any lane has one. With lasting
+// true only the lasting kinds (web) are started, otherwise only the others
+// (a reload keeps the lasting ones).
 func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, hub *display.Hub, j *journal.Journal,
-	reg *device.Registry, log *zap.Logger, stdout io.Writer, web0 bool) (*display.Web, error) {
-	var web *display.Web
-	store := cfg.Merchant.StoreID
+	reg *device.Registry, log *zap.Logger, stdout io.Writer, lasting bool) (*display.Web, error) {
+	e := &displayEnv{ctx: ctx, wg: wg, cfg: cfg, hub: hub, j: j, reg: reg, stdout: stdout}
 	for _, l := range cfg.Lanes {
 		for i, d := range l.Displays {
-			lane := l.ID
-			dlog := log.Named("display").With(zap.String("lane", lane), zap.String("type", d.Type), zap.String("device", d.Name()))
-			onErr := func(err error) { dlog.Warn("display failed; payments go on", zap.Error(err)) }
-			var dev display.Display
-			hold := 5 * time.Second
-			switch d.Type {
-			case "terminal":
-				dev, hold = &display.Terminal{W: stdout}, 0 // a log: nothing to hold
-			case "vfd":
-				dev = &display.VFDDevice{
-					VFD:    display.VFD{Language: d.Language, Encoding: display.VFDEncoder(d.Encoding)},
-					Open:   opener(d),
-					Report: display.Report(reg.Reporter(lane, "display", "vfd", d.Name())),
-				}
-			case "escpos":
-				p := &display.Printer{
-					Name: fmt.Sprintf("%s/%d", lane, i), Open: opener(d), Queue: receiptQueue{j},
-					Report: display.Report(reg.Reporter(lane, "display", "escpos", d.Name())),
-					Store:  store, Width: d.Width, Encoding: d.Encoding, Drawer: d.Drawer,
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); p.Run(ctx) }()
-				dev = p
-			case "web":
-				if !web0 {
-					continue
-				}
-				if web == nil {
-					web = &display.Web{Hub: hub, Lanes: map[string]bool{}, MaxStreams: cfg.API.MaxStreams}
-				}
-				web.Lanes[lane] = true
-				if d.Listen != "" {
-					ln, err := api.Listen(d.Listen)
-					if err != nil {
-						return nil, err
-					}
-					mux := http.NewServeMux()
-					routeWeb(mux, web)
-					ln = api.LimitListener(ln, cfg.API.MaxConnections)
-					guarded := api.NewGuard(d.Listen, false).Wrap(mux)
-					wg.Add(1)
-					go func() { defer wg.Done(); _ = api.Serve(ctx, ln, guarded) }()
-					dlog.Info("web customer display", zap.String("url", "http://"+ln.Addr().String()+"/display/"+lane))
-				}
+			k, ok := displayKinds[d.Type]
+			if !ok { // config.Load refuses it; a config built in code may not have been loaded
+				return nil, fmt.Errorf("%w: lane %s display %d: type %q: not a display type (%v)", config.ErrConfig, l.ID, i, d.Type, config.DisplayTypes())
+			}
+			if k.lasting != lasting {
 				continue
 			}
+			e.lane, e.index = l.ID, i
+			e.log = log.Named("display").With(zap.String("lane", l.ID), zap.String("type", d.Type), zap.String("device", d.Name()))
+			dev, hold, err := k.build(e, d)
+			if err != nil {
+				return nil, err
+			}
+			if dev == nil {
+				continue
+			}
+			lane, dlog := l.ID, e.log
+			onErr := func(err error) { dlog.Warn("display failed; payments go on", zap.Error(err)) }
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -153,7 +125,7 @@ func startDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, h
 			}()
 		}
 	}
-	return web, nil
+	return e.web, nil
 }
 
 func routeWeb(mux interface {
@@ -163,23 +135,10 @@ func routeWeb(mux interface {
 	mux.HandleFunc("GET /display/{lane}/events", web.CustomerEvents)
 }
 
-// startWebDisplays serves the web displays (they are not restarted by a
-// reload: their listeners and routes live as long as posd).
+// startWebDisplays serves the web displays, the lasting kind (they are not
+// restarted by a reload: their listeners and routes live as long as posd).
 func startWebDisplays(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, hub *display.Hub, log *zap.Logger) (*display.Web, error) {
-	only := cfg
-	only.Lanes = nil
-	for _, l := range cfg.Lanes {
-		l.Scanners = nil
-		var ds []config.Display
-		for _, d := range l.Displays {
-			if d.Type == "web" {
-				ds = append(ds, d)
-			}
-		}
-		l.Displays = ds
-		only.Lanes = append(only.Lanes, l)
-	}
-	return startDisplays(ctx, wg, only, hub, nil, nil, log, nil, true)
+	return startDisplays(ctx, wg, cfg, hub, nil, nil, log, nil, true)
 }
 
 // displaySet is the displays other than web ones, restartable on SIGHUP.

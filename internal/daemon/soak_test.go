@@ -18,6 +18,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/config"
@@ -169,7 +170,9 @@ lanes:
 
 func TestMain(m *testing.M) {
 	sandboxtest.ServeIfChild()
-	os.Exit(m.Run())
+	// Every goroutine the package starts must end with the test that
+	// started it.
+	goleak.VerifyTestMain(m)
 }
 
 // waitState waits until the serial scanner reports state in /v1/devices.

@@ -1,6 +1,3 @@
-// Package device opens the serial, USB printer and network ports that
-// scanners, displays and printers sit on, and keeps the health of every
-// device for GET /v1/devices.
 package device
 
 import (
@@ -80,13 +77,39 @@ type USBID struct {
 	Serial   string // "": any serial number
 }
 
-// ParseUSBID reads "VVVV:PPPP" or "VVVV:PPPP:SERIAL".
+// ParseUSBID reads "VVVV:PPPP" or "VVVV:PPPP:SERIAL": the one parser of
+// USB ids, for the config's checks and every lookup by id.
+//
+// VVVV (vendor id) and PPPP (product id) are exactly four hex digits each,
+// in either case: "403:6001", "0x0403:6001" or "04031:6001" are refused.
+// SERIAL is the device's serial number as the kernel and libusb report it
+// (sysfs "serial", evdev "uniq", what posd devices prints): everything after
+// the second colon, taken as it is, compared exactly, and it may contain
+// any character, colons included ("0403:6001:A9:X" is serial "A9:X").
+// Without it, or empty ("0403:6001:"), any serial number matches.
 func ParseUSBID(id string) (USBID, error) {
+	const form = "VVVV:PPPP or VVVV:PPPP:SERIAL"
+	isHex4 := func(s string) bool { // no sign, prefix or space
+		if len(s) != 4 {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+		return true
+	}
 	parts := strings.SplitN(id, ":", 3)
 	if len(parts) < 2 {
-		return USBID{}, fmt.Errorf("usb %q: VVVV:PPPP or VVVV:PPPP:SERIAL", id)
+		return USBID{}, fmt.Errorf("usb %q: %s (VVVV and PPPP 4 hex digits each)", id, form)
 	}
 	u := USBID{VID: parts[0], PID: parts[1]}
+	for _, f := range []struct{ what, v string }{{"vendor id", u.VID}, {"product id", u.PID}} {
+		if !isHex4(f.v) {
+			return USBID{}, fmt.Errorf("usb %q: %s %q is not 4 hex digits (%s)", id, f.what, f.v, form)
+		}
+	}
 	if len(parts) > 2 {
 		u.Serial = parts[2]
 	}

@@ -1,7 +1,3 @@
-// Package failpoint lets the crash tests kill posd at an exact step of the
-// journal. POSD_FAILPOINT names the point; when the running process reaches
-// it, it sends itself SIGKILL: no deferred call, no flush, as in a power cut.
-// Unset (always, in production), Hit costs one comparison.
 package failpoint
 
 import (

@@ -1,6 +1,3 @@
-// Package sdnotify speaks systemd's notify protocol: READY=1 once posd can
-// take payments, WATCHDOG=1 from its main loop, STOPPING=1 on the way out.
-// Without NOTIFY_SOCKET (not under systemd) every call does nothing.
 package sdnotify
 
 import (

@@ -1,12 +1,3 @@
-// Package sim is a deterministic simulation of the whole daemon, in the
-// manner of FoundationDB's and TigerBeetle's (VOPR): one process, a virtual
-// clock (a testing/synctest bubble), one seed, and the real code — lanes,
-// charges, the poller and its state machine, the bbolt journal, the payment
-// client with its signing, decoding and classification — against a gateway
-// model whose ledger is the truth. Tills, scanners and operators act at
-// random from the seed; the process crashes and restarts, and its journal
-// is restored from older copies. After every event the money rules are
-// checked as invariants.
 package sim
 
 import (

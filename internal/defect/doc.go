@@ -1,0 +1,19 @@
+// Package defect puts back, on purpose, the money-path defects that issue 9
+// fixed, one at a time, so that the simulation (internal/sim) can prove it
+// catches each of them: a check that never fails proves nothing. The
+// journal, the poller and checkout ask On(n) at the spot where defect n
+// lived.
+//
+// Only a binary built with the posd_defects tag can turn one on; in every
+// other build On is the constant false and the compiler drops the old code
+// paths, so a posd that takes money cannot carry them.
+//
+//  1. a late result of an earlier charge shown on the lane's customer displays
+//  2. trade_state 1 after posd's own reverse taken for "paid"
+//  3. the journal's epoch kept across restarts (a restored journal reuses
+//     ids) and a 107 adopted as posd's own order
+//  4. resolve accepted for an order posd is still confirming
+//  5. a refund refused after a try whose answer was lost taken as "not refunded"
+//  6. a 301 after a signed answer taken as "nothing was created"
+//  7. a charge opened without what its pay needs (the code burned at pay time)
+package defect

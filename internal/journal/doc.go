@@ -1,0 +1,26 @@
+// Package journal is posd's durable record: every order, every step of its
+// confirmation and every charge, written and fsync'd before the request
+// that depends on it leaves the box. checkout writes a scan's order, its
+// code's hash and its charge in one transaction before the pay; the poller
+// writes each step before the next call (Batch: concurrent steps share one
+// fsync); printers keep their receipts here until printed. At a start, what
+// is unfinished is read back and resumed.
+//
+// It is a bbolt file owned by one process. The journal stores its callers'
+// records as JSON, reading only the few fields its indexes need, and knows
+// nothing of the gateway. What it guarantees is that a write that returned
+// is on disk and that a write that failed says so: every write error wraps
+// ErrUnwritable, and the caller then stops taking payments rather than take
+// money without a record.
+//
+// It guards against copies of itself. Each open draws a fresh epoch, from
+// which mch_trade_ids are made, so a journal restored from a backup or
+// cloned to a second box never reuses an id the gateway has seen. A
+// witness file beside it (path.seen) holds the last run and transaction: a
+// journal behind its witness is an older copy put back (Restored), and the
+// poller asks the gateway again about every order it says was paid. A file
+// that fails Check (run in a process of its own: bbolt panics on some
+// damage) is opened read-only, so that what it holds can still be exported.
+//
+// A full payment code is never written: orders hold it masked and hashed.
+package journal
