@@ -7,30 +7,21 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
-	"example.com/posd/display"
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/config"
-	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
-	"example.com/posd/internal/sdnotify"
 	"example.com/posd/payment"
-	"example.com/posd/payment/sandbox"
 	"example.com/posd/poller"
-	"example.com/posd/scanner"
 )
 
 // IO is where the stdin scanner and the terminal display read and write,
@@ -53,277 +44,12 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 }
 
 func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready func(addr string, j *journal.Journal)) error {
-	// The sandbox's merchant only exists on a sandbox, embedded or not.
-	sandboxed := cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID
-	if sandboxed {
-		log = log.With(zap.String("gateway", "SANDBOX"))
-	}
-	merchantID, key := cfg.Merchant.ID, ""
-	if cfg.Merchant.KeyFile != "" {
-		var err error
-		if key, err = config.ReadKey(cfg.Merchant.KeyFile); err != nil {
-			return fmt.Errorf("merchant key: %w", err)
-		}
-	}
-	baseURL := cfg.Gateway.URL
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	if cfg.IsSandbox() {
-		if merchantID == "" {
-			merchantID = sandbox.MerchantID
-		}
-		if key == "" {
-			key = sandbox.Key
-		}
-		sb := sandbox.New(sandbox.Options{MerchantID: merchantID, Key: key, SlowDelay: cfg.Gateway.SandboxSlow})
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("sandbox: %w", err)
-		}
-		baseURL = "http://" + l.Addr().String() + "/"
-		log.Warn("SANDBOX gateway: no real money moves", zap.String("url", baseURL), zap.String("merchant_id", merchantID))
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = api.Serve(runCtx, l, sb) }()
-	}
-	client, err := payment.NewClient(payment.ClientOptions{
-		BaseURL: baseURL, MerchantID: merchantID, Key: key,
-		Timeout: cfg.Gateway.Timeout, ConnectTimeout: cfg.Gateway.ConnectTimeout, CAFile: cfg.Gateway.CAFile,
-	})
+	d, err := Open(cfg, log, tio)
 	if err != nil {
 		return err
 	}
-	router, err := scanner.NewRouter(cfg.Wallets)
-	if err != nil {
-		return err
-	}
-	var j *journal.Journal
-	damaged := false
-	if cerr := checkJournal(cfg.Journal.Path); cerr != nil {
-		damaged = true
-		log.Error("JOURNAL DAMAGED: posd runs read-only and takes no payment; export what can be read (posctl export) and restore or replace the journal",
-			zap.String("journal", cfg.Journal.Path), zap.Error(cerr))
-		j, err = journal.OpenReadOnly(cfg.Journal.Path)
-	} else {
-		j, err = journal.Open(cfg.Journal.Path)
-	}
-	if err != nil {
-		return err
-	}
-	defer j.Close()
-
-	hub := display.NewHub()
-	m := newMetrics()
-	var svc *checkout.Service
-	pol := poller.New(poller.Options{
-		Gateway: client, Journal: j, Policy: policy(cfg), Log: log.Named("poller"),
-		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP,
-		OnUpdate: func(o poller.Order) {
-			m.order(o)
-			svc.OrderUpdated(o)
-		},
-		OnCall:         m.call,
-		OnJournalError: func(err error) { svc.JournalError(err) },
-	})
-	svc = checkout.New(checkout.Options{
-		Journal: j, Poller: pol, Hub: hub, Router: router, Lanes: lanes(cfg),
-		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: sandboxed,
-		DedupWindow: cfg.Scan.DuplicateWindow, Log: log.Named("checkout"), OnLate: m.late,
-	})
-	client.OnLink(func(up bool, reason string) {
-		if up {
-			log.Info("gateway reachable")
-		} else {
-			log.Warn("gateway unreachable", zap.String("reason", reason))
-		}
-		svc.GatewayState(up, reason)
-	})
-
-	// Displays first, so that they see the state Start publishes.
-	reg := device.NewRegistry()
-	// Web displays live as long as posd; the others under dispCtx, so that
-	// SIGHUP can restart them with a new config.
-	web, err := startWebDisplays(runCtx, &wg, cfg, hub, log)
-	if err != nil {
-		return err
-	}
-	disp := &displaySet{}
-	if err := disp.start(runCtx, cfg, hub, j, reg, log, tio.Stdout); err != nil {
-		return err
-	}
-	defer disp.stop()
-	if err := svc.Start(); err != nil {
-		if !damaged {
-			return err
-		}
-		log.Error("damaged journal: open charges could not be read", zap.Error(err))
-	}
-	pollCtx, stopPolling := context.WithCancel(context.Background())
-	defer stopPolling()
-	pollDone := make(chan struct{})
-	if damaged {
-		// No step can be recorded, so none is taken: the lanes are out of
-		// service and the records stay as they are for the operator.
-		svc.JournalError(fmt.Errorf("%w: damaged, opened read-only", journal.ErrUnwritable))
-		close(pollDone)
-	} else {
-		n, err := pol.Resume(time.Now())
-		if err != nil {
-			return err
-		}
-		svc.ResumeAborts()
-		if n > 0 {
-			log.Info("resumed unfinished orders", zap.Int("orders", n))
-		}
-		go func() { pol.Run(pollCtx); close(pollDone) }()
-	}
-
-	ln, prot, err := listenAPI(cfg.API)
-	if err != nil {
-		return err
-	}
-	srv := api.New(svc, log.Named("api"), func() error {
-		if ok, why := svc.InService(); !ok {
-			return errors.New(why)
-		}
-		if why := svc.Offline(); why != "" {
-			return fmt.Errorf("%w: %s", api.ErrDegraded, why)
-		}
-		return nil
-	}, func() any { return reg.List() })
-	if cfg.API.TokenFile != "" {
-		token, err := config.ReadSecret(cfg.API.TokenFile)
-		if err != nil {
-			return fmt.Errorf("api token: %w", err)
-		}
-		srv.RequireToken(token)
-	}
-	srv.Protect(prot)
-	m.gauges(pol, j, reg, client)
-	wg.Add(1)
-	go func() { defer wg.Done(); client.Watch(runCtx, cfg.Gateway.ProbeInterval) }()
-	srv.Handle("GET /metrics", m.reg)
-	events := &display.Web{Hub: hub, MaxStreams: cfg.API.MaxStreams}
-	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
-	if web != nil && !strings.HasPrefix(cfg.API.Listen, "unix:") {
-		routeWeb(srv, web)
-	}
-	apiErr := make(chan error, 1)
-	wg.Add(1)
-	go func() { defer wg.Done(); apiErr <- api.Serve(runCtx, ln, srv) }()
-
-	for _, l := range cfg.Lanes {
-		for _, sc := range l.Scanners {
-			lane, slog := l.ID, log.Named("scanner").With(zap.String("lane", l.ID), zap.String("type", sc.Type), zap.String("device", sc.Label()))
-			report := reg.Reporter(lane, "scanner", sc.Type, sc.Label())
-			src := scannerSource(sc, tio, func(st device.State, detail string) {
-				report(st, detail)
-				if st == device.Connected {
-					slog.Info("scanner connected")
-				} else {
-					slog.Warn("scanner unavailable", zap.String("state", string(st)), zap.String("detail", detail))
-				}
-				svc.DeviceChanged(lane, "scanner "+sc.Label()+": "+string(st))
-			})
-			// The reader hands codes over and reads on: a pay's journal
-			// commit must not keep it from the kernel's queue (64 evdev
-			// events, about ten keys), or a following code would overflow.
-			scans := make(chan scanner.Scan, 16)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for s := range scans {
-					if runCtx.Err() == nil { // a code read as posd stops is not paid
-						_ = svc.Scan(lane, s)
-					}
-				}
-			}()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer close(scans)
-				err := src.Run(runCtx, func(s scanner.Scan) {
-					select {
-					case scans <- s:
-					default:
-						slog.Warn("scan dropped: sixteen codes already wait for this lane", zap.String("source", s.Source))
-					}
-				})
-				if err != nil && runCtx.Err() == nil {
-					slog.Error("scanner stopped", zap.Error(err))
-				} else if runCtx.Err() == nil {
-					slog.Info("scanner input ended")
-				}
-			}()
-		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if !damaged {
-			probeJournal(runCtx, j, svc)
-		}
-	}()
-	if !damaged {
-		wg.Add(1)
-		go func() { defer wg.Done(); prune(runCtx, svc, cfg.Journal.Retention, log.Named("journal")) }()
-	}
-
-	log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", cfg.Journal.Path), zap.Int("lanes", len(cfg.Lanes)))
-	ready(ln.Addr().String(), j)
-	if ok, nerr := sdnotify.Notify("READY=1\nSTATUS=taking payments"); nerr != nil {
-		log.Warn("sd_notify", zap.Error(nerr))
-	} else if ok {
-		log.Info("told systemd: ready")
-	}
-	// The watchdog is fed from this loop: if it stops turning, systemd
-	// restarts posd, and the journal resumes what was in flight.
-	var watchdog <-chan time.Time
-	if iv := sdnotify.WatchdogInterval(); iv > 0 {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		watchdog = t.C
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-hup:
-			if next, ok := reload(cfg, tio.ConfigPath, client, svc, log); ok {
-				if displaysChanged(cfg, next) {
-					disp.stop()
-					if err := disp.start(runCtx, next, hub, j, reg, log, tio.Stdout); err != nil {
-						log.Error("reload: displays", zap.Error(err))
-					} else {
-						log.Info("reload: displays restarted with the new config")
-					}
-				}
-				cfg = next
-			}
-		case err = <-apiErr:
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("api stopped", zap.Error(err))
-			}
-			break loop
-		case <-watchdog:
-			_, _ = sdnotify.Notify("WATCHDOG=1")
-		}
-	}
-	_, _ = sdnotify.Notify("STOPPING=1")
-	log.Info("shutting down: finishing calls in flight", zap.Duration("bound", cfg.ShutdownTimeout))
-	cancel()
-	stopPolling()
-	<-pollDone
-	if !pol.Wait(cfg.ShutdownTimeout) {
-		log.Warn("shutdown bound reached: unfinished orders resume from the journal at the next start")
-	}
-	return err
+	defer d.Close()
+	return d.Run(ctx, ready)
 }
 
 // listenAPI opens the API's listener: connections capped, TLS when it is

@@ -1,0 +1,336 @@
+package journal
+
+// Outside review of 3688da6 ("journal at the scale of years"). Each test
+// here demonstrates a defect; it fails on the code as committed.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+// reviewOrder is shaped like a poller.Order's JSON (the fields the index
+// reads, and about the size of a real record).
+type reviewOrder struct {
+	MchTradeID string    `json:"mch_trade_id"`
+	Phase      string    `json:"phase"`
+	State      string    `json:"state"`
+	Pad        string    `json:"pad"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// fillOrders writes n done orders through Put.
+func fillOrders(t *testing.T, j *Journal, n int) {
+	t.Helper()
+	t0 := time.Unix(1_700_000_000, 0)
+	pad := strings.Repeat("x", 900)
+	require.NoError(t, j.Update(func(tx *Tx) error {
+		for i := range n {
+			id := fmt.Sprintf("S1_POS1_AAAAAA%06d", i)
+			o := reviewOrder{MchTradeID: id, Phase: "done", State: "paid", Pad: pad,
+				FinishedAt: t0.Add(time.Duration(i) * time.Second), UpdatedAt: t0}
+			if err := tx.Put(Orders, id, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// ordersRoot is the page number of the Orders bucket's root (a branch page
+// once the bucket spans several pages), and the file's page size.
+func ordersRoot(t *testing.T, j *Journal) (pgid uint64, pageSize int) {
+	t.Helper()
+	require.NoError(t, j.db.View(func(tx *bolt.Tx) error {
+		pgid = uint64(tx.Bucket([]byte(Orders)).Root())
+		return nil
+	}))
+	require.NotZero(t, pgid, "orders bucket is not inline")
+	return pgid, j.db.Info().PageSize
+}
+
+// smash overwrites one page of the file, as a bad SD card would.
+func smash(t *testing.T, path string, pgid uint64, pageSize int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	garbage := make([]byte, pageSize)
+	for i := range garbage {
+		garbage[i] = 0xA5
+	}
+	_, err = f.WriteAt(garbage, int64(pgid)*int64(pageSize))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// fullCheck is bbolt's whole-file check, what Check did before 3688da6.
+func fullCheck(t *testing.T, path string) (errs []string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer db.Close()
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				errs = append(errs, fmt.Sprint("panic: ", r))
+			}
+		}()
+		_ = db.View(func(tx *bolt.Tx) error {
+			for e := range tx.Check() {
+				errs = append(errs, e.Error())
+			}
+			return nil
+		})
+	}()
+	return errs
+}
+
+// DEFECT (clean flag): posd saw the damage while it ran (a read returned
+// ErrDamaged, the lanes went out of service "journal damaged"), yet Close
+// writes clean=1 unconditionally, so the next start skips the integrity
+// check and opens the damaged file read-write.
+func TestReviewCloseMarksDamagedJournalClean(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path)
+	require.NoError(t, err)
+	fillOrders(t, j, 2000)
+	root, ps := ordersRoot(t, j)
+
+	smash(t, path, root, ps) // the medium goes bad under the running posd
+	err = j.View(func(tx *Tx) error { return tx.ForEach(Orders, func(string, []byte) error { return nil }) })
+	require.ErrorIs(t, err, ErrDamaged, "posd notices the damage while it runs")
+	require.NoError(t, j.Close())
+
+	require.NotEmpty(t, fullCheck(t, path), "the file is damaged")
+	require.ErrorIs(t, Check(path), ErrDamaged,
+		"a journal posd itself found damaged must not pass the start-up check (Close wrote clean=1 regardless)")
+}
+
+// DEFECT (design regression, clean flag): damage that happens while posd is
+// stopped (the scenario of TestDamagedJournalRunsReadOnly: "a power cut on
+// a bad SD card" – a box switched off at night after a clean stop) is no
+// longer found at start. Check passes, Open succeeds read-write, and the
+// first pay that reaches the damaged part panics inside Journal.Update,
+// which (unlike View and Batch) is not protected: the whole process dies
+// instead of running read-only.
+func TestReviewCleanFlagHidesDamageFromStartupCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path)
+	require.NoError(t, err)
+	fillOrders(t, j, 2000)
+	root, ps := ordersRoot(t, j)
+	require.NoError(t, j.Close()) // a clean stop
+
+	smash(t, path, root, ps) // damaged while posd is not running
+	errs := fullCheck(t, path)
+	require.NotEmpty(t, errs, "bbolt's check finds the damage")
+	t.Logf("bbolt check: %d problems, first: %s", len(errs), errs[0])
+
+	cerr := Check(path)
+	if cerr == nil {
+		// What posd does next: open read-write and take a payment.
+		j, err := Open(path)
+		require.NoError(t, err, "the damaged journal opens read-write")
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Logf("Journal.Update panicked (posd's pay path would crash the process): %v", r)
+				}
+			}()
+			perr := j.Update(func(tx *Tx) error {
+				return tx.Put(Orders, "S1_POS1_AAAAAA000500x", reviewOrder{Phase: "pay", State: "paying"})
+			})
+			t.Logf("pay-path Update on the damaged journal returned %v", perr)
+		}()
+		_ = j.db.Close()
+		j.seen.Close()
+	}
+	require.ErrorIs(t, cerr, ErrDamaged, "the start-up check must find damage that bbolt's check finds")
+}
+
+// DEFECT (simulation fidelity): the simulation's crash is Kill followed by
+// Close (internal/sim crash()). Kill stops j.write, but Close's new
+// db.Update bypasses it: the "dead" process still commits clean=1, and
+// every simulated crash leaves a journal that says it was closed cleanly.
+// The simulation therefore never exercises the crash branch of the
+// start-up decision (it does not call Check at all, nor Prune).
+func TestReviewKilledJournalSaysClosedCleanly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := OpenWith(path, Options{NoSync: true, NoGroupCommit: true})
+	require.NoError(t, err)
+	j.Kill() // the simulation's crash: nothing more is written
+	require.Error(t, j.Update(func(tx *Tx) error { return tx.PutString(Codes, "k", "v") }), "writes fail after Kill")
+	require.NoError(t, j.Close())
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer db.Close()
+	var clean bool
+	require.NoError(t, db.View(func(tx *bolt.Tx) error { clean = closedCleanly(tx); return nil }))
+	require.False(t, clean, "a killed process wrote nothing more, so its journal cannot say it was closed cleanly")
+}
+
+// makeSchema1 writes n orders and n charges the way a schema-1 posd left
+// them (no index buckets), straight through bbolt in large transactions.
+func makeSchema1(t *testing.T, path string, n int) {
+	t.Helper()
+	j, err := Open(path)
+	require.NoError(t, err)
+	t0 := time.Unix(1_700_000_000, 0)
+	pad := strings.Repeat("x", 900)
+	const batch = 20000
+	for i := 0; i < n; i += batch {
+		require.NoError(t, j.db.Update(func(tx *bolt.Tx) error {
+			ob, cb := tx.Bucket([]byte(Orders)), tx.Bucket([]byte(Charges))
+			for k := i; k < min(i+batch, n); k++ {
+				at := t0.Add(time.Duration(k) * time.Second)
+				id := "S001_POS01_G" + strconv.Itoa(10_000_000+k)
+				ov := fmt.Appendf(nil, `{"mch_trade_id":%q,"charge_id":"CHG%s","state":"paid","phase":"done","pad":%q,"updated_at":%q,"finished_at":%q}`,
+					id, id, pad, at.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano))
+				cv := fmt.Appendf(nil, `{"id":"CHG%s","state":"paid","attempt_ids":[%q],"updated_at":%q}`, id, id, at.Format(time.RFC3339Nano))
+				if err := ob.Put([]byte(id), ov); err != nil {
+					return err
+				}
+				if err := cb.Put([]byte("CHG"+id), cv); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{Live, Done} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], 1)
+		return tx.Bucket([]byte(meta)).Put(keySchema, v[:])
+	}))
+	require.NoError(t, j.db.Close())
+	j.seen.Close()
+}
+
+// DEFECT (availability, upgrade): the schema 1 -> 2 migration builds both
+// indexes for the whole history in the one transaction that opens the
+// journal. bbolt keeps every node that transaction dirties in memory until
+// commit, so the upgrade's first start needs memory (and time) linear in
+// the history, before READY, with nothing committed if systemd kills it
+// (MemoryMax=256M, GOMEMLIMIT=40MiB, TimeoutStartSec): the next start does
+// it all again. TestJournalAtScale never measures this path (it writes a
+// schema-2 journal). POSD_REVIEW_MIGRATE_ORDERS sets the size (default
+// 100,000 orders and their charges: a quarter of the documented 400,000).
+func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("POSD_REVIEW_MIGRATE_ORDERS")); err == nil && v > 0 {
+		n = v
+	}
+	path := filepath.Join(t.TempDir(), "j.db")
+	gen := time.Now()
+	makeSchema1(t, path, n)
+	t.Logf("schema-1 journal written in %s", time.Since(gen).Round(time.Millisecond))
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapInuse)
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	began := time.Now()
+	j, err := Open(path)
+	took := time.Since(began)
+	close(stop)
+	wg.Wait()
+	require.NoError(t, err)
+	defer j.Close()
+	var done int
+	require.NoError(t, j.View(func(tx *Tx) error {
+		ids, _ := tx.DoneBefore(Orders, time.Unix(1_700_000_000, 0).Add(1e6*time.Second), "", 1<<30)
+		done = len(ids)
+		return nil
+	}))
+	require.Equal(t, n, done)
+	grew := int64(peak) - int64(base.HeapInuse)
+	t.Logf("migration of %d orders + %d charges (%.0f MB file): Open took %s, Go heap in use grew by %d MB at peak (%.0f bytes per record)",
+		n, n, float64(st.Size())/1e6, took.Round(time.Millisecond), grew>>20, float64(grew)/float64(2*n))
+	require.Less(t, grew, int64(40<<20),
+		"the upgrade's start must fit posd's memory bound (GOMEMLIMIT=40MiB in the unit): migrate in bounded batches")
+}
+
+// Trim is safe as far as data goes: MADV_DONTNEED on bbolt's read-only
+// MAP_SHARED file mapping only drops page-table entries; a slice held by a
+// read in flight is faulted in again from the page cache with the same
+// bytes, and bbolt cannot remap while Trim's read transaction holds the
+// mmap lock. This test is the evidence (it passes).
+func TestReviewTrimKeepsReadsInFlightIntact(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path)
+	require.NoError(t, err)
+	defer j.Close()
+	fillOrders(t, j, 3000)
+	want := map[string]string{}
+	require.NoError(t, j.View(func(tx *Tx) error {
+		return tx.ForEach(Orders, func(k string, v []byte) error { want[k] = string(v); return nil })
+	}))
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			j.Trim()
+		}
+	}()
+	for range 20 {
+		require.NoError(t, j.View(func(tx *Tx) error {
+			var held [][]byte
+			var keys []string
+			_ = tx.ForEach(Orders, func(k string, v []byte) error { held = append(held, v); keys = append(keys, k); return nil })
+			j.Trim() // also from inside a read: nested read transactions
+			for i, v := range held {
+				if string(v) != want[keys[i]] {
+					select {
+					case errc <- errors.New("a held slice changed after Trim: " + keys[i]):
+					default:
+					}
+				}
+			}
+			return nil
+		}))
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+}
