@@ -160,6 +160,83 @@ func TestReviewCleanFlagHidesDamageFromStartupCheck(t *testing.T) {
 	require.ErrorIs(t, cerr, ErrDamaged, "the start-up check must find damage that bbolt's check finds")
 }
 
+// metaFreelist reads the current meta page (the one with the higher txid)
+// of a closed file and returns its freelist page id.
+func metaFreelist(t *testing.T, path string, pageSize int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	best, fl := uint64(0), uint64(0)
+	for _, off := range []int{0, pageSize} {
+		m := b[off+16:] // past the page header
+		freelist := binary.LittleEndian.Uint64(m[32:40])
+		txid := binary.LittleEndian.Uint64(m[48:56])
+		if txid >= best {
+			best, fl = txid, freelist
+		}
+	}
+	return fl
+}
+
+// DEFECT (money, clean flag + synced freelist): bbolt's freelist is now
+// read from the file instead of rebuilt from the tree, and on a clean start
+// nothing checks it. One damaged freelist page that lists a page in use as
+// free (media damage while posd is stopped) is trusted: the very first
+// commit (Open's own) allocates that page and overwrites a leaf of the
+// orders bucket with other data. Orders vanish silently, with no panic and
+// no ErrDamaged: paid orders gone from the records, unfinished ones never
+// driven again. Before 3688da6 the freelist was never read from disk
+// (NoFreelistSync) and the start-up check ("reachable page freed") ran on
+// every start.
+func TestReviewCleanStartTrustsDamagedFreelist(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path)
+	require.NoError(t, err)
+	fillOrders(t, j, 2000)
+	root, ps := ordersRoot(t, j)
+	require.NoError(t, j.Close()) // a clean stop
+
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	rp := b[int(root)*ps:]
+	require.Equal(t, uint16(0x01), binary.LittleEndian.Uint16(rp[8:10]), "orders root is a branch page")
+	leaf := binary.LittleEndian.Uint64(rp[16+8 : 16+16]) // first child
+	fl := metaFreelist(t, path, ps)
+	require.NotEqual(t, ^uint64(0), fl, "the freelist is kept in the file now")
+
+	// The damage: the freelist page now says the orders leaf is free.
+	page := make([]byte, ps)
+	binary.LittleEndian.PutUint64(page[0:8], fl)
+	binary.LittleEndian.PutUint16(page[8:10], 0x10) // freelist page
+	binary.LittleEndian.PutUint16(page[10:12], 1)   // one free id
+	binary.LittleEndian.PutUint64(page[16:24], leaf)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(page, int64(fl)*int64(ps))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NotEmpty(t, fullCheck(t, path), "bbolt's whole-file check sees a page both reachable and free")
+
+	cerr := Check(path)
+	if cerr == nil {
+		j, err := Open(path) // what posd does when the check passes
+		require.NoError(t, err)
+		n := 0
+		verr := j.View(func(tx *Tx) error {
+			return tx.ForEach(Orders, func(k string, v []byte) error {
+				if strings.HasPrefix(k, "S1_POS1_") && v != nil {
+					n++
+				}
+				return nil
+			})
+		})
+		t.Logf("after the first open: %d of 2000 orders readable, read error %v", n, verr)
+		_ = j.db.Close()
+		j.seen.Close()
+	}
+	require.ErrorIs(t, cerr, ErrDamaged, "a freelist that frees a page in use must not pass the start-up check")
+}
+
 // DEFECT (simulation fidelity): the simulation's crash is Kill followed by
 // Close (internal/sim crash()). Kill stops j.write, but Close's new
 // db.Update bypasses it: the "dead" process still commits clean=1, and
@@ -226,15 +303,20 @@ func makeSchema1(t *testing.T, path string, n int) {
 
 // DEFECT (availability, upgrade): the schema 1 -> 2 migration builds both
 // indexes for the whole history in the one transaction that opens the
-// journal. bbolt keeps every node that transaction dirties in memory until
-// commit, so the upgrade's first start needs memory (and time) linear in
-// the history, before READY, with nothing committed if systemd kills it
-// (MemoryMax=256M, GOMEMLIMIT=40MiB, TimeoutStartSec): the next start does
-// it all again. TestJournalAtScale never measures this path (it writes a
-// schema-2 journal). POSD_REVIEW_MIGRATE_ORDERS sets the size (default
-// 100,000 orders and their charges: a quarter of the documented 400,000).
+// journal. bbolt splits nodes only at commit, so every index key of the
+// history is inserted into one ever-growing in-memory leaf node, each
+// insert shifting everything after it (runtime.memmove is 90% of the CPU
+// profile): the upgrade's first start is quadratic in the history
+// (measured here: 10,000 orders+charges 0.3 s, 20,000 5 s, 40,000 23 s,
+// 100,000 130 s; so ~35 min for the documented 400,000) and holds the
+// whole index in memory, all before READY. systemd's start timeout kills
+// it, nothing is committed, and every restart does it again: a box with
+// months of history never comes back up after the upgrade.
+// TestJournalAtScale never measures this path (it writes a schema-2
+// journal). POSD_REVIEW_MIGRATE_ORDERS sets the size (default 30,000, the
+// size make test gives TestJournalAtScale, whose target is READY < 1 s).
 func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
-	n := 100_000
+	n := 30_000
 	if v, err := strconv.Atoi(os.Getenv("POSD_REVIEW_MIGRATE_ORDERS")); err == nil && v > 0 {
 		n = v
 	}
@@ -282,8 +364,8 @@ func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
 	grew := int64(peak) - int64(base.HeapInuse)
 	t.Logf("migration of %d orders + %d charges (%.0f MB file): Open took %s, Go heap in use grew by %d MB at peak (%.0f bytes per record)",
 		n, n, float64(st.Size())/1e6, took.Round(time.Millisecond), grew>>20, float64(grew)/float64(2*n))
-	require.Less(t, grew, int64(40<<20),
-		"the upgrade's start must fit posd's memory bound (GOMEMLIMIT=40MiB in the unit): migrate in bounded batches")
+	require.Less(t, took, 3*time.Second,
+		"the upgrade's first start must not grow quadratically with the history (READY < 1 s is the target; a linear index build of this size takes well under a second)")
 }
 
 // Trim is safe as far as data goes: MADV_DONTNEED on bbolt's read-only
