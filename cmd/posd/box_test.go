@@ -252,6 +252,7 @@ func TestInstalledBox(t *testing.T) {
 
 	// The HID-POS scanner through hidraw and the CDC-ACM one, the same way.
 	// Sent once posd holds each: a scanner nobody reads is not polled.
+	morePaid := 0
 	for _, sc := range []struct{ typ, fee, send string }{
 		{"usb:0c2e:0b6a", "0.05", hidposReport(codes[5])},
 		{"usb:1eab:1d06", "0.06", fmt.Sprintf("printf '%s\\r' >/dev/ttyGS0", codes[6])},
@@ -260,6 +261,9 @@ func TestInstalledBox(t *testing.T) {
 		ch := g.openCharge(api + "charge " + sc.fee)
 		g.must(sc.send, time.Minute)
 		c := g.settle(api, ch)
+		if c.State == "paid" {
+			morePaid++
+		}
 		if c.State != "paid" {
 			devs, _ := g.run(api+"devices; ls -lL /dev/hidraw* /dev/ttyACM* /dev/posd/; journalctl -u posd --no-pager -o cat | tail -n 20", time.Minute)
 			check(false, "the charge %s scanned on the %s scanner ended %q, want paid:\n%s", ch, sc.typ, c.State, devs)
@@ -287,7 +291,7 @@ func TestInstalledBox(t *testing.T) {
 			charged++
 		}
 	}
-	want := 1
+	want := 1 + morePaid
 	if devOK {
 		want++
 	}

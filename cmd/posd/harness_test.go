@@ -262,13 +262,23 @@ func (d *posdProc) start(env ...string) {
 	}, "posd API up")
 }
 
+// kill ends posd at once (SIGKILL) and waits for it, unless it has ended.
+// What Wait returned stays in exited for whoever asks next.
 func (d *posdProc) kill() {
-	if d.cmd != nil && d.cmd.ProcessState == nil {
-		_ = d.cmd.Process.Kill()
-		select {
-		case <-d.exited:
-		case <-time.After(5 * time.Second):
-		}
+	if d.cmd == nil {
+		return
+	}
+	select {
+	case err := <-d.exited:
+		d.exited <- err // ended already
+		return
+	default:
+	}
+	_ = d.cmd.Process.Kill()
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+	case <-time.After(5 * time.Second):
 	}
 }
 

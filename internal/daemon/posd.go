@@ -46,6 +46,7 @@ type Daemon struct {
 	poller  *poller.Poller
 	svc     *checkout.Service
 	reg     *device.Registry
+	hup     chan os.Signal // SIGHUP, caught from Open on: a reload during a start must not end posd
 	disp    displaySet
 	web     *display.Web
 	polling struct {
@@ -62,7 +63,9 @@ func Open(cfg config.Config, log *zap.Logger, tio IO) (*Daemon, error) {
 	if cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID {
 		log = log.With(zap.String("gateway", "SANDBOX"))
 	}
-	d := &Daemon{cfg: cfg, log: log, tio: tio, hub: display.NewHub(), metrics: newMetrics(), reg: device.NewRegistry()}
+	d := &Daemon{cfg: cfg, log: log, tio: tio, hub: display.NewHub(), metrics: newMetrics(), reg: device.NewRegistry(),
+		hup: make(chan os.Signal, 1)}
+	signal.Notify(d.hup, syscall.SIGHUP)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.openGateway(); err != nil {
 		d.Close()
@@ -346,14 +349,11 @@ func (d *Daemon) serve(ctx context.Context, apiErr <-chan error) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
+		case <-d.hup:
 			d.reload()
 		case err := <-apiErr:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -403,6 +403,7 @@ func (d *Daemon) shutdown() {
 
 // Close lets go of everything Open and Run started, the journal last.
 func (d *Daemon) Close() error {
+	signal.Stop(d.hup)
 	d.cancel()
 	d.wg.Wait()
 	d.disp.stop()
