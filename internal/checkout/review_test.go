@@ -17,7 +17,7 @@ import (
 	"example.com/posd/poller"
 )
 
-// DEFECT (minor, availability of an API call): Reprint indexes the last
+// Found by review, fixed in Reprint: it indexed the last
 // attempt of the view without checking that it was found; between Prune's
 // orders pass and its charges pass the attempt is gone and Reprint panics
 // (index out of range) with s.mu held (released by its defer; net/http

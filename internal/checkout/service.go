@@ -619,6 +619,9 @@ func (s *Service) Reprint(id string) (ChargeView, error) {
 		return ChargeView{}, fmt.Errorf("%w: charge %s is %s; only a paid or refunded charge has a receipt", ErrConflict, id, c.State)
 	}
 	v := s.viewLocked(c)
+	if len(v.Attempts) == 0 { // its orders pruned a moment ago, the charge next
+		return ChargeView{}, fmt.Errorf("%w: charge %s is past retention: its orders are pruned", ErrNotFound, id)
+	}
 	a := v.Attempts[len(v.Attempts)-1]
 	s.publish(display.Event{Lane: c.Lane, Kind: display.Reprint, ChargeID: c.ID, TotalFee: c.TotalFee, Wallet: a.Wallet,
 		MchTradeID: a.MchTradeID, TradeID: a.TradeID, OutTradeID: a.OutTradeID})

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -139,22 +140,68 @@ func (t *Tx) DoneBefore(bucket string, cutoff time.Time, after string, max int) 
 	return keys, next
 }
 
-// buildIndexes writes both indexes for every order and charge: schema 1
-// to 2, once, in the transaction that opens the journal.
-func buildIndexes(tx *bolt.Tx) error {
-	for _, name := range []string{Live, Done} {
-		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-			return err
+// IndexBatch is how many records one transaction of the upgrade indexes.
+const IndexBatch = 2000
+
+// upgrade brings a schema-1 journal to schema 2 before it is opened: the
+// indexes of its whole history, IndexBatch records a transaction (in one
+// transaction bbolt's leaves grow without splitting until the commit, and
+// the work grows with the square of the history: half an hour for a year
+// of a busy lane). The schema is written last, so an upgrade cut short
+// starts over at the next open; writing an index entry twice is harmless.
+func upgrade(db *bolt.DB) error {
+	var schema uint64
+	_ = db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket([]byte(meta)); m != nil {
+			if v := m.Get(keySchema); len(v) == 8 {
+				schema = binary.BigEndian.Uint64(v)
+			}
 		}
+		return nil
+	})
+	if schema != 1 {
+		return nil // new, or already there
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{Live, Done} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	for _, bucket := range []string{Orders, Charges} {
-		b := tx.Bucket([]byte(bucket))
-		if b == nil {
-			continue
-		}
-		if err := b.ForEach(func(k, v []byte) error { return reindex(tx, bucket, string(k), nil, v) }); err != nil {
-			return err
+		var after []byte
+		for done := false; !done; {
+			err := db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte(bucket))
+				if b == nil {
+					done = true
+					return nil
+				}
+				c := b.Cursor()
+				k, v := c.First()
+				if after != nil {
+					if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+						k, v = c.Next()
+					}
+				}
+				n := 0
+				for ; k != nil && n < IndexBatch; k, v = c.Next() {
+					if err := reindex(tx, bucket, string(k), nil, v); err != nil {
+						return err
+					}
+					after, n = append(after[:0], k...), n+1
+				}
+				done = n < IndexBatch
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(meta)).Put(keySchema, u64(2)) })
 }

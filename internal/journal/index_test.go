@@ -125,29 +125,3 @@ func TestMigrationBuildsIndexes(t *testing.T) {
 		return nil
 	}))
 }
-
-// The start-up check reads the whole file only when posd did not close
-// the journal (TestDamagedJournalRunsReadOnly in cmd/posd shows damage
-// found after a SIGKILL): the journal says so in its meta bucket.
-func TestJournalSaysWhetherItWasClosed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "j.db")
-	clean := func() bool {
-		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-		require.NoError(t, err)
-		defer db.Close()
-		var c bool
-		require.NoError(t, db.View(func(tx *bolt.Tx) error { c = closedCleanly(tx); return nil }))
-		return c
-	}
-	j, err := Open(path)
-	require.NoError(t, err)
-	require.NoError(t, j.Close())
-	require.True(t, clean(), "closed by Close")
-	require.NoError(t, Check(path))
-
-	j, err = Open(path)
-	require.NoError(t, err)
-	require.NoError(t, j.db.Close()) // a crash: Close never ran
-	require.False(t, clean(), "open, then a crash")
-	require.NoError(t, Check(path), "intact after a crash")
-}

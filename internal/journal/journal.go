@@ -38,10 +38,6 @@ var (
 	keyEpoch   = []byte("epoch")
 	keyCounter = []byte("counter")
 	keyRun     = []byte("run")
-	// keyClean is 1 once Close has run, 0 while the journal is open: the
-	// start-up integrity check reads the whole file only after posd did
-	// not close it (a crash, a power cut), not after every restart.
-	keyClean = []byte("clean")
 )
 
 // ErrUnwritable wraps every write failure: the caller must stop taking
@@ -119,6 +115,11 @@ func OpenWith(path string, o Options) (*Journal, error) {
 	if err := j.openWitness(path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := j.protect(func() error { return upgrade(db) }); err != nil {
+		db.Close()
+		j.seen.Close()
+		return nil, fmt.Errorf("journal: %s: upgrade: %w", path, err)
 	}
 	if err := j.protect(func() error { return db.Update(j.init) }); err != nil {
 		db.Close()
@@ -217,9 +218,6 @@ func Check(path string) error {
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
-		if closedCleanly(tx) {
-			return nil // bbolt checked its meta pages on open
-		}
 		var first error
 		for cerr := range tx.Check() { // drained whole: the checker must finish
 			if first == nil {
@@ -228,18 +226,6 @@ func Check(path string) error {
 		}
 		return first
 	})
-}
-
-// closedCleanly: posd closed the journal, and has not opened it since. A
-// page too damaged to read is no answer: the whole check follows.
-func closedCleanly(tx *bolt.Tx) (clean bool) {
-	defer func() {
-		if recover() != nil {
-			clean = false
-		}
-	}()
-	m := tx.Bucket([]byte(meta))
-	return m != nil && bytes.Equal(m.Get(keyClean), []byte{1})
 }
 
 // protect turns a panic of bbolt on a damaged page into ErrDamaged.
@@ -257,7 +243,7 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 
 // migrations bring an older schema up to SchemaVersion, one step each, in
 // the transaction that opens the journal. Schema 1 is the first.
-var migrations = map[uint64]func(*bolt.Tx) error{1: buildIndexes}
+var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
 	for _, b := range []string{meta, Orders, Codes, Charges, Idem, Receipts, Live, Done} {
@@ -291,9 +277,6 @@ func (j *Journal) init(tx *bolt.Tx) error {
 		j.epoch = string(prev)
 		return nil
 	}
-	if err := m.Put(keyClean, []byte{0}); err != nil {
-		return err
-	}
 	j.epoch = j.newEpoch()
 	for prev != nil && string(prev) == j.epoch {
 		j.epoch = j.newEpoch()
@@ -325,9 +308,6 @@ func (j *Journal) Epoch() string { return j.epoch }
 
 // Close closes the file.
 func (j *Journal) Close() error {
-	if !j.readOnly {
-		_ = j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(meta)).Put(keyClean, []byte{1}) })
-	}
 	err := j.db.Close()
 	if j.seen != nil {
 		j.seen.Close()
