@@ -61,20 +61,6 @@ func ordersRoot(t *testing.T, j *Journal) (pgid uint64, pageSize int) {
 	return pgid, j.db.Info().PageSize
 }
 
-// smash overwrites one page of the file, as a bad SD card would.
-func smash(t *testing.T, path string, pgid uint64, pageSize int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	garbage := make([]byte, pageSize)
-	for i := range garbage {
-		garbage[i] = 0xA5
-	}
-	_, err = f.WriteAt(garbage, int64(pgid)*int64(pageSize))
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-}
-
 // fullCheck is bbolt's whole-file check, what Check did before 3688da6.
 func fullCheck(t *testing.T, path string) (errs []string) {
 	t.Helper()
