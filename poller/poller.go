@@ -17,11 +17,6 @@ import (
 	"example.com/posd/payment"
 )
 
-// MemoryLimit is the soft limit posd gives the Go runtime (GOMEMLIMIT
-// overrides it): a box with 10,000 unresolved orders stays under 64 MB
-// resident by collecting more often rather than growing.
-const MemoryLimit = 40 << 20
-
 // Gateway is the part of payment.Client the poller drives.
 type Gateway interface {
 	Pay(ctx context.Context, r *payment.PayRequest) payment.Result

@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	"example.com/posd/poller"
@@ -100,8 +98,6 @@ var (
 	ErrOutOfService = errors.New("out of service")
 )
 
-func seq36(n uint64) string { return strings.ToUpper(strconv.FormatUint(n, 36)) }
-
 // newChargeID names a charge with 100 random bits: a charge id is what the
 // API's routes take, and must not be guessed from a receipt (whose order
 // id holds the journal's epoch and counter).
@@ -110,19 +106,3 @@ func newChargeID() string {
 	_, _ = rand.Read(b[:])
 	return "CH" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])[:20]
 }
-
-// TradeIDPart reduces a configured name to the characters a mch_trade_id
-// may hold.
-func TradeIDPart(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
-}
-
-// MaxTradeIDPrefix bounds store+device parts so that an id stays within
-// 30 characters (its refund id adds two) with a 6-character counter.
-const MaxTradeIDPrefix = 30 - 2 - 6 - 6

@@ -12,6 +12,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 	"example.com/posd/scanner"
@@ -67,7 +68,7 @@ func TestTradeIDs(t *testing.T) {
 	id := s.tradeID("POS-01", 36*36*36*36*36*36-1)
 	assert.Equal(t, "S001_POS01_"+j.Epoch()+"ZZZZZZ", id)
 	assert.LessOrEqual(t, len(id), 30)
-	assert.Equal(t, "Ab12", TradeIDPart("A-b_1 2"), "only what a mch_trade_id may hold")
+	assert.Equal(t, "Ab12", tradeid.Part("A-b_1 2"), "only what a mch_trade_id may hold")
 }
 
 func TestPrune(t *testing.T) {

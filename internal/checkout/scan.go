@@ -11,6 +11,7 @@ import (
 	"example.com/posd/internal/defect"
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 	"example.com/posd/scanner"
@@ -146,7 +147,7 @@ func orDefault(v, d string) string {
 // tradeID builds a mch_trade_id unique for the merchant forever: the store,
 // the lane's device, the journal's random epoch and its counter.
 func (s *Service) tradeID(device string, n uint64) string {
-	return TradeIDPart(s.opt.StoreID) + "_" + TradeIDPart(device) + "_" + s.opt.Journal.Epoch() + seq36(n)
+	return tradeid.New(s.opt.StoreID, device, s.opt.Journal.Epoch(), n)
 }
 
 // OrderUpdated follows an attempt's journaled change into its charge and

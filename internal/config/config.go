@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
-	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/scanner"
 )
@@ -368,7 +368,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 			warnings = append(warnings, w)
 		}
 	}
-	store := checkout.TradeIDPart(c.Merchant.StoreID)
+	store := tradeid.Part(c.Merchant.StoreID)
 	if store == "" {
 		bad("merchant.store_id: required, letters and digits")
 	} else if store != c.Merchant.StoreID {
@@ -460,14 +460,14 @@ func (c *Config) Validate() (warnings []string, err error) {
 			bad("%s.id %q: two lanes with one id", at, l.ID)
 		}
 		ids[l.ID] = true
-		dev := checkout.TradeIDPart(l.DeviceInfo)
+		dev := tradeid.Part(l.DeviceInfo)
 		switch {
 		case dev == "":
 			bad("%s.device_info: required, letters and digits", at)
 		case devices[dev] != "":
 			bad("%s.device_info %q: lane %s has the same device_info; order ids would collide", at, l.DeviceInfo, devices[dev])
-		case len(store)+len(dev) > checkout.MaxTradeIDPrefix:
-			bad("%s.device_info %q: store_id and device_info together exceed %d characters (order ids are at most 32)", at, l.DeviceInfo, checkout.MaxTradeIDPrefix)
+		case len(store)+len(dev) > tradeid.MaxPrefix:
+			bad("%s.device_info %q: store_id and device_info together exceed %d characters (order ids are at most 32)", at, l.DeviceInfo, tradeid.MaxPrefix)
 		}
 		devices[dev] = l.ID
 		if l.FixedFee < 0 || l.MaxFee < 0 {
