@@ -4,14 +4,12 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
-	"example.com/posd/internal/defect"
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
 	"example.com/posd/payment"
@@ -261,42 +259,6 @@ func (p *Poller) enqueue(o Order) {
 	}
 }
 
-// ErrBusy: the order is being driven already.
-var ErrBusy = errors.New("poller: order is in progress")
-
-// StartRefund refunds a paid, final order in full. The refund id is
-// journaled before the refund is sent.
-func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
-	p.mu.Lock()
-	if p.active[id] {
-		p.mu.Unlock()
-		return Order{}, ErrBusy
-	}
-	p.active[id] = true
-	p.mu.Unlock()
-	var o Order
-	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
-		ok, err := tx.Get(journal.Orders, id, &o)
-		if err != nil || !ok {
-			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
-		}
-		if o.State != Paid || o.Phase != PhaseDone {
-			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
-		}
-		startRefund(&o, "operator", now)
-		o.UpdatedAt, o.ErrMsg = now, ""
-		return tx.Put(journal.Orders, id, o)
-	})
-	if err != nil {
-		p.mu.Lock()
-		delete(p.active, id)
-		p.mu.Unlock()
-		return Order{}, err
-	}
-	p.enqueue(o) // still held: no resolve or second refund slips in between
-	return o, nil
-}
-
 // step makes the order's next call, journals the outcome, and schedules
 // what follows. release frees the call's slot once the gateway answered:
 // journal writes are group-committed and must not hold calls back.
@@ -437,141 +399,4 @@ func (s *schedule) Pop() any {
 	old[len(old)-1] = Order{}
 	*s = old[:len(old)-1]
 	return o
-}
-
-// ErrNotInFlight: the order is not being driven (final, or waiting for an
-// operator): there is nothing to stop.
-var ErrNotInFlight = errors.New("poller: order is not in flight")
-
-// Abort stops waiting for a payment the till gave up on: an order still
-// being queried is reversed at once (a reverse refused while the customer
-// enters a password is retried, as in the flow); one already reversing
-// or confirming goes on. If a step has the order, the abort is applied to
-// what that step journals, or at the order's next step.
-func (p *Poller) Abort(id string, now time.Time) error {
-	p.mu.Lock()
-	if !p.active[id] {
-		p.mu.Unlock()
-		return ErrNotInFlight
-	}
-	for i := range p.queue {
-		if p.queue[i].MchTradeID != id {
-			continue
-		}
-		o := heap.Remove(&p.queue, i).(Order)
-		p.mu.Unlock() // still active: no one else takes it meanwhile
-		next := abort(o, now)
-		if err := p.save(next); err != nil {
-			p.requeue(o)
-			return err
-		}
-		p.log.Info("payment stopped by the till: reversing", zap.String("mch_trade_id", id), zap.String("phase", string(next.Phase)))
-		p.opt.OnUpdate(next) // before it is rescheduled: updates of one order arrive in order
-		p.requeue(next)
-		return nil
-	}
-	p.aborts[id] = true
-	p.mu.Unlock()
-	return nil
-}
-
-func abort(o Order, now time.Time) Order {
-	o.Abort = true
-	if o.Phase == PhaseQuery || o.Phase == PhaseCheck {
-		toReverse(&o, now)
-	}
-	return o
-}
-
-// ErrNotResolvable: the order is final, or posd is still confirming it.
-var ErrNotResolvable = errors.New("poller: order cannot be resolved")
-
-// doing says what posd is doing with an order in phase ph.
-func doing(ph Phase) string {
-	switch ph {
-	case PhasePay:
-		return "the pay is in flight"
-	case PhaseQuery, PhaseCheck:
-		return "querying the payment"
-	case PhaseReverse:
-		return "reversing the payment"
-	case PhaseFallback, PhaseClose:
-		return "closing the order (the gateway has no reverse)"
-	case PhaseRefund, PhaseRefundQuery:
-		return "refunding"
-	case PhaseConfirm:
-		return "confirming the final state"
-	case PhaseVerify:
-		return "verifying a paid order of a restored journal"
-	}
-	return string(ph)
-}
-
-// Resolve records an operator's decision on an order the poller could not
-// settle (it needs attention: its outcome is unknown after the whole
-// confirmation flow): paid or not paid, with who decided and why. The
-// order is final afterwards.
-func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (Order, error) {
-	if by == "" || why == "" {
-		return Order{}, fmt.Errorf("poller: a resolution needs who and why")
-	}
-	// Hold the order for the decision: off the schedule if it is queued,
-	// refused if a step has it in flight.
-	p.mu.Lock()
-	var queued *Order
-	if p.active[id] {
-		for i := range p.queue {
-			if p.queue[i].MchTradeID == id {
-				o := heap.Remove(&p.queue, i).(Order)
-				queued = &o
-				break
-			}
-		}
-		if queued == nil {
-			p.mu.Unlock()
-			// A call is in flight: say what posd is doing with the order.
-			var o Order
-			_ = p.opt.Journal.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, id, &o); return err })
-			if o.MchTradeID != "" && !o.NeedsAttention() && !defect.On(4) {
-				return Order{}, fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase))
-			}
-			return Order{}, ErrBusy
-		}
-	}
-	p.active[id] = true
-	p.mu.Unlock()
-	release := func(failed bool) {
-		p.mu.Lock()
-		delete(p.active, id)
-		p.mu.Unlock()
-		if failed && queued != nil {
-			p.enqueue(*queued) // nothing was decided: it goes on as before
-		}
-	}
-	var o Order
-	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
-		ok, err := tx.Get(journal.Orders, id, &o)
-		if err != nil || !ok {
-			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
-		}
-		if o.Phase == PhaseDone {
-			return journal.Fail(fmt.Errorf("%w: order %s is final (%s): nothing to resolve", ErrNotResolvable, id, o.State))
-		}
-		if !o.NeedsAttention() && !defect.On(4) {
-			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
-		}
-		o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = PhaseDone, Declined, time.Time{}, now, now
-		if paid {
-			o.State = Paid
-		}
-		o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, by, why)
-		return tx.Put(journal.Orders, id, o)
-	})
-	release(err != nil)
-	if err != nil {
-		return Order{}, err
-	}
-	p.log.Warn("order resolved by an operator", zap.String("mch_trade_id", id), zap.String("state", string(o.State)), zap.String("by", by), zap.String("why", why))
-	p.opt.OnUpdate(o)
-	return o, nil
 }

@@ -1,16 +1,12 @@
 package journal
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -128,60 +124,6 @@ func OpenWith(path string, o Options) (*Journal, error) {
 	}
 	return j, nil
 }
-
-// The witness, beside the journal (path.seen), holds the number of the
-// last run that opened it and of the last transaction committed: "RUN
-// TXID". The journal holds its run too. A journal of another run, or of
-// this run but behind the witness, is an older copy put back (a backup
-// restored): what it says was paid may since have been refunded, and
-// Restored says so. The witness is written after each commit without an
-// fsync of its own: after a power cut it may lag the journal, never lead
-// it, so it never says "restored" wrongly.
-func (j *Journal) openWitness(path string) error {
-	f, err := os.OpenFile(path+".seen", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	var buf [64]byte
-	n, _ := f.ReadAt(buf[:], 0)
-	if fields := strings.Fields(string(buf[:n])); len(fields) == 2 {
-		j.wRun, _ = strconv.ParseUint(fields[0], 10, 64)
-		j.wTx, _ = strconv.Atoi(fields[1])
-		j.wFound = true
-	}
-	j.seen = f
-	return nil
-}
-
-// checkWitness runs in the opening transaction: it compares the journal
-// with the witness and starts a new run in both.
-func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
-	var run uint64
-	if v := m.Get(keyRun); v != nil {
-		run = binary.BigEndian.Uint64(v)
-	}
-	j.restored = j.wFound && (run != j.wRun || tx.ID()-1 < j.wTx)
-	j.wRun = max(j.wRun, run) + 1
-	if err := m.Put(keyRun, u64(j.wRun)); err != nil {
-		return err
-	}
-	id := tx.ID()
-	tx.OnCommit(func() { j.mark(id) })
-	return nil
-}
-
-// mark records txid as the last committed transaction of this run.
-func (j *Journal) mark(txid int) {
-	if j.seen == nil {
-		return
-	}
-	b := fmt.Appendf(nil, "%-20d %-20d", j.wRun, txid)
-	_, _ = j.seen.WriteAt(b, 0)
-}
-
-// Restored reports whether the journal is an older copy of itself: a run
-// after the one it last recorded had used it.
-func (j *Journal) Restored() bool { return j.restored }
 
 // OpenReadOnly opens a damaged journal so that what can still be read is
 // served and exported. Every write fails with ErrUnwritable.
@@ -336,9 +278,6 @@ func (j *Journal) Size() int64 {
 	return n
 }
 
-// Tx is one transaction.
-type Tx struct{ tx *bolt.Tx }
-
 // Update runs fn in a write transaction committed and fsync'd on its own:
 // the latency-critical path (a new order before its pay).
 func (j *Journal) Update(fn func(*Tx) error) error {
@@ -389,101 +328,4 @@ func (j *Journal) Batch(fn func(*Tx) error) error {
 // View runs fn in a read transaction.
 func (j *Journal) View(fn func(*Tx) error) error {
 	return j.protect(func() error { return j.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }) })
-}
-
-type appError struct{ error }
-
-func wrapWrite(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, ErrDamaged) {
-		return fmt.Errorf("%w: %v", ErrUnwritable, err)
-	}
-	if errors.Is(err, bolterrors.ErrDatabaseReadOnly) {
-		return fmt.Errorf("%w: opened read-only (damaged)", ErrUnwritable)
-	}
-	var ae appError
-	if errors.As(err, &ae) {
-		return ae.error
-	}
-	return fmt.Errorf("%w: %v", ErrUnwritable, err)
-}
-
-// Fail marks an error as the caller's decision (a conflict, a refusal), not
-// a storage failure, so that Update returns it as it is.
-func Fail(err error) error { return appError{err} }
-
-// NextSeq returns the next value of the journal's counter.
-func (t *Tx) NextSeq() (uint64, error) {
-	m := t.tx.Bucket([]byte(meta))
-	var n uint64
-	if v := m.Get(keyCounter); v != nil {
-		n = binary.BigEndian.Uint64(v)
-	}
-	n++
-	return n, m.Put(keyCounter, u64(n))
-}
-
-// Put stores v as JSON (and, for an order or a charge, its index entries).
-func (t *Tx) Put(bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	bk := t.tx.Bucket([]byte(bucket))
-	if indexed(bucket) {
-		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), b); err != nil {
-			return err
-		}
-	}
-	return bk.Put([]byte(key), b)
-}
-
-// PutString stores a plain value (an index entry).
-func (t *Tx) PutString(bucket, key, v string) error {
-	return t.tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(v))
-}
-
-// GetString reads a plain value.
-func (t *Tx) GetString(bucket, key string) (string, bool) {
-	v := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
-	return string(v), v != nil
-}
-
-// Get decodes the JSON at key into v; false when absent.
-func (t *Tx) Get(bucket, key string, v any) (bool, error) {
-	b := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
-	if b == nil {
-		return false, nil
-	}
-	return true, json.Unmarshal(b, v)
-}
-
-// Delete removes key (and its index entries).
-func (t *Tx) Delete(bucket, key string) error {
-	bk := t.tx.Bucket([]byte(bucket))
-	if indexed(bucket) {
-		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), nil); err != nil {
-			return err
-		}
-	}
-	return bk.Delete([]byte(key))
-}
-
-// ForEachPrefix calls fn with every raw value whose key starts with prefix.
-func (t *Tx) ForEachPrefix(bucket, prefix string, fn func(key string, v []byte) error) error {
-	c := t.tx.Bucket([]byte(bucket)).Cursor()
-	p := []byte(prefix)
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		if err := fn(string(k), v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ForEach calls fn with every raw value of a bucket in key order.
-func (t *Tx) ForEach(bucket string, fn func(key string, v []byte) error) error {
-	return t.tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error { return fn(string(k), v) })
 }

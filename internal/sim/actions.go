@@ -1,0 +1,231 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"example.com/posd/display"
+	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/journal"
+	"example.com/posd/payment"
+	"example.com/posd/poller"
+	"example.com/posd/scanner"
+)
+
+// act does one random thing.
+func (w *world) act() {
+	p := w.posd
+	r := w.rng.IntN(1000)
+	switch {
+	case r < 150:
+		w.open(w.lane())
+	case r < 400:
+		w.scan(w.lane(), w.newCode())
+	case r < 450:
+		if len(w.codes) > 0 {
+			w.scan(w.lane(), w.codes[w.rng.IntN(len(w.codes))])
+		}
+	case r < 490:
+		// Cancel the lane's charge: an open one, or one being paid (the
+		// till stops the payment: canceled, or paid if it completed first).
+		l := w.lane()
+		if lv, _ := p.svc.Lane(l); lv.Charge != nil {
+			v, err := p.svc.Cancel(lv.Charge.ID)
+			w.log(fmt.Sprintf("cancel %s %s (%s): %s %v", l, lv.Charge.ID, lv.Charge.State, v.State, err))
+			if err == nil && lv.Charge.State == checkout.Paying {
+				w.aborted[lv.Charge.ID] = true
+			}
+		}
+	case r < 540:
+		w.refund()
+	case r < 580:
+		w.resolve()
+	case r < 600:
+		if len(w.charges) > 0 {
+			id := w.charges[w.rng.IntN(len(w.charges))]
+			_, err := p.svc.Reprint(id)
+			w.log(fmt.Sprintf("reprint %s: %v", id, err))
+		}
+	case r < 610:
+		// SIGHUP: the lanes not in use take their (same) settings, the key is set again.
+		p.client.SetKey(merchantKy)
+		w.log(fmt.Sprintf("reload: busy lanes %v", p.svc.UpdateLanes(w.laneConfigs())))
+	case r < 625:
+		w.log("CRASH and restart")
+		w.report.Crashes++
+		w.crash()
+		w.boot()
+	case r < 635:
+		path := filepath.Join(w.cfg.Dir, fmt.Sprintf("backup-%d.db", len(w.backups)))
+		if err := p.j.Backup(path); err == nil {
+			w.backups = append(w.backups, path)
+			w.log("backup " + filepath.Base(path))
+		}
+	case r < 640:
+		if len(w.backups) > 0 {
+			w.restore(w.backups[w.rng.IntN(len(w.backups))])
+		}
+	case r < 670:
+		w.gw.mu.Lock()
+		w.gw.faulty = !w.gw.faulty
+		w.log(fmt.Sprintf("gateway faults %v", w.gw.faulty))
+		w.gw.mu.Unlock()
+	case r < 690:
+		w.gw.mu.Lock()
+		w.gw.linkDown = !w.gw.linkDown
+		w.log(fmt.Sprintf("link down %v", w.gw.linkDown))
+		w.gw.mu.Unlock()
+	default:
+		d := time.Duration(w.rng.IntN(20_000)) * time.Millisecond
+		time.Sleep(d)
+	}
+}
+
+func (w *world) lane() string { return lanes[w.rng.IntN(len(lanes))] }
+
+func (w *world) laneConfigs() []checkout.LaneConfig {
+	var lcs []checkout.LaneConfig
+	for i, l := range lanes {
+		lcs = append(lcs, checkout.LaneConfig{ID: l, DeviceInfo: fmt.Sprintf("POS%d", i+1), ChargeTTL: 10 * time.Minute})
+	}
+	return lcs
+}
+
+func (w *world) newCode() string {
+	prefix := "28"
+	if w.rng.IntN(2) == 0 {
+		prefix = "13"
+	}
+	return fmt.Sprintf("%s%016d", prefix, w.rng.Uint64()%10_000_000_000_000_000)
+}
+
+func (w *world) open(lane string) {
+	p := w.posd
+	req := checkout.OpenRequest{Lane: lane, TotalFee: fees[w.rng.IntN(len(fees))], Subject: "goods", Body: "sim"}
+	valid := true
+	switch w.rng.IntN(20) {
+	case 0:
+		req.Subject, valid = "", false
+	case 1:
+		req.Body, valid = "", false
+	case 2:
+		req.TotalFee, valid = 0, false
+	}
+	before, _ := p.svc.Lane(lane)
+	v, _, err := p.svc.Open(req)
+	w.log(fmt.Sprintf("open %s ¥%s valid=%v -> %s %v", lane, display.Yuan(req.TotalFee), valid, v.ID, err))
+	if err == nil {
+		w.current[lane] = v.ID
+		w.charges = append(w.charges, v.ID)
+		return
+	}
+	inService, _ := p.svc.InService()
+	if valid && before.Charge == nil && inService {
+		w.violate("lane %s has no charge in flight but refused a valid new charge: %v", lane, err)
+	}
+}
+
+func (w *world) scan(lane, code string) {
+	p := w.posd
+	err := p.svc.Scan(lane, scanner.Scan{Code: code, Source: "sim"})
+	w.log(fmt.Sprintf("scan %s …%s: %v", lane, code[len(code)-4:], err))
+	if err == nil {
+		w.codes = append(w.codes, code)
+		if len(w.codes) > 50 {
+			w.codes = w.codes[1:]
+		}
+		return
+	}
+	if errors.Is(err, checkout.ErrCodeUsed) {
+		h := payment.CodeHash(code)
+		w.gw.mu.Lock()
+		written := w.gw.written[h]
+		w.gw.mu.Unlock()
+		if !written && !w.inFlight[h] {
+			w.violate("code …%s refused as used, but its pay never left the box (a burned code)", code[len(code)-4:])
+		}
+	}
+}
+
+func (w *world) refund() {
+	p := w.posd
+	if len(w.charges) == 0 {
+		return
+	}
+	id := w.charges[w.rng.IntN(len(w.charges))]
+	v, err := p.svc.Get(id)
+	if err != nil || v.State != checkout.Paid {
+		return
+	}
+	_, err = p.svc.Refund(id)
+	w.log(fmt.Sprintf("refund %s: %v", id, err))
+}
+
+// resolve is an operator: honest, deciding from what the gateway shows,
+// but not always waiting for posd to ask.
+func (w *world) resolve() {
+	p := w.posd
+	var pick *poller.Order
+	var n int
+	_ = p.j.View(func(tx *journal.Tx) error {
+		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
+			var o poller.Order
+			if json.Unmarshal(v, &o) != nil || o.Final() {
+				return nil
+			}
+			n++
+			if w.rng.IntN(n) == 0 {
+				pick = &o
+			}
+			return nil
+		})
+	})
+	if pick == nil {
+		return
+	}
+	w.gw.mu.Lock()
+	lo := w.gw.orders[pick.MchTradeID]
+	paid := lo != nil && lo.Charged > 0 && lo.CodeHash == pick.CodeSHA256
+	final := lo == nil || lo.State != payment.StatePaying
+	w.gw.mu.Unlock()
+	if !final {
+		return // the customer's phone still says "paying": the operator waits
+	}
+	_, err := p.svc.Resolve(pick.MchTradeID, paid, "sim-operator", "checked the gateway")
+	w.log(fmt.Sprintf("resolve %s paid=%v (phase %s): %v", pick.MchTradeID, paid, pick.Phase, err))
+	if err == nil && !pick.NeedsAttention() {
+		w.violate("resolve accepted for %s in phase %s: only an order that needs attention is resolved", pick.MchTradeID, pick.Phase)
+	}
+}
+
+// restore replaces the journal with an older copy, as an operator
+// restoring a backup (or cloning a box) would.
+func (w *world) restore(path string) {
+	w.log("RESTORE the journal from " + filepath.Base(path))
+	w.report.Restores++
+	w.crash()
+	src, err := os.Open(path)
+	if err != nil {
+		panic(err)
+	}
+	dst, err := os.Create(w.journalPath())
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(dst, src)
+	src.Close()
+	dst.Close()
+	w.gw.mu.Lock()
+	w.gw.generation++ // codes shown before are the old lineage's
+	w.gw.mu.Unlock()
+	w.codes = nil
+	clear(w.aborted) // the restored journal never heard of those stops
+	w.restoring = true
+	w.boot()
+	w.restoring = false
+}
