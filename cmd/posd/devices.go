@@ -15,6 +15,14 @@ import (
 // listDevices prints what could be a scanner on this box, each with the
 // config stanza that uses it, so that an installer does not guess.
 func listDevices(w io.Writer) int {
+	listSerialPorts(w)
+	listPrinters(w)
+	listInputs(w)
+	listHID(w)
+	return 0
+}
+
+func listSerialPorts(w io.Writer) {
 	fmt.Fprintln(w, "# Serial ports (serial scanners, sound-wave receivers, pole displays, printers)")
 	ports, err := enumerator.GetDetailedPortsList()
 	if err != nil {
@@ -37,6 +45,9 @@ func listDevices(w io.Writer) int {
 		fmt.Fprintln(w, "#   none")
 	}
 
+}
+
+func listPrinters(w io.Writer) {
 	fmt.Fprintln(w, "\n# USB printers (printer-class, usblp: the /dev/usb/lpN number changes between plugs)")
 	printers := device.USBPrinters(device.Sysfs)
 	for _, p := range printers {
@@ -48,6 +59,9 @@ func listDevices(w io.Writer) int {
 		fmt.Fprintln(w, "#   none")
 	}
 
+}
+
+func listInputs(w io.Writer) {
 	fmt.Fprintln(w, "\n# Input devices (keyboard-wedge scanners; posd grabs only what is listed in its config)")
 	inputs := scanner.InputDevices()
 	for _, d := range inputs {
@@ -66,6 +80,9 @@ func listDevices(w io.Writer) int {
 		fmt.Fprintln(w, "#   none")
 	}
 
+}
+
+func listHID(w io.Writer) {
 	// The kernel's view first: it knows from the report descriptor which
 	// devices are HID-POS scanners, which libusb on Linux does not tell.
 	fmt.Fprintln(w, "\n# USB HID devices (hid scanners: libusb takes the device from the kernel, hidraw leaves it)")
@@ -82,7 +99,7 @@ func listDevices(w io.Writer) int {
 	}
 	if !hid.Supported() {
 		fmt.Fprintln(w, "#   libusb not available:", scanner.ErrNoHID)
-		return 0
+		return
 	}
 	infos, err := hid.Enumerate(0, 0)
 	if err != nil {
@@ -96,7 +113,6 @@ func listDevices(w io.Writer) int {
 	if len(infos) == 0 {
 		fmt.Fprintln(w, "#   none through libusb")
 	}
-	return 0
 }
 
 // hidStanza is the config entry for a HID scanner.
