@@ -244,45 +244,12 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 		if err := need(1); err != nil {
 			return err
 		}
-		fee, err := Fen(pos[0])
-		if err != nil {
-			return err
-		}
-		lane := fl["lane"]
-		if lane == "" {
-			lane = "L1"
-		}
-		subject := fl["subject"]
-		if subject == "" {
-			subject = "posctl charge"
-		}
-		body := fl["body"]
-		if body == "" {
-			body = subject
-		}
-		return show(c.call("POST", "/v1/charges", map[string]any{"lane": lane, "total_fee": fee, "subject": subject, "body": body}))
+		return openCharge(c, pos[0], fl, show)
 	case "status":
 		if err := need(1); err != nil {
 			return err
 		}
-		if fl["wait"] == "" {
-			return show(c.call("GET", "/v1/charges/"+pos[0], nil))
-		}
-		// Look first: ?wait= waits for the next change, and a charge that
-		// is already settled may never change again.
-		path := "/v1/charges/" + pos[0]
-		for {
-			b, err := c.call("GET", path, nil)
-			if err != nil {
-				return err
-			}
-			var ch struct{ State string }
-			_ = json.Unmarshal(b, &ch)
-			if ch.State != "paying" && ch.State != "awaiting_scan" {
-				return show(b, nil)
-			}
-			path = "/v1/charges/" + pos[0] + "?wait=30s"
-		}
+		return status(c, pos[0], fl["wait"] != "", show)
 	case "cancel":
 		if err := need(1); err != nil {
 			return err
@@ -322,20 +289,68 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 		if err := need(1); err != nil {
 			return err
 		}
-		decision := ""
-		switch {
-		case fl["paid"] != "" && fl["not-paid"] == "":
-			decision = "paid"
-		case fl["not-paid"] != "" && fl["paid"] == "":
-			decision = "not_paid"
-		default:
-			return errors.New("resolve: say --paid or --not-paid (what the gateway's records show)")
-		}
-		return show(c.call("POST", "/v1/orders/"+pos[0]+"/resolve", map[string]string{"decision": decision, "by": fl["by"], "why": fl["why"]}))
+		return resolve(c, pos[0], fl, show)
 	case "events":
 		return follow(c, out)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// openCharge opens a charge of fee (yuan) on --lane (L1).
+func openCharge(c *client, fee string, fl map[string]string, show func([]byte, error) error) error {
+	f, err := Fen(fee)
+	if err != nil {
+		return err
+	}
+	lane := fl["lane"]
+	if lane == "" {
+		lane = "L1"
+	}
+	subject := fl["subject"]
+	if subject == "" {
+		subject = "posctl charge"
+	}
+	body := fl["body"]
+	if body == "" {
+		body = subject
+	}
+	return show(c.call("POST", "/v1/charges", map[string]any{"lane": lane, "total_fee": f, "subject": subject, "body": body}))
+}
+
+// status shows a charge; with wait, once it is settled.
+func status(c *client, id string, wait bool, show func([]byte, error) error) error {
+	if !wait {
+		return show(c.call("GET", "/v1/charges/"+id, nil))
+	}
+	// Look first: ?wait= waits for the next change, and a charge that
+	// is already settled may never change again.
+	path := "/v1/charges/" + id
+	for {
+		b, err := c.call("GET", path, nil)
+		if err != nil {
+			return err
+		}
+		var ch struct{ State string }
+		_ = json.Unmarshal(b, &ch)
+		if ch.State != "paying" && ch.State != "awaiting_scan" {
+			return show(b, nil)
+		}
+		path = "/v1/charges/" + id + "?wait=30s"
+	}
+}
+
+// resolve records an operator's decision on an order that needs attention.
+func resolve(c *client, id string, fl map[string]string, show func([]byte, error) error) error {
+	decision := ""
+	switch {
+	case fl["paid"] != "" && fl["not-paid"] == "":
+		decision = "paid"
+	case fl["not-paid"] != "" && fl["paid"] == "":
+		decision = "not_paid"
+	default:
+		return errors.New("resolve: say --paid or --not-paid (what the gateway's records show)")
+	}
+	return show(c.call("POST", "/v1/orders/"+id+"/resolve", map[string]string{"decision": decision, "by": fl["by"], "why": fl["why"]}))
 }
 
 // follow prints every event as one JSON line until posd goes away.
