@@ -90,31 +90,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 
-	// One transaction: the code's index, the order and its charge are
-	// written and fsync'd before the pay can leave.
-	err = s.opt.Journal.Update(func(tx *journal.Tx) error {
-		if prev, used := tx.GetString(journal.Codes, o.CodeSHA256); used {
-			return journal.Fail(fmt.Errorf("%w (attempt %s): ask the customer to refresh the code", ErrCodeUsed, prev))
-		}
-		n, err := tx.NextSeq()
-		if err != nil {
-			return err
-		}
-		if newCharge {
-			next.ID = newChargeID()
-			o.ChargeID = next.ID
-		}
-		o.MchTradeID = s.tradeID(l.cfg.DeviceInfo, n)
-		next.AttemptIDs[len(next.AttemptIDs)-1] = o.MchTradeID
-		if err := tx.PutString(journal.Codes, o.CodeSHA256, o.MchTradeID); err != nil {
-			return err
-		}
-		if err := tx.Put(journal.Orders, o.MchTradeID, o); err != nil {
-			return err
-		}
-		return tx.Put(journal.Charges, next.ID, next)
-	})
-	if err != nil {
+	if err := s.record(&o, &next, newCharge, l.cfg.DeviceInfo); err != nil {
 		s.outOfServiceLocked(err)
 		return err
 	}
@@ -135,6 +111,34 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 		zap.String("pay_type", o.PayType), zap.String("code", o.CodeMasked), zap.Int64("total_fee", o.TotalFee))
 	s.publish(display.Event{Lane: laneID, Kind: display.Paying, ChargeID: c.ID, TotalFee: c.TotalFee, Wallet: o.Wallet, MchTradeID: o.MchTradeID})
 	return nil
+}
+
+// record writes the code's index, the order and its charge in one
+// transaction, fsync'd before the pay can leave, naming the order (and a
+// new charge) inside it.
+func (s *Service) record(o *poller.Order, next *Charge, newCharge bool, device string) error {
+	return s.opt.Journal.Update(func(tx *journal.Tx) error {
+		if prev, used := tx.GetString(journal.Codes, o.CodeSHA256); used {
+			return journal.Fail(fmt.Errorf("%w (attempt %s): ask the customer to refresh the code", ErrCodeUsed, prev))
+		}
+		n, err := tx.NextSeq()
+		if err != nil {
+			return err
+		}
+		if newCharge {
+			next.ID = newChargeID()
+			o.ChargeID = next.ID
+		}
+		o.MchTradeID = s.tradeID(device, n)
+		next.AttemptIDs[len(next.AttemptIDs)-1] = o.MchTradeID
+		if err := tx.PutString(journal.Codes, o.CodeSHA256, o.MchTradeID); err != nil {
+			return err
+		}
+		if err := tx.Put(journal.Orders, o.MchTradeID, *o); err != nil {
+			return err
+		}
+		return tx.Put(journal.Charges, next.ID, *next)
+	})
 }
 
 func orDefault(v, d string) string {
@@ -215,23 +219,33 @@ func (s *Service) OrderUpdated(o poller.Order) {
 	c.UpdatedAt = now
 	s.saveLocked(c)
 	if l := s.lanes[c.Lane]; (l == nil || l.current != c.ID) && !defect.On(1) {
-		// The lane has moved on to another charge (this one needed
-		// attention and freed it): its customer is gone, and the lane's
-		// displays belong to the next one. The till hears of it.
-		s.log.Warn("late result of charge "+c.ID, zap.String("lane", c.Lane), zap.String("mch_trade_id", o.MchTradeID),
-			zap.String("charge_state", string(c.State)), zap.String("attempt_state", string(o.State)))
-		ev.Result, ev.Kind = ev.Kind, display.LateResult
-		ev.Reason = "late result of charge " + c.ID + ": " + string(c.State)
-		s.publish(ev)
-		if s.opt.OnLate != nil {
-			s.opt.OnLate(string(c.State))
-		}
-		if c.State != NeedsAttention {
-			delete(s.charges, c.ID)
-		}
+		s.lateLocked(c, &o, ev)
 		return
 	}
 	s.publish(ev)
+	s.settledLocked(c)
+}
+
+// lateLocked: the lane has moved on to another charge (this one needed
+// attention and freed it): its customer is gone, and the lane's displays
+// belong to the next one. The till hears of it.
+func (s *Service) lateLocked(c *Charge, o *poller.Order, ev display.Event) {
+	s.log.Warn("late result of charge "+c.ID, zap.String("lane", c.Lane), zap.String("mch_trade_id", o.MchTradeID),
+		zap.String("charge_state", string(c.State)), zap.String("attempt_state", string(o.State)))
+	ev.Result, ev.Kind = ev.Kind, display.LateResult
+	ev.Reason = "late result of charge " + c.ID + ": " + string(c.State)
+	s.publish(ev)
+	if s.opt.OnLate != nil {
+		s.opt.OnLate(string(c.State))
+	}
+	if c.State != NeedsAttention {
+		delete(s.charges, c.ID)
+	}
+}
+
+// settledLocked moves the lane on after its charge's new state: waiting
+// for another code, or free for the next customer.
+func (s *Service) settledLocked(c *Charge) {
 	switch c.State {
 	case AwaitingScan:
 		s.charges[c.ID] = c
