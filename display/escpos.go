@@ -90,39 +90,42 @@ var CodePages = map[string]struct {
 // ReceiptBytes renders a receipt for a printer of width characters per
 // line in encoding "gb18030" (China-market printers), a code page of
 // CodePages (selected with ESC t), or "ascii".
+// receiptText is s in the printer's encoding: GB18030, a code page, or
+// ASCII with the rest transliterated; control characters never reach it.
+func receiptText(s, encoding string) []byte {
+	s = noControl(s)
+	if encoding == "gb18030" {
+		if g, err := simplifiedchinese.GB18030.NewEncoder().Bytes([]byte(s)); err == nil {
+			return g
+		}
+	}
+	cp, hasCP := CodePages[encoding]
+	var out []byte
+	for _, c := range s {
+		switch {
+		case c < 0x80:
+			out = append(out, byte(c))
+		case hasCP:
+			if b, ok := cp.Charmap.EncodeRune(c); ok {
+				out = append(out, b)
+				continue
+			}
+			out = append(out, translit(c)...)
+		default:
+			out = append(out, translit(c)...)
+		}
+	}
+	return out
+}
+
 func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	if width <= 0 {
 		width = 32
 	}
 	zh := encoding == "gb18030"
 	cp, hasCP := CodePages[encoding]
-	enc := func(s string) []byte {
-		s = noControl(s)
-		if zh {
-			g, err := simplifiedchinese.GB18030.NewEncoder().Bytes([]byte(s))
-			if err == nil {
-				return g
-			}
-		}
-		var out []byte
-		for _, c := range s {
-			switch {
-			case c < 0x80:
-				out = append(out, byte(c))
-			case hasCP:
-				if b, ok := cp.Charmap.EncodeRune(c); ok {
-					out = append(out, b)
-					continue
-				}
-				out = append(out, translit(c)...)
-			default:
-				out = append(out, translit(c)...)
-			}
-		}
-		return out
-	}
 	var b bytes.Buffer
-	line := func(s string) { b.Write(enc(s)); b.WriteByte('\n') }
+	line := func(s string) { b.Write(receiptText(s, encoding)); b.WriteByte('\n') }
 	pair := func(k, v string) {
 		v = noControl(v)
 		pad := width - len(k) - len(v)

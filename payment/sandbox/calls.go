@@ -30,22 +30,31 @@ func scenarioOf(code string) int {
 	return n
 }
 
-func (s *Sandbox) pay(r request) answer {
-	id, code := r.get("mch_trade_id"), r.get("auth_code")
-	fee, feeOK := r.int("total_fee")
+// checkPay refuses a pay request the gateway would refuse before doing
+// anything: a field missing, an id or amount malformed, a code not digits.
+func checkPay(r request) (answer, bool) {
 	for _, k := range []string{"pay_type", "mch_trade_id", "device_info", "subject", "body", "total_fee", "spbill_create_ip", "auth_code"} {
 		if r.get(k) == "" {
-			return fail(payment.CodeMissingField, "missing required field "+k)
+			return fail(payment.CodeMissingField, "missing required field "+k), true
 		}
 	}
-	if !payment.ValidTradeID(id) || !feeOK || fee <= 0 {
-		return fail(payment.CodeMissingField, "mch_trade_id or total_fee malformed")
+	if fee, ok := r.int("total_fee"); !payment.ValidTradeID(r.get("mch_trade_id")) || !ok || fee <= 0 {
+		return fail(payment.CodeMissingField, "mch_trade_id or total_fee malformed"), true
 	}
-	for _, c := range code {
+	for _, c := range r.get("auth_code") {
 		if c < '0' || c > '9' {
-			return fail(payment.CodeMissingField, "auth_code must be digits")
+			return fail(payment.CodeMissingField, "auth_code must be digits"), true
 		}
 	}
+	return answer{}, false
+}
+
+func (s *Sandbox) pay(r request) answer {
+	if bad, refused := checkPay(r); refused {
+		return bad
+	}
+	id, code := r.get("mch_trade_id"), r.get("auth_code")
+	fee, _ := r.int("total_fee")
 	hash := payment.CodeHash(code)
 
 	s.mu.Lock()
