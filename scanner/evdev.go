@@ -53,7 +53,7 @@ func (e *Evdev) Run(ctx context.Context, emit func(Scan)) error {
 			evs, rest = ParseEvents(append(rest, buf[:n]...), size)
 			seen := st.Overflows
 			for _, code := range st.Feed(evs) {
-				emit(Scan{Code: code, Scene: e.Scene, Source: e.label()})
+				emit(Scan{Code: code, Scene: e.Scene, Source: e.Label()})
 			}
 			if st.Overflows != seen && e.Report != nil {
 				// Still connected, but the kernel's queue overflowed and
@@ -92,7 +92,8 @@ func evdevKeys(r io.Reader) ([]byte, error) {
 	return bits, nil
 }
 
-func (e *Evdev) label() string {
+// Label is how the scanner is named in /v1/devices and in its scans.
+func (e *Evdev) Label() string {
 	switch {
 	case e.Device != "":
 		return e.Device

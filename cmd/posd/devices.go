@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/karalabe/hid"
 	"go.bug.st/serial/enumerator"
@@ -35,7 +34,7 @@ func listSerialPorts(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 		if p.IsUSB {
-			id := usbID(p.VID, p.PID, p.SerialNumber)
+			id := device.USBID{VID: p.VID, PID: p.PID, Serial: p.SerialNumber}.String()
 			fmt.Fprintf(w, "      - {type: serial, usb: %q, baud: 9600}   # follows the device across replugs\n", id)
 			fmt.Fprintf(w, "      - {type: vfd, usb: %q}   # if it is a pole display (displays:)\n", id)
 		}
@@ -52,7 +51,7 @@ func listPrinters(w io.Writer) {
 	printers := device.USBPrinters(device.Sysfs)
 	for _, p := range printers {
 		fmt.Fprintf(w, "#   %s  USB %s:%s serial %q %s %s\n", p.Path, p.VID, p.PID, p.Serial, p.Manufacturer, p.Product)
-		id := usbID(p.VID, p.PID, p.Serial)
+		id := device.USBID{VID: p.VID, PID: p.PID, Serial: p.Serial}.String()
 		fmt.Fprintf(w, "      - {type: escpos, usb: %q}   # follows the printer across replugs\n", id)
 	}
 	if len(printers) == 0 {
@@ -69,7 +68,7 @@ func listInputs(w io.Writer) {
 			fmt.Fprintf(w, "#   %s  %q  bus %s (not USB)\n", d.Path, d.Name, d.Bus)
 		} else {
 			fmt.Fprintf(w, "#   %s  %q  USB %s:%s serial %q\n", d.Path, d.Name, d.Vendor, d.Product, d.Serial)
-			fmt.Fprintf(w, "      - {type: evdev, usb: %q, layout: us}   # follows the device across replugs\n", usbID(d.Vendor, d.Product, d.Serial))
+			fmt.Fprintf(w, "      - {type: evdev, usb: %q, layout: us}   # follows the device across replugs\n", device.USBID{VID: d.Vendor, PID: d.Product, Serial: d.Serial}.String())
 		}
 		for _, l := range d.ByID {
 			fmt.Fprintf(w, "      - {type: evdev, device: %s, layout: us}\n", l)
@@ -89,7 +88,7 @@ func listHID(w io.Writer) {
 	pos := map[string]bool{}
 	raws := scanner.HIDRawDevices(device.Sysfs)
 	for _, d := range raws {
-		id := usbID(d.VID, d.PID, d.Serial)
+		id := device.USBID{VID: d.VID, PID: d.PID, Serial: d.Serial}.String()
 		pos[id] = d.POS
 		fmt.Fprintf(w, "#   /dev/%s  USB %s %s %s\n", d.Node, id, d.Manufacturer, d.Product)
 		fmt.Fprintf(w, "      - %s\n", hidStanza(id, "hidraw", d.POS))
@@ -106,7 +105,7 @@ func listHID(w io.Writer) {
 		fmt.Fprintln(w, "#   cannot list through libusb:", err)
 	}
 	for _, d := range infos {
-		id := usbID(fmt.Sprintf("%04x", d.VendorID), fmt.Sprintf("%04x", d.ProductID), d.Serial)
+		id := device.USBID{VID: fmt.Sprintf("%04x", d.VendorID), PID: fmt.Sprintf("%04x", d.ProductID), Serial: d.Serial}.String()
 		fmt.Fprintf(w, "#   libusb %s interface %d  %s %s\n", id, d.Interface, d.Manufacturer, d.Product)
 		fmt.Fprintf(w, "      - %s\n", hidStanza(id, "", pos[id]))
 	}
@@ -125,14 +124,4 @@ func hidStanza(id, backend string, pos bool) string {
 		return fmt.Sprintf("{type: hid, %susb: %q, mode: pos}", b, id)
 	}
 	return fmt.Sprintf("{type: hid, %susb: %q, mode: keyboard, layout: us}", b, id)
-}
-
-// usbID is the config's name for a USB device: VVVV:PPPP, and the serial
-// number when it has one (two identical devices are told apart by it).
-func usbID(vid, pid, serial string) string {
-	id := strings.ToLower(vid + ":" + pid)
-	if serial != "" {
-		id += ":" + serial
-	}
-	return id
 }

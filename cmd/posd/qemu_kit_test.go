@@ -199,12 +199,7 @@ func kitCodes(seed uint64, n int) []string {
 // fingerprints is what the guest's scansum prints for codes: the MD5 of
 // their short SHA-256 fingerprints, one per line, as posd scan prints them.
 func fingerprints(codes []string) string {
-	var b strings.Builder
-	for _, c := range codes {
-		h := sha256.Sum256([]byte(c))
-		b.WriteString(hex.EncodeToString(h[:])[:12] + "\n")
-	}
-	return fmt.Sprintf("%x", md5.Sum([]byte(b.String())))[:24] // 32 hex digits would look like a signature in the logs
+	return fmt.Sprintf("%x", md5.Sum([]byte(strings.Join(kitFingerprints(codes), "\n")+"\n")))[:24] // 32 hex digits would look like a signature in the logs
 }
 
 // kitFingerprints are the short fingerprints posd scan prints for codes.

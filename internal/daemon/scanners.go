@@ -73,13 +73,7 @@ var scannerKinds = map[string]scannerKind{
 			return append(bad, checkLayout(at, s)...)
 		},
 		label: func(s config.Scanner) string {
-			switch {
-			case s.Device != "":
-				return s.Device
-			case s.Name != "":
-				return "input:" + s.Name
-			}
-			return "usb:" + s.USB
+			return (&scanner.Evdev{Device: s.Device, Name: s.Name, USB: s.USB}).Label()
 		},
 		build: func(sc config.Scanner, _ IO, report scanner.Report) scanner.Source {
 			return &scanner.Evdev{Device: sc.Device, Name: sc.Name, USB: sc.USB, Layout: scanner.Layout(sc.Layout), Scene: sc.Scene, Report: report, Gap: sc.KeyGap}

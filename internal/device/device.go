@@ -116,6 +116,16 @@ func ParseUSBID(id string) (USBID, error) {
 	return u, nil
 }
 
+// String is the id as the config names it: the hex ids in lower case, and
+// the serial number when there is one.
+func (u USBID) String() string {
+	id := strings.ToLower(u.VID + ":" + u.PID)
+	if u.Serial != "" {
+		id += ":" + u.Serial
+	}
+	return id
+}
+
 // Match tells whether a device with these ids is the one named (the hex
 // ids in either case, the serial number exactly).
 func (u USBID) Match(vid, pid, serial string) bool {

@@ -67,3 +67,12 @@ func TestParseUSBIDReads(t *testing.T) {
 	assert.False(t, u.Match("0403", "6001", "a9"), "serial numbers compared exactly")
 	assert.False(t, u.Match("0403", "6002", "A9"))
 }
+
+func TestUSBIDStringIsWhatTheConfigTakes(t *testing.T) {
+	for _, s := range []string{"0c2e:0b61", "1eab:1d06:NLS0001", "0403:6001:A9:X"} {
+		u, err := ParseUSBID(s)
+		require.NoError(t, err)
+		require.Equal(t, s, u.String())
+	}
+	require.Equal(t, "04b8:0e15:TMT20SN0001", USBID{VID: "04B8", PID: "0E15", Serial: "TMT20SN0001"}.String(), "hex in lower case, the serial as it is")
+}
