@@ -81,15 +81,16 @@ func TestJournalAtScale(t *testing.T) {
 	require.Equal(t, 200, code)
 	rssMax = max(rssMax, rssKB(t, d.cmd.Process.Pid))
 
-	// posd's own start, after the integrity check (a child process that
-	// reads the whole file, at every start: a damaged freelist would
-	// otherwise lose orders silently).
+	// The start's check is bounded: the generator closed the journal
+	// cleanly, so the witness vouches for its freelist (a start after a
+	// power cut reads the whole file, as before).
+	require.Contains(t, d.out.String(), `"how":"bounded`, "the start checked the journal without reading its history")
 	checked, readyAt := logTime(t, d.out.String(), "journal checked"), logTime(t, d.out.String(), "posd ready")
 	own := readyAt.Sub(checked)
 	perOrder := float64(st.Size()) / float64(n)
 	t.Logf("journal at scale: %d final orders (%d past retention), %.0f MB, %.0f B per order (generated in %s); READY in %s (%s cache), of which posd's own start after the integrity check %s; resident %d MB at start, %d MB at most while pruning and paying (of which anonymous %d MB)",
 		n, pruned, float64(st.Size())/1e6, perOrder, genTook.Round(time.Millisecond), ready.Round(time.Millisecond), cache, own.Round(time.Millisecond), rssStart/1024, rssMax/1024, anonMax/1024)
-	require.Less(t, own, time.Second, "READY within a second of the check, whatever the history")
+	require.Less(t, ready, time.Second, "READY within a second, whatever the history")
 	require.Less(t, rssMax, int64(64*1024), "resident memory under 64 MB")
 }
 
@@ -106,7 +107,7 @@ func generateJournal(t *testing.T, path string, n int) (old int) {
 	for i := 0; i < n; i += batch {
 		require.NoError(t, j.Update(func(tx *journal.Tx) error {
 			for k := i; k < min(i+batch, n); k++ {
-				age := 200 * 24 * time.Hour / time.Duration(n) * time.Duration(k)
+				age := 200 * 24 * time.Hour / time.Duration(n) * time.Duration(n-1-k) // oldest first, as a lane writes them
 				if d := age - retention; d > -time.Hour && d < time.Hour {
 					age = retention - time.Hour // none near the cutoff: the count is exact
 				}

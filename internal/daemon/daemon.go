@@ -82,24 +82,29 @@ func listenAPI(c config.API) (net.Listener, api.Protection, error) {
 }
 
 // checkJournal checks the journal file in a child process (posd
-// journal-check), because bbolt may panic on damage in goroutines of its
-// own. A missing file is fine: it is about to be created.
-func checkJournal(path string) error {
+// journal-check -start), because bbolt may panic on damage in goroutines
+// of its own, and says how. A missing file is fine: it is about to be
+// created.
+func checkJournal(path string) (how string, err error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return "new", nil
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return nil // cannot check: open as usual
+		return "not checked", nil // cannot check: open as usual
 	}
-	out, err := exec.Command(self, "journal-check", path).CombinedOutput()
+	cmd := exec.Command(self, "journal-check", "-start", path)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err == nil {
-		return nil
+		return strings.TrimSpace(string(out)), nil
 	}
-	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 || strings.Contains(string(out), "panic") {
-		return fmt.Errorf("%s", strings.TrimSpace(lastLine(string(out))))
+	msg := stderr.String()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 || strings.Contains(msg, "panic") {
+		return "whole file", fmt.Errorf("%s", strings.TrimSpace(lastLine(msg)))
 	}
-	return nil // the checker itself could not run (not this binary): open as usual
+	return "not checked", nil // the checker itself could not run (not this binary): open as usual
 }
 
 func lastLine(s string) string {

@@ -121,14 +121,14 @@ func (d *Daemon) openGateway() error {
 // on damage) and opens it, read-only when damaged.
 func (d *Daemon) openJournal() error {
 	path := d.cfg.Journal.Path
-	// The check reads the whole file, and an upgrade may index a year of
-	// history: tell systemd to wait (a start killed half-way would only
-	// begin again).
+	// The check may read the whole file (after a power cut), and an upgrade
+	// may index a year of history: tell systemd to wait (a start killed
+	// half-way would only begin again).
 	_, _ = sdnotify.Notify("EXTEND_TIMEOUT_USEC=900000000\nSTATUS=checking the journal")
 	var err error
 	began := time.Now()
-	cerr := checkJournal(path)
-	d.log.Info("journal checked", zap.Duration("took", time.Since(began)))
+	how, cerr := checkJournal(path)
+	d.log.Info("journal checked", zap.String("how", how), zap.Duration("took", time.Since(began)))
 	if cerr != nil {
 		d.damaged = true
 		d.log.Error("JOURNAL DAMAGED: posd runs read-only and takes no payment; export what can be read (posctl export) and restore or replace the journal",

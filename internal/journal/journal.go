@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"example.com/posd/internal/defect"
 )
@@ -52,6 +52,9 @@ type Journal struct {
 	newEpoch    func() string
 	restored    bool
 	seen        *os.File // the witness
+	file        *os.File // the journal, read for the freelist's CRC
+	markMu      sync.Mutex
+	marked      int // the last transaction marked in the witness
 	wRun        uint64   // the witness's run, then this run
 	wTx         int      // the witness's last transaction
 	wFound      bool
@@ -114,12 +117,12 @@ func OpenWith(path string, o Options) (*Journal, error) {
 	}
 	if err := j.protect(func() error { return upgrade(db) }); err != nil {
 		db.Close()
-		j.seen.Close()
+		j.closeWitness()
 		return nil, fmt.Errorf("journal: %s: upgrade: %w", path, err)
 	}
 	if err := j.protect(func() error { return db.Update(j.init) }); err != nil {
 		db.Close()
-		j.seen.Close()
+		j.closeWitness()
 		return nil, fmt.Errorf("journal: %s: %w", path, err)
 	}
 	return j, nil
@@ -142,32 +145,6 @@ func OpenReadOnly(path string) (*Journal, error) {
 		return nil
 	})
 	return j, nil
-}
-
-// Check walks every page of the file (bbolt's consistency check): a power
-// cut at any byte leaves the old or the new meta page valid, and anything
-// else is damage. It may panic on a damaged file: run it in a process of
-// its own (posd journal-check).
-func Check(path string) error {
-	o := options()
-	o.ReadOnly = true
-	db, err := bolt.Open(path, 0o600, o)
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
-			return fmt.Errorf("%w: %v", ErrDamaged, err)
-		}
-		return err
-	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		var first error
-		for cerr := range tx.Check() { // drained whole: the checker must finish
-			if first == nil {
-				first = fmt.Errorf("%w: %v", ErrDamaged, cerr)
-			}
-		}
-		return first
-	})
 }
 
 // protect turns a panic of bbolt on a damaged page into ErrDamaged.
@@ -251,9 +228,7 @@ func (j *Journal) Epoch() string { return j.epoch }
 // Close closes the file.
 func (j *Journal) Close() error {
 	err := j.db.Close()
-	if j.seen != nil {
-		j.seen.Close()
-	}
+	j.closeWitness()
 	return err
 }
 

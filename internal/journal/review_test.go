@@ -156,7 +156,7 @@ func TestReviewCleanStartTrustsDamagedFreelist(t *testing.T) {
 		})
 		t.Logf("after the first open: %d of 2000 orders readable, read error %v", n, verr)
 		_ = j.db.Close()
-		j.seen.Close()
+		j.closeWitness()
 	}
 	require.ErrorIs(t, cerr, ErrDamaged, "a freelist that frees a page in use must not pass the start-up check")
 }
@@ -200,7 +200,7 @@ func makeSchema1(t *testing.T, path string, n int) {
 		return tx.Bucket([]byte(meta)).Put(keySchema, v[:])
 	}))
 	require.NoError(t, j.db.Close())
-	j.seen.Close()
+	j.closeWitness()
 }
 
 // Found by review, fixed by upgrade(): the schema 1 -> 2 migration built both

@@ -12,7 +12,8 @@ import (
 
 // The witness, beside the journal (path.seen), holds the number of the
 // last run that opened it and of the last transaction committed: "RUN
-// TXID". The journal holds its run too. A journal of another run, or of
+// TXID CRC", CRC that of the freelist this transaction wrote (check.go).
+// The journal holds its run too. A journal of another run, or of
 // this run but behind the witness, is an older copy put back (a backup
 // restored): what it says was paid may since have been refunded, and
 // Restored says so. The witness is written after each commit without an
@@ -25,13 +26,24 @@ func (j *Journal) openWitness(path string) error {
 	}
 	var buf [64]byte
 	n, _ := f.ReadAt(buf[:], 0)
-	if fields := strings.Fields(string(buf[:n])); len(fields) == 2 {
+	if fields := strings.Fields(string(buf[:n])); len(fields) >= 2 {
 		j.wRun, _ = strconv.ParseUint(fields[0], 10, 64)
 		j.wTx, _ = strconv.Atoi(fields[1])
 		j.wFound = true
 	}
 	j.seen = f
+	if j.file, err = os.Open(path); err != nil {
+		f.Close()
+		return err
+	}
 	return nil
+}
+
+func (j *Journal) closeWitness() {
+	if j.seen != nil {
+		j.seen.Close()
+		j.file.Close()
+	}
 }
 
 // checkWitness runs in the opening transaction: it compares the journal
@@ -51,12 +63,27 @@ func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
 	return nil
 }
 
-// mark records txid as the last committed transaction of this run.
+// mark records txid as the last committed transaction of this run, with
+// the CRC of its freelist. Commit handlers run after bbolt let the next
+// writer in, so marks may come out of order: an older one is dropped, and
+// a CRC not found (a later commit wrote over the meta) leaves the witness
+// without one, which costs the next start the whole check, never a wrong
+// pass.
 func (j *Journal) mark(txid int) {
 	if j.seen == nil {
 		return
 	}
-	b := fmt.Appendf(nil, "%-20d %-20d", j.wRun, txid)
+	j.markMu.Lock()
+	defer j.markMu.Unlock()
+	if txid <= j.marked {
+		return
+	}
+	j.marked = txid
+	crc := "-"
+	if sum, ok := freelistCRC(j.file, j.db.Info().PageSize, txid); ok {
+		crc = fmt.Sprintf("%08x", sum)
+	}
+	b := fmt.Appendf(nil, "%-20d %-20d %-8s", j.wRun, txid, crc)
 	_, _ = j.seen.WriteAt(b, 0)
 }
 
