@@ -4,19 +4,26 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"example.com/posd/internal/money"
 )
 
-// Kind is what a lane is doing, as the customer and cashier see it.
+// Kind is what a lane is doing, as the customer and cashier see it. A
+// charge's state is shown under its own word (money.State); the other
+// kinds are the lane's.
 type Kind string
 
+// KindOf is the kind that shows a charge in state s.
+func KindOf(s money.State) Kind { return Kind(s) }
+
 const (
-	AwaitingScan   Kind = "awaiting_scan"
-	Paying         Kind = "paying"
-	Paid           Kind = "paid"
-	Declined       Kind = "declined"
-	NeedsAttention Kind = "needs_attention"
-	Canceled       Kind = "canceled"
-	Refunded       Kind = "refunded"
+	AwaitingScan        = Kind(money.AwaitingScan)
+	Paying              = Kind(money.Paying)
+	Paid                = Kind(money.Paid)
+	Declined            = Kind(money.Declined)
+	NeedsAttention      = Kind(money.NeedsAttention)
+	Canceled            = Kind(money.Canceled)
+	Refunded            = Kind(money.Refunded)
 	Idle           Kind = "idle"
 	Rejected       Kind = "rejected" // a scan refused on the box: nothing sent
 	Reprint        Kind = "reprint"  // a receipt asked for again

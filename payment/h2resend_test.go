@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 )
@@ -113,7 +114,7 @@ func TestHTTP2NeverReplaysAPay(t *testing.T) {
 	}
 	require.Len(t, sent, 1, "the signed pay left the box once")
 	assert.Equal(t, payment.Unknown, r.Outcome, "the stream was reset after the pay was written: unknown, %s", r.Reason)
-	o := poller.NewOrder(poller.Order{MchTradeID: req.MchTradeID, TotalFee: 100, DeviceInfo: "L1", AuthCode: req.AuthCode}, time.Now())
+	o := money.NewOrder(money.Order{MchTradeID: req.MchTradeID, TotalFee: 100, DeviceInfo: "L1", AuthCode: req.AuthCode}, time.Now())
 	o = poller.Step(o, r, time.Now(), poller.DefaultPolicy())
-	assert.Equal(t, poller.PhaseQuery, o.Phase, "queried, never 'not charged'")
+	assert.Equal(t, money.PhaseQuery, o.Phase, "queried, never 'not charged'")
 }

@@ -10,6 +10,7 @@ import (
 
 	"example.com/posd/internal/defect"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 )
 
 // ErrBusy: the order is being driven already.
@@ -17,21 +18,21 @@ var ErrBusy = errors.New("poller: order is in progress")
 
 // StartRefund refunds a paid, final order in full. The refund id is
 // journaled before the refund is sent.
-func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
+func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 	p.mu.Lock()
 	if p.active[id] {
 		p.mu.Unlock()
-		return Order{}, ErrBusy
+		return money.Order{}, ErrBusy
 	}
 	p.active[id] = true
 	p.mu.Unlock()
-	var o Order
+	var o money.Order
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
 		ok, err := tx.Get(journal.Orders, id, &o)
 		if err != nil || !ok {
 			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
 		}
-		if o.State != Paid || o.Phase != PhaseDone {
+		if o.State != money.Paid || o.Phase != money.PhaseDone {
 			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
 		}
 		startRefund(&o, "operator", now)
@@ -42,7 +43,7 @@ func (p *Poller) StartRefund(id string, now time.Time) (Order, error) {
 		p.mu.Lock()
 		delete(p.active, id)
 		p.mu.Unlock()
-		return Order{}, err
+		return money.Order{}, err
 	}
 	p.enqueue(o) // still held: no resolve or second refund slips in between
 	return o, nil
@@ -67,7 +68,7 @@ func (p *Poller) Abort(id string, now time.Time) error {
 		if p.queue[i].MchTradeID != id {
 			continue
 		}
-		o := heap.Remove(&p.queue, i).(Order)
+		o := heap.Remove(&p.queue, i).(money.Order)
 		p.mu.Unlock() // still active: no one else takes it meanwhile
 		next := abort(o, now)
 		if err := p.save(next); err != nil {
@@ -84,9 +85,9 @@ func (p *Poller) Abort(id string, now time.Time) error {
 	return nil
 }
 
-func abort(o Order, now time.Time) Order {
+func abort(o money.Order, now time.Time) money.Order {
 	o.Abort = true
-	if o.Phase == PhaseQuery || o.Phase == PhaseCheck {
+	if o.Phase == money.PhaseQuery || o.Phase == money.PhaseCheck {
 		toReverse(&o, now)
 	}
 	return o
@@ -96,21 +97,21 @@ func abort(o Order, now time.Time) Order {
 var ErrNotResolvable = errors.New("poller: order cannot be resolved")
 
 // doing says what posd is doing with an order in phase ph.
-func doing(ph Phase) string {
+func doing(ph money.Phase) string {
 	switch ph {
-	case PhasePay:
+	case money.PhasePay:
 		return "the pay is in flight"
-	case PhaseQuery, PhaseCheck:
+	case money.PhaseQuery, money.PhaseCheck:
 		return "querying the payment"
-	case PhaseReverse:
+	case money.PhaseReverse:
 		return "reversing the payment"
-	case PhaseFallback, PhaseClose:
+	case money.PhaseFallback, money.PhaseClose:
 		return "closing the order (the gateway has no reverse)"
-	case PhaseRefund, PhaseRefundQuery:
+	case money.PhaseRefund, money.PhaseRefundQuery:
 		return "refunding"
-	case PhaseConfirm:
+	case money.PhaseConfirm:
 		return "confirming the final state"
-	case PhaseVerify:
+	case money.PhaseVerify:
 		return "verifying a paid order of a restored journal"
 	}
 	return string(ph)
@@ -120,18 +121,18 @@ func doing(ph Phase) string {
 // settle (it needs attention: its outcome is unknown after the whole
 // confirmation flow): paid or not paid, with who decided and why. The
 // order is final afterwards.
-func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (Order, error) {
+func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (money.Order, error) {
 	if by == "" || why == "" {
-		return Order{}, fmt.Errorf("poller: a resolution needs who and why")
+		return money.Order{}, fmt.Errorf("poller: a resolution needs who and why")
 	}
 	// Hold the order for the decision: off the schedule if it is queued,
 	// refused if a step has it in flight.
 	p.mu.Lock()
-	var queued *Order
+	var queued *money.Order
 	if p.active[id] {
 		for i := range p.queue {
 			if p.queue[i].MchTradeID == id {
-				o := heap.Remove(&p.queue, i).(Order)
+				o := heap.Remove(&p.queue, i).(money.Order)
 				queued = &o
 				break
 			}
@@ -139,12 +140,12 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (O
 		if queued == nil {
 			p.mu.Unlock()
 			// A call is in flight: say what posd is doing with the order.
-			var o Order
+			var o money.Order
 			_ = p.opt.Journal.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, id, &o); return err })
 			if o.MchTradeID != "" && !o.NeedsAttention() && !defect.On(4) {
-				return Order{}, fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase))
+				return money.Order{}, fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase))
 			}
-			return Order{}, ErrBusy
+			return money.Order{}, ErrBusy
 		}
 	}
 	p.active[id] = true
@@ -157,28 +158,28 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (O
 			p.enqueue(*queued) // nothing was decided: it goes on as before
 		}
 	}
-	var o Order
+	var o money.Order
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
 		ok, err := tx.Get(journal.Orders, id, &o)
 		if err != nil || !ok {
 			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
 		}
-		if o.Phase == PhaseDone {
+		if o.Phase == money.PhaseDone {
 			return journal.Fail(fmt.Errorf("%w: order %s is final (%s): nothing to resolve", ErrNotResolvable, id, o.State))
 		}
 		if !o.NeedsAttention() && !defect.On(4) {
 			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
 		}
-		o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = PhaseDone, Declined, time.Time{}, now, now
+		o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = money.PhaseDone, money.Declined, time.Time{}, now, now
 		if paid {
-			o.State = Paid
+			o.State = money.Paid
 		}
 		o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, by, why)
 		return tx.Put(journal.Orders, id, o)
 	})
 	release(err != nil)
 	if err != nil {
-		return Order{}, err
+		return money.Order{}, err
 	}
 	p.log.Warn("order resolved by an operator", zap.String("mch_trade_id", id), zap.String("state", string(o.State)), zap.String("by", by), zap.String("why", why))
 	p.opt.OnUpdate(o)

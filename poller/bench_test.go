@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/payment/sandbox"
 	"example.com/posd/payment/sandbox/sandboxtest"
@@ -65,9 +66,9 @@ func BenchmarkPoller10k(b *testing.B) {
 	now := time.Now()
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
-	orders := make([]Order, n)
+	orders := make([]money.Order, n)
 	for i := range orders {
-		o := NewOrder(Order{MchTradeID: fmt.Sprintf("BENCH_%06d", i), TotalFee: 100, DeviceInfo: "POS01",
+		o := money.NewOrder(money.Order{MchTradeID: fmt.Sprintf("BENCH_%06d", i), TotalFee: 100, DeviceInfo: "POS01",
 			PayType: "alipay.micro", Subject: "s", Body: "b", ClientIP: "127.0.0.1",
 			AuthCode: fmt.Sprintf("28%014d81", i)}, now)
 		wg.Add(1)
@@ -78,7 +79,7 @@ func BenchmarkPoller10k(b *testing.B) {
 				DeviceInfo: o.DeviceInfo, Subject: o.Subject, Body: o.Body, TotalFee: o.TotalFee,
 				SpbillCreateIP: o.ClientIP, AuthCode: o.AuthCode})
 		}()
-		o.AuthCode, o.Phase = "", PhaseQuery
+		o.AuthCode, o.Phase = "", money.PhaseQuery
 		orders[i] = o
 	}
 	wg.Wait()
@@ -109,7 +110,7 @@ func BenchmarkPoller10k(b *testing.B) {
 	finished := make(chan struct{}, n)
 	p := New(Options{Gateway: client, Journal: j, Policy: policy,
 		OnDispatch: func(d time.Duration) { mu.Lock(); late = append(late, d); mu.Unlock() },
-		OnUpdate: func(o Order) {
+		OnUpdate: func(o money.Order) {
 			if o.Final() {
 				finished <- struct{}{}
 			}

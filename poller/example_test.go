@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 )
@@ -15,7 +16,7 @@ import (
 func ExampleStep() {
 	p := poller.DefaultPolicy()
 	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	o := poller.NewOrder(poller.Order{
+	o := money.NewOrder(money.Order{
 		MchTradeID: "S001_L1_EXAMPLE1", PayType: "alipay.micro", DeviceInfo: "L1",
 		TotalFee: 100, AuthCode: "282941234567890123",
 	}, start)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 )
 
 // The journal indexes orders from their JSON (journal/index.go); a start
@@ -17,12 +18,12 @@ func TestJournalLiveIndexAgreesWithActive(t *testing.T) {
 	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
 	require.NoError(t, err)
 	defer j.Close()
-	phases := []Phase{PhasePay, PhaseQuery, PhaseCheck, PhaseReverse, PhaseFallback, PhaseClose, PhaseRefund,
-		PhaseRefundQuery, PhaseVerify, PhaseConfirm, PhaseReconcile, PhaseAttention, PhaseDone}
+	phases := []money.Phase{money.PhasePay, money.PhaseQuery, money.PhaseCheck, money.PhaseReverse, money.PhaseFallback, money.PhaseClose, money.PhaseRefund,
+		money.PhaseRefundQuery, money.PhaseVerify, money.PhaseConfirm, money.PhaseReconcile, money.PhaseAttention, money.PhaseDone}
 	want := map[string]bool{}
 	require.NoError(t, j.Update(func(tx *journal.Tx) error {
 		for _, ph := range phases {
-			o := Order{MchTradeID: "T-" + string(ph), Phase: ph, FinishedAt: time.Unix(1e9, 0)}
+			o := money.Order{MchTradeID: "T-" + string(ph), Phase: ph, FinishedAt: time.Unix(1e9, 0)}
 			want[o.MchTradeID] = o.Active()
 			if err := tx.Put(journal.Orders, o.MchTradeID, o); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"example.com/posd/internal/defect"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
 
@@ -33,38 +34,19 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// Call is the gateway call an order's phase makes next.
-func (o *Order) Call() payment.Call {
-	switch o.Phase {
-	case PhasePay:
-		return payment.CallPay
-	case PhaseReverse:
-		return payment.CallReverse
-	case PhaseClose:
-		return payment.CallClose
-	case PhaseRefund:
-		return payment.CallRefund
-	case PhaseRefundQuery:
-		return payment.CallRefundQuery
-	case PhaseDone, PhaseAttention:
-		return ""
-	}
-	return payment.CallQuery
-}
-
 // Step is the confirmation state machine: given the order, the classified
 // answer to the call its phase made, and the time, it returns the order's
 // next state. It is pure: the runner journals the result before acting.
-func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
+func Step(o money.Order, r payment.Result, now time.Time, p Policy) money.Order {
 	o.UpdatedAt = now
 	switch {
-	case r.Outcome == payment.NotSent && o.Phase != PhasePay:
+	case r.Outcome == payment.NotSent && o.Phase != money.PhasePay:
 		r.Outcome = payment.Unknown // only a pay ends on "never sent"; the rest is asked again
-	case r.Outcome == payment.NotFound && o.Seen && o.Phase != PhaseRefundQuery && !defect.On(6): // that 301 is about the refund
+	case r.Outcome == payment.NotFound && o.Seen && o.Phase != money.PhaseRefundQuery && !defect.On(6): // that 301 is about the refund
 		// A signed answer showed this order: a 301 now is a lagging
 		// replica or a fault, never proof that nothing was created.
 		r.Outcome, r.Reason = payment.Unknown, "not found (301), though a signed answer showed the order: "+r.Reason
-	case r.Outcome == payment.NotFound && (o.Phase == PhaseConfirm || o.Phase == PhaseFallback) &&
+	case r.Outcome == payment.NotFound && (o.Phase == money.PhaseConfirm || o.Phase == money.PhaseFallback) &&
 		now.Sub(o.CreatedAt) < time.Duration(p.QueryAttempts)*p.QueryInterval:
 		// "Nothing was created" takes a whole confirmation window of 301s;
 		// a payment the till stopped gets here within seconds, while a
@@ -73,25 +55,25 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 	}
 	record(&o, r)
 	if o.Adopt {
-		o.Phase, o.State, o.NextAt = PhaseAttention, Unknown, time.Time{}
+		o.Phase, o.State, o.NextAt = money.PhaseAttention, money.Unknown, time.Time{}
 		o.Reason = "duplicate mch_trade_id (107) taken for posd's own by an older version: check this order at the gateway"
 		return o
 	}
 	switch o.Phase {
-	case PhasePay:
+	case money.PhasePay:
 		stepPay(&o, r, now, p)
-	case PhaseQuery:
+	case money.PhaseQuery:
 		stepQuery(&o, r, now, p)
-	case PhaseCheck:
+	case money.PhaseCheck:
 		switch r.Outcome {
 		case payment.Paid, payment.NotPaid, payment.NotFound:
 			settle(&o, r, now)
 		default:
-			o.Phase, o.Queries, o.NextAt = PhaseQuery, 1, now.Add(p.QueryInterval)
+			o.Phase, o.Queries, o.NextAt = money.PhaseQuery, 1, now.Add(p.QueryInterval)
 		}
-	case PhaseReverse:
+	case money.PhaseReverse:
 		stepReverse(&o, r, now, p)
-	case PhaseFallback:
+	case money.PhaseFallback:
 		switch r.Outcome {
 		case payment.Paid:
 			if r.TradeState == payment.StateRefunding {
@@ -102,17 +84,17 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 		case payment.NotPaid, payment.NotFound:
 			settle(&o, r, now)
 		default:
-			o.Phase, o.Tries, o.NextAt = PhaseClose, 0, now
+			o.Phase, o.Tries, o.NextAt = money.PhaseClose, 0, now
 		}
-	case PhaseClose:
+	case money.PhaseClose:
 		retryThenConfirm(&o, r.Outcome == payment.Done || r.Outcome == payment.NotFound, now, p)
-	case PhaseRefund:
+	case money.PhaseRefund:
 		stepRefund(&o, r, now, p)
-	case PhaseRefundQuery:
+	case money.PhaseRefundQuery:
 		stepRefundQuery(&o, r, now, p)
-	case PhaseConfirm, PhaseReconcile:
+	case money.PhaseConfirm, money.PhaseReconcile:
 		stepConfirm(&o, r, now, p)
-	case PhaseVerify:
+	case money.PhaseVerify:
 		stepVerify(&o, r, now, p)
 	}
 	return o
@@ -121,11 +103,11 @@ func Step(o Order, r payment.Result, now time.Time, p Policy) Order {
 // stepVerify settles a paid order of a restored journal on a trusted
 // answer; without one it stays as the journal had it and is asked again,
 // ever less often, a bounded number of times.
-func stepVerify(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepVerify(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid:
 		settle(o, r, now)
-		if o.State != Paid {
+		if o.State != money.Paid {
 			o.ErrMsg = "found " + string(o.State) + " at the gateway after the journal was restored from an older copy"
 		}
 		return
@@ -144,7 +126,7 @@ func stepVerify(o *Order, r payment.Result, now time.Time, p Policy) {
 }
 
 // record keeps what an answer tells about the order, when it is trusted.
-func record(o *Order, r payment.Result) {
+func record(o *money.Order, r payment.Result) {
 	o.Reason = r.Reason
 	if r.Outcome == payment.Unknown || r.Outcome == payment.NotSent {
 		return
@@ -167,7 +149,7 @@ func record(o *Order, r payment.Result) {
 	}
 }
 
-func stepPay(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepPay(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	// The pay has an outcome, even if it is "unknown": the code is never
 	// sent again.
 	o.AuthCode = ""
@@ -177,26 +159,26 @@ func stepPay(o *Order, r payment.Result, now time.Time, p Policy) {
 	case payment.NotSent:
 		// No connection was made: nothing left the box, nothing exists.
 		o.NotSent = true
-		end(o, Failed, now)
+		end(o, money.Failed, now)
 		o.ErrMsg = "gateway unreachable — not charged, take another payment method"
 	case payment.Duplicate:
 		if defect.On(3) { // taken for posd's own order, as before
-			o.Phase, o.Queries, o.NextAt = PhaseQuery, 0, now
+			o.Phase, o.Queries, o.NextAt = money.PhaseQuery, 0, now
 			return
 		}
 		// posd never sends a pay twice, so an id the gateway already has is
 		// not this pay's (a journal restored from a backup, a cloned box):
 		// the gateway created nothing for this code.
-		end(o, Failed, now)
+		end(o, money.Failed, now)
 		o.ErrMsg = "mch_trade_id already used at the gateway (107): not charged; was the journal restored or copied? tell the operator"
 	case payment.Rejected:
-		o.Phase, o.NextAt = PhaseCheck, now
+		o.Phase, o.NextAt = money.PhaseCheck, now
 	default:
-		o.Phase, o.Queries, o.NextAt = PhaseQuery, 0, now.Add(p.QueryInterval)
+		o.Phase, o.Queries, o.NextAt = money.PhaseQuery, 0, now.Add(p.QueryInterval)
 	}
 }
 
-func stepQuery(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepQuery(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	if r.Outcome == payment.Paid || r.Outcome == payment.NotPaid {
 		settle(o, r, now)
 		return
@@ -211,34 +193,34 @@ func stepQuery(o *Order, r payment.Result, now time.Time, p Policy) {
 
 // toReverse is journaled before the reverse leaves: from then on a
 // refund the gateway reports may be posd's own reverse.
-func toReverse(o *Order, now time.Time) {
-	o.Phase, o.Reverses, o.NextAt, o.ReverseSent = PhaseReverse, 0, now, true
+func toReverse(o *money.Order, now time.Time) {
+	o.Phase, o.Reverses, o.NextAt, o.ReverseSent = money.PhaseReverse, 0, now, true
 }
 
-func stepReverse(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepReverse(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.NotPaid, payment.NotFound:
-		o.Phase, o.NextAt = PhaseConfirm, now
+		o.Phase, o.NextAt = money.PhaseConfirm, now
 	case payment.NoReverse:
 		if p.ReverseFallback {
-			o.Phase, o.NextAt = PhaseFallback, now
+			o.Phase, o.NextAt = money.PhaseFallback, now
 		} else {
-			o.Phase, o.NextAt = PhaseConfirm, now
+			o.Phase, o.NextAt = money.PhaseConfirm, now
 		}
 	default:
 		o.Reverses++
 		if o.Reverses >= p.ReverseAttempts {
-			o.Phase, o.NextAt = PhaseConfirm, now
+			o.Phase, o.NextAt = money.PhaseConfirm, now
 			return
 		}
 		o.NextAt = now.Add(p.ReverseInterval)
 	}
 }
 
-func retryThenConfirm(o *Order, done bool, now time.Time, p Policy) {
+func retryThenConfirm(o *money.Order, done bool, now time.Time, p Policy) {
 	o.Tries++
 	if done || o.Tries >= p.ReverseAttempts {
-		o.Phase, o.NextAt = PhaseConfirm, now
+		o.Phase, o.NextAt = money.PhaseConfirm, now
 		return
 	}
 	o.NextAt = now.Add(p.ReverseInterval)
@@ -246,14 +228,14 @@ func retryThenConfirm(o *Order, done bool, now time.Time, p Policy) {
 
 // startRefund puts a paid order on the refund path; by is "operator" or
 // "fallback".
-func startRefund(o *Order, by string, now time.Time) {
-	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = PhaseRefund, RefundID(o.MchTradeID), by, 0, now
+func startRefund(o *money.Order, by string, now time.Time) {
+	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefund, RefundID(o.MchTradeID), by, 0, now
 	o.RefundUnknown, o.RefundSends = false, 0
 }
 
 // stepRefund follows a refund request. Only refund_query may say that a
 // refund whose answer was lost did not happen.
-func stepRefund(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepRefund(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	o.RefundSends++
 	switch r.Outcome {
 	case payment.Done:
@@ -262,17 +244,17 @@ func stepRefund(o *Order, r payment.Result, now time.Time, p Policy) {
 			return
 		}
 		// In progress: refund_query follows it.
-		o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
+		o.Phase, o.Tries, o.NextAt = money.PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
 	case payment.Rejected:
 		if o.RefundUnknown && !defect.On(5) {
-			o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now
+			o.Phase, o.Tries, o.NextAt = money.PhaseRefundQuery, 0, now
 			return
 		}
 		refundFailed(o, "refund refused: "+r.Reason, now)
 	case payment.Pending: // refund_status -1: failed, may be tried again
 		o.Tries++
 		if o.Tries >= p.ReverseAttempts {
-			o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now
+			o.Phase, o.Tries, o.NextAt = money.PhaseRefundQuery, 0, now
 			return
 		}
 		o.NextAt = now.Add(p.ReverseInterval)
@@ -283,11 +265,11 @@ func stepRefund(o *Order, r payment.Result, now time.Time, p Policy) {
 			return
 		}
 		o.RefundUnknown = true
-		o.Phase, o.Tries, o.NextAt = PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
+		o.Phase, o.Tries, o.NextAt = money.PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
 	}
 }
 
-func stepRefundQuery(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch {
 	case r.Outcome == payment.Done && r.Status == 0:
 		refunded(o, now)
@@ -299,7 +281,7 @@ func stepRefundQuery(o *Order, r payment.Result, now time.Time, p Policy) {
 		// mch_refund_id again is safe: it is the same refund.
 		o.RefundMissing++
 		if o.RefundSends < p.ReverseAttempts {
-			o.Phase, o.NextAt = PhaseRefund, now.Add(p.ReverseInterval)
+			o.Phase, o.NextAt = money.PhaseRefund, now.Add(p.ReverseInterval)
 			return
 		}
 		if o.RefundMissing >= 2*p.ReverseAttempts+6 {
@@ -316,7 +298,7 @@ func stepRefundQuery(o *Order, r payment.Result, now time.Time, p Policy) {
 }
 
 // refundBackoff asks refund_query again, ever less often.
-func refundBackoff(o *Order, now time.Time, p Policy) {
+func refundBackoff(o *money.Order, now time.Time, p Policy) {
 	wait := p.ReverseInterval << min(o.Tries, 16)
 	if wait > p.ReconcileMax || wait <= 0 {
 		wait = p.ReconcileMax
@@ -326,45 +308,45 @@ func refundBackoff(o *Order, now time.Time, p Policy) {
 }
 
 // refunded ends a refund the gateway confirmed.
-func refunded(o *Order, now time.Time) {
+func refunded(o *money.Order, now time.Time) {
 	if o.RefundBy == "fallback" {
-		end(o, Reversed, now) // paid too late, refunded by the fallback
+		end(o, money.Reversed, now) // paid too late, refunded by the fallback
 		return
 	}
-	end(o, Refunded, now)
+	end(o, money.Refunded, now)
 }
 
 // refundFailed ends a refund that the gateway certainly did not carry out.
-func refundFailed(o *Order, why string, now time.Time) {
+func refundFailed(o *money.Order, why string, now time.Time) {
 	if o.RefundBy == "fallback" {
 		// The customer paid and the money could not go back: the
 		// confirming query reports what the gateway holds.
-		o.Phase, o.NextAt, o.Reason = PhaseConfirm, now, why
+		o.Phase, o.NextAt, o.Reason = money.PhaseConfirm, now, why
 		return
 	}
-	end(o, Paid, now)
+	end(o, money.Paid, now)
 	o.ErrMsg = why
 	o.RefundBy, o.RefundID = "", ""
 }
 
-func end(o *Order, s State, now time.Time) {
-	o.Phase, o.State, o.NextAt, o.FinishedAt, o.Adopt = PhaseDone, s, time.Time{}, now, false
+func end(o *money.Order, s money.State, now time.Time) {
+	o.Phase, o.State, o.NextAt, o.FinishedAt, o.Adopt = money.PhaseDone, s, time.Time{}, now, false
 }
 
-func stepConfirm(o *Order, r payment.Result, now time.Time, p Policy) {
+func stepConfirm(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid, payment.NotFound:
 		settle(o, r, now)
 		return
 	case payment.Pending:
-		if o.Phase == PhaseReconcile {
+		if o.Phase == money.PhaseReconcile {
 			// Still open at the gateway long after the flow: reverse again.
 			toReverse(o, now)
 			return
 		}
 	}
-	o.State = Unknown
-	o.Phase = PhaseReconcile
+	o.State = money.Unknown
+	o.Phase = money.PhaseReconcile
 	wait := p.ReconcileInterval << min(o.Tries, 16)
 	if wait > p.ReconcileMax || wait <= 0 {
 		wait = p.ReconcileMax
@@ -375,36 +357,36 @@ func stepConfirm(o *Order, r payment.Result, now time.Time, p Policy) {
 
 // settle ends the order on a trusted final answer of an order query (or a
 // pay). trade_state 1 says the money is going back: never "paid".
-func settle(o *Order, r payment.Result, now time.Time) {
+func settle(o *money.Order, r payment.Result, now time.Time) {
 	switch {
 	case r.Outcome == payment.NotFound:
-		end(o, Failed, now)
+		end(o, money.Failed, now)
 	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && !defect.On(2):
 		switch {
 		case o.RefundBy == "operator":
-			end(o, Refunded, now)
+			end(o, money.Refunded, now)
 		case o.RefundBy == "fallback" || o.ReverseSent:
-			end(o, Reversed, now) // paid too late; posd's reverse or fallback refunds it
+			end(o, money.Reversed, now) // paid too late; posd's reverse or fallback refunds it
 		default:
-			end(o, Refunded, now)
+			end(o, money.Refunded, now)
 			o.ErrMsg = "refunded outside posd (trade_state 1)"
 		}
 	case r.Outcome == payment.Paid:
-		end(o, Paid, now)
+		end(o, money.Paid, now)
 		o.RefundBy, o.RefundID = "", ""
 	default:
 		end(o, notPaidState(r.TradeState), now)
 	}
 }
 
-func notPaidState(ts int) State {
+func notPaidState(ts int) money.State {
 	switch ts {
 	case payment.StateClosed:
-		return Closed
+		return money.Closed
 	case payment.StateReversed:
-		return Reversed
+		return money.Reversed
 	}
-	return Declined
+	return money.Declined
 }
 
 // RefundID is the mch_refund_id for refunding an order in full. Trade ids

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
 
@@ -16,13 +17,13 @@ func res(o payment.Outcome, ts int) payment.Result {
 	return payment.Result{Outcome: o, TradeState: ts, Reason: "test"}
 }
 
-func fresh() Order {
-	return NewOrder(Order{MchTradeID: "S1_L1_ABCDEF1", TotalFee: 100, DeviceInfo: "L1", AuthCode: "281234567890123456"}, t0)
+func fresh() money.Order {
+	return money.NewOrder(money.Order{MchTradeID: "S1_L1_ABCDEF1", TotalFee: 100, DeviceInfo: "L1", AuthCode: "281234567890123456"}, t0)
 }
 
 // run feeds answers to the machine, one per call, and returns the calls
 // made and the final order.
-func run(t *testing.T, p Policy, answers func(call payment.Call, n int) payment.Result) ([]payment.Call, Order) {
+func run(t *testing.T, p Policy, answers func(call payment.Call, n int) payment.Result) ([]payment.Call, money.Order) {
 	t.Helper()
 	o := fresh()
 	now := t0
@@ -37,7 +38,7 @@ func run(t *testing.T, p Policy, answers func(call payment.Call, n int) payment.
 		counts[c]++
 		calls = append(calls, c)
 		o = Step(o, answers(c, counts[c]), now, p)
-		if o.Phase != PhasePay {
+		if o.Phase != money.PhasePay {
 			assert.Empty(t, o.AuthCode, "the full code leaves the record once the pay has an outcome")
 		}
 	}
@@ -49,19 +50,19 @@ func TestMachineScenarios(t *testing.T) {
 	cases := []struct {
 		name    string
 		answer  func(payment.Call, int) payment.Result
-		state   State
+		state   money.State
 		queries int
 		calls   []payment.Call
 	}{
 		{
 			name:   "paid at once",
 			answer: func(payment.Call, int) payment.Result { return res(payment.Paid, 0) },
-			state:  Paid, calls: []payment.Call{"pay"},
+			state:  money.Paid, calls: []payment.Call{"pay"},
 		},
 		{
 			name:   "declined final",
 			answer: func(payment.Call, int) payment.Result { return res(payment.NotPaid, 7) },
-			state:  Declined, calls: []payment.Call{"pay"},
+			state:  money.Declined, calls: []payment.Call{"pay"},
 		},
 		{
 			name: "paying, paid on the 3rd query",
@@ -71,7 +72,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.Pending, 6)
 			},
-			state: Paid, calls: []payment.Call{"pay", "query", "query", "query"},
+			state: money.Paid, calls: []payment.Call{"pay", "query", "query", "query"},
 		},
 		{
 			name: "timeout then paid: unknown is never a decline",
@@ -81,7 +82,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.Paid, 0)
 			},
-			state: Paid, calls: []payment.Call{"pay", "query"},
+			state: money.Paid, calls: []payment.Call{"pay", "query"},
 		},
 		{
 			name: "paying forever, reversed",
@@ -96,7 +97,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.Pending, 6)
 			},
-			state: Reversed,
+			state: money.Reversed,
 			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "query"},
 		},
 		{
@@ -112,7 +113,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.Pending, 6)
 			},
-			state: Reversed,
+			state: money.Reversed,
 			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "reverse", "reverse", "query"},
 		},
 		{
@@ -123,7 +124,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.NotFound, payment.NoTradeState)
 			},
-			state: Failed,
+			state: money.Failed,
 			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "query"},
 		},
 		{
@@ -141,7 +142,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.Pending, 6)
 			},
-			state: Closed,
+			state: money.Closed,
 			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "query", "order_close", "query"},
 		},
 		{
@@ -162,7 +163,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.Pending, 6)
 			},
-			state: Reversed,
+			state: money.Reversed,
 			calls: []payment.Call{"pay", "query", "query", "query", "query", "query", "query", "reverse", "query", "refund"},
 		},
 		{
@@ -173,7 +174,7 @@ func TestMachineScenarios(t *testing.T) {
 				}
 				return res(payment.NotFound, payment.NoTradeState)
 			},
-			state: Failed, calls: []payment.Call{"pay", "query"},
+			state: money.Failed, calls: []payment.Call{"pay", "query"},
 		},
 	}
 	for _, c := range cases {
@@ -181,7 +182,7 @@ func TestMachineScenarios(t *testing.T) {
 			calls, o := run(t, p, c.answer)
 			assert.Equal(t, c.calls, calls)
 			assert.Equal(t, c.state, o.State)
-			assert.Equal(t, PhaseDone, o.Phase)
+			assert.Equal(t, money.PhaseDone, o.Phase)
 		})
 	}
 }
@@ -190,40 +191,40 @@ func TestMachineQuerySchedule(t *testing.T) {
 	p := DefaultPolicy()
 	o := fresh()
 	o = Step(o, res(payment.Pending, 6), t0, p)
-	require.Equal(t, PhaseQuery, o.Phase)
+	require.Equal(t, money.PhaseQuery, o.Phase)
 	assert.Equal(t, t0.Add(5*time.Second), o.NextAt, "first query one interval after the pay")
 	last := o.NextAt
 	for i := 1; i < p.QueryAttempts; i++ {
 		o = Step(o, res(payment.Pending, 6), last, p)
-		require.Equal(t, PhaseQuery, o.Phase)
+		require.Equal(t, money.PhaseQuery, o.Phase)
 		assert.Equal(t, last.Add(5*time.Second), o.NextAt)
 		last = o.NextAt
 	}
 	o = Step(o, res(payment.Pending, 6), last, p)
-	assert.Equal(t, PhaseReverse, o.Phase, "after the 6th query")
+	assert.Equal(t, money.PhaseReverse, o.Phase, "after the 6th query")
 	assert.Equal(t, t0.Add(30*time.Second), last, "the window from pay to the last query is 30s")
 }
 
 func TestMachineUnresolvedGoesToReconcile(t *testing.T) {
 	p := DefaultPolicy()
 	o := fresh()
-	o.Phase = PhaseConfirm
+	o.Phase = money.PhaseConfirm
 	o = Step(o, res(payment.Unknown, payment.NoTradeState), t0, p)
-	assert.Equal(t, PhaseReconcile, o.Phase)
-	assert.Equal(t, Unknown, o.State)
+	assert.Equal(t, money.PhaseReconcile, o.Phase)
+	assert.Equal(t, money.Unknown, o.State)
 	assert.Equal(t, t0.Add(time.Minute), o.NextAt)
 	o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
 	assert.Equal(t, 2*time.Minute, o.NextAt.Sub(t0.Add(time.Minute)), "backs off")
 	for range 20 {
 		o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
 	}
-	assert.Equal(t, PhaseReconcile, o.Phase)
+	assert.Equal(t, money.PhaseReconcile, o.Phase)
 	assert.Equal(t, o.UpdatedAt.Add(p.ReconcileMax), o.NextAt, "capped")
 	o = Step(o, res(payment.Pending, 6), o.NextAt, p)
-	assert.Equal(t, PhaseReverse, o.Phase, "still open at the gateway: reverse again")
+	assert.Equal(t, money.PhaseReverse, o.Phase, "still open at the gateway: reverse again")
 	o = Step(o, res(payment.NotPaid, 4), o.NextAt, p)
 	o = Step(o, res(payment.Paid, 0), o.NextAt, p)
-	assert.Equal(t, Paid, o.State, "the confirming query decides")
+	assert.Equal(t, money.Paid, o.State, "the confirming query decides")
 }
 
 func TestMachineDuplicateIsNeverOurs(t *testing.T) {
@@ -231,15 +232,15 @@ func TestMachineDuplicateIsNeverOurs(t *testing.T) {
 	// posd never sends a pay twice: a 107 means the id names an order
 	// that is not this code's (a restored or cloned journal).
 	o := Step(fresh(), res(payment.Duplicate, payment.NoTradeState), t0, p)
-	assert.Equal(t, PhaseDone, o.Phase)
-	assert.Equal(t, Failed, o.State, "nothing was created for this code")
+	assert.Equal(t, money.PhaseDone, o.Phase)
+	assert.Equal(t, money.Failed, o.State, "nothing was created for this code")
 	assert.Contains(t, o.ErrMsg, "107")
 
 	legacy := fresh()
-	legacy.Phase, legacy.Adopt = PhaseQuery, true
+	legacy.Phase, legacy.Adopt = money.PhaseQuery, true
 	l := Step(legacy, payment.Result{Outcome: payment.Paid, TradeState: 0, TotalFee: 100, DeviceInfo: "L1"}, t0, p)
-	assert.Equal(t, PhaseAttention, l.Phase, "an order an older posd adopted is never settled by itself")
-	assert.Equal(t, Unknown, l.State)
+	assert.Equal(t, money.PhaseAttention, l.Phase, "an order an older posd adopted is never settled by itself")
+	assert.Equal(t, money.Unknown, l.State)
 }
 
 func TestMachineTradeState1IsNeverPaid(t *testing.T) {
@@ -248,22 +249,22 @@ func TestMachineTradeState1IsNeverPaid(t *testing.T) {
 	// refunds it; the confirming query reports trade_state 1.
 	o := fresh()
 	o = Step(o, res(payment.Pending, 6), t0, p)
-	for o.Phase == PhaseQuery {
+	for o.Phase == money.PhaseQuery {
 		o = Step(o, res(payment.Pending, 6), o.NextAt, p)
 	}
-	require.Equal(t, PhaseReverse, o.Phase)
+	require.Equal(t, money.PhaseReverse, o.Phase)
 	require.True(t, o.ReverseSent)
 	o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
-	for o.Phase == PhaseReverse {
+	for o.Phase == money.PhaseReverse {
 		o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
 	}
 	o = Step(o, res(payment.Paid, payment.StateRefunding), o.NextAt, p)
-	assert.Equal(t, Reversed, o.State, "posd's own reverse refunded it: the money went back")
+	assert.Equal(t, money.Reversed, o.State, "posd's own reverse refunded it: the money went back")
 
 	// An order posd never refunded or reversed: refunded elsewhere.
 	q := Step(fresh(), res(payment.Pending, 6), t0, p)
 	q = Step(q, res(payment.Paid, payment.StateRefunding), q.NextAt, p)
-	assert.Equal(t, Refunded, q.State)
+	assert.Equal(t, money.Refunded, q.State)
 	assert.Contains(t, q.ErrMsg, "outside posd")
 }
 
@@ -273,11 +274,11 @@ func TestMachineNotFoundAfterSeenIsUnknown(t *testing.T) {
 	// replica then answers 301.
 	o := Step(fresh(), payment.Result{Outcome: payment.Pending, TradeState: 6, TradeID: "T1"}, t0, p)
 	require.True(t, o.Seen)
-	for o.Active() && o.Phase != PhaseReconcile {
+	for o.Active() && o.Phase != money.PhaseReconcile {
 		o = Step(o, res(payment.NotFound, payment.NoTradeState), o.NextAt, p)
-		require.NotEqual(t, Failed, o.State, "301 after a signed answer is never 'nothing was created'")
+		require.NotEqual(t, money.Failed, o.State, "301 after a signed answer is never 'nothing was created'")
 	}
-	assert.Equal(t, PhaseReconcile, o.Phase)
+	assert.Equal(t, money.PhaseReconcile, o.Phase)
 	assert.True(t, o.ReverseSent, "it went through the reverse")
 
 	// Never seen: 301 is final.
@@ -285,23 +286,23 @@ func TestMachineNotFoundAfterSeenIsUnknown(t *testing.T) {
 	for n.Active() {
 		n = Step(n, res(payment.NotFound, payment.NoTradeState), n.NextAt, p)
 	}
-	assert.Equal(t, Failed, n.State)
+	assert.Equal(t, money.Failed, n.State)
 }
 
 func TestMachineNotSent(t *testing.T) {
 	p := DefaultPolicy()
 	o := Step(fresh(), res(payment.NotSent, payment.NoTradeState), t0, p)
-	assert.Equal(t, Failed, o.State)
+	assert.Equal(t, money.Failed, o.State)
 	assert.True(t, o.NotSent)
 	assert.Contains(t, o.ErrMsg, "not charged")
 
 	q := Step(fresh(), res(payment.Unknown, payment.NoTradeState), t0, p)
 	q = Step(q, res(payment.NotSent, payment.NoTradeState), q.NextAt, p)
-	assert.Equal(t, PhaseQuery, q.Phase, "a query that could not leave is asked again")
+	assert.Equal(t, money.PhaseQuery, q.Phase, "a query that could not leave is asked again")
 	assert.False(t, q.NotSent)
 }
 
-func paidOrder(p Policy) Order {
+func paidOrder(p Policy) money.Order {
 	o := Step(fresh(), res(payment.Paid, 0), t0, p)
 	startRefund(&o, "operator", t0)
 	return o
@@ -311,15 +312,15 @@ func TestMachineOperatorRefund(t *testing.T) {
 	p := DefaultPolicy()
 	o := paidOrder(p)
 	assert.Equal(t, payment.CallRefund, o.Call())
-	assert.Equal(t, Refunded, Step(o, res(payment.Done, payment.NoTradeState), t0, p).State, "refund_status 0: done")
+	assert.Equal(t, money.Refunded, Step(o, res(payment.Done, payment.NoTradeState), t0, p).State, "refund_status 0: done")
 
 	refused := Step(o, res(payment.Rejected, payment.NoTradeState), t0, p)
-	assert.Equal(t, Paid, refused.State, "refused at the first try: nothing was refunded")
-	assert.Equal(t, PhaseDone, refused.Phase)
+	assert.Equal(t, money.Paid, refused.State, "refused at the first try: nothing was refunded")
+	assert.Equal(t, money.PhaseDone, refused.Phase)
 	assert.Contains(t, refused.ErrMsg, "refund refused")
 
 	inProgress := Step(o, payment.Result{Outcome: payment.Done, Status: 1, TradeState: payment.NoTradeState}, t0, p)
-	assert.Equal(t, PhaseRefundQuery, inProgress.Phase, "in progress: refund_query follows it")
+	assert.Equal(t, money.PhaseRefundQuery, inProgress.Phase, "in progress: refund_query follows it")
 	assert.Equal(t, payment.CallRefundQuery, inProgress.Call())
 }
 
@@ -329,41 +330,41 @@ func TestMachineRefundTimeoutThenRefused(t *testing.T) {
 	// out), a retry is refused. posd asks refund_query before it says
 	// anything, and never "refused" while the gateway may have refunded.
 	o := Step(paidOrder(p), res(payment.Unknown, payment.NoTradeState), t0, p)
-	require.Equal(t, PhaseRefundQuery, o.Phase, "a lost refund answer is asked after, never re-judged")
+	require.Equal(t, money.PhaseRefundQuery, o.Phase, "a lost refund answer is asked after, never re-judged")
 	require.True(t, o.RefundUnknown)
 	o = Step(o, res(payment.Unknown, payment.NoTradeState), o.NextAt, p)
-	assert.Equal(t, PhaseRefundQuery, o.Phase, "no trusted answer: ask again")
+	assert.Equal(t, money.PhaseRefundQuery, o.Phase, "no trusted answer: ask again")
 	done := Step(o, res(payment.Done, payment.NoTradeState), o.NextAt, p)
-	assert.Equal(t, Refunded, done.State, "refund_query says done")
+	assert.Equal(t, money.Refunded, done.State, "refund_query says done")
 
 	// The gateway does not know the refund (a 301, maybe a lagging
 	// replica): the same mch_refund_id is sent again; a refusal of that
 	// resend still says nothing, since the first try may have been made.
 	again := Step(o, res(payment.NotFound, payment.NoTradeState), o.NextAt, p)
-	require.Equal(t, PhaseRefund, again.Phase)
+	require.Equal(t, money.PhaseRefund, again.Phase)
 	require.True(t, again.RefundUnknown, "once unknown, only refund_query's 'done' or hours of 'no such refund' settle it")
 	refused := Step(again, res(payment.Rejected, payment.NoTradeState), again.NextAt, p)
-	assert.Equal(t, PhaseRefundQuery, refused.Phase)
-	assert.NotEqual(t, PhaseDone, refused.Phase)
+	assert.Equal(t, money.PhaseRefundQuery, refused.Phase)
+	assert.NotEqual(t, money.PhaseDone, refused.Phase)
 
 	// Hours of "no such refund" after every send: not carried out.
 	x := refused
-	for i := 0; x.Phase != PhaseDone && i < 100; i++ {
-		if x.Phase == PhaseRefund {
+	for i := 0; x.Phase != money.PhaseDone && i < 100; i++ {
+		if x.Phase == money.PhaseRefund {
 			x = Step(x, res(payment.Rejected, payment.NoTradeState), x.NextAt, p)
 			continue
 		}
 		x = Step(x, res(payment.NotFound, payment.NoTradeState), x.NextAt, p)
 	}
-	assert.Equal(t, Paid, x.State)
+	assert.Equal(t, money.Paid, x.State)
 	assert.Contains(t, x.ErrMsg, "not carried out")
 	assert.GreaterOrEqual(t, x.UpdatedAt.Sub(t0), 5*time.Minute, "only after minutes of it")
 
 	// Refused after an unknown try: refund_query decides.
 	u := Step(paidOrder(p), res(payment.Unknown, payment.NoTradeState), t0, p)
-	u.Phase = PhaseRefund // a resend in flight when the refusal comes
+	u.Phase = money.PhaseRefund // a resend in flight when the refusal comes
 	r := Step(u, res(payment.Rejected, payment.NoTradeState), t0, p)
-	assert.Equal(t, PhaseRefundQuery, r.Phase, "never 'refused' while an earlier try may have been carried out")
+	assert.Equal(t, money.PhaseRefundQuery, r.Phase, "never 'refused' while an earlier try may have been carried out")
 
 	// The order query's trade_state 0 after a refund is not the judge.
 	assert.Equal(t, payment.CallRefundQuery, r.Call())
@@ -377,22 +378,22 @@ func TestRefundIDFits(t *testing.T) {
 func TestAbortReversesAtOnce(t *testing.T) {
 	p := DefaultPolicy()
 	o := Step(fresh(), res(payment.Pending, 6), t0, p)
-	require.Equal(t, PhaseQuery, o.Phase)
+	require.Equal(t, money.PhaseQuery, o.Phase)
 	a := abort(o, t0.Add(time.Second))
-	assert.Equal(t, PhaseReverse, a.Phase, "no more waiting: reverse")
+	assert.Equal(t, money.PhaseReverse, a.Phase, "no more waiting: reverse")
 	assert.True(t, a.ReverseSent && a.Abort)
 	assert.Equal(t, t0.Add(time.Second), a.NextAt)
 	// Already reversing or confirming: it goes on as it was.
 	r := o
-	r.Phase = PhaseConfirm
-	assert.Equal(t, PhaseConfirm, abort(r, t0).Phase)
+	r.Phase = money.PhaseConfirm
+	assert.Equal(t, money.PhaseConfirm, abort(r, t0).Phase)
 	// A 301 right after a stopped pay whose answer was lost is not yet
 	// "nothing was created".
 	u := abort(Step(fresh(), res(payment.Unknown, payment.NoTradeState), t0, p), t0.Add(time.Second))
 	r = u
-	r.Phase = PhaseConfirm
+	r.Phase = money.PhaseConfirm
 	n := Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(2*time.Second), p)
-	assert.NotEqual(t, Failed, n.State, "a replica may still lag")
+	assert.NotEqual(t, money.Failed, n.State, "a replica may still lag")
 	n = Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(time.Minute), p)
-	assert.Equal(t, Failed, n.State, "after a whole window of 301s it is")
+	assert.Equal(t, money.Failed, n.State, "after a whole window of 301s it is")
 }

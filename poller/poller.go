@@ -12,6 +12,7 @@ import (
 
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
 
@@ -33,7 +34,7 @@ type Options struct {
 	Log     *zap.Logger
 	// OnUpdate is called after every journaled change of an order, from
 	// the poller's goroutines; it must not block for long.
-	OnUpdate func(Order)
+	OnUpdate func(money.Order)
 	// OnJournalError is called when a step cannot be journaled (the order
 	// waits and is retried); nil error when writes work again.
 	OnJournalError func(error)
@@ -78,7 +79,7 @@ func New(opt Options) *Poller {
 		opt.Log = zap.NewNop()
 	}
 	if opt.OnUpdate == nil {
-		opt.OnUpdate = func(Order) {}
+		opt.OnUpdate = func(money.Order) {}
 	}
 	if opt.OnJournalError == nil {
 		opt.OnJournalError = func(error) {}
@@ -100,7 +101,7 @@ func New(opt Options) *Poller {
 // Resume loads every order the journal holds as unfinished and schedules
 // it. Call it once, before Run.
 func (p *Poller) Resume(now time.Time) (int, error) {
-	var live, verify []Order
+	var live, verify []money.Order
 	restored := p.opt.Journal.Restored()
 	err := p.opt.Journal.View(func(tx *journal.Tx) error {
 		each := tx.ForEachLive // the unfinished orders only, from the journal's index
@@ -108,17 +109,17 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 			each = tx.ForEach // every paid order is asked again
 		}
 		return each(journal.Orders, func(_ string, v []byte) error {
-			var o Order
+			var o money.Order
 			if err := json.Unmarshal(v, &o); err != nil {
 				return fmt.Errorf("poller: journal order: %w", err)
 			}
 			switch {
 			case o.Active():
 				live = append(live, o)
-			case restored && o.State == Paid:
+			case restored && o.State == money.Paid:
 				// An older copy of the journal: what it says was paid may
 				// have been refunded since. Ask before anyone relies on it.
-				o.Phase, o.Tries, o.NextAt = PhaseVerify, 0, now
+				o.Phase, o.Tries, o.NextAt = money.PhaseVerify, 0, now
 				verify = append(verify, o)
 			}
 			return nil
@@ -137,15 +138,15 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 		p.enqueue(o)
 	}
 	for _, o := range live {
-		if o.Phase == PhaseRefund {
+		if o.Phase == money.PhaseRefund {
 			// The refund may have left before the restart: only
 			// refund_query may say it did not.
-			o.RefundUnknown, o.Phase, o.Tries = true, PhaseRefundQuery, 0
+			o.RefundUnknown, o.Phase, o.Tries = true, money.PhaseRefundQuery, 0
 			if err := p.save(o); err != nil {
 				return 0, err
 			}
 		}
-		if o.Phase == PhasePay {
+		if o.Phase == money.PhasePay {
 			// Whether the pay left before the restart is unknown, and the
 			// code was not kept: find out by querying.
 			o = Step(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
@@ -162,7 +163,7 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 
 // Launch sends the pay of an order already journaled in its pay phase, at
 // once and outside the schedule: the scan's latency is the pay's.
-func (p *Poller) Launch(o Order) {
+func (p *Poller) Launch(o money.Order) {
 	p.mu.Lock()
 	p.active[o.MchTradeID] = true
 	p.steps.Add(1)
@@ -180,10 +181,10 @@ func (p *Poller) Run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		var due []Order
+		var due []money.Order
 		now := time.Now()
 		for p.queue.Len() > 0 && !p.queue[0].NextAt.After(now) {
-			due = append(due, heap.Pop(&p.queue).(Order))
+			due = append(due, heap.Pop(&p.queue).(money.Order))
 		}
 		wait := time.Hour
 		if p.queue.Len() > 0 {
@@ -207,7 +208,7 @@ func (p *Poller) Run(ctx context.Context) {
 				p.opt.OnDispatch(time.Since(o.NextAt))
 			}
 			p.steps.Add(1)
-			go func(o Order) {
+			go func(o money.Order) {
 				defer func() { <-p.inStep; p.steps.Done() }()
 				p.step(o, func() { <-p.sem })
 			}(o)
@@ -248,7 +249,7 @@ func (p *Poller) Pending() int {
 	return len(p.active)
 }
 
-func (p *Poller) enqueue(o Order) {
+func (p *Poller) enqueue(o money.Order) {
 	p.mu.Lock()
 	p.active[o.MchTradeID] = true
 	heap.Push(&p.queue, o)
@@ -262,7 +263,7 @@ func (p *Poller) enqueue(o Order) {
 // step makes the order's next call, journals the outcome, and schedules
 // what follows. release frees the call's slot once the gateway answered:
 // journal writes are group-committed and must not hold calls back.
-func (p *Poller) step(o Order, release func()) {
+func (p *Poller) step(o money.Order, release func()) {
 	ctx := p.calls
 	call := o.Call()
 	r := p.call(ctx, &o)
@@ -321,7 +322,7 @@ func (p *Poller) step(o Order, release func()) {
 	p.opt.OnUpdate(next)
 }
 
-func (p *Poller) requeue(o Order) {
+func (p *Poller) requeue(o money.Order) {
 	p.mu.Lock()
 	heap.Push(&p.queue, o)
 	p.mu.Unlock()
@@ -337,25 +338,25 @@ func (p *Poller) done(id string) {
 	p.mu.Unlock()
 }
 
-func (p *Poller) save(o Order) error {
+func (p *Poller) save(o money.Order) error {
 	return p.opt.Journal.Batch(func(tx *journal.Tx) error {
 		return tx.Put(journal.Orders, o.MchTradeID, o)
 	})
 }
 
-func (p *Poller) call(ctx context.Context, o *Order) payment.Result {
+func (p *Poller) call(ctx context.Context, o *money.Order) payment.Result {
 	gw := p.opt.Gateway
 	ref := payment.OrderRef{MchTradeID: o.MchTradeID}
 	switch o.Phase {
-	case PhasePay:
+	case money.PhasePay:
 		return gw.Pay(ctx, o.PayRequest(p.opt.StoreID))
-	case PhaseReverse:
+	case money.PhaseReverse:
 		return gw.Reverse(ctx, ref)
-	case PhaseClose:
+	case money.PhaseClose:
 		return gw.Close(ctx, ref)
-	case PhaseRefund:
+	case money.PhaseRefund:
 		return gw.Refund(ctx, &payment.RefundRequest{OrderRef: ref, MchRefundID: o.RefundID, RefundFee: o.TotalFee})
-	case PhaseRefundQuery:
+	case money.PhaseRefundQuery:
 		return gw.RefundQuery(ctx, &payment.RefundQueryRequest{MchRefundID: o.RefundID})
 	}
 	fee := o.TotalFee
@@ -365,7 +366,7 @@ func (p *Poller) call(ctx context.Context, o *Order) payment.Result {
 	return gw.Query(ctx, ref, fee)
 }
 
-func logStep(log *zap.Logger, before, after *Order, call payment.Call, r *payment.Result) {
+func logStep(log *zap.Logger, before, after *money.Order, call payment.Call, r *payment.Result) {
 	fields := []zap.Field{
 		zap.String("mch_trade_id", after.MchTradeID),
 		zap.String("call", string(call)),
@@ -387,16 +388,16 @@ func logStep(log *zap.Logger, before, after *Order, call payment.Call, r *paymen
 }
 
 // schedule is a min-heap of orders by NextAt.
-type schedule []Order
+type schedule []money.Order
 
 func (s schedule) Len() int           { return len(s) }
 func (s schedule) Less(i, j int) bool { return s[i].NextAt.Before(s[j].NextAt) }
 func (s schedule) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
-func (s *schedule) Push(x any)        { *s = append(*s, x.(Order)) }
+func (s *schedule) Push(x any)        { *s = append(*s, x.(money.Order)) }
 func (s *schedule) Pop() any {
 	old := *s
 	o := old[len(old)-1]
-	old[len(old)-1] = Order{}
+	old[len(old)-1] = money.Order{}
 	*s = old[:len(old)-1]
 	return o
 }

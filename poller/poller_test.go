@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
 
@@ -83,8 +84,8 @@ func payingThenReversed(c payment.Call, _ string, n int) payment.Result {
 	return res(payment.Pending, 6)
 }
 
-func newJournalOrder(t *testing.T, j *journal.Journal, id string, now time.Time) Order {
-	o := NewOrder(Order{MchTradeID: id, TotalFee: 100, DeviceInfo: "L1", AuthCode: "281234567890123456",
+func newJournalOrder(t *testing.T, j *journal.Journal, id string, now time.Time) money.Order {
+	o := money.NewOrder(money.Order{MchTradeID: id, TotalFee: 100, DeviceInfo: "L1", AuthCode: "281234567890123456",
 		PayType: "alipay.micro", Subject: "s", Body: "b", ClientIP: "127.0.0.1"}, now)
 	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
 	return o
@@ -97,8 +98,8 @@ func TestPollerScheduleOnTime(t *testing.T) {
 		defer j.Close()
 		gw := &fakeGateway{answer: payingThenReversed}
 		var mu sync.Mutex
-		final := map[string]State{}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o Order) {
+		final := map[string]money.State{}
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order) {
 			if o.Final() {
 				mu.Lock()
 				final[o.MchTradeID] = o.State
@@ -118,7 +119,7 @@ func TestPollerScheduleOnTime(t *testing.T) {
 
 		require.Len(t, final, 20)
 		for id, st := range final {
-			assert.Equal(t, Reversed, st, id)
+			assert.Equal(t, money.Reversed, st, id)
 			calls := gw.callsOf(id)
 			require.Len(t, calls, 1+6+1+1, id)
 			for k := 1; k <= 6; k++ {
@@ -141,12 +142,12 @@ func TestPollerResumesFromJournal(t *testing.T) {
 		// An order mid-way through its queries, and two whose pay outcome
 		// was never recorded: they are queried, never paid again.
 		mid := newJournalOrder(t, j, "MIDQUERY1", now)
-		mid.AuthCode, mid.Phase, mid.Queries, mid.NextAt = "", PhaseQuery, 3, now.Add(5*time.Second)
+		mid.AuthCode, mid.Phase, mid.Queries, mid.NextAt = "", money.PhaseQuery, 3, now.Add(5*time.Second)
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, mid.MchTradeID, mid) }))
 		newJournalOrder(t, j, "FRESHPAY1", now.Add(-10*time.Second))
 		newJournalOrder(t, j, "STALEPAY1", now.Add(-10*time.Minute))
 		done := newJournalOrder(t, j, "DONEORDER", now)
-		done.Phase, done.State, done.AuthCode = PhaseDone, Paid, ""
+		done.Phase, done.State, done.AuthCode = money.PhaseDone, money.Paid, ""
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, done.MchTradeID, done) }))
 
 		gw := &fakeGateway{answer: func(c payment.Call, id string, n int) payment.Result {
@@ -176,12 +177,12 @@ func TestPollerResumesFromJournal(t *testing.T) {
 		require.Len(t, midCalls, 3+1+1, "queries 4-6, reverse, confirm")
 		assert.Empty(t, gw.callsOf("DONEORDER"))
 
-		var got Order
+		var got money.Order
 		require.NoError(t, j.View(func(tx *journal.Tx) error {
 			_, err := tx.Get(journal.Orders, "STALEPAY1", &got)
 			return err
 		}))
-		assert.Equal(t, Reversed, got.State)
+		assert.Equal(t, money.Reversed, got.State)
 		assert.Empty(t, got.AuthCode, "the journal keeps no full code once the pay has an outcome")
 		require.NoError(t, j.Close())
 	})
@@ -215,9 +216,9 @@ func TestPollerRefund(t *testing.T) {
 		require.NoError(t, err)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		var got Order
+		var got money.Order
 		require.NoError(t, j.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, o.MchTradeID, &got); return err }))
-		assert.Equal(t, Refunded, got.State)
+		assert.Equal(t, money.Refunded, got.State)
 		assert.Equal(t, "REFUNDME1R1", got.RefundID)
 	})
 }
@@ -230,12 +231,12 @@ func TestResolve(t *testing.T) {
 	now := time.Now()
 	for _, id := range []string{"STUCK0001", "STUCK0002"} {
 		o := newJournalOrder(t, j, id, now)
-		o.Phase, o.State, o.NextAt = PhaseReconcile, Unknown, now.Add(time.Hour)
+		o.Phase, o.State, o.NextAt = money.PhaseReconcile, money.Unknown, now.Add(time.Hour)
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
 	}
-	var updates []Order
+	var updates []money.Order
 	p := New(Options{Gateway: &fakeGateway{answer: payingThenReversed}, Journal: j, Policy: DefaultPolicy(),
-		OnUpdate: func(o Order) { updates = append(updates, o) }})
+		OnUpdate: func(o money.Order) { updates = append(updates, o) }})
 	_, err = p.Resume(now)
 	require.NoError(t, err)
 	require.Equal(t, 2, p.Pending())
@@ -244,8 +245,8 @@ func TestResolve(t *testing.T) {
 	assert.Error(t, err, "who and why are required")
 	o, err := p.Resolve("STUCK0001", false, "alice", "portal shows it closed", now)
 	require.NoError(t, err)
-	assert.Equal(t, Declined, o.State)
-	assert.Equal(t, PhaseDone, o.Phase)
+	assert.Equal(t, money.Declined, o.State)
+	assert.Equal(t, money.PhaseDone, o.Phase)
 	assert.Equal(t, 1, p.Pending(), "off the schedule")
 	require.Len(t, updates, 1)
 	_, err = p.Resolve("STUCK0001", true, "bob", "again", now)

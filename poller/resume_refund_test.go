@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
 
@@ -49,9 +50,9 @@ func TestRefundResumedAfterCrashIsConfirmed(t *testing.T) {
 		cancel()
 		pl.Wait(time.Second)
 
-		var got Order
+		var got money.Order
 		require.NoError(t, j.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, "REFUNDED1", &got); return err }))
 		t.Logf("calls: %v; final: %s %s %q", gw.callsOf("REFUNDED1"), got.Phase, got.State, got.ErrMsg)
-		assert.Equal(t, Refunded, got.State, "the refund was carried out; refund_query was never asked")
+		assert.Equal(t, money.Refunded, got.State, "the refund was carried out; refund_query was never asked")
 	})
 }

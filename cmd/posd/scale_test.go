@@ -15,9 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/journal"
-	"example.com/posd/poller"
+	"example.com/posd/internal/money"
 )
 
 // The journal at the scale of years: a busy lane makes 1,000–2,000
@@ -117,16 +116,16 @@ func generateJournal(t *testing.T, path string, n int) (old int) {
 				at := now.Add(-age)
 				id := fmt.Sprintf("S001_POS01_G%08d", k)
 				sum := sha256.Sum256([]byte(id))
-				o := poller.Order{
+				o := money.Order{
 					MchTradeID: id, ChargeID: "CHG" + id, Lane: "L1", DeviceInfo: "POS01",
 					PayType: "alipay.micro", Wallet: "alipay", Scene: "bar_code", TotalFee: int64(100 + k%5000),
 					Subject: "goods", Body: "goods", ClientIP: "127.0.0.1", TimeStart: at.Unix(),
 					CodeMasked: "**************1234", CodeSHA256: hex.EncodeToString(sum[:]),
-					State: poller.Paid, Phase: poller.PhaseDone, TradeID: "T" + id, OutTradeID: "W" + id,
+					State: money.Paid, Phase: money.PhaseDone, TradeID: "T" + id, OutTradeID: "W" + id,
 					CreatedAt: at, UpdatedAt: at.Add(time.Second), FinishedAt: at.Add(time.Second),
 				}
-				c := checkout.Charge{ID: o.ChargeID, Lane: "L1", TotalFee: o.TotalFee, Subject: "goods", Body: "goods",
-					State: checkout.Paid, AttemptIDs: []string{id}, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute), UpdatedAt: o.FinishedAt}
+				c := money.Charge{ID: o.ChargeID, Lane: "L1", TotalFee: o.TotalFee, Subject: "goods", Body: "goods",
+					State: money.Paid, AttemptIDs: []string{id}, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute), UpdatedAt: o.FinishedAt}
 				if err := tx.Put(journal.Orders, id, o); err != nil {
 					return err
 				}

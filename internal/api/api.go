@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/money"
 	"example.com/posd/scanner"
 )
 
@@ -248,7 +249,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	c, err := s.svc.Cancel(r.PathValue("id"))
 	status := http.StatusOK
-	if c.State == checkout.Paying {
+	if c.State == money.Paying {
 		status = http.StatusAccepted // stopping: the long-poll tells canceled or paid
 	}
 	s.reply(w, status, c, err)

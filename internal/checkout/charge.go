@@ -6,61 +6,23 @@ import (
 	"errors"
 	"time"
 
-	"example.com/posd/poller"
+	"example.com/posd/internal/money"
 )
-
-// ChargeState is a charge's state in the local API.
-type ChargeState string
-
-const (
-	AwaitingScan   ChargeState = "awaiting_scan"
-	Paying         ChargeState = "paying"
-	Paid           ChargeState = "paid"
-	Canceled       ChargeState = "canceled"
-	Refunded       ChargeState = "refunded"
-	NeedsAttention ChargeState = "needs_attention"
-)
-
-// Charge is an amount a lane asks for, paid by at most one attempt.
-type Charge struct {
-	ID             string      `json:"id"`
-	Lane           string      `json:"lane"`
-	TotalFee       int64       `json:"total_fee"`
-	Subject        string      `json:"subject,omitempty"`
-	Body           string      `json:"body,omitempty"`
-	Attach         string      `json:"attach,omitempty"`
-	OpUserID       string      `json:"op_user_id,omitempty"`
-	GoodsTag       string      `json:"goods_tag,omitempty"`
-	State          ChargeState `json:"state"`
-	Reason         string      `json:"reason,omitempty"`
-	AttemptIDs     []string    `json:"attempt_ids"`
-	IdempotencyKey string      `json:"idempotency_key,omitempty"`
-	Fixed          bool        `json:"fixed,omitempty"`
-	// Aborting: the till stopped the payment while it was paying; the
-	// charge ends canceled, or paid if the payment completed first.
-	Aborting  bool      `json:"aborting,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// open reports whether the charge holds its lane.
-func (c *Charge) open() bool { return c.State == AwaitingScan || c.State == Paying }
 
 // Attempt is an order as the local API shows it: the code masked.
 type Attempt struct {
-	MchTradeID string       `json:"mch_trade_id"`
-	PayType    string       `json:"pay_type"`
-	Wallet     string       `json:"wallet"`
-	State      poller.State `json:"state"`
-	TradeState *int         `json:"trade_state"`
-	TradeID    string       `json:"trade_id"`
-	OutTradeID string       `json:"out_trade_id"`
-	ErrMsg     string       `json:"err_msg"`
-	AuthCode   string       `json:"auth_code"`
-	Scene      string       `json:"scene"`
-	Phase      poller.Phase `json:"phase"`
-	CreatedAt  time.Time    `json:"created_at"`
+	MchTradeID string      `json:"mch_trade_id"`
+	PayType    string      `json:"pay_type"`
+	Wallet     string      `json:"wallet"`
+	State      money.State `json:"state"`
+	TradeState *int        `json:"trade_state"`
+	TradeID    string      `json:"trade_id"`
+	OutTradeID string      `json:"out_trade_id"`
+	ErrMsg     string      `json:"err_msg"`
+	AuthCode   string      `json:"auth_code"`
+	Scene      string      `json:"scene"`
+	Phase      money.Phase `json:"phase"`
+	CreatedAt  time.Time   `json:"created_at"`
 	// Export fields.
 	TotalFee   int64     `json:"total_fee,omitempty"`
 	Lane       string    `json:"lane,omitempty"`
@@ -71,13 +33,13 @@ type Attempt struct {
 
 // ChargeView is the charge object of the local API.
 type ChargeView struct {
-	Charge
+	money.Charge
 	Attempts []Attempt `json:"attempts"`
 	Sandbox  bool      `json:"sandbox,omitempty"`
 }
 
 // AttemptOf renders an order for the API.
-func AttemptOf(o *poller.Order) Attempt {
+func AttemptOf(o *money.Order) Attempt {
 	a := Attempt{
 		MchTradeID: o.MchTradeID, PayType: o.PayType, Wallet: o.Wallet, State: o.State,
 		TradeID: o.TradeID, OutTradeID: o.OutTradeID, ErrMsg: o.ErrMsg,

@@ -12,6 +12,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -76,15 +77,15 @@ func TestPrune(t *testing.T) {
 	now := time.Now()
 	old, recent := now.Add(-200*24*time.Hour), now.Add(-time.Hour)
 	put := func(id string, final bool, at time.Time) {
-		o := poller.NewOrder(poller.Order{MchTradeID: id, ChargeID: "CH" + id, AuthCode: "28" + id}, at)
+		o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH" + id, AuthCode: "28" + id}, at)
 		if final {
-			o.Phase, o.State, o.FinishedAt = poller.PhaseDone, poller.Paid, at
+			o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, at
 		} else {
-			o.Phase, o.State = poller.PhaseReconcile, poller.Unknown
+			o.Phase, o.State = money.PhaseReconcile, money.Unknown
 		}
-		c := Charge{ID: "CH" + id, Lane: "L1", State: Paid, AttemptIDs: []string{id}, UpdatedAt: at, IdempotencyKey: "k" + id}
+		c := money.Charge{ID: "CH" + id, Lane: "L1", State: money.Paid, AttemptIDs: []string{id}, UpdatedAt: at, IdempotencyKey: "k" + id}
 		if !final {
-			c.State = NeedsAttention
+			c.State = money.NeedsAttention
 		}
 		require.NoError(t, j.Update(func(tx *journal.Tx) error {
 			_ = tx.PutString(journal.Codes, o.CodeSHA256, id)
@@ -102,9 +103,9 @@ func TestPrune(t *testing.T) {
 	assert.Equal(t, 1, c)
 	require.NoError(t, j.View(func(tx *journal.Tx) error {
 		for id, want := range map[string]bool{"OLDFINAL1": false, "RECENT001": true, "OLDOPEN01": true} {
-			ok, _ := tx.Get(journal.Orders, id, &poller.Order{})
+			ok, _ := tx.Get(journal.Orders, id, &money.Order{})
 			assert.Equal(t, want, ok, id)
-			ok, _ = tx.Get(journal.Charges, "CH"+id, &Charge{})
+			ok, _ = tx.Get(journal.Charges, "CH"+id, &money.Charge{})
 			assert.Equal(t, want, ok, "charge of "+id)
 			_, ok = tx.GetString(journal.Idem, "k"+id)
 			assert.Equal(t, want, ok, "idempotency key of "+id)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"example.com/posd/internal/journal"
-	"example.com/posd/poller"
+	"example.com/posd/internal/money"
 )
 
 // Orders lists orders; unresolved only when asked.
@@ -16,7 +16,7 @@ func (s *Service) Orders(unresolved bool, limit int) ([]Attempt, error) {
 	var out []Attempt
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {
 		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
+			var o money.Order
 			if err := json.Unmarshal(v, &o); err != nil {
 				return err
 			}
@@ -40,10 +40,10 @@ func (s *Service) Orders(unresolved bool, limit int) ([]Attempt, error) {
 // Report is GET /v1/report: counts and totals of a day's final attempts,
 // per wallet and state.
 type ReportRow struct {
-	Wallet string       `json:"wallet"`
-	State  poller.State `json:"state"`
-	Count  int          `json:"count"`
-	Total  int64        `json:"total_fee"`
+	Wallet string      `json:"wallet"`
+	State  money.State `json:"state"`
+	Count  int         `json:"count"`
+	Total  int64       `json:"total_fee"`
 }
 
 // Report adds up the attempts created on day (local time).
@@ -52,7 +52,7 @@ func (s *Service) Report(day time.Time) ([]ReportRow, error) {
 	to := from.AddDate(0, 0, 1)
 	rows := map[string]*ReportRow{}
 	var overflow error
-	err := s.eachOrder(func(o *poller.Order) {
+	err := s.eachOrder(func(o *money.Order) {
 		if overflow != nil || o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) {
 			return
 		}
@@ -92,7 +92,7 @@ func (s *Service) Report(day time.Time) ([]ReportRow, error) {
 // Export returns the attempts created in [from, to).
 func (s *Service) Export(from, to time.Time) ([]Attempt, error) {
 	var out []Attempt
-	err := s.eachOrder(func(o *poller.Order) {
+	err := s.eachOrder(func(o *money.Order) {
 		if !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
 			a := AttemptOf(o)
 			a.TotalFee, a.Lane, a.ChargeID, a.Resolution, a.FinishedAt = o.TotalFee, o.Lane, o.ChargeID, o.Resolution, o.FinishedAt
@@ -103,10 +103,10 @@ func (s *Service) Export(from, to time.Time) ([]Attempt, error) {
 	return out, err
 }
 
-func (s *Service) eachOrder(fn func(*poller.Order)) error {
+func (s *Service) eachOrder(fn func(*money.Order)) error {
 	return s.opt.Journal.View(func(tx *journal.Tx) error {
 		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
+			var o money.Order
 			if err := json.Unmarshal(v, &o); err != nil {
 				return err
 			}
@@ -167,7 +167,7 @@ func (s *Service) pruneBucket(bucket string, cutoff time.Time, one func(*journal
 
 // pruneOrder deletes a final order and its code's index entry.
 func pruneOrder(tx *journal.Tx, id string) (bool, error) {
-	var o poller.Order
+	var o money.Order
 	if ok, err := tx.Get(journal.Orders, id, &o); err != nil || !ok {
 		return false, err
 	}
@@ -185,15 +185,15 @@ func pruneOrder(tx *journal.Tx, id string) (bool, error) {
 
 // pruneCharge deletes a final charge none of whose attempts is kept.
 func pruneCharge(tx *journal.Tx, id string) (bool, error) {
-	var c Charge
+	var c money.Charge
 	if ok, err := tx.Get(journal.Charges, id, &c); err != nil || !ok {
 		return false, err
 	}
-	if c.open() || c.State == NeedsAttention {
+	if c.Open() || c.State == money.NeedsAttention {
 		return false, nil
 	}
 	for _, a := range c.AttemptIDs {
-		if ok, _ := tx.Get(journal.Orders, a, &poller.Order{}); ok {
+		if ok, _ := tx.Get(journal.Orders, a, &money.Order{}); ok {
 			return false, nil // an attempt is still kept
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 )
 
 // A start reads the charges of the journal's live index only: it must
@@ -16,12 +17,12 @@ func TestJournalLiveIndexAgreesWithStart(t *testing.T) {
 	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
 	require.NoError(t, err)
 	defer j.Close()
-	states := []ChargeState{AwaitingScan, Paying, Paid, Canceled, Refunded, NeedsAttention}
+	states := []money.State{money.AwaitingScan, money.Paying, money.Paid, money.Canceled, money.Refunded, money.NeedsAttention}
 	want := map[string]bool{}
 	require.NoError(t, j.Update(func(tx *journal.Tx) error {
 		for _, st := range states {
-			c := Charge{ID: "C-" + string(st), State: st, UpdatedAt: time.Unix(1e9, 0)}
-			want[c.ID] = c.open() || c.State == NeedsAttention
+			c := money.Charge{ID: "C-" + string(st), State: st, UpdatedAt: time.Unix(1e9, 0)}
+			want[c.ID] = c.Open() || c.State == money.NeedsAttention
 			if err := tx.Put(journal.Charges, c.ID, c); err != nil {
 				return err
 			}

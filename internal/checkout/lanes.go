@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"example.com/posd/display"
+	"example.com/posd/internal/money"
 	"example.com/posd/scanner"
 )
 
@@ -52,7 +53,7 @@ func (s *Service) showLane(id string) {
 		c := s.charges[l.open]
 		e.ChargeID, e.TotalFee = c.ID, c.TotalFee
 		e.Kind = display.AwaitingScan
-		if c.State == Paying {
+		if c.State == money.Paying {
 			// Shown exactly as before a restart: the attempt's wallet and id.
 			e.Kind = display.Paying
 			if n := len(c.AttemptIDs); n > 0 {

@@ -11,6 +11,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 	"example.com/posd/scanner"
@@ -41,7 +42,7 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 	require.NoError(t, s.Scan("G1", scanner.Scan{Code: "282941234567890123"})) // customer A
 	time.Sleep(200 * time.Millisecond)                                         // the pay answered "unknown": query phase
 	s.mu.Lock()
-	var o poller.Order
+	var o money.Order
 	for _, x := range s.orders {
 		o = *x
 	}
@@ -49,15 +50,15 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 	require.NotEmpty(t, o.MchTradeID)
 
 	// The flow ends without an answer: A needs attention, the gate is free.
-	o.Phase, o.State = poller.PhaseReconcile, poller.Unknown
+	o.Phase, o.State = money.PhaseReconcile, money.Unknown
 	s.OrderUpdated(o)
 	v, err := s.Get(o.ChargeID)
 	require.NoError(t, err)
-	require.Equal(t, NeedsAttention, v.State)
+	require.Equal(t, money.NeedsAttention, v.State)
 
 	// Customer B drives up; the reconciler then finds A paid.
 	sub := hub.Subscribe("G1", 16)
-	o.Phase, o.State, o.FinishedAt = poller.PhaseDone, poller.Paid, time.Now()
+	o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, time.Now()
 	s.OrderUpdated(o)
 	late := false
 	for len(sub.C()) > 0 {

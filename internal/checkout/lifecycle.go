@@ -7,6 +7,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/poller"
 )
 
@@ -33,7 +34,7 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 		return ChargeView{}, false, fmt.Errorf("%w: lane %q", ErrNotFound, req.Lane)
 	}
 	if req.IdempotencyKey != "" {
-		var prev Charge
+		var prev money.Charge
 		found := false
 		err := s.opt.Journal.View(func(tx *journal.Tx) error {
 			id, ok := tx.GetString(journal.Idem, req.IdempotencyKey)
@@ -69,10 +70,10 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 	case l.open != "":
 		return ChargeView{}, false, fmt.Errorf("%w: lane %s has charge %s open", ErrConflict, l.cfg.ID, l.open)
 	}
-	c := &Charge{
+	c := &money.Charge{
 		Lane: req.Lane, TotalFee: req.TotalFee, Subject: req.Subject, Body: req.Body,
 		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag,
-		State: AwaitingScan, IdempotencyKey: req.IdempotencyKey,
+		State: money.AwaitingScan, IdempotencyKey: req.IdempotencyKey,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(l.cfg.ChargeTTL), AttemptIDs: []string{},
 	}
 	if err := s.opt.Journal.Update(func(tx *journal.Tx) error {
@@ -96,7 +97,7 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 }
 
 // armExpiry cancels an unscanned charge at its expiry.
-func (s *Service) armExpiry(l *lane, c *Charge) {
+func (s *Service) armExpiry(l *lane, c *money.Charge) {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
@@ -108,7 +109,7 @@ func (s *Service) expire(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.charges[id]
-	if c == nil || c.State != AwaitingScan {
+	if c == nil || c.State != money.AwaitingScan {
 		return // paying: the attempt decides; it is canceled after if unpaid
 	}
 	s.cancelLocked(c, "expired: no payment code was scanned in time")
@@ -125,10 +126,10 @@ func (s *Service) Cancel(id string) (ChargeView, error) {
 		return ChargeView{}, err
 	}
 	switch c.State {
-	case AwaitingScan:
+	case money.AwaitingScan:
 		s.cancelLocked(c, "canceled by the till")
-	case Canceled:
-	case Paying:
+	case money.Canceled:
+	case money.Paying:
 		if err := s.abortLocked(c); err != nil {
 			return ChargeView{}, err
 		}
@@ -138,7 +139,7 @@ func (s *Service) Cancel(id string) (ChargeView, error) {
 	return s.viewLocked(c), nil
 }
 
-func (s *Service) abortLocked(c *Charge) error {
+func (s *Service) abortLocked(c *money.Charge) error {
 	if len(c.AttemptIDs) == 0 {
 		return fmt.Errorf("%w: charge %s has no attempt to stop", ErrConflict, c.ID)
 	}
@@ -165,14 +166,14 @@ func (s *Service) ResumeAborts() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.charges {
-		if c.State == Paying && c.Aborting {
+		if c.State == money.Paying && c.Aborting {
 			_ = s.abortLocked(c)
 		}
 	}
 }
 
-func (s *Service) cancelLocked(c *Charge, reason string) {
-	c.State, c.Reason, c.UpdatedAt = Canceled, reason, time.Now()
+func (s *Service) cancelLocked(c *money.Charge, reason string) {
+	c.State, c.Reason, c.UpdatedAt = money.Canceled, reason, time.Now()
 	s.saveLocked(c)
 	s.releaseLocked(c)
 	s.publish(display.Event{Lane: c.Lane, Kind: display.Canceled, ChargeID: c.ID, TotalFee: c.TotalFee, Reason: reason})
@@ -180,14 +181,14 @@ func (s *Service) cancelLocked(c *Charge, reason string) {
 }
 
 // releaseLocked frees the lane a charge held and forgets a final charge.
-func (s *Service) releaseLocked(c *Charge) {
+func (s *Service) releaseLocked(c *money.Charge) {
 	if l := s.lanes[c.Lane]; l != nil && l.open == c.ID {
 		l.open = ""
 		if l.timer != nil {
 			l.timer.Stop()
 		}
 	}
-	if !c.open() && c.State != NeedsAttention {
+	if !c.Open() && c.State != money.NeedsAttention {
 		delete(s.charges, c.ID)
 	}
 	s.changedLocked(c.ID)
@@ -217,7 +218,7 @@ func (s *Service) Reprint(id string) (ChargeView, error) {
 	if err != nil {
 		return ChargeView{}, err
 	}
-	if (c.State != Paid && c.State != Refunded) || len(c.AttemptIDs) == 0 {
+	if (c.State != money.Paid && c.State != money.Refunded) || len(c.AttemptIDs) == 0 {
 		return ChargeView{}, fmt.Errorf("%w: charge %s is %s; only a paid or refunded charge has a receipt", ErrConflict, id, c.State)
 	}
 	v := s.viewLocked(c)

@@ -9,15 +9,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
-	"example.com/posd/poller"
+	"example.com/posd/internal/money"
 )
 
 func TestReportRefusesAnOverflowingTotal(t *testing.T) {
 	s, j, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
 	put := func(id string, fee int64) {
-		o := poller.NewOrder(poller.Order{MchTradeID: id, ChargeID: "CH" + id, AuthCode: "28" + id, Wallet: "alipay", TotalFee: fee}, day.Add(time.Hour))
-		o.Phase, o.State = poller.PhaseDone, poller.Paid
+		o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH" + id, AuthCode: "28" + id, Wallet: "alipay", TotalFee: fee}, day.Add(time.Hour))
+		o.Phase, o.State = money.PhaseDone, money.Paid
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
 	}
 	put("BIG000001", math.MaxInt64-1)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
-	"example.com/posd/poller"
+	"example.com/posd/internal/money"
 )
 
 // Found by review, fixed in Reprint: it indexed the last
@@ -26,9 +26,9 @@ import (
 func TestReviewReprintBetweenPrunePasses(t *testing.T) {
 	s, j, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
 	old := time.Now().Add(-200 * 24 * time.Hour)
-	o := poller.NewOrder(poller.Order{MchTradeID: "OLDPAID01", ChargeID: "CHOLDPAID01", Lane: "L1", AuthCode: "28OLDPAID01"}, old)
-	o.Phase, o.State, o.FinishedAt = poller.PhaseDone, poller.Paid, old
-	c := Charge{ID: "CHOLDPAID01", Lane: "L1", TotalFee: 100, State: Paid, AttemptIDs: []string{o.MchTradeID}, UpdatedAt: old}
+	o := money.NewOrder(money.Order{MchTradeID: "OLDPAID01", ChargeID: "CHOLDPAID01", Lane: "L1", AuthCode: "28OLDPAID01"}, old)
+	o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, old
+	c := money.Charge{ID: "CHOLDPAID01", Lane: "L1", TotalFee: 100, State: money.Paid, AttemptIDs: []string{o.MchTradeID}, UpdatedAt: old}
 	require.NoError(t, j.Update(func(tx *journal.Tx) error {
 		if err := tx.Put(journal.Orders, o.MchTradeID, o); err != nil {
 			return err

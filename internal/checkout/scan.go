@@ -11,6 +11,7 @@ import (
 	"example.com/posd/internal/defect"
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -54,36 +55,36 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	case s.offline != "":
 		return ErrOffline
 	}
-	var c *Charge
+	var c *money.Charge
 	if l.open != "" {
 		c = s.charges[l.open]
 	}
 	if c == nil && l.cfg.FixedFee <= 0 {
 		return fmt.Errorf("%w: no charge open on lane %s: enter the amount on the till first", ErrConflict, laneID)
 	}
-	if c != nil && c.State == Paying {
+	if c != nil && c.State == money.Paying {
 		return fmt.Errorf("%w: a payment is in progress on lane %s", ErrConflict, laneID)
 	}
 	if sc.Scene == "" {
 		sc.Scene = scanner.SceneBarCode
 	}
-	o := poller.Order{
+	o := money.Order{
 		Lane: laneID, DeviceInfo: l.cfg.DeviceInfo, PayType: wallet.PayType, Wallet: wallet.Name,
 		Scene: sc.Scene, ClientIP: s.opt.ClientIP, AuthCode: code,
 	}
 	newCharge := c == nil
 	if newCharge {
-		c = &Charge{
+		c = &money.Charge{
 			Lane: laneID, TotalFee: l.cfg.FixedFee, Subject: l.cfg.Subject, Body: l.cfg.Body, Fixed: true,
 			CreatedAt: now, ExpiresAt: now.Add(l.cfg.ChargeTTL), AttemptIDs: []string{},
 		}
 	}
 	next := *c
 	next.AttemptIDs = append(next.AttemptIDs[:len(next.AttemptIDs):len(next.AttemptIDs)], "")
-	next.State, next.Reason, next.UpdatedAt = Paying, "", now
+	next.State, next.Reason, next.UpdatedAt = money.Paying, "", now
 	o.ChargeID, o.TotalFee = c.ID, c.TotalFee
 	o.Subject, o.Body, o.Attach, o.OpUserID, o.GoodsTag = orDefault(c.Subject, l.cfg.Subject), orDefault(c.Body, l.cfg.Body), c.Attach, c.OpUserID, c.GoodsTag
-	o = poller.NewOrder(o, now)
+	o = money.NewOrder(o, now)
 	// Checked again before the code is taken: a pay refused on the box
 	// must not burn the customer's code.
 	if err := o.CheckPay(s.opt.StoreID); err != nil && !defect.On(7) {
@@ -116,7 +117,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 // record writes the code's index, the order and its charge in one
 // transaction, fsync'd before the pay can leave, naming the order (and a
 // new charge) inside it.
-func (s *Service) record(o *poller.Order, next *Charge, newCharge bool, device string) error {
+func (s *Service) record(o *money.Order, next *money.Charge, newCharge bool, device string) error {
 	return s.opt.Journal.Update(func(tx *journal.Tx) error {
 		if prev, used := tx.GetString(journal.Codes, o.CodeSHA256); used {
 			return journal.Fail(fmt.Errorf("%w (attempt %s): ask the customer to refresh the code", ErrCodeUsed, prev))
@@ -156,7 +157,7 @@ func (s *Service) tradeID(device string, n uint64) string {
 
 // OrderUpdated follows an attempt's journaled change into its charge and
 // onto the lane's displays. The poller calls it after every step.
-func (s *Service) OrderUpdated(o poller.Order) {
+func (s *Service) OrderUpdated(o money.Order) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o.Active() {
@@ -176,39 +177,39 @@ func (s *Service) OrderUpdated(o poller.Order) {
 	now := time.Now()
 	prev := c.State
 	switch {
-	case o.State == poller.Paid:
-		c.State, c.Reason = Paid, ""
+	case o.State == money.Paid:
+		c.State, c.Reason = money.Paid, ""
 		ev.Kind = display.Paid
-	case o.State == poller.Refunded:
-		c.State, c.Reason = Refunded, ""
+	case o.State == money.Refunded:
+		c.State, c.Reason = money.Refunded, ""
 		ev.Kind = display.Refunded
-	case o.State == poller.Unknown:
-		c.State, c.Reason = NeedsAttention, "payment outcome unknown: "+o.Reason
+	case o.State == money.Unknown:
+		c.State, c.Reason = money.NeedsAttention, "payment outcome unknown: "+o.Reason
 		ev.Kind, ev.Reason = display.NeedsAttention, "outcome not known yet"
-	case o.Final() && c.Aborting && c.State == Paying:
+	case o.Final() && c.Aborting && c.State == money.Paying:
 		// The till stopped it and it did not complete: canceled, and the
 		// customer told so.
 		if o.NotSent {
 			s.unburnLocked(&o)
 		}
-		c.State, c.Reason = Canceled, "payment stopped by the till: "+string(o.State)
+		c.State, c.Reason = money.Canceled, "payment stopped by the till: "+string(o.State)
 		ev.Kind, ev.Reason = display.Canceled, "payment stopped"
 	case o.Final() && o.NotSent:
 		s.unburnLocked(&o)
 		ev.Kind, ev.Reason = display.Offline, offlineText
 		switch {
-		case c.State == Paying && now.Before(c.ExpiresAt):
-			c.State, c.Reason = AwaitingScan, "last attempt failed: "+offlineText
-		case c.State == Paying:
-			c.State, c.Reason = Canceled, "not paid: "+offlineText
+		case c.State == money.Paying && now.Before(c.ExpiresAt):
+			c.State, c.Reason = money.AwaitingScan, "last attempt failed: "+offlineText
+		case c.State == money.Paying:
+			c.State, c.Reason = money.Canceled, "not paid: "+offlineText
 		}
 	case o.Final():
 		ev.Kind, ev.Reason = display.Declined, declineReason(&o)
 		switch {
-		case c.State == Paying && now.Before(c.ExpiresAt):
-			c.State, c.Reason = AwaitingScan, "last attempt "+string(o.State)+": "+ev.Reason
-		case c.State == Paying || c.State == NeedsAttention:
-			c.State, c.Reason = Canceled, "not paid: "+ev.Reason
+		case c.State == money.Paying && now.Before(c.ExpiresAt):
+			c.State, c.Reason = money.AwaitingScan, "last attempt "+string(o.State)+": "+ev.Reason
+		case c.State == money.Paying || c.State == money.NeedsAttention:
+			c.State, c.Reason = money.Canceled, "not paid: "+ev.Reason
 		}
 	default:
 		return // still paying: the view shows the attempt's progress
@@ -229,7 +230,7 @@ func (s *Service) OrderUpdated(o poller.Order) {
 // lateLocked: the lane has moved on to another charge (this one needed
 // attention and freed it): its customer is gone, and the lane's displays
 // belong to the next one. The till hears of it.
-func (s *Service) lateLocked(c *Charge, o *poller.Order, ev display.Event) {
+func (s *Service) lateLocked(c *money.Charge, o *money.Order, ev display.Event) {
 	s.log.Warn("late result of charge "+c.ID, zap.String("lane", c.Lane), zap.String("mch_trade_id", o.MchTradeID),
 		zap.String("charge_state", string(c.State)), zap.String("attempt_state", string(o.State)))
 	ev.Result, ev.Kind = ev.Kind, display.LateResult
@@ -238,21 +239,21 @@ func (s *Service) lateLocked(c *Charge, o *poller.Order, ev display.Event) {
 	if s.opt.OnLate != nil {
 		s.opt.OnLate(string(c.State))
 	}
-	if c.State != NeedsAttention {
+	if c.State != money.NeedsAttention {
 		delete(s.charges, c.ID)
 	}
 }
 
 // settledLocked moves the lane on after its charge's new state: waiting
 // for another code, or free for the next customer.
-func (s *Service) settledLocked(c *Charge) {
+func (s *Service) settledLocked(c *money.Charge) {
 	switch c.State {
-	case AwaitingScan:
+	case money.AwaitingScan:
 		s.charges[c.ID] = c
 		s.publish(display.Event{Lane: c.Lane, Kind: display.AwaitingScan, ChargeID: c.ID, TotalFee: c.TotalFee})
 	default:
 		s.releaseLocked(c)
-		if c.State == NeedsAttention {
+		if c.State == money.NeedsAttention {
 			s.charges[c.ID] = c
 			// The lane is freed for the next customer: this charge's
 			// result, when it comes, is late (on a fixed-fee lane the
@@ -265,11 +266,11 @@ func (s *Service) settledLocked(c *Charge) {
 	}
 }
 
-func declineReason(o *poller.Order) string {
+func declineReason(o *money.Order) string {
 	switch {
 	case o.ErrMsg != "":
 		return o.ErrMsg
-	case o.State == poller.Failed:
+	case o.State == money.Failed:
 		return "the gateway did not take the payment"
 	}
 	return string(o.State)
@@ -277,7 +278,7 @@ func declineReason(o *poller.Order) string {
 
 // unburnLocked frees the code of a pay that never left the box: nothing
 // was created with it, so the customer may show it again.
-func (s *Service) unburnLocked(o *poller.Order) {
+func (s *Service) unburnLocked(o *money.Order) {
 	err := s.opt.Journal.Batch(func(tx *journal.Tx) error {
 		if id, ok := tx.GetString(journal.Codes, o.CodeSHA256); ok && id == o.MchTradeID {
 			return tx.Delete(journal.Codes, o.CodeSHA256)
@@ -337,7 +338,7 @@ func (s *Service) Refund(id string) (ChargeView, error) {
 		s.mu.Unlock()
 		return ChargeView{}, err
 	}
-	if c.State != Paid || len(c.AttemptIDs) == 0 {
+	if c.State != money.Paid || len(c.AttemptIDs) == 0 {
 		s.mu.Unlock()
 		return ChargeView{}, fmt.Errorf("%w: charge %s is %s; only a paid charge is refunded", ErrConflict, id, c.State)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/poller"
 	"example.com/posd/scanner"
 )
@@ -41,9 +42,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	lanes   map[string]*lane
-	charges map[string]*Charge                // charges that are not final
+	charges map[string]*money.Charge          // charges that are not final
 	watch   map[string]map[chan struct{}]bool // each waiter's channel, closed when its charge changes
-	orders  map[string]*poller.Order          // live orders, by mch_trade_id
+	orders  map[string]*money.Order           // live orders, by mch_trade_id
 	oos     string                            // why the lanes are out of service
 	offline string                            // why the gateway cannot be reached
 }
@@ -60,9 +61,9 @@ func New(opt Options) *Service {
 		opt:     opt,
 		log:     opt.Log,
 		lanes:   map[string]*lane{},
-		charges: map[string]*Charge{},
+		charges: map[string]*money.Charge{},
 		watch:   map[string]map[chan struct{}]bool{},
-		orders:  map[string]*poller.Order{},
+		orders:  map[string]*money.Order{},
 	}
 	for _, lc := range opt.Lanes {
 		if lc.ChargeTTL <= 0 {
@@ -76,17 +77,17 @@ func New(opt Options) *Service {
 // Start loads the charges that are not final, squares each with its latest
 // attempt (a crash may fall between the two writes) and shows every lane.
 func (s *Service) Start() error {
-	var charges []Charge
-	orders := map[string]poller.Order{}
+	var charges []money.Charge
+	orders := map[string]money.Order{}
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {
 		// The journal's live index: open charges and those needing
 		// attention, without reading the years of final ones.
 		if err := tx.ForEachLive(journal.Charges, func(_ string, v []byte) error {
-			var c Charge
+			var c money.Charge
 			if err := json.Unmarshal(v, &c); err != nil {
 				return err
 			}
-			if c.open() || c.State == NeedsAttention {
+			if c.Open() || c.State == money.NeedsAttention {
 				charges = append(charges, c)
 			}
 			return nil
@@ -95,7 +96,7 @@ func (s *Service) Start() error {
 		}
 		for _, c := range charges {
 			if n := len(c.AttemptIDs); n > 0 {
-				var o poller.Order
+				var o money.Order
 				if ok, err := tx.Get(journal.Orders, c.AttemptIDs[n-1], &o); err != nil {
 					return err
 				} else if ok {
@@ -112,7 +113,7 @@ func (s *Service) Start() error {
 	for i := range charges {
 		c := &charges[i]
 		s.charges[c.ID] = c
-		if l := s.lanes[c.Lane]; l != nil && c.open() {
+		if l := s.lanes[c.Lane]; l != nil && c.Open() {
 			l.open, l.current = c.ID, c.ID
 			s.armExpiry(l, c)
 		}
@@ -141,7 +142,7 @@ func (s *Service) publish(e display.Event) {
 	}
 }
 
-func (s *Service) saveLocked(c *Charge) {
+func (s *Service) saveLocked(c *money.Charge) {
 	err := s.opt.Journal.Batch(func(tx *journal.Tx) error { return tx.Put(journal.Charges, c.ID, c) })
 	if err != nil {
 		s.log.Error("journal: charge not saved", zap.String("charge", c.ID), zap.Error(err))
@@ -156,11 +157,11 @@ func (s *Service) changedLocked(id string) {
 	delete(s.watch, id)
 }
 
-func (s *Service) chargeLocked(id string) (*Charge, error) {
+func (s *Service) chargeLocked(id string) (*money.Charge, error) {
 	if c, ok := s.charges[id]; ok {
 		return c, nil
 	}
-	var c Charge
+	var c money.Charge
 	var found bool
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {
 		var err error
@@ -220,14 +221,14 @@ func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (ChargeV
 	return s.Get(id)
 }
 
-func (s *Service) viewLocked(c *Charge) ChargeView {
+func (s *Service) viewLocked(c *money.Charge) ChargeView {
 	v := ChargeView{Charge: *c, Attempts: []Attempt{}, Sandbox: s.opt.Sandbox}
 	for _, id := range c.AttemptIDs {
 		if o, ok := s.orders[id]; ok {
 			v.Attempts = append(v.Attempts, AttemptOf(o))
 			continue
 		}
-		var o poller.Order
+		var o money.Order
 		_ = s.opt.Journal.View(func(tx *journal.Tx) error {
 			_, err := tx.Get(journal.Orders, id, &o)
 			return err

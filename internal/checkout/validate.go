@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"example.com/posd/internal/defect"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
-	"example.com/posd/poller"
 )
 
 // MaxTotalFee bounds one charge (100 million yuan): far above any lane,
@@ -27,7 +27,7 @@ func (s *Service) payable(l *lane, req OpenRequest) error {
 		return fmt.Errorf("%w: the box's clock says %s: set the time (timedatectl) before taking payments", ErrOutOfService, now.Format(time.DateOnly))
 	}
 	// The order a scan would make, but for the code and wallet.
-	o := poller.Order{PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
+	o := money.Order{PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
 		DeviceInfo: l.cfg.DeviceInfo, ClientIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),
 		Subject: orDefault(req.Subject, l.cfg.Subject), Body: orDefault(req.Body, l.cfg.Body),
 		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag}

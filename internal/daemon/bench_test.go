@@ -19,8 +19,8 @@ import (
 
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment/sandbox"
-	"example.com/posd/poller"
 )
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -159,7 +159,7 @@ func BenchmarkJournalFsync(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer j.Close()
-	o := poller.NewOrder(poller.Order{TotalFee: 1, Subject: "bench", Body: "bench", DeviceInfo: "POS01", AuthCode: "282941234567890123"}, time.Now())
+	o := money.NewOrder(money.Order{TotalFee: 1, Subject: "bench", Body: "bench", DeviceInfo: "POS01", AuthCode: "282941234567890123"}, time.Now())
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

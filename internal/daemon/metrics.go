@@ -9,6 +9,7 @@ import (
 
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 )
@@ -56,7 +57,7 @@ func (m *posdMetrics) call(c payment.Call, r payment.Result) {
 
 func (m *posdMetrics) late(state string) { m.lateN.WithLabelValues(state).Inc() }
 
-func (m *posdMetrics) order(o poller.Order) {
+func (m *posdMetrics) order(o money.Order) {
 	if !o.Final() || o.RefundBy == "operator" {
 		return
 	}

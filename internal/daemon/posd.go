@@ -21,6 +21,7 @@ import (
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/internal/sdnotify"
 	"example.com/posd/payment"
 	"example.com/posd/payment/sandbox"
@@ -150,7 +151,7 @@ func (d *Daemon) openLanes() error {
 	d.poller = poller.New(poller.Options{
 		Gateway: d.client, Journal: d.journal, Policy: policy(cfg), Log: d.log.Named("poller"),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP,
-		OnUpdate: func(o poller.Order) {
+		OnUpdate: func(o money.Order) {
 			m.order(o)
 			d.svc.OrderUpdated(o)
 		},

@@ -12,8 +12,8 @@ import (
 	"example.com/posd/display"
 	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
-	"example.com/posd/poller"
 	"example.com/posd/scanner"
 )
 
@@ -37,7 +37,7 @@ func (w *world) act() {
 		if lv, _ := p.svc.Lane(l); lv.Charge != nil {
 			v, err := p.svc.Cancel(lv.Charge.ID)
 			w.log(fmt.Sprintf("cancel %s %s (%s): %s %v", l, lv.Charge.ID, lv.Charge.State, v.State, err))
-			if err == nil && lv.Charge.State == checkout.Paying {
+			if err == nil && lv.Charge.State == money.Paying {
 				w.aborted[lv.Charge.ID] = true
 			}
 		}
@@ -159,7 +159,7 @@ func (w *world) refund() {
 	}
 	id := w.charges[w.rng.IntN(len(w.charges))]
 	v, err := p.svc.Get(id)
-	if err != nil || v.State != checkout.Paid {
+	if err != nil || v.State != money.Paid {
 		return
 	}
 	_, err = p.svc.Refund(id)
@@ -170,11 +170,11 @@ func (w *world) refund() {
 // but not always waiting for posd to ask.
 func (w *world) resolve() {
 	p := w.posd
-	var pick *poller.Order
+	var pick *money.Order
 	var n int
 	_ = p.j.View(func(tx *journal.Tx) error {
 		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
+			var o money.Order
 			if json.Unmarshal(v, &o) != nil || o.Final() {
 				return nil
 			}

@@ -5,9 +5,8 @@ import (
 	"fmt"
 
 	"example.com/posd/display"
-	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/journal"
-	"example.com/posd/poller"
+	"example.com/posd/internal/money"
 )
 
 // The money rules, checked after every event. The gateway model checks
@@ -33,16 +32,16 @@ func (w *world) check() {
 			continue
 		}
 		switch v.State {
-		case checkout.AwaitingScan:
+		case money.AwaitingScan:
 			w.violate("charge %s was stopped by the till while paying, and is open for a new scan", id)
-		case checkout.Canceled, checkout.Paid, checkout.Refunded:
+		case money.Canceled, money.Paid, money.Refunded:
 			delete(w.aborted, id)
 		}
 	}
 	p := w.posd
 	_ = p.j.View(func(tx *journal.Tx) error {
 		for _, id := range ids {
-			var o poller.Order
+			var o money.Order
 			if ok, _ := tx.Get(journal.Orders, id, &o); ok {
 				w.checkOrder(&o)
 			}
@@ -55,7 +54,7 @@ func (w *world) check() {
 func (w *world) checkAll() {
 	_ = w.posd.j.View(func(tx *journal.Tx) error {
 		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
+			var o money.Order
 			if json.Unmarshal(v, &o) == nil {
 				w.checkOrder(&o)
 			}
@@ -65,9 +64,9 @@ func (w *world) checkAll() {
 }
 
 // checkOrder holds what posd says of an order against the ledger.
-func (w *world) checkOrder(o *poller.Order) {
+func (w *world) checkOrder(o *money.Order) {
 	w.report.Checks++
-	if !o.Final() || o.Phase == poller.PhaseRefund || o.Phase == poller.PhaseRefundQuery {
+	if !o.Final() || o.Phase == money.PhaseRefund || o.Phase == money.PhaseRefundQuery {
 		return // still being confirmed: posd claims nothing yet
 	}
 	w.gw.mu.Lock()
@@ -80,22 +79,22 @@ func (w *world) checkOrder(o *poller.Order) {
 	ours := lo != nil && l.CodeHash == o.CodeSHA256
 	id := o.MchTradeID
 	switch o.State {
-	case poller.Paid:
+	case money.Paid:
 		switch {
 		case !ours:
 			w.violate("posd says %s paid; the gateway has no such payment for this code", id)
 		case l.Charged != o.TotalFee:
 			w.violate("posd says %s paid %d fen; the ledger holds %d charged (state %d, refunded %d)", id, o.TotalFee, l.Charged, l.State, l.Refunded)
 		}
-	case poller.Refunded:
+	case money.Refunded:
 		if !ours || !l.WasPaid || l.Charged != 0 {
 			w.violate("posd says %s refunded; the ledger: %+v", id, l)
 		}
-	case poller.Reversed, poller.Closed, poller.Declined:
+	case money.Reversed, money.Closed, money.Declined:
 		if ours && l.Charged != 0 {
 			w.violate("posd says %s %s; the ledger holds %d fen charged", id, o.State, l.Charged)
 		}
-	case poller.Failed:
+	case money.Failed:
 		if ours {
 			w.violate("posd says nothing was created for %s; the gateway has it (state %d, charged %d)", id, l.State, l.Charged)
 		}

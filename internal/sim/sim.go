@@ -18,6 +18,7 @@ import (
 	"example.com/posd/display"
 	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 	"example.com/posd/scanner"
@@ -199,7 +200,7 @@ func (w *world) boot() {
 	lcs := w.laneConfigs()
 	p.pol = poller.New(poller.Options{
 		Gateway: p.client, Journal: j, Policy: poller.DefaultPolicy(), StoreID: "S1", ClientIP: "127.0.0.1",
-		OnUpdate: func(o poller.Order) {
+		OnUpdate: func(o money.Order) {
 			w.chMu.Lock()
 			w.changed[o.MchTradeID] = struct{}{}
 			w.chMu.Unlock()
@@ -246,8 +247,8 @@ func (w *world) crash() {
 	// Orders whose pay may be cut short: their codes stay burned, rightly.
 	_ = p.j.View(func(tx *journal.Tx) error {
 		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
-			if json.Unmarshal(v, &o) == nil && o.Phase == poller.PhasePay {
+			var o money.Order
+			if json.Unmarshal(v, &o) == nil && o.Phase == money.PhasePay {
 				w.inFlight[o.CodeSHA256] = true
 			}
 			return nil
@@ -270,7 +271,7 @@ func (w *world) digest() string {
 	if w.posd != nil {
 		_ = w.posd.j.View(func(tx *journal.Tx) error {
 			return tx.ForEach(journal.Orders, func(k string, v []byte) error {
-				var o poller.Order
+				var o money.Order
 				if json.Unmarshal(v, &o) == nil {
 					lines = append(lines, fmt.Sprintf("posd %s %s %s %d", k, o.State, o.Phase, o.TotalFee))
 				}
@@ -308,7 +309,7 @@ func (w *world) heal() {
 	var paidPosd, chargedLedger int64
 	_ = p.j.View(func(tx *journal.Tx) error {
 		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o poller.Order
+			var o money.Order
 			if json.Unmarshal(v, &o) != nil {
 				return nil
 			}
@@ -323,7 +324,7 @@ func (w *world) heal() {
 				chargedLedger += lo.Charged
 			}
 			w.gw.mu.Unlock()
-			if o.State == poller.Paid {
+			if o.State == money.Paid {
 				paidPosd += o.TotalFee
 			}
 			return nil
@@ -340,7 +341,7 @@ func (w *world) heal() {
 		if lo.generation != w.gw.generation || lo.Charged == 0 {
 			continue
 		}
-		var o poller.Order
+		var o money.Order
 		found := false
 		_ = p.j.View(func(tx *journal.Tx) error { found, _ = tx.Get(journal.Orders, id, &o); return nil })
 		if !found {

@@ -1,4 +1,4 @@
-package poller
+package money
 
 import (
 	"time"
@@ -6,18 +6,29 @@ import (
 	"example.com/posd/payment"
 )
 
-// State is an attempt's state as the local API shows it.
+// State is the state of an order (one payment attempt) or of a charge (an
+// amount a lane asks for), in the words of the local API, the journal, the
+// displays and the till's events alike. Which words each record takes is
+// written beside each.
 type State string
 
 const (
+	// Both an order and a charge.
 	Paying   State = "paying"
 	Paid     State = "paid"
+	Refunded State = "refunded"
+
+	// An order only.
 	Declined State = "declined"
 	Reversed State = "reversed"
 	Closed   State = "closed"
 	Failed   State = "failed" // nothing was created at the gateway
 	Unknown  State = "unknown"
-	Refunded State = "refunded"
+
+	// A charge only.
+	AwaitingScan   State = "awaiting_scan"
+	Canceled       State = "canceled"
+	NeedsAttention State = "needs_attention"
 )
 
 // Phase is where an order is in the confirmation flow: the call it makes next.
@@ -163,3 +174,48 @@ func NewOrder(o Order, now time.Time) Order {
 	}
 	return o
 }
+
+// Call is the gateway call an order's phase makes next.
+func (o *Order) Call() payment.Call {
+	switch o.Phase {
+	case PhasePay:
+		return payment.CallPay
+	case PhaseReverse:
+		return payment.CallReverse
+	case PhaseClose:
+		return payment.CallClose
+	case PhaseRefund:
+		return payment.CallRefund
+	case PhaseRefundQuery:
+		return payment.CallRefundQuery
+	case PhaseDone, PhaseAttention:
+		return ""
+	}
+	return payment.CallQuery
+}
+
+// Charge is an amount a lane asks for, paid by at most one attempt.
+type Charge struct {
+	ID             string   `json:"id"`
+	Lane           string   `json:"lane"`
+	TotalFee       int64    `json:"total_fee"`
+	Subject        string   `json:"subject,omitempty"`
+	Body           string   `json:"body,omitempty"`
+	Attach         string   `json:"attach,omitempty"`
+	OpUserID       string   `json:"op_user_id,omitempty"`
+	GoodsTag       string   `json:"goods_tag,omitempty"`
+	State          State    `json:"state"`
+	Reason         string   `json:"reason,omitempty"`
+	AttemptIDs     []string `json:"attempt_ids"`
+	IdempotencyKey string   `json:"idempotency_key,omitempty"`
+	Fixed          bool     `json:"fixed,omitempty"`
+	// Aborting: the till stopped the payment while it was paying; the
+	// charge ends canceled, or paid if the payment completed first.
+	Aborting  bool      `json:"aborting,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// open reports whether the charge holds its lane.
+func (c *Charge) Open() bool { return c.State == AwaitingScan || c.State == Paying }
