@@ -54,9 +54,9 @@ type Journal struct {
 	seen        *os.File // the witness
 	file        *os.File // the journal, read for the freelist's CRC
 	markMu      sync.Mutex
-	marked      int // the last transaction marked in the witness
-	wRun        uint64   // the witness's run, then this run
-	wTx         int      // the witness's last transaction
+	marked      int    // the last transaction marked in the witness
+	wRun        uint64 // the witness's run, then this run
+	wTx         int    // the witness's last transaction
 	wFound      bool
 	dead        atomic.Bool // Kill: nothing more is written
 }
