@@ -8,7 +8,10 @@
 //
 // It is a bbolt file owned by one process. The journal stores its callers'
 // records as JSON, reading only the few fields its indexes need, and knows
-// nothing of the gateway. What it guarantees is that a write that returned
+// nothing of the gateway. Orders and charges, its bulk, are stored
+// DEFLATE-compressed against a dictionary of typical records (codec.go);
+// every read hands back their JSON, and the plain JSON an older posd wrote
+// is read as it is. What it guarantees is that a write that returned
 // is on disk and that a write that failed says so: every write error wraps
 // ErrUnwritable, and the caller then stops taking payments rather than take
 // money without a record.

@@ -41,9 +41,14 @@ type indexFields struct {
 
 func indexed(bucket string) bool { return bucket == Orders || bucket == Charges }
 
-// indexKeys returns the Live and Done keys of a record (nil: none).
+// indexKeys returns the Live and Done keys of a record, stored (plain or
+// compressed) or JSON (nil: none; a record that cannot be read has none).
 func indexKeys(bucket, key string, v []byte) (live, done []byte) {
 	if v == nil {
+		return nil, nil
+	}
+	v, err := decode(v)
+	if err != nil {
 		return nil, nil
 	}
 	var f indexFields
@@ -86,6 +91,9 @@ func reindex(tx *bolt.Tx, bucket, key string, old, v []byte) error {
 			continue
 		}
 		b := tx.Bucket([]byte(ix.name))
+		if ix.name == Done {
+			b.FillPercent = appendFill // keys are times
+		}
 		if ix.old != nil {
 			if err := b.Delete(ix.old); err != nil {
 				return err
@@ -107,9 +115,8 @@ func (t *Tx) ForEachLive(bucket string, fn func(key string, v []byte) error) err
 	c := t.tx.Bucket([]byte(Live)).Cursor()
 	data := t.tx.Bucket([]byte(bucket))
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		key := string(k[len(p):])
-		if v := data.Get([]byte(key)); v != nil {
-			if err := fn(key, v); err != nil {
+		if v := data.Get(k[len(p):]); v != nil {
+			if err := each(bucket, k[len(p):], v, fn); err != nil {
 				return err
 			}
 		}
