@@ -28,7 +28,9 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 	p.mu.Unlock()
 	var o money.Order
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
-		ok, err := tx.Get(journal.Orders, id, &o)
+		var ok bool
+		var err error
+		o, ok, err = tx.Order(id)
 		if err != nil || !ok {
 			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
 		}
@@ -37,7 +39,8 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 		}
 		startRefund(&o, "operator", now)
 		o.UpdatedAt, o.ErrMsg = now, ""
-		return tx.Put(journal.Orders, id, o)
+		_, err = tx.SaveStep(&o, now)
+		return err
 	})
 	if err != nil {
 		p.mu.Lock()
@@ -71,12 +74,13 @@ func (p *Poller) Abort(id string, now time.Time) error {
 		o := heap.Remove(&p.queue, i).(money.Order)
 		p.mu.Unlock() // still active: no one else takes it meanwhile
 		next := abort(o, now)
-		if err := p.save(next); err != nil {
+		settled, err := p.save(&next)
+		if err != nil {
 			p.requeue(o)
 			return err
 		}
 		p.log.Info("payment stopped by the till: reversing", zap.String("mch_trade_id", id), zap.String("phase", string(next.Phase)))
-		p.opt.OnUpdate(next) // before it is rescheduled: updates of one order arrive in order
+		p.opt.OnUpdate(next, settled) // before it is rescheduled: updates of one order arrive in order
 		p.requeue(next)
 		return nil
 	}
@@ -141,7 +145,7 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (m
 			p.mu.Unlock()
 			// A call is in flight: say what posd is doing with the order.
 			var o money.Order
-			_ = p.opt.Journal.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, id, &o); return err })
+			_ = p.opt.Journal.View(func(tx *journal.Tx) error { o, _, _ = tx.Order(id); return nil })
 			if o.MchTradeID != "" && !o.NeedsAttention() && !defect.On(4) {
 				return money.Order{}, fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase))
 			}
@@ -159,8 +163,11 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (m
 		}
 	}
 	var o money.Order
+	var settled money.Settled
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
-		ok, err := tx.Get(journal.Orders, id, &o)
+		var ok bool
+		var err error
+		o, ok, err = tx.Order(id)
 		if err != nil || !ok {
 			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
 		}
@@ -175,13 +182,14 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (m
 			o.State = money.Paid
 		}
 		o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, by, why)
-		return tx.Put(journal.Orders, id, o)
+		settled, err = tx.SaveStep(&o, now)
+		return err
 	})
 	release(err != nil)
 	if err != nil {
 		return money.Order{}, err
 	}
 	p.log.Warn("order resolved by an operator", zap.String("mch_trade_id", id), zap.String("state", string(o.State)), zap.String("by", by), zap.String("why", why))
-	p.opt.OnUpdate(o)
+	p.opt.OnUpdate(o, settled)
 	return o, nil
 }

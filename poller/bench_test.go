@@ -90,7 +90,7 @@ func BenchmarkPoller10k(b *testing.B) {
 	for chunk := range slices.Chunk(orders, 500) {
 		if err := j.Update(func(tx *journal.Tx) error {
 			for _, o := range chunk {
-				if err := tx.Put(journal.Orders, o.MchTradeID, o); err != nil {
+				if err := saveOrder(tx, o); err != nil {
 					return err
 				}
 			}
@@ -110,7 +110,7 @@ func BenchmarkPoller10k(b *testing.B) {
 	finished := make(chan struct{}, n)
 	p := New(Options{Gateway: client, Journal: j, Policy: policy,
 		OnDispatch: func(d time.Duration) { mu.Lock(); late = append(late, d); mu.Unlock() },
-		OnUpdate: func(o money.Order) {
+		OnUpdate: func(o money.Order, _ money.Settled) {
 			if o.Final() {
 				finished <- struct{}{}
 			}

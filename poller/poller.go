@@ -3,8 +3,6 @@ package poller
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
@@ -32,9 +30,10 @@ type Options struct {
 	Journal *journal.Journal
 	Policy  Policy
 	Log     *zap.Logger
-	// OnUpdate is called after every journaled change of an order, from
-	// the poller's goroutines; it must not block for long.
-	OnUpdate func(money.Order)
+	// OnUpdate is called after every journaled change of an order, with
+	// what the change did to its charge (journaled with it), from the
+	// poller's goroutines; it must not block for long.
+	OnUpdate func(money.Order, money.Settled)
 	// OnJournalError is called when a step cannot be journaled (the order
 	// waits and is retried); nil error when writes work again.
 	OnJournalError func(error)
@@ -79,7 +78,7 @@ func New(opt Options) *Poller {
 		opt.Log = zap.NewNop()
 	}
 	if opt.OnUpdate == nil {
-		opt.OnUpdate = func(money.Order) {}
+		opt.OnUpdate = func(money.Order, money.Settled) {}
 	}
 	if opt.OnJournalError == nil {
 		opt.OnJournalError = func(error) {}
@@ -104,15 +103,11 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 	var live, verify []money.Order
 	restored := p.opt.Journal.Restored()
 	err := p.opt.Journal.View(func(tx *journal.Tx) error {
-		each := tx.ForEachLive // the unfinished orders only, from the journal's index
+		each := tx.EachLiveOrder // the unfinished orders only, from the journal's index
 		if restored {
-			each = tx.ForEach // every paid order is asked again
+			each = tx.EachOrder // every paid order is asked again
 		}
-		return each(journal.Orders, func(_ string, v []byte) error {
-			var o money.Order
-			if err := json.Unmarshal(v, &o); err != nil {
-				return fmt.Errorf("poller: journal order: %w", err)
-			}
+		return each(func(o money.Order) error {
 			switch {
 			case o.Active():
 				live = append(live, o)
@@ -132,7 +127,7 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 		p.log.Warn("JOURNAL RESTORED from an older copy: every order it says was paid is asked at the gateway again", zap.Int("orders", len(verify)))
 	}
 	for _, o := range verify {
-		if err := p.save(o); err != nil {
+		if _, err := p.save(&o); err != nil {
 			return 0, err
 		}
 		p.enqueue(o)
@@ -142,7 +137,7 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 			// The refund may have left before the restart: only
 			// refund_query may say it did not.
 			o.RefundUnknown, o.Phase, o.Tries = true, money.PhaseRefundQuery, 0
-			if err := p.save(o); err != nil {
+			if _, err := p.save(&o); err != nil {
 				return 0, err
 			}
 		}
@@ -151,7 +146,7 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 			// code was not kept: find out by querying.
 			o = Step(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
 				Reason: "restart: pay outcome not recorded"}, now, p.opt.Policy)
-			if err := p.save(o); err != nil {
+			if _, err := p.save(&o); err != nil {
 				return 0, err
 			}
 		}
@@ -286,8 +281,10 @@ func (p *Poller) step(o money.Order, release func()) {
 	delete(p.aborts, o.MchTradeID)
 	p.mu.Unlock()
 	logStep(p.log, &o, &next, call, &r)
+	var settled money.Settled
 	for {
-		err := p.save(next)
+		var err error
+		settled, err = p.save(&next)
 		if err == nil {
 			break
 		}
@@ -304,7 +301,7 @@ func (p *Poller) step(o money.Order, release func()) {
 	if next.Active() {
 		// Heard of before it is rescheduled, so that updates of one order
 		// arrive in order.
-		p.opt.OnUpdate(next)
+		p.opt.OnUpdate(next, settled)
 		p.requeue(next)
 		// An abort that came after this step looked: apply it now.
 		p.mu.Lock()
@@ -319,7 +316,7 @@ func (p *Poller) step(o money.Order, release func()) {
 	// A final order is released before anyone hears of it: a till that
 	// refunds the moment it sees "paid" must not meet "busy".
 	p.done(o.MchTradeID)
-	p.opt.OnUpdate(next)
+	p.opt.OnUpdate(next, settled)
 }
 
 func (p *Poller) requeue(o money.Order) {
@@ -338,10 +335,21 @@ func (p *Poller) done(id string) {
 	p.mu.Unlock()
 }
 
-func (p *Poller) save(o money.Order) error {
-	return p.opt.Journal.Batch(func(tx *journal.Tx) error {
-		return tx.Put(journal.Orders, o.MchTradeID, o)
+// save journals an order's step with its charge, one transaction (a group
+// commit), and gives the order its new version.
+func (p *Poller) save(o *money.Order) (money.Settled, error) {
+	var st money.Settled
+	saved := *o
+	err := p.opt.Journal.Batch(func(tx *journal.Tx) error {
+		saved = *o // a batch may run its function again
+		var err error
+		st, err = tx.SaveStep(&saved, time.Now())
+		return err
 	})
+	if err == nil {
+		*o = saved
+	}
+	return st, err
 }
 
 func (p *Poller) call(ctx context.Context, o *money.Order) payment.Result {

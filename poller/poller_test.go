@@ -87,7 +87,7 @@ func payingThenReversed(c payment.Call, _ string, n int) payment.Result {
 func newJournalOrder(t *testing.T, j *journal.Journal, id string, now time.Time) money.Order {
 	o := money.NewOrder(money.Order{MchTradeID: id, TotalFee: 100, DeviceInfo: "L1", AuthCode: "281234567890123456",
 		PayType: "alipay.micro", Subject: "s", Body: "b", ClientIP: "127.0.0.1"}, now)
-	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
 	return o
 }
 
@@ -99,7 +99,7 @@ func TestPollerScheduleOnTime(t *testing.T) {
 		gw := &fakeGateway{answer: payingThenReversed}
 		var mu sync.Mutex
 		final := map[string]money.State{}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order) {
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order, _ money.Settled) {
 			if o.Final() {
 				mu.Lock()
 				final[o.MchTradeID] = o.State
@@ -143,12 +143,12 @@ func TestPollerResumesFromJournal(t *testing.T) {
 		// was never recorded: they are queried, never paid again.
 		mid := newJournalOrder(t, j, "MIDQUERY1", now)
 		mid.AuthCode, mid.Phase, mid.Queries, mid.NextAt = "", money.PhaseQuery, 3, now.Add(5*time.Second)
-		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, mid.MchTradeID, mid) }))
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, mid) }))
 		newJournalOrder(t, j, "FRESHPAY1", now.Add(-10*time.Second))
 		newJournalOrder(t, j, "STALEPAY1", now.Add(-10*time.Minute))
 		done := newJournalOrder(t, j, "DONEORDER", now)
 		done.Phase, done.State, done.AuthCode = money.PhaseDone, money.Paid, ""
-		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, done.MchTradeID, done) }))
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, done) }))
 
 		gw := &fakeGateway{answer: func(c payment.Call, id string, n int) payment.Result {
 			if c == payment.CallPay {
@@ -179,7 +179,8 @@ func TestPollerResumesFromJournal(t *testing.T) {
 
 		var got money.Order
 		require.NoError(t, j.View(func(tx *journal.Tx) error {
-			_, err := tx.Get(journal.Orders, "STALEPAY1", &got)
+			var err error
+			got, _, err = tx.Order("STALEPAY1")
 			return err
 		}))
 		assert.Equal(t, money.Reversed, got.State)
@@ -217,7 +218,7 @@ func TestPollerRefund(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		var got money.Order
-		require.NoError(t, j.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, o.MchTradeID, &got); return err }))
+		require.NoError(t, j.View(func(tx *journal.Tx) error { var err error; got, _, err = tx.Order(o.MchTradeID); return err }))
 		assert.Equal(t, money.Refunded, got.State)
 		assert.Equal(t, "REFUNDME1R1", got.RefundID)
 	})
@@ -232,11 +233,11 @@ func TestResolve(t *testing.T) {
 	for _, id := range []string{"STUCK0001", "STUCK0002"} {
 		o := newJournalOrder(t, j, id, now)
 		o.Phase, o.State, o.NextAt = money.PhaseReconcile, money.Unknown, now.Add(time.Hour)
-		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
 	}
 	var updates []money.Order
 	p := New(Options{Gateway: &fakeGateway{answer: payingThenReversed}, Journal: j, Policy: DefaultPolicy(),
-		OnUpdate: func(o money.Order) { updates = append(updates, o) }})
+		OnUpdate: func(o money.Order, _ money.Settled) { updates = append(updates, o) }})
 	_, err = p.Resume(now)
 	require.NoError(t, err)
 	require.Equal(t, 2, p.Pending())
@@ -259,4 +260,10 @@ func TestResolve(t *testing.T) {
 	p.mu.Lock()
 	assert.Len(t, p.queue, 1, "back on the schedule")
 	p.mu.Unlock()
+}
+
+// saveOrder journals an order as a step would.
+func saveOrder(tx *journal.Tx, o money.Order) error {
+	_, err := tx.SaveStep(&o, time.Now())
+	return err
 }

@@ -26,7 +26,7 @@ func TestRefundResumedAfterCrashIsConfirmed(t *testing.T) {
 		o := newJournalOrder(t, j, "REFUNDED1", now)
 		o = Step(o, res(payment.Paid, 0), now, DefaultPolicy())
 		startRefund(&o, "operator", now) // what StartRefund journals before the refund leaves
-		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, o.MchTradeID, o) }))
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
 
 		// The first refund reached the gateway and was carried out; posd was
 		// killed before the answer. The gateway refuses the resend, and
@@ -51,7 +51,7 @@ func TestRefundResumedAfterCrashIsConfirmed(t *testing.T) {
 		pl.Wait(time.Second)
 
 		var got money.Order
-		require.NoError(t, j.View(func(tx *journal.Tx) error { _, err := tx.Get(journal.Orders, "REFUNDED1", &got); return err }))
+		require.NoError(t, j.View(func(tx *journal.Tx) error { var err error; got, _, err = tx.Order("REFUNDED1"); return err }))
 		t.Logf("calls: %v; final: %s %s %q", gw.callsOf("REFUNDED1"), got.Phase, got.State, got.ErrMsg)
 		assert.Equal(t, money.Refunded, got.State, "the refund was carried out; refund_query was never asked")
 	})

@@ -126,13 +126,7 @@ func generateJournal(t *testing.T, path string, n int) (old int) {
 				}
 				c := money.Charge{ID: o.ChargeID, Lane: "L1", TotalFee: o.TotalFee, Subject: "goods", Body: "goods",
 					State: money.Paid, AttemptIDs: []string{id}, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute), UpdatedAt: o.FinishedAt}
-				if err := tx.Put(journal.Orders, id, o); err != nil {
-					return err
-				}
-				if err := tx.Put(journal.Charges, c.ID, c); err != nil {
-					return err
-				}
-				if err := tx.PutString(journal.Codes, o.CodeSHA256, id); err != nil {
+				if err := tx.RecordAttempt(&o, &c); err != nil {
 					return err
 				}
 			}

@@ -49,7 +49,7 @@ func newServer(t testing.TB) http.Handler {
 	t.Cleanup(func() { j.Close() })
 	router, _ := scanner.NewRouter(scanner.DefaultWallets())
 	var svc *checkout.Service
-	p := poller.New(poller.Options{Journal: j, Gateway: declineAll{}, OnUpdate: func(o money.Order) { svc.OrderUpdated(o) }})
+	p := poller.New(poller.Options{Journal: j, Gateway: declineAll{}, OnUpdate: func(o money.Order, st money.Settled) { svc.OrderUpdated(o, st) }})
 	svc = checkout.New(checkout.Options{Journal: j, Poller: p, Hub: display.NewHub(), Router: router,
 		Lanes:   []checkout.LaneConfig{{ID: "L1", DeviceInfo: "POS01", MaxFee: 1_000_000}, {ID: "K1", DeviceInfo: "K1", FixedFee: 5, Subject: "s", Body: "b"}},
 		StoreID: "S001", ClientIP: "127.0.0.1"})

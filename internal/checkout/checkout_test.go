@@ -5,14 +5,12 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
-	"example.com/posd/internal/money"
 	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -70,48 +68,6 @@ func TestTradeIDs(t *testing.T) {
 	assert.Equal(t, "S001_POS01_"+j.Epoch()+"ZZZZZZ", id)
 	assert.LessOrEqual(t, len(id), 30)
 	assert.Equal(t, "Ab12", tradeid.Part("A-b_1 2"), "only what a mch_trade_id may hold")
-}
-
-func TestPrune(t *testing.T) {
-	s, j, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
-	now := time.Now()
-	old, recent := now.Add(-200*24*time.Hour), now.Add(-time.Hour)
-	put := func(id string, final bool, at time.Time) {
-		o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH" + id, AuthCode: "28" + id}, at)
-		if final {
-			o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, at
-		} else {
-			o.Phase, o.State = money.PhaseReconcile, money.Unknown
-		}
-		c := money.Charge{ID: "CH" + id, Lane: "L1", State: money.Paid, AttemptIDs: []string{id}, UpdatedAt: at, IdempotencyKey: "k" + id}
-		if !final {
-			c.State = money.NeedsAttention
-		}
-		require.NoError(t, j.Update(func(tx *journal.Tx) error {
-			_ = tx.PutString(journal.Codes, o.CodeSHA256, id)
-			_ = tx.PutString(journal.Idem, c.IdempotencyKey, c.ID)
-			_ = tx.Put(journal.Charges, c.ID, c)
-			return tx.Put(journal.Orders, id, o)
-		}))
-	}
-	put("OLDFINAL1", true, old)
-	put("RECENT001", true, recent)
-	put("OLDOPEN01", false, old)
-	o, c, err := s.Prune(now.Add(-180 * 24 * time.Hour))
-	require.NoError(t, err)
-	assert.Equal(t, 1, o)
-	assert.Equal(t, 1, c)
-	require.NoError(t, j.View(func(tx *journal.Tx) error {
-		for id, want := range map[string]bool{"OLDFINAL1": false, "RECENT001": true, "OLDOPEN01": true} {
-			ok, _ := tx.Get(journal.Orders, id, &money.Order{})
-			assert.Equal(t, want, ok, id)
-			ok, _ = tx.Get(journal.Charges, "CH"+id, &money.Charge{})
-			assert.Equal(t, want, ok, "charge of "+id)
-			_, ok = tx.GetString(journal.Idem, "k"+id)
-			assert.Equal(t, want, ok, "idempotency key of "+id)
-		}
-		return nil
-	}))
 }
 
 // declineAll declines every pay at once.

@@ -51,7 +51,7 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 
 	// The flow ends without an answer: A needs attention, the gate is free.
 	o.Phase, o.State = money.PhaseReconcile, money.Unknown
-	s.OrderUpdated(o)
+	journalStep(t, s, o)
 	v, err := s.Get(o.ChargeID)
 	require.NoError(t, err)
 	require.Equal(t, money.NeedsAttention, v.State)
@@ -59,7 +59,7 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 	// Customer B drives up; the reconciler then finds A paid.
 	sub := hub.Subscribe("G1", 16)
 	o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, time.Now()
-	s.OrderUpdated(o)
+	journalStep(t, s, o)
 	late := false
 	for len(sub.C()) > 0 {
 		e := <-sub.C()
@@ -67,4 +67,17 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 		late = late || e.Kind == display.LateResult
 	}
 	assert.True(t, late, "the till hears of the late result")
+}
+
+// journalStep journals an order's step with its charge, as the poller
+// does, and tells the service.
+func journalStep(t *testing.T, s *Service, o money.Order) {
+	t.Helper()
+	var st money.Settled
+	require.NoError(t, s.opt.Journal.Update(func(tx *journal.Tx) error {
+		var err error
+		st, err = tx.SaveStep(&o, time.Now())
+		return err
+	}))
+	s.OrderUpdated(o, st)
 }

@@ -37,12 +37,8 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 		var prev money.Charge
 		found := false
 		err := s.opt.Journal.View(func(tx *journal.Tx) error {
-			id, ok := tx.GetString(journal.Idem, req.IdempotencyKey)
-			if !ok {
-				return nil
-			}
-			found = true
-			_, err := tx.Get(journal.Charges, id, &prev)
+			var err error
+			prev, found, err = tx.ChargeByKey(req.IdempotencyKey)
 			return err
 		})
 		if err != nil {
@@ -78,12 +74,7 @@ func (s *Service) Open(req OpenRequest) (ChargeView, bool, error) {
 	}
 	if err := s.opt.Journal.Update(func(tx *journal.Tx) error {
 		c.ID = newChargeID()
-		if req.IdempotencyKey != "" {
-			if err := tx.PutString(journal.Idem, req.IdempotencyKey, c.ID); err != nil {
-				return err
-			}
-		}
-		return tx.Put(journal.Charges, c.ID, c)
+		return tx.OpenCharge(c)
 	}); err != nil {
 		s.outOfServiceLocked(err)
 		return ChargeView{}, false, fmt.Errorf("%w: %v", ErrOutOfService, err)
@@ -145,8 +136,17 @@ func (s *Service) abortLocked(c *money.Charge) error {
 	}
 	if !c.Aborting {
 		// Journaled first: a restart in between still stops the payment.
-		c.Aborting, c.Reason, c.UpdatedAt = true, "stopping the payment (the till asked)", time.Now()
-		s.saveLocked(c)
+		s.updateChargeLocked(c, func(sc *money.Charge) bool {
+			if sc.State != money.Paying || sc.Aborting {
+				return false
+			}
+			sc.Aborting, sc.Reason, sc.UpdatedAt = true, "stopping the payment (the till asked)", time.Now()
+			return true
+		})
+	}
+	if c.State != money.Paying {
+		s.changedLocked(c.ID) // its payment ended a moment ago: the view says how
+		return nil
 	}
 	last := c.AttemptIDs[len(c.AttemptIDs)-1]
 	// The poller tells OrderUpdated, which takes s.mu.
@@ -173,8 +173,15 @@ func (s *Service) ResumeAborts() {
 }
 
 func (s *Service) cancelLocked(c *money.Charge, reason string) {
-	c.State, c.Reason, c.UpdatedAt = money.Canceled, reason, time.Now()
-	s.saveLocked(c)
+	if !s.updateChargeLocked(c, func(sc *money.Charge) bool {
+		if sc.State != money.AwaitingScan {
+			return false // a scan or a step got there first
+		}
+		sc.State, sc.Reason, sc.UpdatedAt = money.Canceled, reason, time.Now()
+		return true
+	}) {
+		return
+	}
 	s.releaseLocked(c)
 	s.publish(display.Event{Lane: c.Lane, Kind: display.Canceled, ChargeID: c.ID, TotalFee: c.TotalFee, Reason: reason})
 	s.idleLocked(c.Lane)

@@ -18,7 +18,7 @@ func TestReportRefusesAnOverflowingTotal(t *testing.T) {
 	put := func(id string, fee int64) {
 		o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH" + id, AuthCode: "28" + id, Wallet: "alipay", TotalFee: fee}, day.Add(time.Hour))
 		o.Phase, o.State = money.PhaseDone, money.Paid
-		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.Put(journal.Orders, id, o) }))
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
 	}
 	put("BIG000001", math.MaxInt64-1)
 	put("SMALL0001", 1)
@@ -32,4 +32,10 @@ func TestReportRefusesAnOverflowingTotal(t *testing.T) {
 	rows, err = s.Report(day)
 	assert.ErrorContains(t, err, "overflow")
 	assert.Nil(t, rows, "no wrong number")
+}
+
+// saveOrder journals an order as a step would.
+func saveOrder(tx *journal.Tx, o money.Order) error {
+	_, err := tx.SaveStep(&o, time.Now())
+	return err
 }

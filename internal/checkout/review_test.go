@@ -28,20 +28,15 @@ func TestReviewReprintBetweenPrunePasses(t *testing.T) {
 	old := time.Now().Add(-200 * 24 * time.Hour)
 	o := money.NewOrder(money.Order{MchTradeID: "OLDPAID01", ChargeID: "CHOLDPAID01", Lane: "L1", AuthCode: "28OLDPAID01"}, old)
 	o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, old
-	c := money.Charge{ID: "CHOLDPAID01", Lane: "L1", TotalFee: 100, State: money.Paid, AttemptIDs: []string{o.MchTradeID}, UpdatedAt: old}
-	require.NoError(t, j.Update(func(tx *journal.Tx) error {
-		if err := tx.Put(journal.Orders, o.MchTradeID, o); err != nil {
-			return err
-		}
-		return tx.Put(journal.Charges, c.ID, c)
-	}))
+	// The charge final only now: Prune takes the order and keeps the
+	// charge, as its first pass does to every charge it has not reached.
+	c := money.Charge{ID: "CHOLDPAID01", Lane: "L1", TotalFee: 100, State: money.Paid, AttemptIDs: []string{o.MchTradeID}, UpdatedAt: time.Now()}
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.RecordAttempt(&o, &c) }))
 	cutoff := time.Now().Add(-180 * 24 * time.Hour)
-
-	// Prune's first pass, exactly as Prune runs it; the charges pass has
-	// not reached this charge yet.
-	n, err := s.pruneBucket(journal.Orders, cutoff, pruneOrder)
+	n, nc, err := j.Prune(cutoff)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+	require.Zero(t, nc)
 
 	v, err := s.Get(c.ID)
 	require.NoError(t, err)

@@ -28,7 +28,7 @@ func (s *Service) Scan(laneID string, sc scanner.Scan) error {
 	switch {
 	case errors.Is(err, ErrOffline):
 		s.log.Warn("scan refused: gateway unreachable, not charged", zap.String("lane", laneID), zap.String("source", sc.Source))
-		s.publish(display.Event{Lane: laneID, Kind: display.Offline, Reason: offlineText})
+		s.publish(display.Event{Lane: laneID, Kind: display.Offline, Reason: money.OfflineText})
 	case err != nil:
 		s.log.Info("scan refused", zap.String("lane", laneID), zap.String("source", sc.Source), zap.Error(err))
 		s.publish(display.Event{Lane: laneID, Kind: display.Rejected, Reason: err.Error()})
@@ -119,8 +119,15 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 // new charge) inside it.
 func (s *Service) record(o *money.Order, next *money.Charge, newCharge bool, device string) error {
 	return s.opt.Journal.Update(func(tx *journal.Tx) error {
-		if prev, used := tx.GetString(journal.Codes, o.CodeSHA256); used {
+		if prev, used := tx.CodeUsedBy(o.CodeSHA256); used {
 			return journal.Fail(fmt.Errorf("%w (attempt %s): ask the customer to refresh the code", ErrCodeUsed, prev))
+		}
+		if !newCharge {
+			// The lane's copy is the journal's (every change of a charge
+			// passes through the lane), unless a step moved it a moment ago.
+			if c, ok, err := tx.Charge(next.ID); err != nil || !ok || c.State != money.AwaitingScan {
+				return journal.Fail(fmt.Errorf("%w: charge %s is %s", ErrConflict, next.ID, c.State))
+			}
 		}
 		n, err := tx.NextSeq()
 		if err != nil {
@@ -132,13 +139,7 @@ func (s *Service) record(o *money.Order, next *money.Charge, newCharge bool, dev
 		}
 		o.MchTradeID = s.tradeID(device, n)
 		next.AttemptIDs[len(next.AttemptIDs)-1] = o.MchTradeID
-		if err := tx.PutString(journal.Codes, o.CodeSHA256, o.MchTradeID); err != nil {
-			return err
-		}
-		if err := tx.Put(journal.Orders, o.MchTradeID, *o); err != nil {
-			return err
-		}
-		return tx.Put(journal.Charges, next.ID, *next)
+		return tx.RecordAttempt(o, next)
 	})
 }
 
@@ -155,9 +156,10 @@ func (s *Service) tradeID(device string, n uint64) string {
 	return tradeid.New(s.opt.StoreID, device, s.opt.Journal.Epoch(), n)
 }
 
-// OrderUpdated follows an attempt's journaled change into its charge and
-// onto the lane's displays. The poller calls it after every step.
-func (s *Service) OrderUpdated(o money.Order) {
+// OrderUpdated follows an attempt's journaled step, and what it did to its
+// charge (journaled with it), into the lane and onto its displays. The
+// poller calls it after every step.
+func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o.Active() {
@@ -166,65 +168,60 @@ func (s *Service) OrderUpdated(o money.Order) {
 	} else {
 		delete(s.orders, o.MchTradeID)
 	}
-	c, err := s.chargeLocked(o.ChargeID)
-	if err != nil {
-		s.log.Error("order without its charge", zap.String("mch_trade_id", o.MchTradeID), zap.Error(err))
+	if o.Final() && o.NotSent {
+		s.forgetCodeLocked(&o)
+	}
+	if !st.Found {
+		s.log.Error("order without its charge", zap.String("mch_trade_id", o.MchTradeID), zap.String("charge", o.ChargeID))
 		return
 	}
+	c := s.adoptLocked(st.Charge)
 	defer s.changedLocked(c.ID)
-	ev := display.Event{Lane: o.Lane, ChargeID: c.ID, TotalFee: o.TotalFee, Wallet: o.Wallet,
-		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID}
-	now := time.Now()
-	prev := c.State
-	switch {
-	case o.State == money.Paid:
-		c.State, c.Reason = money.Paid, ""
-		ev.Kind = display.Paid
-	case o.State == money.Refunded:
-		c.State, c.Reason = money.Refunded, ""
-		ev.Kind = display.Refunded
-	case o.State == money.Unknown:
-		c.State, c.Reason = money.NeedsAttention, "payment outcome unknown: "+o.Reason
-		ev.Kind, ev.Reason = display.NeedsAttention, "outcome not known yet"
-	case o.Final() && c.Aborting && c.State == money.Paying:
-		// The till stopped it and it did not complete: canceled, and the
-		// customer told so.
-		if o.NotSent {
-			s.unburnLocked(&o)
-		}
-		c.State, c.Reason = money.Canceled, "payment stopped by the till: "+string(o.State)
-		ev.Kind, ev.Reason = display.Canceled, "payment stopped"
-	case o.Final() && o.NotSent:
-		s.unburnLocked(&o)
-		ev.Kind, ev.Reason = display.Offline, offlineText
-		switch {
-		case c.State == money.Paying && now.Before(c.ExpiresAt):
-			c.State, c.Reason = money.AwaitingScan, "last attempt failed: "+offlineText
-		case c.State == money.Paying:
-			c.State, c.Reason = money.Canceled, "not paid: "+offlineText
-		}
-	case o.Final():
-		ev.Kind, ev.Reason = display.Declined, declineReason(&o)
-		switch {
-		case c.State == money.Paying && now.Before(c.ExpiresAt):
-			c.State, c.Reason = money.AwaitingScan, "last attempt "+string(o.State)+": "+ev.Reason
-		case c.State == money.Paying || c.State == money.NeedsAttention:
-			c.State, c.Reason = money.Canceled, "not paid: "+ev.Reason
-		}
-	default:
+	if !st.Changed {
 		return // still paying: the view shows the attempt's progress
 	}
-	if c.State == prev {
-		return // nothing new for the charge (a replay at start, a reconciling step)
-	}
-	c.UpdatedAt = now
-	s.saveLocked(c)
+	ev := stepEvent(&o, &st)
 	if l := s.lanes[c.Lane]; (l == nil || l.current != c.ID) && !defect.On(1) {
 		s.lateLocked(c, &o, ev)
 		return
 	}
 	s.publish(ev)
 	s.settledLocked(c)
+}
+
+// stepEvent is what the lane's displays show of a step that moved its
+// charge.
+func stepEvent(o *money.Order, st *money.Settled) display.Event {
+	c := &st.Charge
+	ev := display.Event{Lane: o.Lane, ChargeID: c.ID, TotalFee: o.TotalFee, Wallet: o.Wallet,
+		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.KindOf(c.State)}
+	switch {
+	case o.State == money.Paid || o.State == money.Refunded:
+	case o.State == money.Unknown:
+		ev.Reason = "outcome not known yet"
+	case c.State == money.Canceled && c.Aborting && st.Prev == money.Paying:
+		// The till stopped it and it did not complete: the customer is
+		// told so.
+		ev.Reason = "payment stopped"
+	case o.NotSent:
+		ev.Kind, ev.Reason = display.Offline, money.OfflineText
+	default:
+		ev.Kind, ev.Reason = display.Declined, money.DeclineReason(o)
+	}
+	return ev
+}
+
+// adoptLocked takes a charge as the journal committed it into the lane's
+// copy, unless the copy is newer, and returns the copy.
+func (s *Service) adoptLocked(c money.Charge) *money.Charge {
+	mem := s.charges[c.ID]
+	if mem == nil {
+		return &c
+	}
+	if c.Version >= mem.Version {
+		*mem = c
+	}
+	return mem
 }
 
 // lateLocked: the lane has moved on to another charge (this one needed
@@ -266,28 +263,10 @@ func (s *Service) settledLocked(c *money.Charge) {
 	}
 }
 
-func declineReason(o *money.Order) string {
-	switch {
-	case o.ErrMsg != "":
-		return o.ErrMsg
-	case o.State == money.Failed:
-		return "the gateway did not take the payment"
-	}
-	return string(o.State)
-}
-
-// unburnLocked frees the code of a pay that never left the box: nothing
-// was created with it, so the customer may show it again.
-func (s *Service) unburnLocked(o *money.Order) {
-	err := s.opt.Journal.Batch(func(tx *journal.Tx) error {
-		if id, ok := tx.GetString(journal.Codes, o.CodeSHA256); ok && id == o.MchTradeID {
-			return tx.Delete(journal.Codes, o.CodeSHA256)
-		}
-		return nil
-	})
-	if err != nil {
-		s.log.Error("journal: code not freed", zap.String("mch_trade_id", o.MchTradeID), zap.Error(err))
-	}
+// forgetCodeLocked lets the lane take again the code of a pay that never
+// left the box (the journal gave its code back with the step): nothing was
+// created with it, so the customer may show it again.
+func (s *Service) forgetCodeLocked(o *money.Order) {
 	if l := s.lanes[o.Lane]; l != nil {
 		l.dedup.Forget(func(code string) bool { return payment.CodeHash(code) == o.CodeSHA256 })
 	}

@@ -2,7 +2,6 @@ package checkout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -74,30 +73,26 @@ func New(opt Options) *Service {
 	return s
 }
 
-// Start loads the charges that are not final, squares each with its latest
-// attempt (a crash may fall between the two writes) and shows every lane.
+// Start loads the charges that are not final with their latest attempts,
+// and shows every lane. A journal of an older posd may hold a charge behind
+// its attempt (the two were written apart, and a crash fell between): the
+// step is journaled again, which moves the charge by the same rule.
 func (s *Service) Start() error {
 	var charges []money.Charge
 	orders := map[string]money.Order{}
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {
 		// The journal's live index: open charges and those needing
 		// attention, without reading the years of final ones.
-		if err := tx.ForEachLive(journal.Charges, func(_ string, v []byte) error {
-			var c money.Charge
-			if err := json.Unmarshal(v, &c); err != nil {
-				return err
-			}
-			if c.Open() || c.State == money.NeedsAttention {
-				charges = append(charges, c)
-			}
+		if err := tx.EachLiveCharge(func(c money.Charge) error {
+			charges = append(charges, c)
 			return nil
 		}); err != nil {
 			return err
 		}
 		for _, c := range charges {
 			if n := len(c.AttemptIDs); n > 0 {
-				var o money.Order
-				if ok, err := tx.Get(journal.Orders, c.AttemptIDs[n-1], &o); err != nil {
+				o, ok, err := tx.Order(c.AttemptIDs[n-1])
+				if err != nil {
 					return err
 				} else if ok {
 					orders[o.MchTradeID] = o
@@ -118,20 +113,42 @@ func (s *Service) Start() error {
 			s.armExpiry(l, c)
 		}
 	}
+	behind := map[string]bool{}
 	for id, o := range orders {
 		if o.Active() {
 			oc := o
 			s.orders[id] = &oc
 		}
+		if c := s.charges[o.ChargeID]; c != nil {
+			cc := *c
+			behind[id] = money.Settle(&cc, &o, time.Now())
+		}
 	}
 	s.mu.Unlock()
-	for _, o := range orders {
-		s.OrderUpdated(o)
+	for id, o := range orders {
+		if behind[id] {
+			s.resettle(o)
+		}
 	}
 	for _, l := range s.laneIDs() {
 		s.showLane(l)
 	}
 	return nil
+}
+
+// resettle journals an order's step again, with its charge.
+func (s *Service) resettle(o money.Order) {
+	var st money.Settled
+	err := s.opt.Journal.Update(func(tx *journal.Tx) error {
+		var err error
+		st, err = tx.SaveStep(&o, time.Now())
+		return err
+	})
+	if err != nil {
+		s.log.Error("journal: charge not brought in step with its attempt", zap.String("mch_trade_id", o.MchTradeID), zap.Error(err))
+		return
+	}
+	s.OrderUpdated(o, st)
 }
 
 // publish sends a lane event to the displays.
@@ -142,12 +159,30 @@ func (s *Service) publish(e display.Event) {
 	}
 }
 
-func (s *Service) saveLocked(c *money.Charge) {
-	err := s.opt.Journal.Batch(func(tx *journal.Tx) error { return tx.Put(journal.Charges, c.ID, c) })
+// updateChargeLocked changes a charge as the journal holds it: fn sees the
+// committed charge (a step may have moved it since the lane's copy was
+// taken) and returns false to leave it. The lane's copy follows. It
+// reports whether fn changed the charge and the change was journaled.
+func (s *Service) updateChargeLocked(c *money.Charge, fn func(*money.Charge) bool) bool {
+	var changed bool
+	var now money.Charge
+	err := s.opt.Journal.Batch(func(tx *journal.Tx) error {
+		var err error
+		now, _, err = tx.UpdateCharge(c.ID, func(sc *money.Charge) bool {
+			changed = fn(sc)
+			return changed
+		})
+		return err
+	})
 	if err != nil {
 		s.log.Error("journal: charge not saved", zap.String("charge", c.ID), zap.Error(err))
 		s.outOfServiceLocked(err)
+		return false
 	}
+	if now.ID != "" && now.Version >= c.Version {
+		*c = now
+	}
+	return changed
 }
 
 func (s *Service) changedLocked(id string) {
@@ -165,7 +200,7 @@ func (s *Service) chargeLocked(id string) (*money.Charge, error) {
 	var found bool
 	err := s.opt.Journal.View(func(tx *journal.Tx) error {
 		var err error
-		found, err = tx.Get(journal.Charges, id, &c)
+		c, found, err = tx.Charge(id)
 		return err
 	})
 	if err != nil {
@@ -230,8 +265,8 @@ func (s *Service) viewLocked(c *money.Charge) ChargeView {
 		}
 		var o money.Order
 		_ = s.opt.Journal.View(func(tx *journal.Tx) error {
-			_, err := tx.Get(journal.Orders, id, &o)
-			return err
+			o, _, _ = tx.Order(id)
+			return nil
 		})
 		if o.MchTradeID != "" {
 			v.Attempts = append(v.Attempts, AttemptOf(&o))

@@ -40,6 +40,3 @@ func (s *Service) payable(l *lane, req OpenRequest) error {
 // ErrOffline: the gateway cannot be reached; a scan is refused before the
 // code is taken, so the customer was not charged and may pay otherwise.
 var ErrOffline = fmt.Errorf("%w: offline — not charged (gateway unreachable): take another payment method", ErrOutOfService)
-
-// offlineText is what every display says when a pay could not leave.
-const offlineText = "网络中断，未扣款，请换其他方式付款 / gateway unreachable — not charged, take another payment method"

@@ -169,7 +169,7 @@ func BenchmarkJournalFsync(b *testing.B) {
 			if _, err := tx.NextSeq(); err != nil {
 				return err
 			}
-			return tx.Put(journal.Orders, o.MchTradeID, o)
+			return saveOrder(tx, o)
 		}); err != nil {
 			b.Fatal(err)
 		}
@@ -178,4 +178,10 @@ func BenchmarkJournalFsync(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds()), "p50-µs")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-µs")
+}
+
+// saveOrder journals an order as a step would.
+func saveOrder(tx *journal.Tx, o money.Order) error {
+	_, err := tx.SaveStep(&o, time.Now())
+	return err
 }

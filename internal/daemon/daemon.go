@@ -206,9 +206,9 @@ func displaysChanged(a, b config.Config) bool {
 
 // prune keeps the journal bounded on a small SD card: at start, then daily,
 // final orders older than the retention go.
-func prune(ctx context.Context, svc *checkout.Service, keep time.Duration, log *zap.Logger) {
+func prune(ctx context.Context, j *journal.Journal, keep time.Duration, log *zap.Logger) {
 	for {
-		o, c, err := svc.Prune(time.Now().Add(-keep))
+		o, c, err := j.Prune(time.Now().Add(-keep))
 		switch {
 		case err != nil:
 			log.Error("prune", zap.Error(err))
@@ -237,7 +237,7 @@ func probeJournal(ctx context.Context, j *journal.Journal, svc *checkout.Service
 		if ok, _ := svc.InService(); ok {
 			continue
 		}
-		if err := j.Update(func(tx *journal.Tx) error { return tx.PutString(journal.Idem, "\x00probe", time.Now().String()) }); err == nil {
+		if err := j.Probe(); err == nil {
 			svc.JournalError(nil)
 		}
 	}

@@ -23,16 +23,14 @@ import (
 // receiptQueue keeps receipts in the journal until they are printed.
 type receiptQueue struct{ j *journal.Journal }
 
-func (q receiptQueue) key(printer, id string) string { return printer + "\x00" + id }
-
 func (q receiptQueue) Add(printer string, r display.Receipt) error {
-	return q.j.Batch(func(tx *journal.Tx) error { return tx.Put(journal.Receipts, q.key(printer, r.ID), r) })
+	return q.j.Batch(func(tx *journal.Tx) error { return tx.PutReceipt(printer, r.ID, r) })
 }
 
 func (q receiptQueue) List(printer string) ([]display.Receipt, error) {
 	var out []display.Receipt
 	err := q.j.View(func(tx *journal.Tx) error {
-		return tx.ForEachPrefix(journal.Receipts, printer+"\x00", func(_ string, v []byte) error {
+		return tx.EachReceipt(printer, func(v []byte) error {
 			var r display.Receipt
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
@@ -45,7 +43,7 @@ func (q receiptQueue) List(printer string) ([]display.Receipt, error) {
 }
 
 func (q receiptQueue) Remove(printer, id string) error {
-	return q.j.Batch(func(tx *journal.Tx) error { return tx.Delete(journal.Receipts, q.key(printer, id)) })
+	return q.j.Batch(func(tx *journal.Tx) error { return tx.DeleteReceipt(printer, id) })
 }
 
 func opener(d config.Display) device.Opener {

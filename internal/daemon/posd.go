@@ -151,9 +151,9 @@ func (d *Daemon) openLanes() error {
 	d.poller = poller.New(poller.Options{
 		Gateway: d.client, Journal: d.journal, Policy: policy(cfg), Log: d.log.Named("poller"),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP,
-		OnUpdate: func(o money.Order) {
+		OnUpdate: func(o money.Order, st money.Settled) {
 			m.order(o)
-			d.svc.OrderUpdated(o)
+			d.svc.OrderUpdated(o, st)
 		},
 		OnCall:         m.call,
 		OnJournalError: func(err error) { d.svc.JournalError(err) },
@@ -343,7 +343,7 @@ func (d *Daemon) startHousekeeping() {
 	go func() { defer d.wg.Done(); probeJournal(d.ctx, d.journal, d.svc) }()
 	go func() {
 		defer d.wg.Done()
-		prune(d.ctx, d.svc, d.cfg.Journal.Retention, d.log.Named("journal"))
+		prune(d.ctx, d.journal, d.cfg.Journal.Retention, d.log.Named("journal"))
 	}()
 }
 

@@ -16,4 +16,6 @@
 //  5. a refund refused after a try whose answer was lost taken as "not refunded"
 //  6. a 301 after a signed answer taken as "nothing was created"
 //  7. a charge opened without what its pay needs (the code burned at pay time)
+//  8. a charge moved by its attempt's step in a transaction of its own (issue
+//     12: a crash between the two leaves a charge saying other than its payment)
 package defect

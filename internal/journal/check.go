@@ -34,7 +34,7 @@ const (
 // smallBuckets are checked page by page on every start; the history
 // (orders, charges, their done index, the code index) only by the whole
 // check.
-var smallBuckets = []string{meta, Live, Idem, Receipts}
+var smallBuckets = []string{meta, liveIndex, idemBucket, receiptBucket}
 
 // Check walks every page of the file (bbolt's consistency check): a power
 // cut at any byte leaves the old or the new meta page valid, and anything

@@ -25,8 +25,8 @@ func TestCheckStartBoundedAfterCleanStop(t *testing.T) {
 		wg.Go(func() {
 			for i := range 20 {
 				id := fmt.Sprintf("G%d-%d", g, i)
-				require.NoError(t, j.Batch(func(tx *Tx) error { return tx.PutString(Codes, id, id) }))
-				require.NoError(t, j.Update(func(tx *Tx) error { return tx.Delete(Codes, id) }))
+				require.NoError(t, j.Batch(func(tx *Tx) error { return tx.putString(codeBucket, id, id) }))
+				require.NoError(t, j.Update(func(tx *Tx) error { return tx.remove(codeBucket, id) }))
 			}
 		})
 	}
@@ -107,14 +107,14 @@ func TestCheckStartChecksSmallBuckets(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, j.Update(func(tx *Tx) error {
 		for i := range 400 {
-			if err := tx.PutString(Idem, fmt.Sprintf("key-%04d", i), strings.Repeat("c", 40)); err != nil {
+			if err := tx.putString(idemBucket, fmt.Sprintf("key-%04d", i), strings.Repeat("c", 40)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}))
 	var idemRoot uint64
-	require.NoError(t, j.View(func(tx *Tx) error { idemRoot = uint64(tx.tx.Bucket([]byte(Idem)).Root()); return nil }))
+	require.NoError(t, j.View(func(tx *Tx) error { idemRoot = uint64(tx.tx.Bucket([]byte(idemBucket)).Root()); return nil }))
 	ps := j.db.Info().PageSize
 	require.NoError(t, j.Close())
 	require.GreaterOrEqual(t, idemRoot, uint64(2), "idem spans pages")

@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// Orders and charges are the journal's bulk (one of each per scan, kept
+// orderBucket and charges are the journal's bulk (one of each per scan, kept
 // for the retention), and their JSON is mostly field names and the same
 // few values: stored as it was, with bbolt's pages, a final order took
 // about 4 KB of file. They are stored as a format byte and the raw
@@ -45,7 +45,7 @@ const dictText = `"attach":"","op_user_id":"","goods_tag":"","adopt":true,"seen"
 var dict = []byte(dictText)
 
 // compressed reports whether a bucket's values are stored compressed.
-func compressed(bucket string) bool { return bucket == Orders || bucket == Charges }
+func compressed(bucket string) bool { return bucket == orderBucket || bucket == chargeBucket }
 
 // A flate.Writer is 800 KB and a reader 40 KB: made for each goroutine
 // that needs one at the same time, not for each value. Resetting a writer

@@ -79,8 +79,8 @@ func TestCompressedRoundTrip(t *testing.T) {
 		for _, p := range []struct {
 			bucket, key string
 			v           []byte
-		}{{Orders, oid, order}, {Charges, cid, charge}, {Charges, "CHlive", open}} {
-			if err := tx.Put(p.bucket, p.key, json.RawMessage(p.v)); err != nil {
+		}{{orderBucket, oid, order}, {chargeBucket, cid, charge}, {chargeBucket, "CHlive", open}} {
+			if err := tx.put(p.bucket, p.key, json.RawMessage(p.v)); err != nil {
 				return err
 			}
 		}
@@ -89,7 +89,7 @@ func TestCompressedRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		bucket, key string
 		want        []byte
-	}{{Orders, oid, order}, {Charges, cid, charge}} {
+	}{{orderBucket, oid, order}, {chargeBucket, cid, charge}} {
 		stored := storedValue(t, j, c.bucket, c.key)
 		require.Equal(t, byte(formatFlate), stored[0])
 		t.Logf("%s: %d bytes of JSON stored in %d", c.bucket, len(c.want), len(stored))
@@ -97,24 +97,24 @@ func TestCompressedRoundTrip(t *testing.T) {
 
 		var got json.RawMessage
 		require.NoError(t, j.View(func(tx *Tx) error {
-			ok, err := tx.Get(c.bucket, c.key, &got)
+			ok, err := tx.get(c.bucket, c.key, &got)
 			require.True(t, ok)
 			return err
 		}))
 		require.Equal(t, string(c.want), string(got), "Get")
 		seen := map[string]string{}
 		require.NoError(t, j.View(func(tx *Tx) error {
-			if err := tx.ForEach(c.bucket, func(k string, v []byte) error { seen["each "+k] = string(v); return nil }); err != nil {
+			if err := tx.forEach(c.bucket, func(k string, v []byte) error { seen["each "+k] = string(v); return nil }); err != nil {
 				return err
 			}
-			return tx.ForEachPrefix(c.bucket, c.key[:6], func(k string, v []byte) error { seen["prefix "+k] = string(v); return nil })
+			return tx.forEachPrefix(c.bucket, c.key[:6], func(k string, v []byte) error { seen["prefix "+k] = string(v); return nil })
 		}))
 		require.Equal(t, string(c.want), seen["each "+c.key], "ForEach")
 		require.Equal(t, string(c.want), seen["prefix "+c.key], "ForEachPrefix")
 	}
 	var gotLive []string
 	require.NoError(t, j.View(func(tx *Tx) error {
-		return tx.ForEachLive(Charges, func(k string, v []byte) error { gotLive = append(gotLive, k+" "+string(v)); return nil })
+		return tx.forEachLive(chargeBucket, func(k string, v []byte) error { gotLive = append(gotLive, k+" "+string(v)); return nil })
 	}))
 	require.Equal(t, []string{"CHlive " + string(open)}, gotLive, "ForEachLive")
 }
@@ -136,8 +136,8 @@ func TestPlainJSONStillRead(t *testing.T) {
 	require.NoError(t, err)
 	defer j.Close()
 	plain := []byte(`{"mch_trade_id":"OLD1","phase":"query","updated_at":"2026-01-02T03:04:05Z"}`)
-	putStored(t, j, Orders, "OLD1", plain)
-	putStored(t, j, Live, "orders/OLD1", nil) // as the old Put indexed it
+	putStored(t, j, orderBucket, "OLD1", plain)
+	putStored(t, j, liveIndex, "orders/OLD1", nil) // as the old Put indexed it
 
 	var o struct {
 		ID    string `json:"mch_trade_id"`
@@ -145,26 +145,26 @@ func TestPlainJSONStillRead(t *testing.T) {
 	}
 	var all, lives []string
 	require.NoError(t, j.View(func(tx *Tx) error {
-		ok, err := tx.Get(Orders, "OLD1", &o)
+		ok, err := tx.get(orderBucket, "OLD1", &o)
 		require.True(t, ok)
 		if err != nil {
 			return err
 		}
-		if err := tx.ForEach(Orders, func(_ string, v []byte) error { all = append(all, string(v)); return nil }); err != nil {
+		if err := tx.forEach(orderBucket, func(_ string, v []byte) error { all = append(all, string(v)); return nil }); err != nil {
 			return err
 		}
-		return tx.ForEachLive(Orders, func(_ string, v []byte) error { lives = append(lives, string(v)); return nil })
+		return tx.forEachLive(orderBucket, func(_ string, v []byte) error { lives = append(lives, string(v)); return nil })
 	}))
 	require.Equal(t, "query", o.Phase)
 	require.Equal(t, []string{string(plain)}, all)
 	require.Equal(t, []string{string(plain)}, lives)
 
 	final := rec{Phase: "done", FinishedAt: exampleAt}
-	require.NoError(t, j.Update(func(tx *Tx) error { return tx.Put(Orders, "OLD1", final) }))
-	require.Equal(t, byte(formatFlate), storedValue(t, j, Orders, "OLD1")[0], "written again, compressed")
-	require.Empty(t, live(t, j, Orders), "the old value's live entry is gone")
+	require.NoError(t, j.Update(func(tx *Tx) error { return tx.put(orderBucket, "OLD1", final) }))
+	require.Equal(t, byte(formatFlate), storedValue(t, j, orderBucket, "OLD1")[0], "written again, compressed")
+	require.Empty(t, live(t, j, orderBucket), "the old value's live entry is gone")
 	require.NoError(t, j.View(func(tx *Tx) error {
-		ids, _ := tx.DoneBefore(Orders, exampleAt.Add(time.Second), "", 10)
+		ids, _ := tx.doneBefore(orderBucket, exampleAt.Add(time.Second), "", 10)
 		require.Equal(t, []string{"OLD1"}, ids)
 		return nil
 	}))
@@ -187,19 +187,19 @@ func TestCorruptCompressedValue(t *testing.T) {
 	} {
 		j, err := Open(filepath.Join(t.TempDir(), "j.db"))
 		require.NoError(t, err)
-		putStored(t, j, Orders, "BAD", v)
-		putStored(t, j, Live, "orders/BAD", nil)
+		putStored(t, j, orderBucket, "BAD", v)
+		putStored(t, j, liveIndex, "orders/BAD", nil)
 		require.NoError(t, j.View(func(tx *Tx) error {
-			ok, err := tx.Get(Orders, "BAD", &rec{})
+			ok, err := tx.get(orderBucket, "BAD", &rec{})
 			require.True(t, ok, name)
 			require.ErrorIs(t, err, ErrDamaged, name)
-			require.ErrorContains(t, tx.ForEach(Orders, func(string, []byte) error { return nil }), "BAD", name)
-			require.ErrorIs(t, tx.ForEachLive(Orders, func(string, []byte) error { return nil }), ErrDamaged, name)
+			require.ErrorContains(t, tx.forEach(orderBucket, func(string, []byte) error { return nil }), "BAD", name)
+			require.ErrorIs(t, tx.forEachLive(orderBucket, func(string, []byte) error { return nil }), ErrDamaged, name)
 			return nil
 		}))
 		// The record can still be written over (its old index entries are
 		// unknown: left as they are).
-		require.NoError(t, j.Update(func(tx *Tx) error { return tx.Put(Orders, "BAD", rec{Phase: "pay"}) }), name)
+		require.NoError(t, j.Update(func(tx *Tx) error { return tx.put(orderBucket, "BAD", rec{Phase: "pay"}) }), name)
 		require.NoError(t, j.Close())
 	}
 
@@ -216,7 +216,7 @@ func TestCorruptCompressedValue(t *testing.T) {
 }
 
 // The measure the compression and the fill are for: bytes of file per
-// final order, with its charge and its code's index entry. Orders come in
+// final order, with its charge and its code's index entry. orderBucket come in
 // increasing order, as a lane numbers them; charge ids are random, as
 // checkout makes them. bbolt sizes a file under 16 MB to a power of two,
 // and grows a larger one 16 MB ahead of its pages: the pages in use are
@@ -239,13 +239,13 @@ func TestBytesPerOrder(t *testing.T) {
 				o, c := exampleOrder(k, cid, at), exampleCharge(k, cid, at)
 				jsonBytes += len(o) + len(c)
 				sum := sha256.Sum256([]byte(id))
-				if err := tx.Put(Orders, id, json.RawMessage(o)); err != nil {
+				if err := tx.put(orderBucket, id, json.RawMessage(o)); err != nil {
 					return err
 				}
-				if err := tx.Put(Charges, cid, json.RawMessage(c)); err != nil {
+				if err := tx.put(chargeBucket, cid, json.RawMessage(c)); err != nil {
 					return err
 				}
-				if err := tx.PutString(Codes, hex.EncodeToString(sum[:]), id); err != nil {
+				if err := tx.putString(codeBucket, hex.EncodeToString(sum[:]), id); err != nil {
 					return err
 				}
 			}
@@ -273,10 +273,10 @@ func BenchmarkPutOrder(b *testing.B) {
 	b.ReportAllocs()
 	err = j.Update(func(tx *Tx) error {
 		for b.Loop() {
-			if err := tx.Put(Orders, "S001_POS01_G00000001", o); err != nil {
+			if err := tx.put(orderBucket, "S001_POS01_G00000001", o); err != nil {
 				return err
 			}
-			if _, err := tx.Get(Orders, "S001_POS01_G00000001", &got); err != nil {
+			if _, err := tx.get(orderBucket, "S001_POS01_G00000001", &got); err != nil {
 				return err
 			}
 		}

@@ -7,41 +7,33 @@ import (
 	"fmt"
 	"time"
 
+	"example.com/posd/internal/money"
 	bolt "go.etcd.io/bbolt"
 )
 
-// The journal keeps two indexes of its orders and charges, written by Put
-// and Delete in the same transaction as the record, so that no caller can
+// The journal keeps two indexes of its orders and charges, written by put
+// and remove in the same transaction as the record, so that no caller can
 // forget them and the work of a start or a prune does not grow with the
 // years of history a box keeps:
 //
-//   - Live: "<bucket>/<key>" while the record is unfinished work (an order
+//   - liveIndex: "<bucket>/<key>" while the record is unfinished work (an order
 //     not done nor waiting for an operator; a charge open or needing
 //     attention). A start reads these records only.
-//   - Done: "<bucket>/<16 hex digits of unix nanoseconds>/<key>" for a
+//   - doneIndex: "<bucket>/<16 hex digits of unix nanoseconds>/<key>" for a
 //     final record, by when it became final (an order's finished_at, a
 //     charge's updated_at). Pruning reads the oldest first and stops at the
 //     cutoff.
 //
-// Both are derived from a few fields of the record's JSON; the owners'
-// tests check that the journal's reading agrees with theirs.
+// Both are derived from the record by the vocabulary's own predicates
+// (money.Order.Active, money.Charge.Open).
 const (
-	Live = "live"
-	Done = "done"
+	liveIndex = "live"
+	doneIndex = "done"
 )
 
-// indexFields are the fields of an order's or a charge's JSON the indexes
-// are derived from.
-type indexFields struct {
-	Phase      string    `json:"phase"` // orders
-	State      string    `json:"state"` // charges
-	FinishedAt time.Time `json:"finished_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-}
+func indexed(bucket string) bool { return bucket == orderBucket || bucket == chargeBucket }
 
-func indexed(bucket string) bool { return bucket == Orders || bucket == Charges }
-
-// indexKeys returns the Live and Done keys of a record, stored (plain or
+// indexKeys returns the liveIndex and doneIndex keys of a record, stored (plain or
 // compressed) or JSON (nil: none; a record that cannot be read has none).
 func indexKeys(bucket, key string, v []byte) (live, done []byte) {
 	if v == nil {
@@ -51,27 +43,28 @@ func indexKeys(bucket, key string, v []byte) (live, done []byte) {
 	if err != nil {
 		return nil, nil
 	}
-	var f indexFields
-	if json.Unmarshal(v, &f) != nil {
-		return nil, nil
-	}
 	var final time.Time
 	switch bucket {
-	case Orders:
-		switch f.Phase {
-		case "attention":
-			return nil, nil // neither driven nor final: kept, never pruned
-		case "done":
-			final = f.FinishedAt
-		default:
+	case orderBucket:
+		var o money.Order
+		switch {
+		case json.Unmarshal(v, &o) != nil:
+			return nil, nil
+		case o.Active():
+			return []byte(bucket + "/" + key), nil
+		case !o.Final():
+			return nil, nil // waiting for an operator: neither driven nor final, never pruned
+		}
+		final = o.FinishedAt
+	case chargeBucket:
+		var c money.Charge
+		switch {
+		case json.Unmarshal(v, &c) != nil:
+			return nil, nil
+		case c.Open() || c.State == money.NeedsAttention:
 			return []byte(bucket + "/" + key), nil
 		}
-	case Charges:
-		switch f.State {
-		case "awaiting_scan", "paying", "needs_attention":
-			return []byte(bucket + "/" + key), nil
-		}
-		final = f.UpdatedAt
+		final = c.UpdatedAt
 	}
 	if final.IsZero() {
 		return nil, nil // a final record without a time is never pruned
@@ -86,12 +79,12 @@ func reindex(tx *bolt.Tx, bucket, key string, old, v []byte) error {
 	for _, ix := range []struct {
 		name     string
 		old, new []byte
-	}{{Live, oldLive, newLive}, {Done, oldDone, newDone}} {
+	}{{liveIndex, oldLive, newLive}, {doneIndex, oldDone, newDone}} {
 		if bytes.Equal(ix.old, ix.new) {
 			continue
 		}
 		b := tx.Bucket([]byte(ix.name))
-		if ix.name == Done {
+		if ix.name == doneIndex {
 			b.FillPercent = appendFill // keys are times
 		}
 		if ix.old != nil {
@@ -108,11 +101,11 @@ func reindex(tx *bolt.Tx, bucket, key string, old, v []byte) error {
 	return nil
 }
 
-// ForEachLive calls fn with every live record of bucket (Orders or
-// Charges), in key order.
-func (t *Tx) ForEachLive(bucket string, fn func(key string, v []byte) error) error {
+// ForEachLive calls fn with every live record of bucket (orderBucket or
+// chargeBucket), in key order.
+func (t *Tx) forEachLive(bucket string, fn func(key string, v []byte) error) error {
 	p := []byte(bucket + "/")
-	c := t.tx.Bucket([]byte(Live)).Cursor()
+	c := t.tx.Bucket([]byte(liveIndex)).Cursor()
 	data := t.tx.Bucket([]byte(bucket))
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		if v := data.Get(k[len(p):]); v != nil {
@@ -127,10 +120,10 @@ func (t *Tx) ForEachLive(bucket string, fn func(key string, v []byte) error) err
 // DoneBefore returns the keys of up to max records of bucket that became
 // final before cutoff, oldest first, starting after the index position
 // after ("" for the start), and the position to continue from.
-func (t *Tx) DoneBefore(bucket string, cutoff time.Time, after string, max int) (keys []string, next string) {
+func (t *Tx) doneBefore(bucket string, cutoff time.Time, after string, max int) (keys []string, next string) {
 	p := []byte(bucket + "/")
 	end := fmt.Appendf(nil, "%s/%016x", bucket, cutoff.UnixNano())
-	c := t.tx.Bucket([]byte(Done)).Cursor()
+	c := t.tx.Bucket([]byte(doneIndex)).Cursor()
 	k, _ := c.Seek(p)
 	if after != "" {
 		if k, _ = c.Seek([]byte(after)); k != nil && string(k) == after {
@@ -170,7 +163,7 @@ func upgrade(db *bolt.DB) error {
 		return nil // new, or already there
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{Live, Done} {
+		for _, name := range []string{liveIndex, doneIndex} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return err
 			}
@@ -179,7 +172,7 @@ func upgrade(db *bolt.DB) error {
 	}); err != nil {
 		return err
 	}
-	for _, bucket := range []string{Orders, Charges} {
+	for _, bucket := range []string{orderBucket, chargeBucket} {
 		var after []byte
 		for done := false; !done; {
 			err := db.Update(func(tx *bolt.Tx) error {

@@ -21,7 +21,7 @@ type rec struct {
 func live(t *testing.T, j *Journal, bucket string) []string {
 	var out []string
 	require.NoError(t, j.View(func(tx *Tx) error {
-		return tx.ForEachLive(bucket, func(k string, _ []byte) error { out = append(out, k); return nil })
+		return tx.forEachLive(bucket, func(k string, _ []byte) error { out = append(out, k); return nil })
 	}))
 	return out
 }
@@ -32,35 +32,35 @@ func TestIndexesFollowPutAndDelete(t *testing.T) {
 	defer j.Close()
 	t0 := time.Unix(1_700_000_000, 0)
 	put := func(bucket, key string, r rec) {
-		require.NoError(t, j.Update(func(tx *Tx) error { return tx.Put(bucket, key, r) }))
+		require.NoError(t, j.Update(func(tx *Tx) error { return tx.put(bucket, key, r) }))
 	}
 	done := func(bucket string, cutoff time.Time) []string {
 		var ids []string
-		require.NoError(t, j.View(func(tx *Tx) error { ids, _ = tx.DoneBefore(bucket, cutoff, "", 100); return nil }))
+		require.NoError(t, j.View(func(tx *Tx) error { ids, _ = tx.doneBefore(bucket, cutoff, "", 100); return nil }))
 		return ids
 	}
-	put(Orders, "A", rec{Phase: "pay"})
-	put(Orders, "B", rec{Phase: "query"})
-	put(Orders, "C", rec{Phase: "attention"})
-	require.Equal(t, []string{"A", "B"}, live(t, j, Orders))
-	put(Orders, "A", rec{Phase: "done", FinishedAt: t0.Add(2 * time.Hour)})
-	put(Orders, "B", rec{Phase: "done", FinishedAt: t0})
-	require.Empty(t, live(t, j, Orders))
-	require.Equal(t, []string{"B", "A"}, done(Orders, t0.Add(3*time.Hour)), "oldest first")
-	require.Equal(t, []string{"B"}, done(Orders, t0.Add(time.Hour)), "stops at the cutoff")
+	put(orderBucket, "A", rec{Phase: "pay"})
+	put(orderBucket, "B", rec{Phase: "query"})
+	put(orderBucket, "C", rec{Phase: "attention"})
+	require.Equal(t, []string{"A", "B"}, live(t, j, orderBucket))
+	put(orderBucket, "A", rec{Phase: "done", FinishedAt: t0.Add(2 * time.Hour)})
+	put(orderBucket, "B", rec{Phase: "done", FinishedAt: t0})
+	require.Empty(t, live(t, j, orderBucket))
+	require.Equal(t, []string{"B", "A"}, done(orderBucket, t0.Add(3*time.Hour)), "oldest first")
+	require.Equal(t, []string{"B"}, done(orderBucket, t0.Add(time.Hour)), "stops at the cutoff")
 	// A final record written again with another time moves in the index.
-	put(Orders, "B", rec{Phase: "done", FinishedAt: t0.Add(5 * time.Hour)})
-	require.Equal(t, []string{"A"}, done(Orders, t0.Add(3*time.Hour)))
-	require.NoError(t, j.Update(func(tx *Tx) error { return tx.Delete(Orders, "A") }))
-	require.Equal(t, []string{"B"}, done(Orders, t0.Add(6*time.Hour)))
-	// Charges: live while open or needing attention, then final by updated_at.
-	put(Charges, "X", rec{State: "awaiting_scan"})
-	put(Charges, "Y", rec{State: "needs_attention"})
-	require.Equal(t, []string{"X", "Y"}, live(t, j, Charges))
-	put(Charges, "X", rec{State: "paid", UpdatedAt: t0})
-	require.Equal(t, []string{"Y"}, live(t, j, Charges))
-	require.Equal(t, []string{"X"}, done(Charges, t0.Add(time.Second)))
-	require.Empty(t, done(Orders, t0), "buckets do not mix")
+	put(orderBucket, "B", rec{Phase: "done", FinishedAt: t0.Add(5 * time.Hour)})
+	require.Equal(t, []string{"A"}, done(orderBucket, t0.Add(3*time.Hour)))
+	require.NoError(t, j.Update(func(tx *Tx) error { return tx.remove(orderBucket, "A") }))
+	require.Equal(t, []string{"B"}, done(orderBucket, t0.Add(6*time.Hour)))
+	// chargeBucket: live while open or needing attention, then final by updated_at.
+	put(chargeBucket, "X", rec{State: "awaiting_scan"})
+	put(chargeBucket, "Y", rec{State: "needs_attention"})
+	require.Equal(t, []string{"X", "Y"}, live(t, j, chargeBucket))
+	put(chargeBucket, "X", rec{State: "paid", UpdatedAt: t0})
+	require.Equal(t, []string{"Y"}, live(t, j, chargeBucket))
+	require.Equal(t, []string{"X"}, done(chargeBucket, t0.Add(time.Second)))
+	require.Empty(t, done(orderBucket, t0), "buckets do not mix")
 }
 
 func TestDoneBeforePages(t *testing.T) {
@@ -70,7 +70,7 @@ func TestDoneBeforePages(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	require.NoError(t, j.Update(func(tx *Tx) error {
 		for i := range 25 {
-			if err := tx.Put(Orders, fmt.Sprintf("O%02d", i), rec{Phase: "done", FinishedAt: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			if err := tx.put(orderBucket, fmt.Sprintf("O%02d", i), rec{Phase: "done", FinishedAt: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
 				return err
 			}
 		}
@@ -80,7 +80,10 @@ func TestDoneBeforePages(t *testing.T) {
 	after := ""
 	for {
 		var ids []string
-		require.NoError(t, j.View(func(tx *Tx) error { ids, after = tx.DoneBefore(Orders, t0.Add(20*time.Minute), after, 7); return nil }))
+		require.NoError(t, j.View(func(tx *Tx) error {
+			ids, after = tx.doneBefore(orderBucket, t0.Add(20*time.Minute), after, 7)
+			return nil
+		}))
 		all = append(all, ids...)
 		if len(ids) < 7 {
 			break
@@ -98,14 +101,14 @@ func TestMigrationBuildsIndexes(t *testing.T) {
 	require.NoError(t, err)
 	t0 := time.Unix(1_700_000_000, 0)
 	require.NoError(t, j.Update(func(tx *Tx) error {
-		if err := tx.Put(Orders, "LIVE", rec{Phase: "reverse"}); err != nil {
+		if err := tx.put(orderBucket, "LIVE", rec{Phase: "reverse"}); err != nil {
 			return err
 		}
-		return tx.Put(Orders, "OLD", rec{Phase: "done", FinishedAt: t0})
+		return tx.put(orderBucket, "OLD", rec{Phase: "done", FinishedAt: t0})
 	}))
 	// Back to schema 1: no index buckets.
 	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Live, Done} {
+		for _, b := range []string{liveIndex, doneIndex} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
 			}
@@ -118,9 +121,9 @@ func TestMigrationBuildsIndexes(t *testing.T) {
 	j, err = Open(path)
 	require.NoError(t, err)
 	defer j.Close()
-	require.Equal(t, []string{"LIVE"}, live(t, j, Orders))
+	require.Equal(t, []string{"LIVE"}, live(t, j, orderBucket))
 	require.NoError(t, j.View(func(tx *Tx) error {
-		ids, _ := tx.DoneBefore(Orders, t0.Add(time.Second), "", 10)
+		ids, _ := tx.doneBefore(orderBucket, t0.Add(time.Second), "", 10)
 		require.Equal(t, []string{"OLD"}, ids)
 		return nil
 	}))

@@ -21,12 +21,12 @@ const SchemaVersion = 2
 
 // Buckets.
 const (
-	Orders   = "orders"   // mch_trade_id -> order JSON
-	Codes    = "codes"    // SHA-256 of a payment code -> mch_trade_id
-	Charges  = "charges"  // charge id -> charge JSON
-	Idem     = "idem"     // Idempotency-Key -> charge id
-	Receipts = "receipts" // printer \x00 receipt id -> receipt JSON, until printed
-	meta     = "meta"
+	orderBucket   = "orders"   // mch_trade_id -> order JSON
+	codeBucket    = "codes"    // SHA-256 of a payment code -> mch_trade_id
+	chargeBucket  = "charges"  // charge id -> charge JSON
+	idemBucket    = "idem"     // Idempotency-Key -> charge id
+	receiptBucket = "receipts" // printer \x00 receipt id -> receipt JSON, until printed
+	meta          = "meta"
 )
 
 var (
@@ -55,6 +55,7 @@ type Journal struct {
 	file        *os.File // the journal, read for the freelist's CRC
 	markMu      sync.Mutex
 	marked      int    // the last transaction marked in the witness
+	pageSize    int    // read once: bbolt's Info races with a commit's remap
 	wRun        uint64 // the witness's run, then this run
 	wTx         int    // the witness's last transaction
 	wFound      bool
@@ -107,7 +108,7 @@ func OpenWith(path string, o Options) (*Journal, error) {
 	if o.NoGroupCommit {
 		db.MaxBatchSize = 1
 	}
-	j := &Journal{db: db, newEpoch: o.Epoch}
+	j := &Journal{db: db, newEpoch: o.Epoch, pageSize: db.Info().PageSize}
 	if j.newEpoch == nil {
 		j.newEpoch = newEpoch
 	}
@@ -165,7 +166,7 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, Orders, Codes, Charges, Idem, Receipts, Live, Done} {
+	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, liveIndex, doneIndex} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}

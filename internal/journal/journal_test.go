@@ -11,7 +11,7 @@ import (
 
 func put(t *testing.T, j *Journal, v string) {
 	t.Helper()
-	require.NoError(t, j.Update(func(tx *Tx) error { return tx.PutString(Codes, "k", v) }))
+	require.NoError(t, j.Update(func(tx *Tx) error { return tx.putString(codeBucket, "k", v) }))
 }
 
 // A journal put back from an older copy is told from the one the last run

@@ -41,7 +41,7 @@ func fillOrders(t *testing.T, j *Journal, n int) {
 			id := fmt.Sprintf("S1_POS1_AAAAAA%06d", i)
 			o := reviewOrder{MchTradeID: id, Phase: "done", State: "paid", Pad: pad,
 				FinishedAt: t0.Add(time.Duration(i) * time.Second), UpdatedAt: t0}
-			if err := tx.Put(Orders, id, o); err != nil {
+			if err := tx.put(orderBucket, id, o); err != nil {
 				return err
 			}
 		}
@@ -49,12 +49,12 @@ func fillOrders(t *testing.T, j *Journal, n int) {
 	}))
 }
 
-// ordersRoot is the page number of the Orders bucket's root (a branch page
+// ordersRoot is the page number of the orderBucket bucket's root (a branch page
 // once the bucket spans several pages), and the file's page size.
 func ordersRoot(t *testing.T, j *Journal) (pgid uint64, pageSize int) {
 	t.Helper()
 	require.NoError(t, j.db.View(func(tx *bolt.Tx) error {
-		pgid = uint64(tx.Bucket([]byte(Orders)).Root())
+		pgid = uint64(tx.Bucket([]byte(orderBucket)).Root())
 		return nil
 	}))
 	require.NotZero(t, pgid, "orders bucket is not inline")
@@ -107,7 +107,7 @@ func metaFreelist(t *testing.T, path string, pageSize int) uint64 {
 // nothing checks it. One damaged freelist page that lists a page in use as
 // free (media damage while posd is stopped) is trusted: the very first
 // commit (Open's own) allocates that page and overwrites a leaf of the
-// orders bucket with other data. Orders vanish silently, with no panic and
+// orders bucket with other data. orderBucket vanish silently, with no panic and
 // no ErrDamaged: paid orders gone from the records, unfinished ones never
 // driven again. Before 3688da6 the freelist was never read from disk
 // (NoFreelistSync) and the start-up check ("reachable page freed") ran on
@@ -147,7 +147,7 @@ func TestReviewCleanStartTrustsDamagedFreelist(t *testing.T) {
 		require.NoError(t, err)
 		n := 0
 		verr := j.View(func(tx *Tx) error {
-			return tx.ForEach(Orders, func(k string, v []byte) error {
+			return tx.forEach(orderBucket, func(k string, v []byte) error {
 				if strings.HasPrefix(k, "S1_POS1_") && v != nil {
 					n++
 				}
@@ -172,7 +172,7 @@ func makeSchema1(t *testing.T, path string, n int) {
 	const batch = 20000
 	for i := 0; i < n; i += batch {
 		require.NoError(t, j.db.Update(func(tx *bolt.Tx) error {
-			ob, cb := tx.Bucket([]byte(Orders)), tx.Bucket([]byte(Charges))
+			ob, cb := tx.Bucket([]byte(orderBucket)), tx.Bucket([]byte(chargeBucket))
 			for k := i; k < min(i+batch, n); k++ {
 				at := t0.Add(time.Duration(k) * time.Second)
 				id := "S001_POS01_G" + strconv.Itoa(10_000_000+k)
@@ -190,7 +190,7 @@ func makeSchema1(t *testing.T, path string, n int) {
 		}))
 	}
 	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Live, Done} {
+		for _, b := range []string{liveIndex, doneIndex} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
 			}
@@ -260,7 +260,7 @@ func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
 	defer j.Close()
 	var done int
 	require.NoError(t, j.View(func(tx *Tx) error {
-		ids, _ := tx.DoneBefore(Orders, time.Unix(1_700_000_000, 0).Add(1e6*time.Second), "", 1<<30)
+		ids, _ := tx.doneBefore(orderBucket, time.Unix(1_700_000_000, 0).Add(1e6*time.Second), "", 1<<30)
 		done = len(ids)
 		return nil
 	}))
@@ -276,14 +276,14 @@ func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
 	require.NoError(t, err)
 	began = time.Now()
 	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{Live, Done} {
+		for _, name := range []string{liveIndex, doneIndex} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}))
-	for _, bucket := range []string{Orders, Charges} {
+	for _, bucket := range []string{orderBucket, chargeBucket} {
 		after := []byte(nil)
 		for {
 			var last []byte
@@ -330,7 +330,7 @@ func TestReviewTrimKeepsReadsInFlightIntact(t *testing.T) {
 	fillOrders(t, j, 3000)
 	want := map[string]string{}
 	require.NoError(t, j.View(func(tx *Tx) error {
-		return tx.ForEach(Orders, func(k string, v []byte) error { want[k] = string(v); return nil })
+		return tx.forEach(orderBucket, func(k string, v []byte) error { want[k] = string(v); return nil })
 	}))
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
@@ -345,7 +345,7 @@ func TestReviewTrimKeepsReadsInFlightIntact(t *testing.T) {
 		require.NoError(t, j.View(func(tx *Tx) error {
 			var held [][]byte
 			var keys []string
-			_ = tx.ForEach(Orders, func(k string, v []byte) error { held = append(held, v); keys = append(keys, k); return nil })
+			_ = tx.forEach(orderBucket, func(k string, v []byte) error { held = append(held, v); keys = append(keys, k); return nil })
 			j.Trim() // also from inside a read: nested read transactions
 			for i, v := range held {
 				if string(v) != want[keys[i]] {

@@ -50,7 +50,7 @@ func (t *Tx) NextSeq() (uint64, error) {
 
 // Put stores v as JSON (an order or a charge compressed, codec.go, and with
 // its index entries).
-func (t *Tx) Put(bucket, key string, v any) error {
+func (t *Tx) put(bucket, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -81,25 +81,25 @@ const appendFill = 0.9
 // writeBucket returns bucket's handle for a write.
 func (t *Tx) writeBucket(bucket string) *bolt.Bucket {
 	bk := t.tx.Bucket([]byte(bucket))
-	if bucket == Orders {
+	if bucket == orderBucket {
 		bk.FillPercent = appendFill
 	}
 	return bk
 }
 
 // PutString stores a plain value (an index entry).
-func (t *Tx) PutString(bucket, key, v string) error {
+func (t *Tx) putString(bucket, key, v string) error {
 	return t.tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(v))
 }
 
 // GetString reads a plain value.
-func (t *Tx) GetString(bucket, key string) (string, bool) {
+func (t *Tx) getString(bucket, key string) (string, bool) {
 	v := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
 	return string(v), v != nil
 }
 
 // Get decodes the JSON at key into v; false when absent.
-func (t *Tx) Get(bucket, key string, v any) (bool, error) {
+func (t *Tx) get(bucket, key string, v any) (bool, error) {
 	b := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
 	if b == nil {
 		return false, nil
@@ -124,7 +124,7 @@ func jsonOf(bucket, key string, v []byte) ([]byte, error) {
 }
 
 // Delete removes key (and its index entries).
-func (t *Tx) Delete(bucket, key string) error {
+func (t *Tx) remove(bucket, key string) error {
 	bk := t.writeBucket(bucket)
 	if indexed(bucket) {
 		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), nil); err != nil {
@@ -136,7 +136,7 @@ func (t *Tx) Delete(bucket, key string) error {
 
 // ForEachPrefix calls fn with the JSON of every value whose key starts
 // with prefix.
-func (t *Tx) ForEachPrefix(bucket, prefix string, fn func(key string, v []byte) error) error {
+func (t *Tx) forEachPrefix(bucket, prefix string, fn func(key string, v []byte) error) error {
 	c := t.tx.Bucket([]byte(bucket)).Cursor()
 	p := []byte(prefix)
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
@@ -148,7 +148,7 @@ func (t *Tx) ForEachPrefix(bucket, prefix string, fn func(key string, v []byte) 
 }
 
 // ForEach calls fn with the JSON of every value of a bucket in key order.
-func (t *Tx) ForEach(bucket string, fn func(key string, v []byte) error) error {
+func (t *Tx) forEach(bucket string, fn func(key string, v []byte) error) error {
 	return t.tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error { return each(bucket, k, v, fn) })
 }
 

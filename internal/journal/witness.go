@@ -80,7 +80,7 @@ func (j *Journal) mark(txid int) {
 	}
 	j.marked = txid
 	crc := "-"
-	if sum, ok := freelistCRC(j.file, j.db.Info().PageSize, txid); ok {
+	if sum, ok := freelistCRC(j.file, j.pageSize, txid); ok {
 		crc = fmt.Sprintf("%08x", sum)
 	}
 	b := fmt.Appendf(nil, "%-20d %-20d %-8s", j.wRun, txid, crc)

@@ -126,6 +126,8 @@ type Order struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// Resolution records an operator's decision on an order that needed attention.
 	Resolution string `json:"resolution,omitempty"`
+	// Version grows by one with each change the journal records.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Final reports whether the order needs no more calls.
@@ -215,7 +217,72 @@ type Charge struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Version grows by one with each change the journal records: a till
+	// that saw version n knows whether the charge moved on since.
+	Version uint64 `json:"version"`
 }
 
 // open reports whether the charge holds its lane.
 func (c *Charge) Open() bool { return c.State == AwaitingScan || c.State == Paying }
+
+// OfflineText is what every display says when a pay could not leave.
+const OfflineText = "网络中断，未扣款，请换其他方式付款 / gateway unreachable — not charged, take another payment method"
+
+// Settle moves a charge to follow a journaled step of one of its
+// attempts, as of now. It is the one rule by which an order moves its
+// charge; the journal applies it in the transaction that saves the step,
+// so an order and its charge never disagree, even across a crash. It
+// reports whether the charge's state changed; applied again to its own
+// result it changes nothing.
+func Settle(c *Charge, o *Order, now time.Time) bool {
+	state, reason := c.State, c.Reason
+	switch {
+	case o.State == Paid:
+		state, reason = Paid, ""
+	case o.State == Refunded:
+		state, reason = Refunded, ""
+	case o.State == Unknown:
+		state, reason = NeedsAttention, "payment outcome unknown: "+o.Reason
+	case o.Final() && c.Aborting && c.State == Paying:
+		// The till stopped it and it did not complete.
+		state, reason = Canceled, "payment stopped by the till: "+string(o.State)
+	case o.Final():
+		why := DeclineReason(o)
+		if o.NotSent {
+			why = OfflineText
+		}
+		switch {
+		case c.State == Paying && now.Before(c.ExpiresAt):
+			state, reason = AwaitingScan, "last attempt "+string(o.State)+": "+why
+			if o.NotSent {
+				reason = "last attempt failed: " + why
+			}
+		case c.State == Paying || c.State == NeedsAttention && !o.NotSent:
+			state, reason = Canceled, "not paid: "+why
+		}
+	}
+	if state == c.State {
+		return false // nothing new for the charge (a replay, a reconciling step)
+	}
+	c.State, c.Reason, c.UpdatedAt = state, reason, now
+	return true
+}
+
+// DeclineReason says why an attempt that ended did not pay.
+func DeclineReason(o *Order) string {
+	switch {
+	case o.ErrMsg != "":
+		return o.ErrMsg
+	case o.State == Failed:
+		return "the gateway did not take the payment"
+	}
+	return string(o.State)
+}
+
+// Settled is what one journaled step of an order did to its charge.
+type Settled struct {
+	Charge  Charge // the charge as committed with the step
+	Prev    State  // its state before the step
+	Found   bool   // false: the order names no charge the journal holds
+	Changed bool
+}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,9 +172,8 @@ func (w *world) resolve() {
 	var pick *money.Order
 	var n int
 	_ = p.j.View(func(tx *journal.Tx) error {
-		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o money.Order
-			if json.Unmarshal(v, &o) != nil || o.Final() {
+		return tx.EachOrder(func(o money.Order) error {
+			if o.Final() {
 				return nil
 			}
 			n++

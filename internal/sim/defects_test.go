@@ -15,7 +15,7 @@ import (
 func TestSimulationCatchesDefects(t *testing.T) {
 	seeds := envInt("POSD_SIM_DEFECT_SEEDS", 200)
 	events := envInt("POSD_SIM_DEFECT_EVENTS", 5000)
-	for n := 1; n <= 7; n++ {
+	for n := 1; n <= 8; n++ {
 		defect.Set(n)
 		caught := false
 		var s uint64

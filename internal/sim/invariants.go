@@ -1,8 +1,8 @@
 package sim
 
 import (
-	"encoding/json"
 	"fmt"
+	"time"
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
@@ -41,9 +41,9 @@ func (w *world) check() {
 	p := w.posd
 	_ = p.j.View(func(tx *journal.Tx) error {
 		for _, id := range ids {
-			var o money.Order
-			if ok, _ := tx.Get(journal.Orders, id, &o); ok {
+			if o, ok, _ := tx.Order(id); ok {
 				w.checkOrder(&o)
+				w.checkCharge(tx, &o)
 			}
 		}
 		return nil
@@ -53,14 +53,28 @@ func (w *world) check() {
 // checkAll runs the rules on every order the journal holds.
 func (w *world) checkAll() {
 	_ = w.posd.j.View(func(tx *journal.Tx) error {
-		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o money.Order
-			if json.Unmarshal(v, &o) == nil {
-				w.checkOrder(&o)
-			}
+		return tx.EachOrder(func(o money.Order) error {
+			w.checkOrder(&o)
+			w.checkCharge(tx, &o)
 			return nil
 		})
 	})
+}
+
+// checkCharge: in the journal, at every moment, a charge agrees with its
+// latest attempt — the rule that moves one with the other (money.Settle)
+// has nothing left to do — so that no crash leaves a charge saying other
+// than its payment.
+func (w *world) checkCharge(tx *journal.Tx, o *money.Order) {
+	c, ok, _ := tx.Charge(o.ChargeID)
+	if !ok || len(c.AttemptIDs) == 0 || c.AttemptIDs[len(c.AttemptIDs)-1] != o.MchTradeID {
+		return
+	}
+	w.report.Checks++
+	before := c.State
+	if money.Settle(&c, o, time.Now()) {
+		w.violate("charge %s is %s in the journal while its attempt %s is %s/%s (it should be %s)", c.ID, before, o.MchTradeID, o.State, o.Phase, c.State)
+	}
 }
 
 // checkOrder holds what posd says of an order against the ledger.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -200,11 +199,11 @@ func (w *world) boot() {
 	lcs := w.laneConfigs()
 	p.pol = poller.New(poller.Options{
 		Gateway: p.client, Journal: j, Policy: poller.DefaultPolicy(), StoreID: "S1", ClientIP: "127.0.0.1",
-		OnUpdate: func(o money.Order) {
+		OnUpdate: func(o money.Order, st money.Settled) {
 			w.chMu.Lock()
 			w.changed[o.MchTradeID] = struct{}{}
 			w.chMu.Unlock()
-			p.svc.OrderUpdated(o)
+			p.svc.OrderUpdated(o, st)
 		},
 		OnJournalError: func(err error) { p.svc.JournalError(err) },
 	})
@@ -246,9 +245,8 @@ func (w *world) crash() {
 	p := w.posd
 	// Orders whose pay may be cut short: their codes stay burned, rightly.
 	_ = p.j.View(func(tx *journal.Tx) error {
-		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o money.Order
-			if json.Unmarshal(v, &o) == nil && o.Phase == money.PhasePay {
+		return tx.EachOrder(func(o money.Order) error {
+			if o.Phase == money.PhasePay {
 				w.inFlight[o.CodeSHA256] = true
 			}
 			return nil
@@ -270,11 +268,8 @@ func (w *world) digest() string {
 	var lines []string
 	if w.posd != nil {
 		_ = w.posd.j.View(func(tx *journal.Tx) error {
-			return tx.ForEach(journal.Orders, func(k string, v []byte) error {
-				var o money.Order
-				if json.Unmarshal(v, &o) == nil {
-					lines = append(lines, fmt.Sprintf("posd %s %s %s %d", k, o.State, o.Phase, o.TotalFee))
-				}
+			return tx.EachOrder(func(o money.Order) error {
+				lines = append(lines, fmt.Sprintf("posd %s %s %s %d", o.MchTradeID, o.State, o.Phase, o.TotalFee))
 				return nil
 			})
 		})
@@ -308,11 +303,7 @@ func (w *world) heal() {
 	p := w.posd
 	var paidPosd, chargedLedger int64
 	_ = p.j.View(func(tx *journal.Tx) error {
-		return tx.ForEach(journal.Orders, func(_ string, v []byte) error {
-			var o money.Order
-			if json.Unmarshal(v, &o) != nil {
-				return nil
-			}
+		return tx.EachOrder(func(o money.Order) error {
 			if o.Active() {
 				w.violate("order %s still %s/%s three hours after the faults stopped", o.MchTradeID, o.Phase, o.State)
 			}
@@ -341,9 +332,8 @@ func (w *world) heal() {
 		if lo.generation != w.gw.generation || lo.Charged == 0 {
 			continue
 		}
-		var o money.Order
 		found := false
-		_ = p.j.View(func(tx *journal.Tx) error { found, _ = tx.Get(journal.Orders, id, &o); return nil })
+		_ = p.j.View(func(tx *journal.Tx) error { _, found, _ = tx.Order(id); return nil })
 		if !found {
 			w.violate("the gateway charged %s, which posd lost", id)
 		}

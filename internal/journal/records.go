@@ -1,0 +1,183 @@
+package journal
+
+import (
+	"encoding/json"
+	"time"
+
+	"example.com/posd/internal/defect"
+	"example.com/posd/internal/money"
+)
+
+// The journal owns its schema: the house's records (internal/money) and
+// the indexes kept with them are written only through the operations of
+// this file, each one change of the records in the caller's transaction.
+// An order's step and its charge change together (SaveStep), so that no
+// start has to square one with the other after a crash; every write of a
+// record gives it the next version.
+
+// Order reads an order; false when there is none.
+func (t *Tx) Order(id string) (money.Order, bool, error) {
+	var o money.Order
+	ok, err := t.get(orderBucket, id, &o)
+	return o, ok, err
+}
+
+// Charge reads a charge; false when there is none.
+func (t *Tx) Charge(id string) (money.Charge, bool, error) {
+	var c money.Charge
+	ok, err := t.get(chargeBucket, id, &c)
+	return c, ok, err
+}
+
+// ChargeByKey reads the charge opened with an Idempotency-Key.
+func (t *Tx) ChargeByKey(key string) (money.Charge, bool, error) {
+	id, ok := t.getString(idemBucket, key)
+	if !ok {
+		return money.Charge{}, false, nil
+	}
+	return t.Charge(id)
+}
+
+// CodeUsedBy names the order that used a payment code (by its hash).
+func (t *Tx) CodeUsedBy(hash string) (string, bool) { return t.getString(codeBucket, hash) }
+
+// OpenCharge records a new charge, and its Idempotency-Key if it has one.
+func (t *Tx) OpenCharge(c *money.Charge) error {
+	if c.IdempotencyKey != "" {
+		if err := t.putString(idemBucket, c.IdempotencyKey, c.ID); err != nil {
+			return err
+		}
+	}
+	return t.putCharge(c)
+}
+
+// RecordAttempt records a new attempt before its pay is sent: its code
+// claimed, the order, and its charge (naming the attempt).
+func (t *Tx) RecordAttempt(o *money.Order, c *money.Charge) error {
+	if err := t.putString(codeBucket, o.CodeSHA256, o.MchTradeID); err != nil {
+		return err
+	}
+	if err := t.putOrder(o); err != nil {
+		return err
+	}
+	return t.putCharge(c)
+}
+
+// SaveStep records an order's step and moves its charge with it
+// (money.Settle) in the same transaction. A final pay that never left the
+// box gives its code back: nothing was created with it.
+func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
+	var st money.Settled
+	if err := t.putOrder(o); err != nil {
+		return st, err
+	}
+	if o.Final() && o.NotSent {
+		if err := t.freeCode(o.CodeSHA256, o.MchTradeID); err != nil {
+			return st, err
+		}
+	}
+	if o.ChargeID == "" {
+		return st, nil
+	}
+	c, ok, err := t.Charge(o.ChargeID)
+	if err != nil || !ok {
+		return st, err
+	}
+	st.Found, st.Prev = true, c.State
+	if money.Settle(&c, o, now) {
+		st.Changed = true
+		if defect.On(8) { // the charge left to a write of its own, which a crash may never make
+			st.Charge = c
+			return st, nil
+		}
+		if err := t.putCharge(&c); err != nil {
+			return st, err
+		}
+	}
+	st.Charge = c
+	return st, nil
+}
+
+// UpdateCharge changes a charge as it is stored: fn sees the committed
+// charge, not a copy that may be behind a step, and returns false to leave
+// it as it is. It returns the charge as it is now.
+func (t *Tx) UpdateCharge(id string, fn func(*money.Charge) bool) (money.Charge, bool, error) {
+	c, ok, err := t.Charge(id)
+	if err != nil || !ok {
+		return c, ok, err
+	}
+	if fn(&c) {
+		err = t.putCharge(&c)
+	}
+	return c, true, err
+}
+
+// EachLiveOrder calls fn with every unfinished order, from the live index.
+func (t *Tx) EachLiveOrder(fn func(money.Order) error) error {
+	return t.forEachLive(orderBucket, func(_ string, v []byte) error { return decodeTo(v, fn) })
+}
+
+// EachLiveCharge calls fn with every charge that is open or needs
+// attention, from the live index.
+func (t *Tx) EachLiveCharge(fn func(money.Charge) error) error {
+	return t.forEachLive(chargeBucket, func(_ string, v []byte) error { return decodeTo(v, fn) })
+}
+
+// EachOrder calls fn with every order the journal holds, in id order: the
+// whole history (export, reports, a restored journal).
+func (t *Tx) EachOrder(fn func(money.Order) error) error {
+	return t.forEach(orderBucket, func(_ string, v []byte) error { return decodeTo(v, fn) })
+}
+
+func decodeTo[T any](v []byte, fn func(T) error) error {
+	var r T
+	if err := json.Unmarshal(v, &r); err != nil {
+		return err
+	}
+	return fn(r)
+}
+
+func (t *Tx) putOrder(o *money.Order) error {
+	prev, _, _ := t.Order(o.MchTradeID) // unreadable: its version is lost, not the write
+	o.Version = max(o.Version, prev.Version) + 1
+	return t.put(orderBucket, o.MchTradeID, o)
+}
+
+func (t *Tx) putCharge(c *money.Charge) error {
+	prev, _, _ := t.Charge(c.ID)
+	c.Version = max(c.Version, prev.Version) + 1
+	return t.put(chargeBucket, c.ID, c)
+}
+
+// freeCode forgets that order id used a code, if it did.
+func (t *Tx) freeCode(hash, id string) error {
+	if by, ok := t.getString(codeBucket, hash); ok && by == id {
+		return t.remove(codeBucket, hash)
+	}
+	return nil
+}
+
+// The printers' durable queue: a receipt stays until it is printed.
+
+func receiptKey(printer, id string) string { return printer + "\x00" + id }
+
+// PutReceipt queues a receipt (any JSON value) for a printer.
+func (t *Tx) PutReceipt(printer, id string, r any) error {
+	return t.put(receiptBucket, receiptKey(printer, id), r)
+}
+
+// EachReceipt calls fn with the JSON of every receipt queued for printer.
+func (t *Tx) EachReceipt(printer string, fn func(v []byte) error) error {
+	return t.forEachPrefix(receiptBucket, printer+"\x00", func(_ string, v []byte) error { return fn(v) })
+}
+
+// DeleteReceipt takes a printed receipt off the queue.
+func (t *Tx) DeleteReceipt(printer, id string) error {
+	return t.remove(receiptBucket, receiptKey(printer, id))
+}
+
+// Probe writes a transaction that changes nothing the house reads: after a
+// write failure, it tells whether the journal can be written again.
+func (j *Journal) Probe() error {
+	return j.Update(func(tx *Tx) error { return tx.putString(meta, "probe", time.Now().UTC().Format(time.RFC3339Nano)) })
+}
