@@ -1,61 +1,42 @@
-package api
+package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
+	"example.com/posd/internal/api"
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/daemon"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
-
-	"example.com/posd/display"
-	"example.com/posd/internal/checkout"
-	"example.com/posd/internal/journal"
-	"example.com/posd/internal/money"
-	"example.com/posd/payment"
-	"example.com/posd/poller"
-	"example.com/posd/scanner"
 )
 
-// declineAll is a gateway that declines every pay at once.
-type declineAll struct{}
-
-func (declineAll) Pay(context.Context, *payment.PayRequest) payment.Result {
-	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateFailed}
-}
-func (declineAll) Query(context.Context, payment.OrderRef, int64) payment.Result {
-	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateFailed}
-}
-func (declineAll) RefundQuery(context.Context, *payment.RefundQueryRequest) payment.Result {
-	return payment.Result{Outcome: payment.Done}
-}
-func (declineAll) Reverse(context.Context, payment.OrderRef) payment.Result {
-	return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateReversed}
-}
-func (declineAll) Close(context.Context, payment.OrderRef) payment.Result {
-	return payment.Result{Outcome: payment.Done}
-}
-func (declineAll) Refund(context.Context, *payment.RefundRequest) payment.Result {
-	return payment.Result{Outcome: payment.Done}
-}
-
-func newServer(t testing.TB) http.Handler {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+// newServer is posd's API over a whole daemon (daemon.Open, the embedded
+// sandbox gateway, a journal of its own), as posd serves it, unguarded.
+func newServer(t testing.TB) *api.Server {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+gateway: {url: sandbox}
+merchant: {store_id: S001}
+journal: {path: %s}
+api: {listen: "unix:%s"}
+lanes:
+  - {id: L1, device_info: POS01, max_fee: 1000000}
+  - {id: K1, device_info: K1, fixed_fee: 5, subject: s, body: b}
+`, filepath.Join(dir, "journal.db"), filepath.Join(dir, "api.sock"))))
 	require.NoError(t, err)
-	t.Cleanup(func() { j.Close() })
-	router, _ := scanner.NewRouter(scanner.DefaultWallets())
-	var svc *checkout.Service
-	p := poller.New(poller.Options{Journal: j, Gateway: declineAll{}, OnUpdate: func(o money.Order, st money.Settled) { svc.OrderUpdated(o, st) }})
-	svc = checkout.New(checkout.Options{Journal: j, Poller: p, Hub: display.NewHub(), Router: router,
-		Lanes:   []checkout.LaneConfig{{ID: "L1", DeviceInfo: "POS01", MaxFee: 1_000_000}, {ID: "K1", DeviceInfo: "K1", FixedFee: 5, Subject: "s", Body: "b"}},
-		StoreID: "S001", ClientIP: "127.0.0.1"})
-	require.NoError(t, svc.Start())
-	t.Cleanup(func() { p.Wait(0) })
-	return New(svc, zap.NewNop(), func() error { return nil }, func() any { return nil })
+	d, err := daemon.Open(cfg, zap.NewNop(), daemon.IO{})
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	require.NoError(t, d.Start())
+	srv, err := d.APIServer(api.Protection{})
+	require.NoError(t, err)
+	return srv
 }
 
 // FuzzAPIBodies: whatever a client sends, the API answers with JSON and a

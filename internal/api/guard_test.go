@@ -1,4 +1,4 @@
-package api
+package api_test
 
 import (
 	"bufio"
@@ -12,16 +12,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
 
 	"example.com/posd/display"
+	"example.com/posd/internal/api"
 )
 
-func guarded(t *testing.T, p Protection, token string) *Server {
+func guarded(t *testing.T, p api.Protection, token string) *api.Server {
 	t.Helper()
-	s := newServer(t).(*Server)
-	s.log = zap.NewNop()
-	s.slow.interval = time.Millisecond
+	s := newServer(t)
+	api.SetSlowInterval(s, time.Millisecond)
 	if token != "" {
 		s.RequireToken(token)
 	}
@@ -43,7 +42,7 @@ func send(s http.Handler, method, host, path, body string, hdr ...string) *httpt
 // A page in the box's browser can send "simple" cross-origin POSTs and,
 // through DNS rebinding, read answers: the guard refuses both.
 func TestBrowsersCannotDriveTheAPI(t *testing.T) {
-	s := guarded(t, Protection{Listen: "127.0.0.1:8321", MoneyNeedsToken: true}, "")
+	s := guarded(t, api.Protection{Listen: "127.0.0.1:8321", MoneyNeedsToken: true}, "")
 	const own = "127.0.0.1:8321"
 	open := `{"lane":"L1","total_fee":100,"subject":"s","body":"b"}`
 
@@ -61,7 +60,7 @@ func TestBrowsersCannotDriveTheAPI(t *testing.T) {
 	w = send(s, "POST", own, "/v1/charges", open, "Content-Type", "application/json; charset=utf-8", "Origin", "http://"+own)
 	assert.Equal(t, http.StatusForbidden, w.Code, "any local process could cancel a charge and open a dearer one: %s", w.Body)
 	assert.Contains(t, w.Body.String(), "api.token_file")
-	withToken := guarded(t, Protection{Listen: own, MoneyNeedsToken: true}, strings.Repeat("t", 32))
+	withToken := guarded(t, api.Protection{Listen: own, MoneyNeedsToken: true}, strings.Repeat("t", 32))
 	w = send(withToken, "POST", own, "/v1/charges", open, "Content-Type", "application/json; charset=utf-8", "Origin", "http://"+own,
 		"Authorization", "Bearer "+strings.Repeat("t", 32))
 	assert.Equal(t, http.StatusCreated, w.Code, "same origin, JSON, the token: %s", w.Body)
@@ -75,14 +74,14 @@ func TestBrowsersCannotDriveTheAPI(t *testing.T) {
 	w = send(s, "POST", own, "/v1/orders/X/resolve", "{}", "Content-Type", "application/json")
 	assert.Equal(t, http.StatusForbidden, w.Code)
 
-	allowed := guarded(t, Protection{Listen: own}, "")
+	allowed := guarded(t, api.Protection{Listen: own}, "")
 	w = send(allowed, "POST", own, "/v1/charges/CHX/refund", "", "Content-Type", "application/json")
 	assert.Equal(t, http.StatusNotFound, w.Code, "api.allow_money_without_token: the route runs")
 }
 
 func TestTokenOnARemoteListener(t *testing.T) {
 	tok := strings.Repeat("t", 32)
-	s := guarded(t, Protection{Listen: "0.0.0.0:8321", TLS: true, Remote: true}, tok)
+	s := guarded(t, api.Protection{Listen: "0.0.0.0:8321", TLS: true, Remote: true}, tok)
 	w := send(s, "GET", "192.168.1.20:8321", "/metrics", "")
 	assert.Equal(t, http.StatusUnauthorized, w.Code, "/metrics needs the token on a LAN listener")
 	w = send(s, "GET", "192.168.1.20:8321", "/healthz", "")
@@ -96,7 +95,7 @@ func TestTokenOnARemoteListener(t *testing.T) {
 func TestListenerCap(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ll := LimitListener(l, 1)
+	ll := api.LimitListener(l, 1)
 	defer ll.Close()
 	go func() {
 		for {

@@ -48,9 +48,11 @@ type Daemon struct {
 	svc     *checkout.Service
 	reg     *device.Registry
 	hup     chan os.Signal // SIGHUP, caught from Open on: a reload during a start must not end posd
+	gauges  sync.Once
 	disp    displaySet
 	web     *display.Web
 	polling struct {
+		once sync.Once
 		stop context.CancelFunc
 		done chan struct{}
 	}
@@ -178,10 +180,7 @@ func (d *Daemon) openLanes() error {
 // unfinished, the API, the scanners and the housekeeping; then it stops
 // taking scans and lets the calls in flight finish within the bound.
 func (d *Daemon) Run(ctx context.Context, ready func(addr string, j *journal.Journal)) error {
-	if err := d.startDisplays(); err != nil {
-		return err
-	}
-	if err := d.resume(); err != nil {
+	if err := d.Start(); err != nil {
 		return err
 	}
 	ln, apiErr, err := d.serveAPI()
@@ -202,6 +201,16 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string, j *journal.Jou
 	err = d.serve(ctx, apiErr)
 	d.shutdown()
 	return err
+}
+
+// Start shows the lanes on their displays and drives the orders left
+// unfinished: what Run does before it serves. A test that serves the API
+// itself (APIServer) calls it, then Close.
+func (d *Daemon) Start() error {
+	if err := d.startDisplays(); err != nil {
+		return err
+	}
+	return d.resume()
 }
 
 // startDisplays starts the web displays (they live as long as posd) and
@@ -251,6 +260,22 @@ func (d *Daemon) serveAPI() (net.Listener, <-chan error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	srv, err := d.APIServer(prot)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.client.Watch(d.ctx, d.cfg.Gateway.ProbeInterval) }()
+	apiErr := make(chan error, 1)
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); apiErr <- api.Serve(d.ctx, ln, srv) }()
+	return ln, apiErr, nil
+}
+
+// APIServer is the local API as posd serves it (with /metrics and the
+// event stream), guarded by p.
+func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	svc := d.svc
 	srv := api.New(svc, d.log.Named("api"), func() error {
 		if ok, why := svc.InService(); !ok {
@@ -264,25 +289,19 @@ func (d *Daemon) serveAPI() (net.Listener, <-chan error, error) {
 	if d.cfg.API.TokenFile != "" {
 		token, err := config.ReadSecret(d.cfg.API.TokenFile)
 		if err != nil {
-			ln.Close()
-			return nil, nil, fmt.Errorf("api token: %w", err)
+			return nil, fmt.Errorf("api token: %w", err)
 		}
 		srv.RequireToken(token)
 	}
-	srv.Protect(prot)
-	d.metrics.gauges(d.poller, d.journal, d.reg, d.client)
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); d.client.Watch(d.ctx, d.cfg.Gateway.ProbeInterval) }()
+	srv.Protect(p)
+	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client) })
 	srv.Handle("GET /metrics", d.metrics.reg)
 	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
 	if d.web != nil && !strings.HasPrefix(d.cfg.API.Listen, "unix:") {
 		routeWeb(srv, d.web)
 	}
-	apiErr := make(chan error, 1)
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); apiErr <- api.Serve(d.ctx, ln, srv) }()
-	return ln, apiErr, nil
+	return srv, nil
 }
 
 // startScanners starts one owner per scanner. The reader hands codes over
@@ -400,19 +419,29 @@ func (d *Daemon) shutdown() {
 	_, _ = sdnotify.Notify("STOPPING=1")
 	d.log.Info("shutting down: finishing calls in flight", zap.Duration("bound", d.cfg.ShutdownTimeout))
 	d.cancel()
-	if d.polling.stop != nil {
+	d.stopPolling()
+}
+
+// stopPolling stops the poller Start began, once: the calls in flight
+// finish within the shutdown bound.
+func (d *Daemon) stopPolling() {
+	d.polling.once.Do(func() {
+		if d.polling.stop == nil {
+			return
+		}
 		d.polling.stop()
 		<-d.polling.done
-	}
-	if !d.poller.Wait(d.cfg.ShutdownTimeout) {
-		d.log.Warn("shutdown bound reached: unfinished orders resume from the journal at the next start")
-	}
+		if !d.poller.Wait(d.cfg.ShutdownTimeout) {
+			d.log.Warn("shutdown bound reached: unfinished orders resume from the journal at the next start")
+		}
+	})
 }
 
 // Close lets go of everything Open and Run started, the journal last.
 func (d *Daemon) Close() error {
 	signal.Stop(d.hup)
 	d.cancel()
+	d.stopPolling()
 	d.wg.Wait()
 	d.disp.stop()
 	if d.journal == nil {
