@@ -27,6 +27,7 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 	p.active[id] = true
 	p.mu.Unlock()
 	var o money.Order
+	var settled money.Settled
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
 		var ok bool
 		var err error
@@ -39,7 +40,7 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 		}
 		startRefund(&o, "operator", now)
 		o.UpdatedAt, o.ErrMsg = now, ""
-		_, err = tx.SaveStep(&o, now)
+		settled, err = tx.SaveStep(&o, now)
 		return err
 	})
 	if err != nil {
@@ -48,7 +49,8 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 		p.mu.Unlock()
 		return money.Order{}, err
 	}
-	p.enqueue(o) // still held: no resolve or second refund slips in between
+	p.opt.OnUpdate(o, settled) // before it is scheduled: updates of one order arrive in order
+	p.enqueue(o)               // still held: no resolve or second refund slips in between
 	return o, nil
 }
 

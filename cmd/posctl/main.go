@@ -225,20 +225,7 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 		}
 		return nil
 	}
-	show := func(b []byte, err error) error {
-		if err != nil {
-			return err
-		}
-		var v any
-		if json.Unmarshal(b, &v) != nil {
-			_, err = out.Write(b)
-			return err
-		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(v)
-	}
+	show := func(b []byte, err error) error { return printJSON(out, b, err) }
 	switch cmd {
 	case "charge":
 		if err := need(1); err != nil {
@@ -294,6 +281,22 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 		return follow(c, out)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// printJSON prints an answer indented (JSON) or as it came (CSV).
+func printJSON(out io.Writer, b []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		_, err = out.Write(b)
+		return err
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
 
 // openCharge opens a charge of fee (yuan) on --lane (L1).

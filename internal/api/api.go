@@ -17,14 +17,15 @@ import (
 
 	"go.uber.org/zap"
 
-	"example.com/posd/internal/checkout"
+	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/scanner"
 )
 
 // Server serves the API over a checkout service.
 type Server struct {
-	svc     *checkout.Service
+	svc     *lane.Service
+	hist    History
 	log     *zap.Logger
 	health  func() error
 	devices func() any
@@ -68,8 +69,8 @@ func openRoute(r *http.Request) bool {
 
 // New returns the API handler. health reports what makes posd unhealthy;
 // devices lists the devices for GET /v1/devices.
-func New(svc *checkout.Service, log *zap.Logger, health func() error, devices func() any) *Server {
-	s := &Server{svc: svc, log: log, health: health, devices: devices, mux: http.NewServeMux(),
+func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, devices func() any) *Server {
+	s := &Server{svc: svc, hist: hist, log: log, health: health, devices: devices, mux: http.NewServeMux(),
 		slow: throttle{interval: 250 * time.Millisecond}}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
@@ -166,13 +167,13 @@ type apiError struct {
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	status, kind := http.StatusInternalServerError, "internal"
 	switch {
-	case errors.Is(err, checkout.ErrNotFound):
+	case errors.Is(err, lane.ErrNotFound):
 		status, kind = http.StatusNotFound, "not_found"
-	case errors.Is(err, checkout.ErrConflict), errors.Is(err, checkout.ErrCodeUsed):
+	case errors.Is(err, lane.ErrConflict), errors.Is(err, lane.ErrCodeUsed):
 		status, kind = http.StatusConflict, "conflict"
-	case errors.Is(err, checkout.ErrInvalid), errors.Is(err, scanner.ErrInvalidCode):
+	case errors.Is(err, lane.ErrInvalid), errors.Is(err, scanner.ErrInvalidCode):
 		status, kind = http.StatusUnprocessableEntity, "invalid"
-	case errors.Is(err, checkout.ErrOutOfService):
+	case errors.Is(err, lane.ErrOutOfService):
 		status, kind = http.StatusServiceUnavailable, "out_of_service"
 	}
 	if status == http.StatusInternalServerError {
@@ -195,23 +196,24 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: body: %v", checkout.ErrInvalid, err)
+		return fmt.Errorf("%w: body: %v", lane.ErrInvalid, err)
 	}
 	return nil
 }
 
 func (s *Server) open(w http.ResponseWriter, r *http.Request) {
-	var req checkout.OpenRequest
-	if err := decode(r, &req); err != nil {
+	var body openRequest
+	if err := decode(r, &body); err != nil {
 		s.fail(w, err)
 		return
 	}
-	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
-	if len(req.IdempotencyKey) > 255 {
-		s.fail(w, fmt.Errorf("%w: Idempotency-Key longer than 255", checkout.ErrInvalid))
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 255 {
+		s.fail(w, fmt.Errorf("%w: Idempotency-Key longer than 255", lane.ErrInvalid))
 		return
 	}
-	c, created, err := s.svc.Open(req)
+	v, created, err := s.svc.Open(lane.OpenRequest{Lane: body.Lane, TotalFee: body.TotalFee, Subject: body.Subject, Body: body.Body,
+		Attach: body.Attach, OpUserID: body.OpUserID, GoodsTag: body.GoodsTag, IdempotencyKey: key})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -219,7 +221,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusCreated, c)
+	writeJSON(w, http.StatusCreated, chargeOf(v))
 }
 
 // maxWait bounds a long-poll.
@@ -230,7 +232,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if ws := r.URL.Query().Get("wait"); ws != "" {
 		d, err := time.ParseDuration(ws)
 		if err != nil || d < 0 {
-			s.fail(w, fmt.Errorf("%w: wait %q: a duration such as 30s", checkout.ErrInvalid, ws))
+			s.fail(w, fmt.Errorf("%w: wait %q: a duration such as 30s", lane.ErrInvalid, ws))
 			return
 		}
 		d = min(d, maxWait)
@@ -238,40 +240,44 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Now().Add(d + 10*time.Second))
-		c, err := s.svc.Wait(r.Context(), id, d)
-		s.reply(w, http.StatusOK, c, err)
+		v, err := s.svc.Wait(r.Context(), id, d)
+		s.reply(w, http.StatusOK, chargeOf(v), err)
 		return
 	}
-	c, err := s.svc.Get(id)
-	s.reply(w, http.StatusOK, c, err)
+	v, err := s.svc.Get(id)
+	s.reply(w, http.StatusOK, chargeOf(v), err)
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	c, err := s.svc.Cancel(r.PathValue("id"))
+	v, err := s.svc.Cancel(r.PathValue("id"))
 	status := http.StatusOK
-	if c.State == money.Paying {
+	if v.Charge.State == money.Paying {
 		status = http.StatusAccepted // stopping: the long-poll tells canceled or paid
 	}
-	s.reply(w, status, c, err)
+	s.reply(w, status, chargeOf(v), err)
 }
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
-	c, err := s.svc.Refund(r.PathValue("id"))
-	s.reply(w, http.StatusAccepted, c, err)
+	v, err := s.svc.Refund(r.PathValue("id"))
+	s.reply(w, http.StatusAccepted, chargeOf(v), err)
 }
 
 func (s *Server) receipt(w http.ResponseWriter, r *http.Request) {
-	c, err := s.svc.Reprint(r.PathValue("id"))
-	s.reply(w, http.StatusAccepted, c, err)
+	v, err := s.svc.Reprint(r.PathValue("id"))
+	s.reply(w, http.StatusAccepted, chargeOf(v), err)
 }
 
 func (s *Server) lanes(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"lanes": s.svc.Lanes()})
+	out := []Lane{}
+	for _, l := range s.svc.Lanes() {
+		out = append(out, laneOf(l))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lanes": out})
 }
 
 func (s *Server) lane(w http.ResponseWriter, r *http.Request) {
 	l, err := s.svc.Lane(r.PathValue("lane"))
-	s.reply(w, http.StatusOK, l, err)
+	s.reply(w, http.StatusOK, laneOf(l), err)
 }
 
 // scan lets a till that reads the scanner itself hand posd the code.
@@ -285,30 +291,34 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Scene != "" && body.Scene != scanner.SceneBarCode && body.Scene != scanner.SceneWaveCode {
-		s.fail(w, fmt.Errorf("%w: scene %q: bar_code or wave_code", checkout.ErrInvalid, body.Scene))
+		s.fail(w, fmt.Errorf("%w: scene %q: bar_code or wave_code", lane.ErrInvalid, body.Scene))
 		return
 	}
-	lane := r.PathValue("lane")
-	if err := s.svc.Scan(lane, scanner.Scan{Code: body.AuthCode, Scene: body.Scene, Source: "api"}); err != nil {
+	id := r.PathValue("lane")
+	if err := s.svc.Scan(id, scanner.Scan{Code: body.AuthCode, Scene: body.Scene, Source: "api"}); err != nil {
 		s.fail(w, err)
 		return
 	}
-	l, err := s.svc.Lane(lane)
-	s.reply(w, http.StatusAccepted, l, err)
+	l, err := s.svc.Lane(id)
+	s.reply(w, http.StatusAccepted, laneOf(l), err)
 }
 
 func (s *Server) orders(w http.ResponseWriter, r *http.Request) {
 	state := r.URL.Query().Get("state")
 	if state != "" && state != "unresolved" && state != "all" {
-		s.fail(w, fmt.Errorf("%w: state %q: unresolved or all", checkout.ErrInvalid, state))
+		s.fail(w, fmt.Errorf("%w: state %q: unresolved or all", lane.ErrInvalid, state))
 		return
 	}
-	os, err := s.svc.Orders(state == "unresolved", 1000)
+	os, err := s.hist.Orders(state == "unresolved", 1000)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"orders": os})
+	out := make([]Attempt, 0, len(os))
+	for i := range os {
+		out = append(out, attemptOf(&os[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"orders": out})
 }
 
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
@@ -322,11 +332,11 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Decision != "paid" && body.Decision != "not_paid" {
-		s.fail(w, fmt.Errorf("%w: decision %q: paid or not_paid", checkout.ErrInvalid, body.Decision))
+		s.fail(w, fmt.Errorf("%w: decision %q: paid or not_paid", lane.ErrInvalid, body.Decision))
 		return
 	}
-	a, err := s.svc.Resolve(r.PathValue("id"), body.Decision == "paid", body.By, body.Why)
-	s.reply(w, http.StatusOK, a, err)
+	o, err := s.svc.Resolve(r.PathValue("id"), body.Decision == "paid", body.By, body.Why)
+	s.reply(w, http.StatusOK, attemptOf(&o), err)
 }
 
 func writeCSV(w http.ResponseWriter, rows [][]string) {
@@ -338,7 +348,7 @@ func writeCSV(w http.ResponseWriter, rows [][]string) {
 func parseDay(s string) (time.Time, error) {
 	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
 	if err != nil {
-		return t, fmt.Errorf("%w: date %q: YYYY-MM-DD", checkout.ErrInvalid, s)
+		return t, fmt.Errorf("%w: date %q: YYYY-MM-DD", lane.ErrInvalid, s)
 	}
 	return t, nil
 }
@@ -349,10 +359,14 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	rows, err := s.svc.Report(day)
+	totals, err := s.hist.Report(day, day.AddDate(0, 0, 1))
 	if err != nil {
 		s.fail(w, err)
 		return
+	}
+	rows := make([]reportRow, 0, len(totals))
+	for _, t := range totals {
+		rows = append(rows, reportRow{Wallet: t.Wallet, State: t.State, Count: t.Count, Total: t.Fee})
 	}
 	if r.URL.Query().Get("format") == "csv" {
 		out := [][]string{{"wallet", "state", "count", "total_fee"}}
@@ -376,10 +390,14 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	as, err := s.svc.Export(from, to.AddDate(0, 0, 1))
+	os, err := s.hist.Export(from, to.AddDate(0, 0, 1))
 	if err != nil {
 		s.fail(w, err)
 		return
+	}
+	as := make([]Attempt, 0, len(os))
+	for i := range os {
+		as = append(as, exportOf(&os[i]))
 	}
 	if r.URL.Query().Get("format") == "csv" {
 		out := [][]string{{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution"}}

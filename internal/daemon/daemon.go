@@ -17,9 +17,9 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/api"
-	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/lane"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
 )
@@ -123,7 +123,7 @@ func lastLine(s string) string {
 // reload applies what can change without a restart: the merchant key (a
 // key rotation), the displays, and the settings of lanes not in use; it
 // says what else changed and needs one. It returns the config now in force.
-func reload(cur config.Config, path string, client *payment.Client, svc *checkout.Service, log *zap.Logger) (config.Config, bool) {
+func reload(cur config.Config, path string, client *payment.Client, svc *lane.Service, log *zap.Logger) (config.Config, bool) {
 	if path == "" {
 		return cur, false
 	}
@@ -225,7 +225,7 @@ func prune(ctx context.Context, j *journal.Journal, keep time.Duration, log *zap
 
 // probeJournal brings the lanes back into service once the journal can be
 // written again.
-func probeJournal(ctx context.Context, j *journal.Journal, svc *checkout.Service) {
+func probeJournal(ctx context.Context, j *journal.Journal, svc *lane.Service) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -255,10 +255,10 @@ func policy(cfg config.Config) poller.Policy {
 	return p
 }
 
-func lanes(cfg config.Config) []checkout.LaneConfig {
-	var out []checkout.LaneConfig
+func lanes(cfg config.Config) []lane.Config {
+	var out []lane.Config
 	for _, l := range cfg.Lanes {
-		out = append(out, checkout.LaneConfig{
+		out = append(out, lane.Config{
 			ID: l.ID, DeviceInfo: l.DeviceInfo, FixedFee: int64(l.FixedFee), MaxFee: int64(l.MaxFee),
 			Subject: l.Subject, Body: l.Body, ChargeTTL: l.ChargeTTL,
 		})

@@ -17,10 +17,10 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/api"
-	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/internal/sdnotify"
 	"example.com/posd/payment"
@@ -45,7 +45,7 @@ type Daemon struct {
 	hub     *display.Hub
 	metrics *posdMetrics
 	poller  *poller.Poller
-	svc     *checkout.Service
+	svc     *lane.Service
 	reg     *device.Registry
 	hup     chan os.Signal // SIGHUP, caught from Open on: a reload during a start must not end posd
 	gauges  sync.Once
@@ -160,7 +160,7 @@ func (d *Daemon) openLanes() error {
 		OnCall:         m.call,
 		OnJournalError: func(err error) { d.svc.JournalError(err) },
 	})
-	d.svc = checkout.New(checkout.Options{
+	d.svc = lane.New(lane.Options{
 		Journal: d.journal, Poller: d.poller, Hub: d.hub, Router: router, Lanes: lanes(cfg),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID,
 		DedupWindow: cfg.Scan.DuplicateWindow, Log: d.log.Named("checkout"), OnLate: m.late,
@@ -277,7 +277,7 @@ func (d *Daemon) serveAPI() (net.Listener, <-chan error, error) {
 // event stream), guarded by p.
 func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	svc := d.svc
-	srv := api.New(svc, d.log.Named("api"), func() error {
+	srv := api.New(svc, d.journal, d.log.Named("api"), func() error {
 		if ok, why := svc.InService(); !ok {
 			return errors.New(why)
 		}

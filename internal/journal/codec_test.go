@@ -218,14 +218,12 @@ func TestCorruptCompressedValue(t *testing.T) {
 // The measure the compression and the fill are for: bytes of file per
 // final order, with its charge and its code's index entry. orderBucket come in
 // increasing order, as a lane numbers them; charge ids are random, as
-// checkout makes them. bbolt sizes a file under 16 MB to a power of two,
+// the lane makes them. bbolt sizes a file under 16 MB to a power of two,
 // and grows a larger one 16 MB ahead of its pages: the pages in use are
-// the figure that holds for a long history.
+// the figure that holds for a long history (make bench-journal measures
+// the file of 400,000).
 func TestBytesPerOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 20,000 orders (a minute with -race)")
-	}
-	const n, batch = 20_000, 100
+	const n, batch = 5_000, 100
 	path := filepath.Join(t.TempDir(), "j.db")
 	j, err := OpenWith(path, Options{NoSync: true})
 	require.NoError(t, err)
@@ -259,7 +257,7 @@ func TestBytesPerOrder(t *testing.T) {
 	perOrder := float64(st.Size()) / n
 	t.Logf("%d orders: file %d bytes, %.0f bytes per order (pages in use %.0f per order; JSON %d per order)",
 		n, st.Size(), perOrder, float64(used)/n, jsonBytes/n)
-	require.Less(t, perOrder, 1000.0)
+	require.Less(t, float64(used)/n, 1000.0)
 }
 
 // BenchmarkPutOrder is the journal's own cost of writing and reading back

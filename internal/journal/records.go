@@ -81,7 +81,9 @@ func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
 	}
 	c, ok, err := t.Charge(o.ChargeID)
 	if err != nil || !ok {
-		return st, err
+		// The order is the record of the money: it is kept whatever its
+		// charge (unreadable: damage), and the lane hears it has none.
+		return st, nil
 	}
 	st.Found, st.Prev = true, c.State
 	if money.Settle(&c, o, now) {

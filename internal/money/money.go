@@ -243,6 +243,11 @@ func Settle(c *Charge, o *Order, now time.Time) bool {
 		state, reason = Refunded, ""
 	case o.State == Unknown:
 		state, reason = NeedsAttention, "payment outcome unknown: "+o.Reason
+	case o.Final() && c.State == Paid:
+		// Asked again (a restored journal's paid order), the gateway says
+		// it was not paid after all (closed, reversed): neither is the
+		// charge.
+		state, reason = Canceled, "not paid after all: "+DeclineReason(o)
 	case o.Final() && c.Aborting && c.State == Paying:
 		// The till stopped it and it did not complete.
 		state, reason = Canceled, "payment stopped by the till: "+string(o.State)
@@ -285,4 +290,12 @@ type Settled struct {
 	Prev    State  // its state before the step
 	Found   bool   // false: the order names no charge the journal holds
 	Changed bool
+}
+
+// Total adds up orders of one wallet in one state.
+type Total struct {
+	Wallet string
+	State  State
+	Count  int
+	Fee    int64 // fen
 }

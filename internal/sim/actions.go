@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"example.com/posd/display"
-	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/scanner"
@@ -34,10 +34,11 @@ func (w *world) act() {
 		// till stops the payment: canceled, or paid if it completed first).
 		l := w.lane()
 		if lv, _ := p.svc.Lane(l); lv.Charge != nil {
-			v, err := p.svc.Cancel(lv.Charge.ID)
-			w.log(fmt.Sprintf("cancel %s %s (%s): %s %v", l, lv.Charge.ID, lv.Charge.State, v.State, err))
-			if err == nil && lv.Charge.State == money.Paying {
-				w.aborted[lv.Charge.ID] = true
+			c := lv.Charge.Charge
+			v, err := p.svc.Cancel(c.ID)
+			w.log(fmt.Sprintf("cancel %s %s (%s): %s %v", l, c.ID, c.State, v.Charge.State, err))
+			if err == nil && c.State == money.Paying {
+				w.aborted[c.ID] = true
 			}
 		}
 	case r < 540:
@@ -87,10 +88,10 @@ func (w *world) act() {
 
 func (w *world) lane() string { return lanes[w.rng.IntN(len(lanes))] }
 
-func (w *world) laneConfigs() []checkout.LaneConfig {
-	var lcs []checkout.LaneConfig
+func (w *world) laneConfigs() []lane.Config {
+	var lcs []lane.Config
 	for i, l := range lanes {
-		lcs = append(lcs, checkout.LaneConfig{ID: l, DeviceInfo: fmt.Sprintf("POS%d", i+1), ChargeTTL: 10 * time.Minute})
+		lcs = append(lcs, lane.Config{ID: l, DeviceInfo: fmt.Sprintf("POS%d", i+1), ChargeTTL: 10 * time.Minute})
 	}
 	return lcs
 }
@@ -103,9 +104,9 @@ func (w *world) newCode() string {
 	return fmt.Sprintf("%s%016d", prefix, w.rng.Uint64()%10_000_000_000_000_000)
 }
 
-func (w *world) open(lane string) {
+func (w *world) open(laneID string) {
 	p := w.posd
-	req := checkout.OpenRequest{Lane: lane, TotalFee: fees[w.rng.IntN(len(fees))], Subject: "goods", Body: "sim"}
+	req := lane.OpenRequest{Lane: laneID, TotalFee: fees[w.rng.IntN(len(fees))], Subject: "goods", Body: "sim"}
 	valid := true
 	switch w.rng.IntN(20) {
 	case 0:
@@ -115,24 +116,24 @@ func (w *world) open(lane string) {
 	case 2:
 		req.TotalFee, valid = 0, false
 	}
-	before, _ := p.svc.Lane(lane)
+	before, _ := p.svc.Lane(laneID)
 	v, _, err := p.svc.Open(req)
-	w.log(fmt.Sprintf("open %s ¥%s valid=%v -> %s %v", lane, display.Yuan(req.TotalFee), valid, v.ID, err))
+	w.log(fmt.Sprintf("open %s ¥%s valid=%v -> %s %v", laneID, display.Yuan(req.TotalFee), valid, v.Charge.ID, err))
 	if err == nil {
-		w.current[lane] = v.ID
-		w.charges = append(w.charges, v.ID)
+		w.current[laneID] = v.Charge.ID
+		w.charges = append(w.charges, v.Charge.ID)
 		return
 	}
 	inService, _ := p.svc.InService()
 	if valid && before.Charge == nil && inService {
-		w.violate("lane %s has no charge in flight but refused a valid new charge: %v", lane, err)
+		w.violate("lane %s has no charge in flight but refused a valid new charge: %v", laneID, err)
 	}
 }
 
-func (w *world) scan(lane, code string) {
+func (w *world) scan(laneID, code string) {
 	p := w.posd
-	err := p.svc.Scan(lane, scanner.Scan{Code: code, Source: "sim"})
-	w.log(fmt.Sprintf("scan %s …%s: %v", lane, code[len(code)-4:], err))
+	err := p.svc.Scan(laneID, scanner.Scan{Code: code, Source: "sim"})
+	w.log(fmt.Sprintf("scan %s …%s: %v", laneID, code[len(code)-4:], err))
 	if err == nil {
 		w.codes = append(w.codes, code)
 		if len(w.codes) > 50 {
@@ -140,7 +141,7 @@ func (w *world) scan(lane, code string) {
 		}
 		return
 	}
-	if errors.Is(err, checkout.ErrCodeUsed) {
+	if errors.Is(err, lane.ErrCodeUsed) {
 		h := payment.CodeHash(code)
 		w.gw.mu.Lock()
 		written := w.gw.written[h]
@@ -158,7 +159,7 @@ func (w *world) refund() {
 	}
 	id := w.charges[w.rng.IntN(len(w.charges))]
 	v, err := p.svc.Get(id)
-	if err != nil || v.State != money.Paid {
+	if err != nil || v.Charge.State != money.Paid {
 		return
 	}
 	_, err = p.svc.Refund(id)

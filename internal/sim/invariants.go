@@ -31,7 +31,7 @@ func (w *world) check() {
 		if err != nil {
 			continue
 		}
-		switch v.State {
+		switch v.Charge.State {
 		case money.AwaitingScan:
 			w.violate("charge %s was stopped by the till while paying, and is open for a new scan", id)
 		case money.Canceled, money.Paid, money.Refunded:

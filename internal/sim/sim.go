@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"example.com/posd/display"
-	"example.com/posd/internal/checkout"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -91,7 +91,7 @@ type world struct {
 type process struct {
 	j      *journal.Journal
 	pol    *poller.Poller
-	svc    *checkout.Service
+	svc    *lane.Service
 	hub    *display.Hub
 	client *payment.Client
 	subs   map[string]*display.Sub
@@ -207,7 +207,7 @@ func (w *world) boot() {
 		},
 		OnJournalError: func(err error) { p.svc.JournalError(err) },
 	})
-	p.svc = checkout.New(checkout.Options{Journal: j, Poller: p.pol, Hub: p.hub, Router: router, Lanes: lcs,
+	p.svc = lane.New(lane.Options{Journal: j, Poller: p.pol, Hub: p.hub, Router: router, Lanes: lcs,
 		StoreID: "S1", ClientIP: "127.0.0.1", DedupWindow: 10 * time.Second})
 	p.client.OnLink(p.svc.GatewayState)
 	if err := p.svc.Start(); err != nil {
@@ -217,7 +217,7 @@ func (w *world) boot() {
 		// The till sees the lanes as the restored journal has them.
 		for _, l := range lanes {
 			if lv, _ := p.svc.Lane(l); lv.Charge != nil {
-				w.current[l] = lv.Charge.ID
+				w.current[l] = lv.Charge.Charge.ID
 			} else {
 				delete(w.current, l)
 			}

@@ -1,4 +1,4 @@
-package checkout
+package lane
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"example.com/posd/scanner"
 )
 
-func newService(t *testing.T, lanes ...LaneConfig) (*Service, *journal.Journal, *display.Hub) {
+func newService(t *testing.T, lanes ...Config) (*Service, *journal.Journal, *display.Hub) {
 	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
 	require.NoError(t, err)
 	router, err := scanner.NewRouter(scanner.DefaultWallets())
@@ -32,7 +32,7 @@ func newService(t *testing.T, lanes ...LaneConfig) (*Service, *journal.Journal, 
 // If the journal cannot be written the lanes go out of service: no pay is
 // sent without a record, and every display says so.
 func TestJournalUnwritableTakesLanesOutOfService(t *testing.T) {
-	s, j, hub := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
+	s, j, hub := newService(t, Config{ID: "L1", DeviceInfo: "POS01"})
 	sub := hub.Subscribe("L1", 16)
 	c, _, err := s.Open(OpenRequest{Lane: "L1", TotalFee: 100, Subject: "s", Body: "b"})
 	require.NoError(t, err)
@@ -53,7 +53,7 @@ func TestJournalUnwritableTakesLanesOutOfService(t *testing.T) {
 	assert.True(t, sawOOS, "the displays show the lane out of service")
 	_, _, err = s.Open(OpenRequest{Lane: "L1", TotalFee: 1, Subject: "s", Body: "b"})
 	assert.True(t, errors.Is(err, ErrOutOfService) || errors.Is(err, ErrConflict), "%v", err)
-	v, err := s.Get(c.ID)
+	v, err := s.Get(c.Charge.ID)
 	if err == nil {
 		assert.Empty(t, v.Attempts, "no attempt exists without its record")
 	}
@@ -63,8 +63,8 @@ func TestJournalUnwritableTakesLanesOutOfService(t *testing.T) {
 }
 
 func TestTradeIDs(t *testing.T) {
-	s, j, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS-01"})
-	id := s.tradeID("POS-01", 36*36*36*36*36*36-1)
+	_, j, _ := newService(t, Config{ID: "L1", DeviceInfo: "POS-01"})
+	id := tradeid.New("S001", "POS-01", j.Epoch(), 36*36*36*36*36*36-1)
 	assert.Equal(t, "S001_POS01_"+j.Epoch()+"ZZZZZZ", id)
 	assert.LessOrEqual(t, len(id), 30)
 	assert.Equal(t, "Ab12", tradeid.Part("A-b_1 2"), "only what a mch_trade_id may hold")
@@ -96,7 +96,7 @@ func (declineAll) RefundQuery(context.Context, *payment.RefundQueryRequest) paym
 // same code scanned again once the till opened the charge pays it. A code
 // that started a payment is one scan within the window.
 func TestRefusedScanIsNotADuplicate(t *testing.T) {
-	s, _, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
+	s, _, _ := newService(t, Config{ID: "L1", DeviceInfo: "POS01"})
 	code := "282941234567890123"
 	err := s.Scan("L1", scanner.Scan{Code: code})
 	require.ErrorIs(t, err, ErrConflict)
@@ -107,7 +107,7 @@ func TestRefusedScanIsNotADuplicate(t *testing.T) {
 	err = s.Scan("L1", scanner.Scan{Code: code})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "scanned twice")
-	v, err := s.Get(c.ID)
+	v, err := s.Get(c.Charge.ID)
 	require.NoError(t, err)
-	assert.Len(t, v.AttemptIDs, 1)
+	assert.Len(t, v.Charge.AttemptIDs, 1)
 }

@@ -1,4 +1,4 @@
-package checkout
+package lane
 
 import (
 	"context"
@@ -36,17 +36,18 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 	hub := display.NewHub()
 	p := poller.New(poller.Options{Journal: j, Gateway: unknownAll{}})
 	s := New(Options{Journal: j, Poller: p, Hub: hub, Router: router, StoreID: "S001", ClientIP: "127.0.0.1",
-		Lanes: []LaneConfig{{ID: "G1", DeviceInfo: "GATE1", FixedFee: 500, Subject: "parking", Body: "parking", ChargeTTL: time.Minute}}})
+		Lanes: []Config{{ID: "G1", DeviceInfo: "GATE1", FixedFee: 500, Subject: "parking", Body: "parking", ChargeTTL: time.Minute}}})
 	require.NoError(t, s.Start())
 
 	require.NoError(t, s.Scan("G1", scanner.Scan{Code: "282941234567890123"})) // customer A
 	time.Sleep(200 * time.Millisecond)                                         // the pay answered "unknown": query phase
-	s.mu.Lock()
+	l := s.lanes["G1"]
+	l.mu.Lock()
 	var o money.Order
-	for _, x := range s.orders {
+	for _, x := range l.orders {
 		o = *x
 	}
-	s.mu.Unlock()
+	l.mu.Unlock()
 	require.NotEmpty(t, o.MchTradeID)
 
 	// The flow ends without an answer: A needs attention, the gate is free.
@@ -54,7 +55,7 @@ func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
 	journalStep(t, s, o)
 	v, err := s.Get(o.ChargeID)
 	require.NoError(t, err)
-	require.Equal(t, money.NeedsAttention, v.State)
+	require.Equal(t, money.NeedsAttention, v.Charge.State)
 
 	// Customer B drives up; the reconciler then finds A paid.
 	sub := hub.Subscribe("G1", 16)
@@ -80,4 +81,10 @@ func journalStep(t *testing.T, s *Service, o money.Order) {
 		return err
 	}))
 	s.OrderUpdated(o, st)
+}
+
+// saveOrder journals an order as a step would.
+func saveOrder(tx *journal.Tx, o money.Order) error {
+	_, err := tx.SaveStep(&o, time.Now())
+	return err
 }

@@ -1,4 +1,4 @@
-package checkout
+package lane
 
 // Outside review of 3688da6 ("journal at the scale of years"): Prune now
 // deletes orders in one pass and charges in a second, in many transactions
@@ -24,7 +24,7 @@ import (
 // drops the till's connection). Before 3688da6 both were deleted in one
 // transaction under the lock, so no reader saw the half-pruned state.
 func TestReviewReprintBetweenPrunePasses(t *testing.T) {
-	s, j, _ := newService(t, LaneConfig{ID: "L1", DeviceInfo: "POS01"})
+	s, j, _ := newService(t, Config{ID: "L1", DeviceInfo: "POS01"})
 	old := time.Now().Add(-200 * 24 * time.Hour)
 	o := money.NewOrder(money.Order{MchTradeID: "OLDPAID01", ChargeID: "CHOLDPAID01", Lane: "L1", AuthCode: "28OLDPAID01"}, old)
 	o.Phase, o.State, o.FinishedAt = money.PhaseDone, money.Paid, old
@@ -40,7 +40,7 @@ func TestReviewReprintBetweenPrunePasses(t *testing.T) {
 
 	v, err := s.Get(c.ID)
 	require.NoError(t, err)
-	t.Logf("mid-prune: charge %s is %s with %d attempts", v.ID, v.State, len(v.Attempts))
+	t.Logf("mid-prune: charge %s is %s with %d attempts", v.Charge.ID, v.Charge.State, len(v.Attempts))
 
 	var perr error
 	func() {

@@ -1,0 +1,92 @@
+package journal
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"example.com/posd/internal/money"
+)
+
+// The journal's queries over the history: what the till and the operator
+// ask of it (GET /v1/orders, the daily report, the export). They read
+// every order the retention keeps.
+
+// Orders lists orders, newest first, unresolved ones only when asked, at
+// most limit (0: all).
+func (j *Journal) Orders(unresolved bool, limit int) ([]money.Order, error) {
+	var out []money.Order
+	err := j.View(func(tx *Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if !unresolved || o.Unresolved() {
+				out = append(out, o)
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b money.Order) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// Export returns the orders created in [from, to), oldest first.
+func (j *Journal) Export(from, to time.Time) ([]money.Order, error) {
+	var out []money.Order
+	err := j.View(func(tx *Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
+				out = append(out, o)
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b money.Order) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, err
+}
+
+// Report adds up the orders created in [from, to) by wallet and state. A
+// sum past int64 fen is an error: no report at all is better than a
+// plausible wrong number on a day's accounts.
+func (j *Journal) Report(from, to time.Time) ([]money.Total, error) {
+	rows := map[string]*money.Total{}
+	var overflow error
+	err := j.View(func(tx *Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if overflow != nil || o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) {
+				return nil
+			}
+			k := o.Wallet + "/" + string(o.State)
+			r := rows[k]
+			if r == nil {
+				r = &money.Total{Wallet: o.Wallet, State: o.State}
+				rows[k] = r
+			}
+			sum := r.Fee + o.TotalFee
+			if (o.TotalFee > 0 && sum < r.Fee) || (o.TotalFee < 0 && sum > r.Fee) {
+				overflow = fmt.Errorf("report %s: the %s total overflows int64 fen (order %s of %d fen)",
+					from.Format(time.DateOnly), k, o.MchTradeID, o.TotalFee)
+				return nil
+			}
+			r.Count++
+			r.Fee = sum
+			return nil
+		})
+	})
+	if overflow != nil {
+		return nil, overflow
+	}
+	out := make([]money.Total, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b money.Total) int {
+		if a.Wallet != b.Wallet {
+			return strings.Compare(a.Wallet, b.Wallet)
+		}
+		return strings.Compare(string(a.State), string(b.State))
+	})
+	return out, err
+}
