@@ -127,7 +127,6 @@ func TestStaleStepLeavesTheLaneAlone(t *testing.T) {
 	info, err := s.Lane("L1")
 	require.NoError(t, err)
 	require.NotNil(t, info.Charge, "lane L1 was freed while its charge is paying (attempt B in flight)")
-	l = s.lanes["L1"]
 	assert.Equal(t, money.Paying, info.Charge.Charge.State)
 }
 
