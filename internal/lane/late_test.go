@@ -82,9 +82,3 @@ func journalStep(t *testing.T, s *Service, o money.Order) {
 	}))
 	s.OrderUpdated(o, st)
 }
-
-// saveOrder journals an order as a step would.
-func saveOrder(tx *journal.Tx, o money.Order) error {
-	_, err := tx.SaveStep(&o, time.Now())
-	return err
-}
