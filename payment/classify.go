@@ -100,6 +100,7 @@ type Result struct {
 	Recall     string // reverse: "Y" call again, "N" done
 	Status     int    // close_status or refund_status when present
 	RefundID   string
+	RefundFee  int64 // refund and refund_query: the refund's amount, when the answer gives it
 	Code       int
 	HTTPStatus int
 	// Reason says, for logs, why an answer was not trusted or not final.
@@ -182,6 +183,9 @@ func Classify(call Call, exp Expect, key string, status int, body []byte, err er
 		return classifyStatus(&env, r, "close_status")
 	case CallRefund, CallRefundQuery:
 		r.RefundID = cleanField(&env, "refund_id", maxIDLen)
+		if fee, ok := env.Int("refund_fee"); ok && fee > 0 {
+			r.RefundFee = fee
+		}
 		return classifyStatus(&env, r, "refund_status")
 	}
 	r.Reason = "unknown call " + string(call)

@@ -11,14 +11,17 @@ import (
 	"example.com/posd/internal/defect"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
+	"example.com/posd/payment"
 )
 
 // ErrBusy: the order is being driven already.
 var ErrBusy = errors.New("poller: order is in progress")
 
-// StartRefund refunds a paid, final order in full. The refund id is
-// journaled before the refund is sent.
-func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
+// StartRefund refunds r.RefundFee of a paid, final order (0: all that is
+// left), one refund at a time. The refund, numbered with its
+// mch_refund_id, is journaled with the order before it is sent; r is
+// filled in as recorded.
+func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.Order, error) {
 	p.mu.Lock()
 	if p.active[id] {
 		p.mu.Unlock()
@@ -38,8 +41,26 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 		if o.State != money.Paid || o.Phase != money.PhaseDone {
 			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
 		}
-		startRefund(&o, "operator", now)
+		left := o.TotalFee - o.RefundedFee
+		fee := r.RefundFee
+		if fee <= 0 {
+			fee = left
+		}
+		if fee > left {
+			return journal.Fail(fmt.Errorf("%w: %d fen asked, %d of %d left to refund", ErrRefundExceeds, fee, left, o.TotalFee))
+		}
+		startRefundOf(&o, "operator", fee, now)
+		if !payment.ValidTradeID(o.RefundID) {
+			return journal.Fail(fmt.Errorf("%w: order %s has had all the refunds its id can number", ErrRefundExceeds, id))
+		}
 		o.UpdatedAt, o.ErrMsg = now, ""
+		rr := *r // the function may run again
+		rr.MchRefundID, rr.MchTradeID, rr.ChargeID, rr.Lane = o.RefundID, o.MchTradeID, o.ChargeID, o.Lane
+		rr.RefundFee, rr.State, rr.CreatedAt, rr.UpdatedAt = fee, money.Pending, now, now
+		if err := tx.RecordRefund(&rr); err != nil {
+			return err
+		}
+		*r = rr
 		settled, err = tx.SaveStep(&o, now)
 		return err
 	})
@@ -53,6 +74,9 @@ func (p *Poller) StartRefund(id string, now time.Time) (money.Order, error) {
 	p.enqueue(o)               // still held: no resolve or second refund slips in between
 	return o, nil
 }
+
+// ErrRefundExceeds: a refund asks for more than the order has left.
+var ErrRefundExceeds = errors.New("poller: refund exceeds what is left")
 
 // ErrNotInFlight: the order is not being driven (final, or waiting for an
 // operator): there is nothing to stop.

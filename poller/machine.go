@@ -1,6 +1,8 @@
 package poller
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"example.com/posd/internal/defect"
@@ -229,8 +231,27 @@ func retryThenConfirm(o *money.Order, done bool, now time.Time, p Policy) {
 // startRefund puts a paid order on the refund path; by is "operator" or
 // "fallback".
 func startRefund(o *money.Order, by string, now time.Time) {
-	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefund, RefundID(o.MchTradeID), by, 0, now
-	o.RefundUnknown, o.RefundSends = false, 0
+	startRefundOf(o, by, 0, now)
+}
+
+// startRefundOf starts a refund of fee (0: all that is left); each refund
+// of an order has its own mch_refund_id, numbered from 1.
+func startRefundOf(o *money.Order, by string, fee int64, now time.Time) {
+	o.RefundSeq = max(o.RefundSeq, 0) + 1
+	if fee <= 0 {
+		fee = o.TotalFee - o.RefundedFee
+	}
+	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefund, RefundIDN(o.MchTradeID, o.RefundSeq), by, 0, now
+	o.RefundFee, o.RefundResult = fee, ""
+	o.RefundUnknown, o.RefundSends, o.RefundMissing = false, 0, 0
+}
+
+// RefundFeeOf is the amount of an order's refund in flight.
+func RefundFeeOf(o *money.Order) int64 {
+	if o.RefundFee > 0 {
+		return o.RefundFee
+	}
+	return o.TotalFee // a refund an older posd started: the whole order
 }
 
 // stepRefund follows a refund request. Only refund_query may say that a
@@ -270,6 +291,10 @@ func stepRefund(o *money.Order, r payment.Result, now time.Time, p Policy) {
 }
 
 func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) {
+	if o.RefundBy == "discover" {
+		stepDiscover(o, r, now, p)
+		return
+	}
 	switch {
 	case r.Outcome == payment.Done && r.Status == 0:
 		refunded(o, now)
@@ -297,6 +322,63 @@ func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) 
 	}
 }
 
+// discoverRefunds asks refund_query for the refunds posd would have made
+// of the order, by their mch_refund_id (numbered), one after another, to
+// learn how much went back: a journal restored from an older copy does
+// not hold the refunds made since. Nothing is ever sent but queries.
+func discoverRefunds(o *money.Order, now time.Time) {
+	o.Phase, o.RefundBy, o.RefundsFound = money.PhaseRefundQuery, "discover", 0
+	o.RefundSeq++
+	o.RefundID, o.RefundFee, o.RefundMissing, o.RefundUnknown, o.Tries, o.NextAt = RefundIDN(o.MchTradeID, o.RefundSeq), 0, 0, false, 0, now
+}
+
+// stepDiscover follows one refund_query of a discovery.
+func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
+	next := func() {
+		o.RefundSeq++
+		o.RefundID, o.RefundMissing, o.Tries, o.NextAt = RefundIDN(o.MchTradeID, o.RefundSeq), 0, 0, now
+		if !payment.ValidTradeID(o.RefundID) {
+			endDiscovery(o, now)
+		}
+	}
+	switch {
+	case r.Outcome == payment.Done && r.Status == 0 && r.RefundFee > 0:
+		o.RefundedFee = min(o.RefundedFee+r.RefundFee, o.TotalFee)
+		o.RefundsFound++
+		next()
+	case r.Outcome == payment.Pending: // that refund failed: none of the money
+		next()
+	case r.Outcome == payment.NotFound:
+		// No such refund: the last was found before (a 301 is unsigned
+		// and may lag: asked a few times).
+		if o.RefundMissing++; o.RefundMissing < 3 {
+			o.NextAt = now.Add(p.ReverseInterval)
+			return
+		}
+		o.RefundSeq-- // the next refund posd makes takes this id
+		endDiscovery(o, now)
+	default:
+		refundBackoff(o, now, p) // in progress, or no trusted answer
+	}
+}
+
+// endDiscovery ends the order by what the discovery found.
+func endDiscovery(o *money.Order, now time.Time) {
+	found := o.RefundsFound
+	o.RefundBy, o.RefundID, o.RefundMissing = "operator", "", 0
+	switch {
+	case found == 0 && o.RefundedFee == 0 && o.ReverseSent:
+		end(o, money.Reversed, now) // none of posd's refunds: its reverse gave the money back
+	case found == 0 && o.RefundedFee == 0:
+		end(o, money.Refunded, now)
+		o.ErrMsg = "refunded outside posd (trade_state 1)"
+	case o.RefundedFee >= o.TotalFee:
+		end(o, money.Refunded, now)
+	default:
+		end(o, money.Paid, now) // partly refunded
+	}
+}
+
 // refundBackoff asks refund_query again, ever less often.
 func refundBackoff(o *money.Order, now time.Time, p Policy) {
 	wait := p.ReverseInterval << min(o.Tries, 16)
@@ -307,10 +389,25 @@ func refundBackoff(o *money.Order, now time.Time, p Policy) {
 	o.NextAt = now.Add(wait)
 }
 
-// refunded ends a refund the gateway confirmed.
+// refunded ends a refund the gateway confirmed: the order is refunded
+// once all of it went back, and stays paid before.
 func refunded(o *money.Order, now time.Time) {
+	o.RefundResult = money.Refunded
 	if o.RefundBy == "fallback" {
 		end(o, money.Reversed, now) // paid too late, refunded by the fallback
+		return
+	}
+	o.RefundedFee = min(o.RefundedFee+RefundFeeOf(o), o.TotalFee)
+	if o.RefundedFee < o.TotalFee {
+		if o.Restored {
+			// A restored journal's refund: later ones may have been
+			// made since the copy; ask for them before saying how much
+			// is left.
+			discoverRefunds(o, now)
+			o.RefundsFound = 1 // this one
+			return
+		}
+		end(o, money.Paid, now)
 		return
 	}
 	end(o, money.Refunded, now)
@@ -325,12 +422,11 @@ func refundFailed(o *money.Order, why string, now time.Time) {
 		return
 	}
 	end(o, money.Paid, now)
-	o.ErrMsg = why
-	o.RefundBy, o.RefundID = "", ""
+	o.ErrMsg, o.RefundResult = why, money.Failed
 }
 
 func end(o *money.Order, s money.State, now time.Time) {
-	o.Phase, o.State, o.NextAt, o.FinishedAt, o.Adopt = money.PhaseDone, s, time.Time{}, now, false
+	o.Phase, o.State, o.NextAt, o.FinishedAt, o.Adopt, o.Restored = money.PhaseDone, s, time.Time{}, now, false, false
 }
 
 func stepConfirm(o *money.Order, r payment.Result, now time.Time, p Policy) {
@@ -363,17 +459,20 @@ func settle(o *money.Order, r payment.Result, now time.Time) {
 		end(o, money.Failed, now)
 	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && !defect.On(2):
 		switch {
-		case o.RefundBy == "operator":
+		case o.RefundBy == "fallback" || o.ReverseSent && o.Phase != money.PhaseVerify && !o.Restored:
+			// Paid too late; posd's reverse or fallback refunds it. (An
+			// order of a restored journal may have been paid and refunded
+			// since the copy: the discovery below tells.)
+			end(o, money.Reversed, now)
+		case o.RefundedFee >= o.TotalFee:
 			end(o, money.Refunded, now)
-		case o.RefundBy == "fallback" || o.ReverseSent:
-			end(o, money.Reversed, now) // paid too late; posd's reverse or fallback refunds it
 		default:
-			end(o, money.Refunded, now)
-			o.ErrMsg = "refunded outside posd (trade_state 1)"
+			// Some refund was made: how much, trade_state does not say,
+			// and the journal (a restored copy) may not hold it.
+			discoverRefunds(o, now)
 		}
 	case r.Outcome == payment.Paid:
 		end(o, money.Paid, now)
-		o.RefundBy, o.RefundID = "", ""
 	default:
 		end(o, notPaidState(r.TradeState), now)
 	}
@@ -392,4 +491,12 @@ func notPaidState(ts int) money.State {
 // RefundID is the mch_refund_id for refunding an order in full. Trade ids
 // are at most 30 characters (check-config), so this is at most 32 and
 // unique as the trade id is.
-func RefundID(mchTradeID string) string { return mchTradeID + "R1" }
+func RefundID(mchTradeID string) string { return RefundIDN(mchTradeID, 1) }
+
+// RefundIDN is the mch_refund_id of an order's nth refund: unique for the
+// merchant forever, as the order's own id is. n is written in base 36, so
+// that the longest order id (30 characters) still has 35 refunds within
+// the protocol's 32 (payment.ValidTradeID says when it has no more).
+func RefundIDN(mchTradeID string, n int) string {
+	return mchTradeID + "R" + strings.ToUpper(strconv.FormatInt(int64(n), 36))
+}

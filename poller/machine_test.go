@@ -261,11 +261,42 @@ func TestMachineTradeState1IsNeverPaid(t *testing.T) {
 	o = Step(o, res(payment.Paid, payment.StateRefunding), o.NextAt, p)
 	assert.Equal(t, money.Reversed, o.State, "posd's own reverse refunded it: the money went back")
 
-	// An order posd never refunded or reversed: refunded elsewhere.
+	// An order posd never refunded or reversed: posd asks refund_query
+	// for its own refunds first (none), then: refunded elsewhere.
 	q := Step(fresh(), res(payment.Pending, 6), t0, p)
 	q = Step(q, res(payment.Paid, payment.StateRefunding), q.NextAt, p)
+	for q.Phase == money.PhaseRefundQuery {
+		require.Equal(t, payment.CallRefundQuery, q.Call(), "a discovery only asks")
+		q = Step(q, res(payment.NotFound, payment.NoTradeState), q.NextAt, p)
+	}
 	assert.Equal(t, money.Refunded, q.State)
 	assert.Contains(t, q.ErrMsg, "outside posd")
+}
+
+// trade_state 1 on an order whose journal (a restored copy) knows of no
+// refund, or not of all: posd asks refund_query for each mch_refund_id it
+// would have made, adds up what went back, and never sends a refund.
+func TestMachineDiscoversRefundsAfterARestore(t *testing.T) {
+	p := DefaultPolicy()
+	o := fresh()
+	o.Phase, o.State, o.FinishedAt = money.PhaseVerify, money.Paid, t0
+	o = Step(o, res(payment.Paid, payment.StateRefunding), t0, p)
+	require.Equal(t, money.PhaseRefundQuery, o.Phase)
+	found := map[string]int64{RefundIDN(o.MchTradeID, 1): 30, RefundIDN(o.MchTradeID, 2): 25}
+	var asked []string
+	for o.Phase == money.PhaseRefundQuery {
+		require.Equal(t, payment.CallRefundQuery, o.Call())
+		asked = append(asked, o.RefundID)
+		r := res(payment.NotFound, payment.NoTradeState)
+		if fee := found[o.RefundID]; fee > 0 {
+			r = payment.Result{Outcome: payment.Done, Status: 0, RefundFee: fee}
+		}
+		o = Step(o, r, o.NextAt, p)
+	}
+	assert.Equal(t, money.Paid, o.State, "55 of 100 went back: still paid, partly refunded")
+	assert.Equal(t, int64(55), o.RefundedFee)
+	assert.Equal(t, 2, o.RefundSeq, "the next refund takes the next id")
+	assert.Equal(t, RefundIDN(o.MchTradeID, 3), asked[len(asked)-1])
 }
 
 func TestMachineNotFoundAfterSeenIsUnknown(t *testing.T) {

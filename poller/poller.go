@@ -108,6 +108,7 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 			each = tx.EachOrder // every paid order is asked again
 		}
 		return each(func(o money.Order) error {
+			o.Restored = o.Restored || restored
 			switch {
 			case o.Active():
 				live = append(live, o)
@@ -147,6 +148,11 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 			o = Step(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
 				Reason: "restart: pay outcome not recorded"}, now, p.opt.Policy)
 			if _, err := p.save(&o); err != nil {
+				return 0, err
+			}
+		}
+		if restored {
+			if _, err := p.save(&o); err != nil { // marked Restored, should posd stop again before its next step
 				return 0, err
 			}
 		}
@@ -363,7 +369,7 @@ func (p *Poller) call(ctx context.Context, o *money.Order) payment.Result {
 	case money.PhaseClose:
 		return gw.Close(ctx, ref)
 	case money.PhaseRefund:
-		return gw.Refund(ctx, &payment.RefundRequest{OrderRef: ref, MchRefundID: o.RefundID, RefundFee: o.TotalFee})
+		return gw.Refund(ctx, &payment.RefundRequest{OrderRef: ref, MchRefundID: o.RefundID, RefundFee: RefundFeeOf(o)})
 	case money.PhaseRefundQuery:
 		return gw.RefundQuery(ctx, &payment.RefundQueryRequest{MchRefundID: o.RefundID})
 	}

@@ -76,6 +76,9 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("DELETE /v1/charges/{id}", s.cancel)
 	s.mux.HandleFunc("POST /v1/charges/{id}/refund", s.refund)
+	s.mux.HandleFunc("POST /v1/charges/{id}/refunds", s.newRefund)
+	s.mux.HandleFunc("GET /v1/charges/{id}/refunds", s.listRefunds)
+	s.mux.HandleFunc("GET /v1/charges/{id}/refunds/{refund_id}", s.getRefund)
 	s.mux.HandleFunc("POST /v1/charges/{id}/receipt", s.receipt)
 	s.mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"devices": s.devices()})
@@ -240,7 +243,16 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Now().Add(d + 10*time.Second))
-		v, err := s.svc.Wait(r.Context(), id, d)
+		seen := lane.Seen{State: money.State(r.URL.Query().Get("state"))}
+		if vs := r.URL.Query().Get("version"); vs != "" {
+			n, err := strconv.ParseUint(vs, 10, 64)
+			if err != nil {
+				s.fail(w, fmt.Errorf("%w: version %q: the charge's version the till last saw", lane.ErrInvalid, vs))
+				return
+			}
+			seen.Version = n
+		}
+		v, err := s.svc.Wait(r.Context(), id, d, seen)
 		s.reply(w, http.StatusOK, chargeOf(v), err)
 		return
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	API             API              `yaml:"api"`
 	Log             Log              `yaml:"log"`
 	Scan            Scan             `yaml:"scan"`
+	Refunds         Refunds          `yaml:"refunds"`
 	Wallets         []scanner.Wallet `yaml:"wallets"`
 	Lanes           []Lane           `yaml:"lanes"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
@@ -100,6 +101,13 @@ type Scan struct {
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 }
 
+// Refunds are the gateway's limits on refunding a payment (PROTOCOL.md):
+// a refund past them is refused on the box, before anything is sent.
+type Refunds struct {
+	MaxPerOrder int           `yaml:"max_per_order"` // refunds of one payment (the gateway's: 50)
+	MaxAge      time.Duration `yaml:"max_age"`       // how long after the payment (the gateway's: a year)
+}
+
 type Lane struct {
 	ID         string        `yaml:"id"`
 	DeviceInfo string        `yaml:"device_info"`
@@ -161,6 +169,7 @@ func Default() Config {
 		API:             API{Listen: "127.0.0.1:8321", MaxConnections: 128, MaxStreams: 16},
 		Log:             Log{Format: "console", Level: "info"},
 		Scan:            Scan{DuplicateWindow: 10 * time.Second},
+		Refunds:         Refunds{MaxPerOrder: 50, MaxAge: 365 * 24 * time.Hour},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }

@@ -163,7 +163,8 @@ func (d *Daemon) openLanes() error {
 	d.svc = lane.New(lane.Options{
 		Journal: d.journal, Poller: d.poller, Hub: d.hub, Router: router, Lanes: lanes(cfg),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID,
-		DedupWindow: cfg.Scan.DuplicateWindow, Log: d.log.Named("checkout"), OnLate: m.late,
+		DedupWindow: cfg.Scan.DuplicateWindow, Log: d.log.Named("lane"), OnLate: m.late,
+		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge,
 	})
 	d.client.OnLink(func(up bool, reason string) {
 		if up {

@@ -26,6 +26,7 @@ const (
 	chargeBucket  = "charges"  // charge id -> charge JSON
 	idemBucket    = "idem"     // Idempotency-Key -> charge id
 	receiptBucket = "receipts" // printer \x00 receipt id -> receipt JSON, until printed
+	refundBucket  = "refunds"  // mch_refund_id -> refund JSON
 	meta          = "meta"
 )
 
@@ -166,7 +167,7 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, liveIndex, doneIndex} {
+	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, liveIndex, doneIndex} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}

@@ -86,6 +86,11 @@ func pruneCharge(tx *Tx, id string) (bool, error) {
 	if err := tx.remove(chargeBucket, c.ID); err != nil {
 		return false, err
 	}
+	for _, r := range c.Refunds {
+		if err := tx.remove(refundBucket, r); err != nil {
+			return false, err
+		}
+	}
 	if c.IdempotencyKey != "" {
 		return true, tx.remove(idemBucket, c.IdempotencyKey)
 	}

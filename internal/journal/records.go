@@ -76,6 +76,11 @@ func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
 			return st, err
 		}
 	}
+	if o.RefundID != "" {
+		if err := t.settleRefund(o, now, &st); err != nil {
+			return st, err
+		}
+	}
 	if o.ChargeID == "" {
 		return st, nil
 	}
@@ -98,6 +103,67 @@ func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
 	}
 	st.Charge = c
 	return st, nil
+}
+
+// settleRefund moves the refund an order's step is about.
+func (t *Tx) settleRefund(o *money.Order, now time.Time, st *money.Settled) error {
+	r, ok, err := t.Refund(o.RefundID)
+	if err != nil || !ok {
+		return nil // a refund an older posd started has no record of its own
+	}
+	changed, done := money.SettleRefund(&r, o, now)
+	if changed {
+		if err := t.putRefund(&r); err != nil {
+			return err
+		}
+	}
+	st.Refund, st.RefundDone = &r, done
+	return nil
+}
+
+// Refund reads a refund by its mch_refund_id.
+func (t *Tx) Refund(mchRefundID string) (money.Refund, bool, error) {
+	var r money.Refund
+	ok, err := t.get(refundBucket, mchRefundID, &r)
+	return r, ok, err
+}
+
+// RefundsOf lists a charge's refunds, oldest first.
+func (t *Tx) RefundsOf(c *money.Charge) ([]money.Refund, error) {
+	out := make([]money.Refund, 0, len(c.Refunds))
+	for _, id := range c.Refunds {
+		r, ok, err := t.Refund(id)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// RecordRefund records a refund asked for, before it is sent, and names it
+// on its charge.
+func (t *Tx) RecordRefund(r *money.Refund) error {
+	c, ok, err := t.Charge(r.ChargeID)
+	if err != nil {
+		return err
+	}
+	if err := t.putRefund(r); err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	c.Refunds = append(c.Refunds, r.MchRefundID)
+	return t.putCharge(&c)
+}
+
+func (t *Tx) putRefund(r *money.Refund) error {
+	prev, _, _ := t.Refund(r.MchRefundID)
+	r.Version = max(r.Version, prev.Version) + 1
+	return t.put(refundBucket, r.MchRefundID, r)
 }
 
 // UpdateCharge changes a charge as it is stored: fn sees the committed

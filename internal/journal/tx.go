@@ -100,7 +100,11 @@ func (t *Tx) getString(bucket, key string) (string, bool) {
 
 // Get decodes the JSON at key into v; false when absent.
 func (t *Tx) get(bucket, key string, v any) (bool, error) {
-	b := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
+	bk := t.tx.Bucket([]byte(bucket))
+	if bk == nil {
+		return false, nil // a bucket a newer posd added, in a journal opened read-only
+	}
+	b := bk.Get([]byte(key))
 	if b == nil {
 		return false, nil
 	}

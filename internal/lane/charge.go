@@ -180,11 +180,38 @@ func (s *Service) Get(id string) (View, error) {
 	return s.viewLocked(l, c), nil
 }
 
-// Wait returns the charge once it changes, or when d or ctx ends.
-func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (View, error) {
-	l, _, err := s.find(id)
+// Seen is what a till last saw of a charge: its version, or its state.
+type Seen struct {
+	Version uint64
+	State   money.State
+}
+
+// movedOn reports whether a long-poll answers at once: the charge changed
+// since what the till saw, or, if it says nothing, the charge is final.
+func (seen Seen) movedOn(c *money.Charge) bool {
+	switch {
+	case seen.Version > 0:
+		return c.Version != seen.Version
+	case seen.State != "":
+		return c.State != seen.State
+	}
+	switch c.State {
+	case money.Paid, money.Canceled, money.Refunded, money.PartiallyRefunded:
+		return true
+	}
+	return false
+}
+
+// Wait returns the charge once it changes, or when d or ctx ends; at once
+// if it has moved on from what the till saw.
+func (s *Service) Wait(ctx context.Context, id string, d time.Duration, seen Seen) (View, error) {
+	l, c, err := s.find(id)
 	if err != nil {
 		return View{}, err
+	}
+	if seen.movedOn(c) {
+		defer l.mu.Unlock()
+		return s.viewLocked(l, c), nil
 	}
 	ch := make(chan struct{})
 	if l.watch[id] == nil {
@@ -384,7 +411,7 @@ func (s *Service) Reprint(id string) (View, error) {
 		return View{}, err
 	}
 	defer l.mu.Unlock()
-	if (c.State != money.Paid && c.State != money.Refunded) || len(c.AttemptIDs) == 0 {
+	if (c.State != money.Paid && c.State != money.Refunded && c.State != money.PartiallyRefunded) || len(c.AttemptIDs) == 0 {
 		return View{}, fmt.Errorf("%w: charge %s is %s; only a paid or refunded charge has a receipt", ErrConflict, id, c.State)
 	}
 	v := s.viewLocked(l, c)
@@ -395,26 +422,6 @@ func (s *Service) Reprint(id string) (View, error) {
 	s.publish(display.Event{Lane: c.Lane, Kind: display.Reprint, ChargeID: c.ID, TotalFee: c.TotalFee, Wallet: a.Wallet,
 		MchTradeID: a.MchTradeID, TradeID: a.TradeID, OutTradeID: a.OutTradeID})
 	return v, nil
-}
-
-// Refund refunds a paid charge in full.
-func (s *Service) Refund(id string) (View, error) {
-	l, c, err := s.find(id)
-	if err != nil {
-		return View{}, err
-	}
-	if c.State != money.Paid || len(c.AttemptIDs) == 0 {
-		l.mu.Unlock()
-		return View{}, fmt.Errorf("%w: charge %s is %s; only a paid charge is refunded", ErrConflict, id, c.State)
-	}
-	last := c.AttemptIDs[len(c.AttemptIDs)-1]
-	l.mu.Unlock()
-	// The poller tells OrderUpdated of the refund's start, which takes
-	// the lane's lock.
-	if _, err := s.opt.Poller.StartRefund(last, time.Now()); err != nil {
-		return View{}, fmt.Errorf("%w: %v", ErrConflict, err)
-	}
-	return s.Get(id)
 }
 
 // Resolve is an operator's decision on an order that needs attention.

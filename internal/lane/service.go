@@ -30,6 +30,9 @@ type Options struct {
 	Log         *zap.Logger
 	// OnLate, if set, is told of each late result (its charge's state).
 	OnLate func(state string)
+	// The gateway's limits on refunding a payment (0: none).
+	RefundMaxCount int
+	RefundMaxAge   time.Duration
 }
 
 // Service is the store's lanes.

@@ -40,6 +40,14 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 		return
 	}
 	c := adoptLocked(l, st.Charge)
+	if st.Refund != nil && (st.RefundDone || o.Phase == money.PhaseRefund || o.Phase == money.PhaseRefundQuery) {
+		// A refund moves no lane: the till asked for it at this lane now,
+		// and its end is shown and printed there.
+		if st.RefundDone {
+			s.publish(refundEvent(&o, st.Refund))
+		}
+		return
+	}
 	if !st.Changed {
 		return // still paying: the view shows the attempt's progress
 	}
@@ -50,6 +58,20 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 	}
 	s.publish(ev)
 	s.settledLocked(l, c)
+}
+
+// refundEvent shows a refund's end: refunded (the customer display and
+// the receipt printer show the amount given back), or failed (for the
+// till only).
+func refundEvent(o *money.Order, r *money.Refund) display.Event {
+	ev := display.Event{Lane: o.Lane, ChargeID: r.ChargeID, TotalFee: r.RefundFee, Wallet: o.Wallet,
+		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.Refunded,
+		Reason: "refund " + r.MchRefundID}
+	if r.State != money.Refunded {
+		ev.Kind, ev.Result = display.LateResult, display.KindOf(r.State)
+		ev.Reason = "refund " + r.MchRefundID + " " + string(r.State) + ": " + r.ErrMsg
+	}
+	return ev
 }
 
 // stepEvent is what the lane's displays show of a step that moved its

@@ -26,9 +26,13 @@ const (
 	Unknown  State = "unknown"
 
 	// A charge only.
-	AwaitingScan   State = "awaiting_scan"
-	Canceled       State = "canceled"
-	NeedsAttention State = "needs_attention"
+	AwaitingScan      State = "awaiting_scan"
+	Canceled          State = "canceled"
+	NeedsAttention    State = "needs_attention"
+	PartiallyRefunded State = "partially_refunded" // paid, part of it given back
+
+	// A refund only (and refunded, failed, unknown).
+	Pending State = "pending" // sent, or about to be; its answer awaited
 )
 
 // Phase is where an order is in the confirmation flow: the call it makes next.
@@ -109,7 +113,23 @@ type Order struct {
 	// RefundMissing the refund_query answers that did not know it.
 	RefundSends   int    `json:"refund_sends,omitempty"`
 	RefundMissing int    `json:"refund_missing,omitempty"`
-	RefundID      string `json:"refund_id,omitempty"`
+	RefundID      string `json:"refund_id,omitempty"` // the mch_refund_id of the refund in flight, or of the last one
+	// RefundFee is the refund in flight's amount (0: the whole order, as
+	// a journal of an older posd has it); RefundedFee what the gateway
+	// confirmed given back so far; RefundSeq how many refunds were
+	// started (it numbers their mch_refund_id); RefundResult how the last
+	// one ended (refunded or failed).
+	RefundFee    int64 `json:"refund_fee,omitempty"`
+	RefundedFee  int64 `json:"refunded_fee,omitempty"`
+	RefundSeq    int   `json:"refund_seq,omitempty"`
+	RefundResult State `json:"refund_result,omitempty"`
+	// RefundsFound counts the refunds a discovery found at the gateway
+	// (poller: trade_state 1 on an order whose journal, a restored copy,
+	// may not hold all its refunds).
+	RefundsFound int `json:"refunds_found,omitempty"`
+	// Restored: the order came from a journal restored from an older copy;
+	// what the gateway did since is asked before it is final again.
+	Restored bool `json:"restored,omitempty"`
 	// RefundBy is "fallback" (the reverse fallback refunds an order paid
 	// too late) or "operator" (a refund asked for through the API).
 	RefundBy string `json:"refund_by,omitempty"`
@@ -213,10 +233,14 @@ type Charge struct {
 	Fixed          bool     `json:"fixed,omitempty"`
 	// Aborting: the till stopped the payment while it was paying; the
 	// charge ends canceled, or paid if the payment completed first.
-	Aborting  bool      `json:"aborting,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Aborting bool `json:"aborting,omitempty"`
+	// RefundedFee is what was given back of the paid amount (confirmed
+	// by the gateway); Refunds the mch_refund_id of each refund asked.
+	RefundedFee int64     `json:"refunded_fee"`
+	Refunds     []string  `json:"refunds,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// Version grows by one with each change the journal records: a till
 	// that saw version n knows whether the charge moved on since.
 	Version uint64 `json:"version"`
@@ -235,15 +259,18 @@ const OfflineText = "网络中断，未扣款，请换其他方式付款 / gatew
 // reports whether the charge's state changed; applied again to its own
 // result it changes nothing.
 func Settle(c *Charge, o *Order, now time.Time) bool {
-	state, reason := c.State, c.Reason
+	state, reason, refunded := c.State, c.Reason, c.RefundedFee
 	switch {
 	case o.State == Paid:
-		state, reason = Paid, ""
+		state, reason, refunded = Paid, "", o.RefundedFee
+		if o.RefundedFee > 0 {
+			state = PartiallyRefunded
+		}
 	case o.State == Refunded:
-		state, reason = Refunded, ""
+		state, reason, refunded = Refunded, "", o.TotalFee
 	case o.State == Unknown:
 		state, reason = NeedsAttention, "payment outcome unknown: "+o.Reason
-	case o.Final() && c.State == Paid:
+	case o.Final() && (c.State == Paid || c.State == PartiallyRefunded):
 		// Asked again (a restored journal's paid order), the gateway says
 		// it was not paid after all (closed, reversed): neither is the
 		// charge.
@@ -266,10 +293,10 @@ func Settle(c *Charge, o *Order, now time.Time) bool {
 			state, reason = Canceled, "not paid: "+why
 		}
 	}
-	if state == c.State {
+	if state == c.State && refunded == c.RefundedFee {
 		return false // nothing new for the charge (a replay, a reconciling step)
 	}
-	c.State, c.Reason, c.UpdatedAt = state, reason, now
+	c.State, c.Reason, c.RefundedFee, c.UpdatedAt = state, reason, refunded, now
 	return true
 }
 
@@ -284,12 +311,67 @@ func DeclineReason(o *Order) string {
 	return string(o.State)
 }
 
-// Settled is what one journaled step of an order did to its charge.
+// Settled is what one journaled step of an order did to its charge (and
+// to the refund in flight, if any).
 type Settled struct {
 	Charge  Charge // the charge as committed with the step
 	Prev    State  // its state before the step
 	Found   bool   // false: the order names no charge the journal holds
 	Changed bool
+	Refund  *Refund // the refund the step is about, as committed
+	// RefundDone: the step ended the refund (refunded or failed).
+	RefundDone bool
+}
+
+// Refund is an amount given back of a paid order: one mch_refund_id,
+// forever. The order drives it (its refund phases); the journal moves the
+// refund with each step of its order (SettleRefund).
+type Refund struct {
+	MchRefundID string `json:"mch_refund_id"` // posd's, unique for the merchant forever
+	RefundID    string `json:"refund_id"`     // the till's, which makes the request idempotent
+	ChargeID    string `json:"charge_id"`
+	MchTradeID  string `json:"mch_trade_id"`
+	Lane        string `json:"lane"`
+	RefundFee   int64  `json:"refund_fee"`
+	Reason      string `json:"reason,omitempty"`
+	OpUserID    string `json:"op_user_id,omitempty"`
+	// State: pending, refunded, failed, or unknown (no trusted answer
+	// yet: posd keeps asking refund_query).
+	State      State     `json:"state"`
+	ErrMsg     string    `json:"err_msg,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Version    uint64    `json:"version"`
+}
+
+// SettleRefund moves a refund to follow a journaled step of its order. It
+// reports whether the refund changed, and whether the step ended it.
+func SettleRefund(r *Refund, o *Order, now time.Time) (changed, done bool) {
+	if o.RefundID != r.MchRefundID || o.RefundBy == "discover" {
+		return false, false // another refund, or a discovery asking what was made
+	}
+	state, msg := r.State, r.ErrMsg
+	switch {
+	case o.Phase == PhaseRefund || o.Phase == PhaseRefundQuery:
+		state = Pending
+		if o.RefundUnknown {
+			state = Unknown
+		}
+	case o.RefundResult == Refunded || o.State == Refunded:
+		state = Refunded
+	case o.RefundResult == Failed:
+		state, msg = Failed, o.ErrMsg
+	}
+	if state == r.State && msg == r.ErrMsg {
+		return false, false
+	}
+	r.State, r.ErrMsg, r.UpdatedAt = state, msg, now
+	if state == Refunded || state == Failed {
+		r.FinishedAt = now
+		done = true
+	}
+	return true, done
 }
 
 // Total adds up orders of one wallet in one state.

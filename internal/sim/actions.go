@@ -159,11 +159,20 @@ func (w *world) refund() {
 	}
 	id := w.charges[w.rng.IntN(len(w.charges))]
 	v, err := p.svc.Get(id)
-	if err != nil || v.Charge.State != money.Paid {
+	if err != nil || (v.Charge.State != money.Paid && v.Charge.State != money.PartiallyRefunded) {
 		return
 	}
-	_, err = p.svc.Refund(id)
-	w.log(fmt.Sprintf("refund %s: %v", id, err))
+	left := v.Charge.TotalFee - v.Charge.RefundedFee
+	if w.rng.IntN(2) == 0 || left < 2 {
+		_, err = p.svc.Refund(id)
+		w.log(fmt.Sprintf("refund %s (the %d fen left): %v", id, left, err))
+		return
+	}
+	// Returning one item: part of what is left, under the till's own id.
+	fee := 1 + w.rng.Int64N(left-1)
+	w.seq++
+	r, _, err := p.svc.RefundCharge(id, lane.RefundRequest{RefundFee: fee, RefundID: fmt.Sprintf("T%d", w.seq)})
+	w.log(fmt.Sprintf("refund %s %d of %d fen left: %s %v", id, fee, left, r.MchRefundID, err))
 }
 
 // resolve is an operator: honest, deciding from what the gateway shows,
@@ -191,9 +200,16 @@ func (w *world) resolve() {
 	lo := w.gw.orders[pick.MchTradeID]
 	paid := lo != nil && lo.Charged > 0 && lo.CodeHash == pick.CodeSHA256
 	final := lo == nil || lo.State != payment.StatePaying
+	partly := lo != nil && lo.Charged > 0 && lo.Refunded > 0
 	w.gw.mu.Unlock()
 	if !final {
 		return // the customer's phone still says "paying": the operator waits
+	}
+	if partly {
+		// Paid and partly refunded: "paid" or "not paid" would both be
+		// wrong, and the operator knows it (posd keeps asking; known gap:
+		// resolve has no word for it yet).
+		return
 	}
 	_, err := p.svc.Resolve(pick.MchTradeID, paid, "sim-operator", "checked the gateway")
 	w.log(fmt.Sprintf("resolve %s paid=%v (phase %s): %v", pick.MchTradeID, paid, pick.Phase, err))

@@ -98,8 +98,8 @@ func (g *Gateway) refund(id, rid string, fee int64) ([]payment.Param, int) {
 	rf := &ledgerRefund{ID: rid, Order: id, RefundID: fmt.Sprintf("SIMR%08d", g.seq), Fee: fee}
 	g.refunds[rid] = rf
 	o.refunds = append(o.refunds, rid)
-	if len(o.refunds) > 1 {
-		g.violate("order %s refunded twice: %v", id, o.refunds)
+	if o.Refunded+fee > o.TotalFee {
+		g.violate("order %s refunded %d fen in all, more than its %d: %v", id, o.Refunded+fee, o.TotalFee, o.refunds)
 	}
 	o.Charged -= fee
 	o.Refunded += fee

@@ -34,7 +34,7 @@ func (w *world) check() {
 		switch v.Charge.State {
 		case money.AwaitingScan:
 			w.violate("charge %s was stopped by the till while paying, and is open for a new scan", id)
-		case money.Canceled, money.Paid, money.Refunded:
+		case money.Canceled, money.Paid, money.Refunded, money.PartiallyRefunded:
 			delete(w.aborted, id)
 		}
 	}
@@ -97,8 +97,8 @@ func (w *world) checkOrder(o *money.Order) {
 		switch {
 		case !ours:
 			w.violate("posd says %s paid; the gateway has no such payment for this code", id)
-		case l.Charged != o.TotalFee:
-			w.violate("posd says %s paid %d fen; the ledger holds %d charged (state %d, refunded %d)", id, o.TotalFee, l.Charged, l.State, l.Refunded)
+		case l.Charged != o.TotalFee-o.RefundedFee:
+			w.violate("posd says %s paid %d fen (%d refunded); the ledger holds %d charged (state %d, refunded %d)", id, o.TotalFee, o.RefundedFee, l.Charged, l.State, l.Refunded)
 		}
 	case money.Refunded:
 		if !ours || !l.WasPaid || l.Charged != 0 {

@@ -70,6 +70,7 @@ type world struct {
 	gw    *Gateway
 	posd  *process
 	start time.Time
+	seq   int // numbers the till's refund ids
 
 	traceMu sync.Mutex
 	trace   []string
@@ -316,7 +317,7 @@ func (w *world) heal() {
 			}
 			w.gw.mu.Unlock()
 			if o.State == money.Paid {
-				paidPosd += o.TotalFee
+				paidPosd += o.TotalFee - o.RefundedFee
 			}
 			return nil
 		})

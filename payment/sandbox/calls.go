@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"example.com/posd/payment"
 )
@@ -255,7 +256,11 @@ func (s *Sandbox) refund(r request) answer {
 	if prev, dup := s.refunds[rid]; dup {
 		return answer{data: s.refundData(prev, "0")}
 	}
-	if o.TradeState != payment.StatePaid && o.TradeState != payment.StateRefunding || fee > o.Charged {
+	// The gateway's limits (PROTOCOL.md, as this family documents them):
+	// no more than was paid, at most MaxRefunds refunds of a payment, and
+	// within RefundWindow of it. A refund past them fails (-1).
+	if o.TradeState != payment.StatePaid && o.TradeState != payment.StateRefunding || fee > o.Charged ||
+		len(o.refunds) >= MaxRefunds || time.Since(o.CreatedAt) > RefundWindow {
 		return answer{data: s.refundData(&refund{MchRefundID: rid, MchTradeID: o.MchTradeID, RefundFee: fee}, "-1")}
 	}
 	s.seq++

@@ -67,6 +67,13 @@ type Order struct {
 	refunds  []*refund
 }
 
+// The sandbox's refund limits, the gateway family's: posd's defaults for
+// refunds.max_per_order and refunds.max_age are the same.
+const (
+	MaxRefunds   = 50
+	RefundWindow = 365 * 24 * time.Hour
+)
+
 type refund struct {
 	MchRefundID string `json:"mch_refund_id"`
 	RefundID    string `json:"refund_id"`

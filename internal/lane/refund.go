@@ -1,0 +1,150 @@
+package lane
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
+	"example.com/posd/poller"
+)
+
+// RefundRequest is what a till asks of a refund.
+type RefundRequest struct {
+	RefundFee int64  // fen; 0: all that is left
+	RefundID  string // the till's: the same id again is the same refund
+	Reason    string
+	OpUserID  string
+}
+
+// Refund refunds what is left of a paid charge, as one refund.
+func (s *Service) Refund(id string) (View, error) {
+	if _, _, err := s.RefundCharge(id, RefundRequest{}); err != nil {
+		return View{}, err
+	}
+	return s.Get(id)
+}
+
+// RefundCharge asks for a refund of a paid charge: journaled before it is
+// sent, then confirmed with refund_query, like a pay. A refund_id used
+// before returns that refund (created false). What the gateway would
+// refuse (more than is left, too many refunds, too late) is refused here,
+// before anything is sent.
+func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool, error) {
+	l, c, err := s.find(id)
+	if err != nil {
+		return money.Refund{}, false, err
+	}
+	charge := *c
+	l.mu.Unlock()
+	refunds, paid, err := s.refundsAndPaid(&charge)
+	if err != nil {
+		return money.Refund{}, false, err
+	}
+	if req.RefundID != "" {
+		for _, r := range refunds {
+			if r.RefundID != req.RefundID {
+				continue
+			}
+			if req.RefundFee != 0 && req.RefundFee != r.RefundFee {
+				return money.Refund{}, false, fmt.Errorf("%w: refund_id %s was used for a refund of %d fen", ErrInvalid, req.RefundID, r.RefundFee)
+			}
+			return r, false, nil
+		}
+	}
+	if err := s.refundable(&charge, paid, len(refunds), req); err != nil {
+		return money.Refund{}, false, err
+	}
+	r := money.Refund{RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID}
+	// The poller tells OrderUpdated of the refund's start, which takes the
+	// lane's lock.
+	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, time.Now()); err != nil {
+		switch {
+		case errors.Is(err, poller.ErrRefundExceeds):
+			return money.Refund{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+		case errors.Is(err, poller.ErrBusy):
+			return money.Refund{}, false, fmt.Errorf("%w: a refund or a step of charge %s is in progress: ask again when it ends", ErrConflict, id)
+		}
+		return money.Refund{}, false, fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	if r.RefundID == "" {
+		r.RefundID = r.MchRefundID
+	}
+	return r, true, nil
+}
+
+// refundsAndPaid reads a charge's refunds and its paid attempt.
+func (s *Service) refundsAndPaid(c *money.Charge) ([]money.Refund, money.Order, error) {
+	var refunds []money.Refund
+	var paid money.Order
+	err := s.opt.Journal.View(func(tx *journal.Tx) error {
+		stored, ok, err := tx.Charge(c.ID)
+		if err != nil || !ok {
+			return err
+		}
+		*c = stored // the committed charge decides
+		if refunds, err = tx.RefundsOf(c); err != nil {
+			return err
+		}
+		if n := len(c.AttemptIDs); n > 0 {
+			paid, _, err = tx.Order(c.AttemptIDs[n-1])
+		}
+		return err
+	})
+	return refunds, paid, err
+}
+
+// refundable checks a new refund against the charge and the gateway's
+// limits.
+func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req RefundRequest) error {
+	left := c.TotalFee - c.RefundedFee
+	switch {
+	case c.State != money.Paid && c.State != money.PartiallyRefunded || paid.State != money.Paid:
+		return fmt.Errorf("%w: charge %s is %s; only a paid charge is refunded", ErrConflict, c.ID, c.State)
+	case req.RefundFee < 0:
+		return fmt.Errorf("%w: refund_fee must be a positive number of fen", ErrInvalid)
+	case req.RefundFee > left:
+		return fmt.Errorf("%w: refund_fee %d is more than the %d fen left of %d paid", ErrInvalid, req.RefundFee, left, c.TotalFee)
+	case len(req.RefundID) > 64:
+		return fmt.Errorf("%w: refund_id longer than 64", ErrInvalid)
+	case s.opt.RefundMaxCount > 0 && n >= s.opt.RefundMaxCount:
+		return fmt.Errorf("%w: charge %s has had %d refunds, the gateway's most (refunds.max_per_order)", ErrInvalid, c.ID, n)
+	case s.opt.RefundMaxAge > 0 && time.Since(paid.CreatedAt) > s.opt.RefundMaxAge:
+		return fmt.Errorf("%w: charge %s was paid %s ago; the gateway refunds within %s (refunds.max_age)", ErrInvalid, c.ID,
+			time.Since(paid.CreatedAt).Round(time.Hour), s.opt.RefundMaxAge)
+	}
+	return nil
+}
+
+// Refunds lists a charge's refunds, oldest first.
+func (s *Service) Refunds(id string) ([]money.Refund, error) {
+	l, c, err := s.find(id)
+	if err != nil {
+		return nil, err
+	}
+	charge := *c
+	l.mu.Unlock()
+	refunds, _, err := s.refundsAndPaid(&charge)
+	for i := range refunds {
+		if refunds[i].RefundID == "" {
+			refunds[i].RefundID = refunds[i].MchRefundID
+		}
+	}
+	return refunds, err
+}
+
+// RefundOf is one refund of a charge, by the till's refund_id or posd's
+// mch_refund_id.
+func (s *Service) RefundOf(id, refundID string) (money.Refund, error) {
+	refunds, err := s.Refunds(id)
+	if err != nil {
+		return money.Refund{}, err
+	}
+	for _, r := range refunds {
+		if r.RefundID == refundID || r.MchRefundID == refundID {
+			return r, nil
+		}
+	}
+	return money.Refund{}, fmt.Errorf("%w: charge %s has no refund %q", ErrNotFound, id, refundID)
+}
