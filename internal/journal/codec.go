@@ -5,7 +5,7 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
-	"sync"
+	"runtime"
 )
 
 // orderBucket and charges are the journal's bulk (one of each per scan, kept
@@ -48,22 +48,53 @@ var dict = []byte(dictText)
 func compressed(bucket string) bool { return bucket == orderBucket || bucket == chargeBucket }
 
 // A flate.Writer is 800 KB and a reader 40 KB: made for each goroutine
-// that needs one at the same time, not for each value. Resetting a writer
-// still clears its 640 KB of hash tables: about half of encode's 25 µs.
+// that needs one at the same time, not for each value, and kept. A
+// sync.Pool would let the collector take them: under posd's soft memory
+// limit it collects often, and every compression then made a new 800 KB
+// writer (the 10,000-order poller benchmark's calls went seconds late).
+// Resetting a writer still clears its 640 KB of hash tables: about half
+// of encode's 25 µs.
 var (
-	deflaters = sync.Pool{New: func() any {
+	deflaters = newKeep(func() *flate.Writer {
 		w, err := flate.NewWriterDict(nil, flate.BestCompression, dict)
 		if err != nil {
 			panic(err) // only for a level out of range
 		}
 		return w
-	}}
-	inflaters = sync.Pool{New: func() any {
+	})
+	inflaters = newKeep(func() *inflater {
 		in := new(inflater)
 		in.r = flate.NewReaderDict(&in.src, dict)
 		return in
-	}}
+	})
 )
+
+// keep holds up to a few values for reuse, past any collection; more are
+// made when more goroutines need one at once, and dropped after.
+type keep[T any] struct {
+	free chan T
+	make func() T
+}
+
+func newKeep[T any](mk func() T) *keep[T] {
+	return &keep[T]{free: make(chan T, 2*runtime.GOMAXPROCS(0)), make: mk}
+}
+
+func (k *keep[T]) Get() T {
+	select {
+	case v := <-k.free:
+		return v
+	default:
+		return k.make()
+	}
+}
+
+func (k *keep[T]) Put(v T) {
+	select {
+	case k.free <- v:
+	default:
+	}
+}
 
 type inflater struct {
 	src bytes.Reader
@@ -72,7 +103,7 @@ type inflater struct {
 
 // encode returns the stored form of a record's JSON.
 func encode(js []byte) []byte {
-	w := deflaters.Get().(*flate.Writer)
+	w := deflaters.Get()
 	defer deflaters.Put(w)
 	out := bytes.NewBuffer(make([]byte, 0, 64+len(js)/2))
 	out.WriteByte(formatFlate)
@@ -89,7 +120,7 @@ func decode(v []byte) ([]byte, error) {
 	if len(v) == 0 || v[0] != formatFlate {
 		return v, nil
 	}
-	in := inflaters.Get().(*inflater)
+	in := inflaters.Get()
 	defer func() {
 		in.src.Reset(nil) // v may be bbolt's mapping, unmapped after the transaction
 		inflaters.Put(in)
