@@ -349,10 +349,12 @@ func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	case r.Outcome == payment.Pending: // that refund failed: none of the money
 		next()
 	case r.Outcome == payment.NotFound:
-		// No such refund: the last was found before (a 301 is unsigned
-		// and may lag: asked a few times).
-		if o.RefundMissing++; o.RefundMissing < 3 {
-			o.NextAt = now.Add(p.ReverseInterval)
+		// No such refund: the last was found before. A 301 is unsigned
+		// and may come from a lagging replica: as for a refund of posd's
+		// own, only minutes of "no such refund" say it was not made.
+		if o.RefundMissing++; o.RefundMissing < 2*p.ReverseAttempts+6 {
+			o.Tries++
+			o.NextAt = now.Add(min(p.ReverseInterval<<min(o.Tries, 16), p.ReconcileInterval))
 			return
 		}
 		o.RefundSeq-- // the next refund posd makes takes this id

@@ -74,6 +74,8 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 		slow: throttle{interval: 250 * time.Millisecond}}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
+	s.mux.HandleFunc("GET /v1/charges", s.findCharges)
+	s.mux.HandleFunc("GET /v1/lanes/{lane}/last", s.lastCharge)
 	s.mux.HandleFunc("DELETE /v1/charges/{id}", s.cancel)
 	s.mux.HandleFunc("POST /v1/charges/{id}/refund", s.refund)
 	s.mux.HandleFunc("POST /v1/charges/{id}/refunds", s.newRefund)
@@ -216,7 +218,8 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, created, err := s.svc.Open(lane.OpenRequest{Lane: body.Lane, TotalFee: body.TotalFee, Subject: body.Subject, Body: body.Body,
-		Attach: body.Attach, OpUserID: body.OpUserID, GoodsTag: body.GoodsTag, IdempotencyKey: key})
+		Attach: body.Attach, OpUserID: body.OpUserID, Shift: body.Shift, GoodsTag: body.GoodsTag, IdempotencyKey: key,
+		Reference: body.Reference})
 	if err != nil {
 		s.fail(w, err)
 		return

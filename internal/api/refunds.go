@@ -13,6 +13,7 @@ type refundRequest struct {
 	RefundID  string `json:"refund_id"`
 	Reason    string `json:"reason"`
 	OpUserID  string `json:"op_user_id"`
+	Shift     string `json:"shift"`
 }
 
 // newRefund asks for a refund of part (or the rest) of a paid charge: 202
@@ -29,7 +30,7 @@ func (s *Server) newRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref, created, err := s.svc.RefundCharge(r.PathValue("id"), lane.RefundRequest{
-		RefundFee: body.RefundFee, RefundID: body.RefundID, Reason: body.Reason, OpUserID: body.OpUserID})
+		RefundFee: body.RefundFee, RefundID: body.RefundID, Reason: body.Reason, OpUserID: body.OpUserID, Shift: body.Shift})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -52,4 +53,31 @@ func (s *Server) listRefunds(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getRefund(w http.ResponseWriter, r *http.Request) {
 	ref, err := s.svc.RefundOf(r.PathValue("id"), r.PathValue("refund_id"))
 	s.reply(w, http.StatusOK, ref, err)
+}
+
+// findCharges is GET /v1/charges?reference=…[&lane=…]: the charges opened
+// with the till's own sale reference (one per lane), for a till that lost
+// the reply.
+func (s *Server) findCharges(w http.ResponseWriter, r *http.Request) {
+	ref := r.URL.Query().Get("reference")
+	if ref == "" {
+		s.fail(w, fmt.Errorf("%w: reference is required", lane.ErrInvalid))
+		return
+	}
+	vs, err := s.svc.ByReference(r.URL.Query().Get("lane"), ref)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := make([]Charge, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, chargeOf(v))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"charges": out})
+}
+
+// lastCharge is GET /v1/lanes/{lane}/last: the lane's latest charge.
+func (s *Server) lastCharge(w http.ResponseWriter, r *http.Request) {
+	v, err := s.svc.Last(r.PathValue("lane"))
+	s.reply(w, http.StatusOK, chargeOf(v), err)
 }

@@ -12,13 +12,15 @@ import (
 
 // openRequest is POST /v1/charges.
 type openRequest struct {
-	Lane     string `json:"lane"`
-	TotalFee int64  `json:"total_fee"`
-	Subject  string `json:"subject"`
-	Body     string `json:"body"`
-	Attach   string `json:"attach"`
-	OpUserID string `json:"op_user_id"`
-	GoodsTag string `json:"goods_tag"`
+	Lane      string `json:"lane"`
+	TotalFee  int64  `json:"total_fee"`
+	Subject   string `json:"subject"`
+	Body      string `json:"body"`
+	Attach    string `json:"attach"`
+	OpUserID  string `json:"op_user_id"`
+	Shift     string `json:"shift"`
+	GoodsTag  string `json:"goods_tag"`
+	Reference string `json:"reference"`
 }
 
 // Attempt is an order as the local API shows it: the code masked.
@@ -34,6 +36,8 @@ type Attempt struct {
 	AuthCode   string      `json:"auth_code"`
 	Scene      string      `json:"scene"`
 	Phase      money.Phase `json:"phase"`
+	OpUserID   string      `json:"op_user_id,omitempty"`
+	Shift      string      `json:"shift,omitempty"`
 	CreatedAt  time.Time   `json:"created_at"`
 	// Export fields.
 	TotalFee   int64     `json:"total_fee,omitempty"`
@@ -49,6 +53,7 @@ func attemptOf(o *money.Order) Attempt {
 		MchTradeID: o.MchTradeID, PayType: o.PayType, Wallet: o.Wallet, State: o.State,
 		TradeID: o.TradeID, OutTradeID: o.OutTradeID, ErrMsg: o.ErrMsg,
 		AuthCode: o.CodeMasked, Scene: o.Scene, Phase: o.Phase, CreatedAt: o.CreatedAt, Resolution: o.Resolution,
+		OpUserID: o.OpUserID, Shift: o.Shift,
 	}
 	if o.TradeState > -99 {
 		ts := o.TradeState

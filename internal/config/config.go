@@ -30,6 +30,7 @@ type Config struct {
 	Log             Log              `yaml:"log"`
 	Scan            Scan             `yaml:"scan"`
 	Refunds         Refunds          `yaml:"refunds"`
+	Charges         Charges          `yaml:"charges"`
 	Wallets         []scanner.Wallet `yaml:"wallets"`
 	Lanes           []Lane           `yaml:"lanes"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
@@ -101,6 +102,13 @@ type Scan struct {
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 }
 
+// Charges: how a till's references are kept.
+type Charges struct {
+	// ReferenceWindow: a till's reference names one charge of a lane this
+	// long (a second open with it returns the first).
+	ReferenceWindow time.Duration `yaml:"reference_window"`
+}
+
 // Refunds are the gateway's limits on refunding a payment (PROTOCOL.md):
 // a refund past them is refused on the box, before anything is sent.
 type Refunds struct {
@@ -170,6 +178,7 @@ func Default() Config {
 		Log:             Log{Format: "console", Level: "info"},
 		Scan:            Scan{DuplicateWindow: 10 * time.Second},
 		Refunds:         Refunds{MaxPerOrder: 50, MaxAge: 365 * 24 * time.Hour},
+		Charges:         Charges{ReferenceWindow: 7 * 24 * time.Hour},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }

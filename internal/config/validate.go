@@ -117,6 +117,9 @@ func (c *Config) checkTimings(p *problems) {
 	if c.Confirm.ReconcileInterval <= 0 || c.Confirm.ReconcileMax < c.Confirm.ReconcileInterval {
 		p.bad("confirm.reconcile_interval must be positive and confirm.reconcile_max at least as long")
 	}
+	if c.Charges.ReferenceWindow <= 0 {
+		p.bad("charges.reference_window must be positive")
+	}
 	if c.Refunds.MaxPerOrder < 1 || c.Refunds.MaxAge <= 0 {
 		p.bad("refunds.max_per_order must be at least 1 and refunds.max_age positive")
 	}

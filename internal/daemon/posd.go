@@ -164,7 +164,7 @@ func (d *Daemon) openLanes() error {
 		Journal: d.journal, Poller: d.poller, Hub: d.hub, Router: router, Lanes: lanes(cfg),
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID,
 		DedupWindow: cfg.Scan.DuplicateWindow, Log: d.log.Named("lane"), OnLate: m.late,
-		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge,
+		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge, ReferenceWindow: cfg.Charges.ReferenceWindow,
 	})
 	d.client.OnLink(func(up bool, reason string) {
 		if up {

@@ -27,6 +27,7 @@ const (
 	idemBucket    = "idem"     // Idempotency-Key -> charge id
 	receiptBucket = "receipts" // printer \x00 receipt id -> receipt JSON, until printed
 	refundBucket  = "refunds"  // mch_refund_id -> refund JSON
+	refBucket     = "refs"     // lane \x00 the till's reference -> charge id; \x01last\x00 lane -> its last charge
 	meta          = "meta"
 )
 
@@ -167,7 +168,7 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, liveIndex, doneIndex} {
+	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, refBucket, liveIndex, doneIndex} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}

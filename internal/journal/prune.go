@@ -86,6 +86,13 @@ func pruneCharge(tx *Tx, id string) (bool, error) {
 	if err := tx.remove(chargeBucket, c.ID); err != nil {
 		return false, err
 	}
+	for _, k := range []string{refKey(c.Lane, c.Reference), lastKey(c.Lane)} {
+		if id, ok := tx.getString(refBucket, k); ok && id == c.ID {
+			if err := tx.remove(refBucket, k); err != nil {
+				return false, err
+			}
+		}
+	}
 	for _, r := range c.Refunds {
 		if err := tx.remove(refundBucket, r); err != nil {
 			return false, err

@@ -41,14 +41,44 @@ func (t *Tx) ChargeByKey(key string) (money.Charge, bool, error) {
 // CodeUsedBy names the order that used a payment code (by its hash).
 func (t *Tx) CodeUsedBy(hash string) (string, bool) { return t.getString(codeBucket, hash) }
 
-// OpenCharge records a new charge, and its Idempotency-Key if it has one.
+// OpenCharge records a new charge, and its Idempotency-Key and the till's
+// reference if it has them.
 func (t *Tx) OpenCharge(c *money.Charge) error {
 	if c.IdempotencyKey != "" {
 		if err := t.putString(idemBucket, c.IdempotencyKey, c.ID); err != nil {
 			return err
 		}
 	}
+	if c.Reference != "" {
+		if err := t.putString(refBucket, refKey(c.Lane, c.Reference), c.ID); err != nil {
+			return err
+		}
+	}
 	return t.putCharge(c)
+}
+
+// The till's references and each lane's last charge: what finds a charge
+// again after the till lost the reply.
+func refKey(lane, ref string) string { return lane + "\x00" + ref }
+func lastKey(lane string) string     { return "\x01last\x00" + lane }
+
+// ChargeByReference reads the latest charge a lane opened with a till's
+// reference.
+func (t *Tx) ChargeByReference(lane, ref string) (money.Charge, bool, error) {
+	id, ok := t.getString(refBucket, refKey(lane, ref))
+	if !ok {
+		return money.Charge{}, false, nil
+	}
+	return t.Charge(id)
+}
+
+// LastCharge reads the charge a lane opened last.
+func (t *Tx) LastCharge(lane string) (money.Charge, bool, error) {
+	id, ok := t.getString(refBucket, lastKey(lane))
+	if !ok {
+		return money.Charge{}, false, nil
+	}
+	return t.Charge(id)
 }
 
 // RecordAttempt records a new attempt before its pay is sent: its code
@@ -212,7 +242,12 @@ func (t *Tx) putOrder(o *money.Order) error {
 }
 
 func (t *Tx) putCharge(c *money.Charge) error {
-	prev, _, _ := t.Charge(c.ID)
+	prev, found, _ := t.Charge(c.ID)
+	if !found && c.Lane != "" {
+		if err := t.putString(refBucket, lastKey(c.Lane), c.ID); err != nil {
+			return err
+		}
+	}
 	c.Version = max(c.Version, prev.Version) + 1
 	return t.put(chargeBucket, c.ID, c)
 }

@@ -94,7 +94,11 @@ func (t *Tx) putString(bucket, key, v string) error {
 
 // GetString reads a plain value.
 func (t *Tx) getString(bucket, key string) (string, bool) {
-	v := t.tx.Bucket([]byte(bucket)).Get([]byte(key))
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return "", false // a bucket a newer posd added, in a journal opened read-only
+	}
+	v := b.Get([]byte(key))
 	return string(v), v != nil
 }
 

@@ -16,6 +16,7 @@ type RefundRequest struct {
 	RefundID  string // the till's: the same id again is the same refund
 	Reason    string
 	OpUserID  string
+	Shift     string
 }
 
 // Refund refunds what is left of a paid charge, as one refund.
@@ -56,7 +57,7 @@ func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool
 	if err := s.refundable(&charge, paid, len(refunds), req); err != nil {
 		return money.Refund{}, false, err
 	}
-	r := money.Refund{RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID}
+	r := money.Refund{RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID, Shift: req.Shift}
 	// The poller tells OrderUpdated of the refund's start, which takes the
 	// lane's lock.
 	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, time.Now()); err != nil {

@@ -116,6 +116,7 @@ func (s *Service) attempt(l *lane, c *money.Charge, code string, wallet scanner.
 	next.State, next.Reason, next.UpdatedAt = money.Paying, "", now
 	o.ChargeID, o.TotalFee = c.ID, c.TotalFee
 	o.Subject, o.Body, o.Attach, o.OpUserID, o.GoodsTag = orDefault(c.Subject, l.cfg.Subject), orDefault(c.Body, l.cfg.Body), c.Attach, c.OpUserID, c.GoodsTag
+	o.Shift = c.Shift
 	o = money.NewOrder(o, now)
 	if err := o.CheckPay(s.opt.StoreID); err != nil && !defect.On(7) {
 		return o, next, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -33,6 +33,9 @@ type Options struct {
 	// The gateway's limits on refunding a payment (0: none).
 	RefundMaxCount int
 	RefundMaxAge   time.Duration
+	// ReferenceWindow: how long a till's reference names one charge of a
+	// lane (0: DefaultReferenceWindow).
+	ReferenceWindow time.Duration
 }
 
 // Service is the store's lanes.

@@ -74,6 +74,7 @@ type Order struct {
 	Body       string `json:"body"`
 	Attach     string `json:"attach,omitempty"`
 	OpUserID   string `json:"op_user_id,omitempty"`
+	Shift      string `json:"shift,omitempty"`
 	GoodsTag   string `json:"goods_tag,omitempty"`
 	ClientIP   string `json:"client_ip"`
 	TimeStart  int64  `json:"time_start"`
@@ -172,7 +173,7 @@ func (o *Order) PayRequest(storeID string) *payment.PayRequest {
 		MchTradeID: o.MchTradeID, PayType: o.PayType, DeviceInfo: o.DeviceInfo,
 		Subject: o.Subject, Body: o.Body, Attach: o.Attach, TotalFee: o.TotalFee,
 		SpbillCreateIP: o.ClientIP, AuthCode: o.AuthCode, TimeStart: o.TimeStart,
-		OpUserID: o.OpUserID, StoreID: storeID, GoodsTag: o.GoodsTag, Scene: o.Scene,
+		OpUserID: o.OpUserID, OpDeviceID: o.DeviceInfo, StoreID: storeID, GoodsTag: o.GoodsTag, Scene: o.Scene,
 	}
 }
 
@@ -218,13 +219,17 @@ func (o *Order) Call() payment.Call {
 
 // Charge is an amount a lane asks for, paid by at most one attempt.
 type Charge struct {
-	ID             string   `json:"id"`
-	Lane           string   `json:"lane"`
-	TotalFee       int64    `json:"total_fee"`
-	Subject        string   `json:"subject,omitempty"`
-	Body           string   `json:"body,omitempty"`
-	Attach         string   `json:"attach,omitempty"`
-	OpUserID       string   `json:"op_user_id,omitempty"`
+	ID       string `json:"id"`
+	Lane     string `json:"lane"`
+	TotalFee int64  `json:"total_fee"`
+	Subject  string `json:"subject,omitempty"`
+	Body     string `json:"body,omitempty"`
+	Attach   string `json:"attach,omitempty"`
+	OpUserID string `json:"op_user_id,omitempty"`
+	Shift    string `json:"shift,omitempty"`
+	// Reference is the till's own sale id: one open charge per reference
+	// and lane within charges.reference_window.
+	Reference      string   `json:"reference,omitempty"`
 	GoodsTag       string   `json:"goods_tag,omitempty"`
 	State          State    `json:"state"`
 	Reason         string   `json:"reason,omitempty"`
@@ -335,6 +340,7 @@ type Refund struct {
 	RefundFee   int64  `json:"refund_fee"`
 	Reason      string `json:"reason,omitempty"`
 	OpUserID    string `json:"op_user_id,omitempty"`
+	Shift       string `json:"shift,omitempty"`
 	// State: pending, refunded, failed, or unknown (no trusted answer
 	// yet: posd keeps asking refund_query).
 	State      State     `json:"state"`

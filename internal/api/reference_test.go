@@ -1,0 +1,52 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A till that lost the reply finds its charge again: by its own sale
+// reference (opening again with it returns the first), or as the lane's
+// last; the cashier and shift go with the charge onto its attempts.
+func TestReferenceLastAndShift(t *testing.T) {
+	s := newServer(t)
+	const host = "127.0.0.1:8321"
+	open := func(body string) *http.Response {
+		return send(s, "POST", host, "/v1/charges", body, "Content-Type", "application/json").Result()
+	}
+	resp := open(`{"lane":"L1","total_fee":500,"subject":"s","body":"b","reference":"SALE-1","op_user_id":"c7","shift":"A"}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	first := decodeAs[struct {
+		ID, Reference, Shift string
+		OpUserID             string `json:"op_user_id"`
+	}](t, readAll(t, resp))
+	assert.Equal(t, "SALE-1", first.Reference)
+	assert.Equal(t, "A", first.Shift)
+
+	resp = open(`{"lane":"L1","total_fee":500,"subject":"s","body":"b","reference":"SALE-1"}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"))
+	assert.Equal(t, first.ID, decodeAs[chargeJSON](t, readAll(t, resp)).ID, "the same reference: the first charge")
+	assert.Equal(t, http.StatusUnprocessableEntity, open(`{"lane":"L1","total_fee":600,"subject":"s","body":"b","reference":"SALE-1"}`).StatusCode)
+
+	found := decodeAs[struct{ Charges []chargeJSON }](t, send(s, "GET", host, "/v1/charges?reference=SALE-1", "").Body.Bytes())
+	require.Len(t, found.Charges, 1)
+	assert.Equal(t, first.ID, found.Charges[0].ID)
+	assert.Equal(t, first.ID, decodeAs[chargeJSON](t, send(s, "GET", host, "/v1/lanes/L1/last", "").Body.Bytes()).ID)
+	assert.Equal(t, http.StatusNotFound, send(s, "GET", host, "/v1/lanes/K1/last", "").Code, "no charge yet")
+
+	w := send(s, "POST", host, "/v1/lanes/L1/scans", `{"auth_code":"282941234567890200"}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusAccepted, w.Code, "%s", w.Body)
+	v := decodeAs[struct {
+		Attempts []struct {
+			OpUserID string `json:"op_user_id"`
+			Shift    string
+		}
+	}](t, send(s, "GET", host, "/v1/charges/"+first.ID, "").Body.Bytes())
+	require.Len(t, v.Attempts, 1)
+	assert.Equal(t, "c7", v.Attempts[0].OpUserID)
+	assert.Equal(t, "A", v.Attempts[0].Shift)
+}
