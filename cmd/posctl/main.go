@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -32,6 +33,8 @@ const usage = `usage: posctl [-api ADDR] [-token-file FILE] COMMAND [ARGS]
   devices                                           scanners and displays, and their state
   events                                            follow what happens at every lane
   report --date YYYY-MM-DD [--csv]                  counts and totals per wallet and state
+  totals --date YYYY-MM-DD [--lane L] [--op-user-id U] [--shift S]
+                                                    paid, refunded and net per wallet
   export --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json]
   resolve ID --paid|--not-paid --by NAME --why TEXT an operator's decision on an order that needs attention
 `
@@ -266,6 +269,9 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 			path += "&format=csv"
 		}
 		return show(c.call("GET", path, nil))
+	case "totals":
+		q := url.Values{"date": {fl["date"]}, "lane": {fl["lane"]}, "op_user_id": {fl["op-user-id"]}, "shift": {fl["shift"]}}
+		return show(c.call("GET", "/v1/totals?"+q.Encode(), nil))
 	case "export":
 		format := fl["format"]
 		if format == "" {

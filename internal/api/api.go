@@ -92,6 +92,7 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("POST /v1/orders/{id}/resolve", s.resolve)
 	s.mux.HandleFunc("GET /v1/report", s.report)
+	s.mux.HandleFunc("GET /v1/totals", s.totals)
 	s.mux.HandleFunc("GET /v1/export", s.export)
 	return s
 }
@@ -391,7 +392,12 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		writeCSV(w, out)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"date": day.Format("2006-01-02"), "rows": rows})
+	sums, err := s.hist.Totals(day, day.AddDate(0, 0, 1), money.TotalsFilter{})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"date": day.Format("2006-01-02"), "rows": rows, "totals": sums})
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -49,4 +50,21 @@ func TestReferenceLastAndShift(t *testing.T) {
 	require.Len(t, v.Attempts, 1)
 	assert.Equal(t, "c7", v.Attempts[0].OpUserID)
 	assert.Equal(t, "A", v.Attempts[0].Shift)
+
+	// Totals per cashier and shift.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if decodeAs[chargeJSON](t, send(s, "GET", host, "/v1/charges/"+first.ID+"?wait=1s", "").Body.Bytes()).State == "paid" {
+			break
+		}
+	}
+	today := time.Now().Format(time.DateOnly)
+	paidOf := func(q string) int64 {
+		return decodeAs[struct {
+			Total struct {
+				PaidFee int64 `json:"paid_fee"`
+			}
+		}](t, send(s, "GET", host, "/v1/totals?date="+today+q, "").Body.Bytes()).Total.PaidFee
+	}
+	assert.Equal(t, int64(500), paidOf("&shift=A&op_user_id=c7&lane=L1"))
+	assert.Equal(t, int64(0), paidOf("&shift=B"))
 }

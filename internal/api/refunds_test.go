@@ -123,6 +123,30 @@ func TestPartialRefunds(t *testing.T) {
 		"nothing left: the charge is refunded")
 	list := decodeAs[struct{ Refunds []refundJSON }](t, send(s, "GET", host, "/v1/charges/"+c.ID+"/refunds", "").Body.Bytes())
 	assert.Len(t, list.Refunds, 2)
+
+	// The day's totals: paid, refunded of it, net.
+	type totals struct {
+		Wallets []struct {
+			Wallet      string
+			PaidCount   int   `json:"paid_count"`
+			PaidFee     int64 `json:"paid_fee"`
+			RefundedFee int64 `json:"refunded_fee"`
+			NetFee      int64 `json:"net_fee"`
+		}
+		Total struct {
+			PaidFee int64 `json:"paid_fee"`
+			NetFee  int64 `json:"net_fee"`
+		}
+	}
+	today := time.Now().Format(time.DateOnly)
+	tot := decodeAs[totals](t, send(s, "GET", host, "/v1/totals?date="+today, "").Body.Bytes())
+	require.Len(t, tot.Wallets, 1)
+	assert.Equal(t, "alipay", tot.Wallets[0].Wallet)
+	assert.Equal(t, 1, tot.Wallets[0].PaidCount)
+	assert.Equal(t, [3]int64{1000, 1000, 0}, [3]int64{tot.Wallets[0].PaidFee, tot.Wallets[0].RefundedFee, tot.Wallets[0].NetFee})
+	assert.Equal(t, int64(1000), tot.Total.PaidFee)
+	report := decodeAs[struct{ Totals []json.RawMessage }](t, send(s, "GET", host, "/v1/report?date="+today, "").Body.Bytes())
+	assert.Len(t, report.Totals, 2, "the report carries the same figures (a wallet and the sum)")
 }
 
 func readAll(t *testing.T, resp *http.Response) []byte {

@@ -120,4 +120,5 @@ type History interface {
 	Orders(unresolved bool, limit int) ([]money.Order, error)
 	Report(from, to time.Time) ([]money.Total, error)
 	Export(from, to time.Time) ([]money.Order, error)
+	Totals(from, to time.Time, f money.TotalsFilter) ([]money.WalletTotals, error)
 }

@@ -90,3 +90,38 @@ func (j *Journal) Report(from, to time.Time) ([]money.Total, error) {
 	})
 	return out, err
 }
+
+// Totals adds up, by wallet, the payments of orders created in [from, to)
+// that f selects: paid, refunded of them, and net. The last row is the
+// sum of all wallets ("").
+func (j *Journal) Totals(from, to time.Time, f money.TotalsFilter) ([]money.WalletTotals, error) {
+	by := map[string]*money.WalletTotals{}
+	all := &money.WalletTotals{}
+	err := j.View(func(tx *Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) || !selects(f, &o) {
+				return nil
+			}
+			w := by[o.Wallet]
+			if w == nil {
+				w = &money.WalletTotals{Wallet: o.Wallet}
+				by[o.Wallet] = w
+			}
+			w.Add(&o)
+			all.Add(&o)
+			return nil
+		})
+	})
+	out := make([]money.WalletTotals, 0, len(by)+1)
+	for _, w := range by {
+		if w.PaidCount > 0 {
+			out = append(out, *w)
+		}
+	}
+	slices.SortFunc(out, func(a, b money.WalletTotals) int { return strings.Compare(a.Wallet, b.Wallet) })
+	return append(out, *all), err
+}
+
+func selects(f money.TotalsFilter, o *money.Order) bool {
+	return (f.Lane == "" || o.Lane == f.Lane) && (f.OpUserID == "" || o.OpUserID == f.OpUserID) && (f.Shift == "" || o.Shift == f.Shift)
+}

@@ -387,3 +387,38 @@ type Total struct {
 	Count  int
 	Fee    int64 // fen
 }
+
+// WalletTotals are a wallet's figures for a period: payments made (what
+// was paid, whatever went back since), what of them was refunded, and the
+// net the merchant keeps.
+type WalletTotals struct {
+	Wallet        string `json:"wallet"`
+	PaidCount     int    `json:"paid_count"`
+	PaidFee       int64  `json:"paid_fee"`
+	RefundedCount int    `json:"refunded_count"` // payments with some money given back
+	RefundedFee   int64  `json:"refunded_fee"`
+	NetFee        int64  `json:"net_fee"`
+}
+
+// TotalsFilter narrows totals to a lane, a cashier or a shift ("": all).
+type TotalsFilter struct {
+	Lane, OpUserID, Shift string
+}
+
+// Add counts an order into the totals if it was paid.
+func (t *WalletTotals) Add(o *Order) {
+	if o.State != Paid && o.State != Refunded {
+		return
+	}
+	refunded := o.RefundedFee
+	if o.State == Refunded {
+		refunded = o.TotalFee
+	}
+	t.PaidCount++
+	t.PaidFee += o.TotalFee
+	if refunded > 0 {
+		t.RefundedCount++
+		t.RefundedFee += refunded
+	}
+	t.NetFee = t.PaidFee - t.RefundedFee
+}
