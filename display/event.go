@@ -2,6 +2,8 @@ package display
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,11 +83,60 @@ type Hub struct {
 	seq  uint64
 	subs map[*Sub]struct{}
 	last map[string]Event // the latest event of each lane, for new subscribers
+	// hist keeps the latest events, so that a till that reconnects with
+	// the last event id it saw misses nothing; run names this process's
+	// numbering (an id of another run says a restart came between).
+	hist []Event
+	run  string
 }
+
+// History is how many events the hub keeps for reconnecting tills: at a
+// few events a second on a busy store, minutes.
+const History = 4096
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{subs: map[*Sub]struct{}{}, last: map[string]Event{}}
+	return &Hub{subs: map[*Sub]struct{}{}, last: map[string]Event{}, run: strconv.FormatInt(time.Now().UnixNano()%1e12, 36)}
+}
+
+// ID is an event's id in the till's stream: the run and the sequence.
+func (h *Hub) ID(e Event) string { return h.run + "-" + strconv.FormatUint(e.Seq, 10) }
+
+// SubscribeSince subscribes to a lane ("" for all) and first queues every
+// event after lastID that the hub still holds. It reports false when some
+// may be missing (an id of another run, or older than the history): the
+// subscriber is then primed with each lane's latest event instead.
+func (h *Hub) SubscribeSince(lane string, depth int, lastID string) (*Sub, bool) {
+	run, seqText, _ := strings.Cut(lastID, "-")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	h.mu.Lock()
+	whole := err == nil && run == h.run && (len(h.hist) == 0 || h.hist[0].Seq <= seq+1)
+	var replay []Event
+	if whole {
+		for _, e := range h.hist {
+			if e.Seq > seq && (lane == "" || e.Lane == lane) {
+				replay = append(replay, e)
+			}
+		}
+	}
+	h.mu.Unlock()
+	if !whole {
+		return h.Subscribe(lane, depth), false
+	}
+	s := &Sub{lane: lane, ch: make(chan Event, max(depth, 2)+len(replay))}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range replay {
+		s.ch <- e
+	}
+	// What was published between the two locks.
+	for _, e := range h.hist {
+		if e.Seq > seq && (lane == "" || e.Lane == lane) && (len(replay) == 0 || e.Seq > replay[len(replay)-1].Seq) {
+			offer(s, e)
+		}
+	}
+	h.subs[s] = struct{}{}
+	return s, true
 }
 
 // Sub is one subscriber's queue.
@@ -132,6 +183,10 @@ func (h *Hub) Publish(e Event) Event {
 	if e.ForCustomer() && !e.Kind.Moment() { // the lane's state, for a display that joins later
 		h.last[e.Lane] = e
 	}
+	if len(h.hist) == History {
+		h.hist = append(h.hist[:0], h.hist[1:]...)
+	}
+	h.hist = append(h.hist, e)
 	for s := range h.subs {
 		if s.lane == "" || s.lane == e.Lane {
 			offer(s, e)

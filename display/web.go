@@ -108,6 +108,9 @@ func (w *Web) CustomerEvents(rw http.ResponseWriter, r *http.Request) {
 }
 
 // Events serves GET /v1/events[?lane=L1]: every event, for the till.
+// A till that reconnects sends the last event id it saw (Last-Event-ID,
+// as browsers do, or ?last_event_id=): it gets every event since that the
+// hub still holds.
 func (w *Web) Events(rw http.ResponseWriter, r *http.Request) {
 	w.stream(rw, r, r.URL.Query().Get("lane"), fullView, false)
 }
@@ -130,7 +133,19 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 	_ = rc.SetReadDeadline(time.Time{})
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second)) }
 	deadline()
-	s := w.Hub.Subscribe(lane, 16)
+	var s *Sub
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	if last != "" && !idleFirst {
+		var whole bool
+		if s, whole = w.Hub.SubscribeSince(lane, 16, last); !whole {
+			rw.Header().Set("X-Events-Missed", "true") // a restart or a long absence: the lanes' state follows
+		}
+	} else {
+		s = w.Hub.Subscribe(lane, 16)
+	}
 	defer w.Hub.Unsubscribe(s)
 	h := rw.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -157,6 +172,9 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 				continue // nothing for the customer
 			}
 			deadline()
+			if !idleFirst {
+				fmt.Fprintf(rw, "id: %s\n", w.Hub.ID(e))
+			}
 			writeEvent(rw, view(e))
 			fl.Flush()
 		case <-t.C:
