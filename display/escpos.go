@@ -126,16 +126,6 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	cp, hasCP := CodePages[encoding]
 	var b bytes.Buffer
 	line := func(s string) { b.Write(receiptText(s, encoding)); b.WriteByte('\n') }
-	pair := func(k, v string) {
-		v = noControl(v)
-		pad := width - len(k) - len(v)
-		if pad < 1 {
-			line(k)
-			line("  " + v)
-			return
-		}
-		line(k + strings.Repeat(" ", pad) + v)
-	}
 	b.Write(posInit)
 	if zh {
 		b.Write(posChinese)
@@ -147,37 +137,14 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 	b.Write(posDouble)
 	line(r.Store)
 	b.Write(posNormal)
-	title := "PAYMENT RECEIPT"
-	if zh {
-		title = "支付凭证 PAYMENT RECEIPT"
-	}
-	if r.Refund {
-		title = "REFUND"
-		if zh {
-			title = "退款凭证 REFUND"
-		}
-	}
-	line(title)
-	if r.Reprint {
-		line("-- REPRINT --")
-	}
-	if r.Sandbox {
-		line("*** SANDBOX: NOT A REAL PAYMENT ***")
+	head, body := ReceiptLines(r, width, zh)
+	for _, l := range head {
+		line(l)
 	}
 	b.Write(posLeft)
-	line(strings.Repeat("-", width))
-	pair("Lane", r.Lane)
-	pair("Time", r.Time.Local().Format("2006-01-02 15:04:05"))
-	amount := "RMB " + Yuan(r.TotalFee)
-	if r.Refund {
-		amount = "-" + amount
+	for _, l := range body {
+		line(l)
 	}
-	pair("Amount", amount)
-	pair("Wallet", r.Wallet)
-	line("Order " + r.MchTradeID)
-	line("Trade " + r.TradeID)
-	line("Ref   " + r.OutTradeID)
-	line(strings.Repeat("-", width))
 	b.Write(posCenter)
 	if id := noControl(r.TradeID); id != "" && len(id) <= qrMaxData {
 		b.Write(QRCommand(id, 6))
@@ -189,6 +156,64 @@ func ReceiptBytes(r Receipt, width int, encoding string, drawer bool) []byte {
 		b.Write(posDrawer)
 	}
 	return b.Bytes()
+}
+
+// ReceiptLines are a receipt's lines below the store's name: the centred
+// head (title, reprint, sandbox) and the body, width characters wide. The
+// printer and the till's copy (GET /v1/charges/{id}/receipt) print the same.
+func ReceiptLines(r Receipt, width int, zh bool) (head, body []string) {
+	if width <= 0 {
+		width = 32
+	}
+	pair := func(k, v string) {
+		v = noControl(v)
+		pad := width - len(k) - len(v)
+		if pad < 1 {
+			body = append(body, k, "  "+v)
+			return
+		}
+		body = append(body, k+strings.Repeat(" ", pad)+v)
+	}
+	title := "PAYMENT RECEIPT"
+	if zh {
+		title = "支付凭证 PAYMENT RECEIPT"
+	}
+	if r.Refund {
+		title = "REFUND"
+		if zh {
+			title = "退款凭证 REFUND"
+		}
+	}
+	head = append(head, title)
+	if r.Reprint {
+		head = append(head, "-- REPRINT --")
+	}
+	if r.Sandbox {
+		head = append(head, "*** SANDBOX: NOT A REAL PAYMENT ***")
+	}
+	body = append(body, strings.Repeat("-", width))
+	pair("Lane", r.Lane)
+	pair("Time", r.Time.Local().Format("2006-01-02 15:04:05"))
+	amount := "RMB " + Yuan(r.TotalFee)
+	if r.Refund {
+		amount = "-" + amount
+	}
+	pair("Amount", amount)
+	pair("Wallet", r.Wallet)
+	body = append(body, "Order "+r.MchTradeID, "Trade "+r.TradeID, "Ref   "+r.OutTradeID, strings.Repeat("-", width))
+	return head, body
+}
+
+// ReceiptText is the receipt as plain text, for a till that prints it on
+// its own printer.
+func ReceiptText(r Receipt, width int) string {
+	head, body := ReceiptLines(r, width, true)
+	var b strings.Builder
+	for _, l := range append(append([]string{noControl(r.Store)}, head...), body...) {
+		b.WriteString(noControl(l))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // qrMaxData is what a QR code holds at correction M. It also keeps the

@@ -86,8 +86,38 @@ type Hub struct {
 	// hist keeps the latest events, so that a till that reconnects with
 	// the last event id it saw misses nothing; run names this process's
 	// numbering (an id of another run says a restart came between).
-	hist []Event
+	hist ring
 	run  string
+}
+
+// ring is the hub's history: the latest History events, oldest first.
+type ring struct {
+	buf   []Event
+	start int // the oldest, once buf is full
+}
+
+func (r *ring) add(e Event) {
+	if len(r.buf) < History {
+		r.buf = append(r.buf, e)
+		return
+	}
+	r.buf[r.start] = e
+	r.start = (r.start + 1) % History
+}
+
+// each calls fn with the events in order.
+func (r *ring) each(fn func(Event)) {
+	for i := range r.buf {
+		fn(r.buf[(r.start+i)%len(r.buf)])
+	}
+}
+
+// oldest is the sequence of the oldest event held (0: none).
+func (r *ring) oldest() uint64 {
+	if len(r.buf) == 0 {
+		return 0
+	}
+	return r.buf[r.start].Seq
 }
 
 // History is how many events the hub keeps for reconnecting tills: at a
@@ -110,14 +140,14 @@ func (h *Hub) SubscribeSince(lane string, depth int, lastID string) (*Sub, bool)
 	run, seqText, _ := strings.Cut(lastID, "-")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	h.mu.Lock()
-	whole := err == nil && run == h.run && (len(h.hist) == 0 || h.hist[0].Seq <= seq+1)
+	whole := err == nil && run == h.run && (h.hist.oldest() == 0 || h.hist.oldest() <= seq+1)
 	var replay []Event
 	if whole {
-		for _, e := range h.hist {
+		h.hist.each(func(e Event) {
 			if e.Seq > seq && (lane == "" || e.Lane == lane) {
 				replay = append(replay, e)
 			}
-		}
+		})
 	}
 	h.mu.Unlock()
 	if !whole {
@@ -130,11 +160,11 @@ func (h *Hub) SubscribeSince(lane string, depth int, lastID string) (*Sub, bool)
 		s.ch <- e
 	}
 	// What was published between the two locks.
-	for _, e := range h.hist {
+	h.hist.each(func(e Event) {
 		if e.Seq > seq && (lane == "" || e.Lane == lane) && (len(replay) == 0 || e.Seq > replay[len(replay)-1].Seq) {
 			offer(s, e)
 		}
-	}
+	})
 	h.subs[s] = struct{}{}
 	return s, true
 }
@@ -183,10 +213,7 @@ func (h *Hub) Publish(e Event) Event {
 	if e.ForCustomer() && !e.Kind.Moment() { // the lane's state, for a display that joins later
 		h.last[e.Lane] = e
 	}
-	if len(h.hist) == History {
-		h.hist = append(h.hist[:0], h.hist[1:]...)
-	}
-	h.hist = append(h.hist, e)
+	h.hist.add(e)
 	for s := range h.subs {
 		if s.lane == "" || s.lane == e.Lane {
 			offer(s, e)

@@ -34,6 +34,8 @@ type Server struct {
 	prot    Protection
 	guard   *Guard
 	slow    throttle
+	// Store is the name a receipt carries (merchant.store_id).
+	Store string
 }
 
 // Protection is how a listener is exposed and what that demands.
@@ -82,6 +84,7 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("GET /v1/charges/{id}/refunds", s.listRefunds)
 	s.mux.HandleFunc("GET /v1/charges/{id}/refunds/{refund_id}", s.getRefund)
 	s.mux.HandleFunc("POST /v1/charges/{id}/receipt", s.receipt)
+	s.mux.HandleFunc("GET /v1/charges/{id}/receipt", s.getReceipt)
 	s.mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"devices": s.devices()})
 	})

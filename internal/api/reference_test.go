@@ -67,4 +67,19 @@ func TestReferenceLastAndShift(t *testing.T) {
 	}
 	assert.Equal(t, int64(500), paidOf("&shift=A&op_user_id=c7&lane=L1"))
 	assert.Equal(t, int64(0), paidOf("&shift=B"))
+
+	// The receipt, for the till's own printer.
+	text := send(s, "GET", host, "/v1/charges/"+first.ID+"/receipt?format=text", "").Body.String()
+	assert.Contains(t, text, "PAYMENT RECEIPT")
+	assert.Contains(t, text, "RMB 5.00")
+	pos := send(s, "GET", host, "/v1/charges/"+first.ID+"/receipt?format=escpos&width=42", "").Body.Bytes()
+	require.Greater(t, len(pos), 2)
+	assert.Equal(t, []byte{0x1b, 0x40}, pos[:2], "ESC @ first")
+	rc := decodeAs[struct {
+		TotalFee int64 `json:"total_fee"`
+		Store    string
+	}](t, send(s, "GET", host, "/v1/charges/"+first.ID+"/receipt", "").Body.Bytes())
+	assert.Equal(t, int64(500), rc.TotalFee)
+	assert.Equal(t, "S001", rc.Store)
+	assert.Equal(t, http.StatusUnprocessableEntity, send(s, "GET", host, "/v1/charges/"+first.ID+"/receipt?format=pdf", "").Code)
 }

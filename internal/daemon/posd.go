@@ -295,6 +295,7 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 		srv.RequireToken(token)
 	}
 	srv.Protect(p)
+	srv.Store = d.cfg.Merchant.StoreID
 	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client) })
 	srv.Handle("GET /metrics", d.metrics.reg)
 	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams}
