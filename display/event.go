@@ -37,6 +37,9 @@ const (
 	// LateResult: the result of a charge the lane has moved on from. It is
 	// for the till (/v1/events), never for a customer display or printer.
 	LateResult Kind = "late_result"
+	// Lines: the till's own lines (the basket, the total) between
+	// payments; a payment takes the screen over.
+	Lines Kind = "lines"
 )
 
 // Moment reports whether k is a passing message (a scan refused, the
@@ -63,7 +66,9 @@ type Event struct {
 	OutTradeID string `json:"out_trade_id,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 	// Result is the late result's own kind (paid, declined…).
-	Result  Kind      `json:"result,omitempty"`
+	Result Kind `json:"result,omitempty"`
+	// Text: the till's lines (Kind Lines).
+	Text    []string  `json:"lines,omitempty"`
 	Sandbox bool      `json:"sandbox,omitempty"`
 	Time    time.Time `json:"time"`
 }

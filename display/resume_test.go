@@ -65,3 +65,11 @@ func TestEventsResumeFromLastEventID(t *testing.T) {
 	assert.Contains(t, data, `"kind":"paid"`, "the event after the one the till saw")
 	assert.Equal(t, h.ID(Event{Seq: seen.Seq + 1}), id)
 }
+
+// A pole display shows the last two of the till's lines.
+func TestVFDShowsTheLastTwoLines(t *testing.T) {
+	l := VFDText(Event{Kind: Lines, Text: []string{"Apples", "Bread", "Total 7.00"}}, "en")
+	assert.Equal(t, [VFDRows]string{"Bread", "Total 7.00"}, l)
+	l = VFDText(Event{Kind: Lines, Text: []string{"Total 7.00"}}, "en")
+	assert.Equal(t, [VFDRows]string{"", "Total 7.00"}, l)
+}

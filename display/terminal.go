@@ -41,6 +41,8 @@ func Line(e Event) string {
 		fmt.Fprintf(&b, "REFUNDED ¥%s (%s)", Yuan(e.TotalFee), e.MchTradeID)
 	case Device:
 		fmt.Fprintf(&b, "device: %s", e.Reason)
+	case Lines:
+		b.WriteString(strings.Join(e.Text, " | "))
 	case Reprint:
 		fmt.Fprintf(&b, "receipt reprinted for %s", e.MchTradeID)
 	case Rejected:

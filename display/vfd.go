@@ -65,6 +65,13 @@ func VFDText(e Event, lang string) [VFDRows]string {
 		l = [2]string{pick("Out of service", "暂停服务"), pick("Please use another", "请到其他收银台")}
 	case Offline:
 		l = [2]string{pick("Offline: not charged", "网络中断 未扣款"), pick("Pay another way", "请换其他方式付款")}
+	case Lines:
+		// The pole shows the last two (the latest item, the total).
+		for i, j := len(e.Text)-2, 0; j < VFDRows; i, j = i+1, j+1 {
+			if i >= 0 && i < len(e.Text) {
+				l[j] = e.Text[i]
+			}
+		}
 	default:
 		l = [2]string{pick("Welcome", "欢迎光临"), ""}
 	}

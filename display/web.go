@@ -26,10 +26,15 @@ type CustomerView struct {
 	// Charge: the event is about a charge the till opened (not the idle
 	// screen of a fixed-fee lane), so it replaces a result at once.
 	Charge bool `json:"charge,omitempty"`
+	// Lines: the till's lines between payments.
+	Lines []string `json:"lines,omitempty"`
 }
 
 func customerView(e Event) any {
 	v := CustomerView{Lane: e.Lane, Kind: e.Kind, TotalFee: e.TotalFee, Wallet: e.Wallet, Sandbox: e.Sandbox, Charge: e.ChargeID != ""}
+	if e.Kind == Lines {
+		v.Lines = e.Text
+	}
 	if e.Kind == Declined || e.Kind == Rejected || e.Kind == Offline || e.Kind == Canceled {
 		v.Reason = shortReason(e.Reason, "")
 	}

@@ -78,6 +78,7 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("GET /v1/charges", s.findCharges)
 	s.mux.HandleFunc("GET /v1/lanes/{lane}/last", s.lastCharge)
+	s.mux.HandleFunc("POST /v1/lanes/{lane}/display", s.showLines)
 	s.mux.HandleFunc("DELETE /v1/charges/{id}", s.cancel)
 	s.mux.HandleFunc("POST /v1/charges/{id}/refund", s.refund)
 	s.mux.HandleFunc("POST /v1/charges/{id}/refunds", s.newRefund)

@@ -113,6 +113,7 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 	}
 	l.charges[c.ID] = c
 	l.open, l.current = c.ID, c.ID
+	stopLinesLocked(l)
 	s.armExpiry(l, c)
 	changedLocked(l, c.ID)
 	s.publish(display.Event{Lane: c.Lane, Kind: display.AwaitingScan, ChargeID: c.ID, TotalFee: c.TotalFee})

@@ -37,6 +37,7 @@ type lane struct {
 	current string
 	dedup   *scanner.Dedup
 	timer   *time.Timer
+	lines   *time.Timer                       // ends the till's lines on the displays
 	charges map[string]*money.Charge          // not final, or needing attention
 	orders  map[string]*money.Order           // live orders, by mch_trade_id
 	watch   map[string]map[chan struct{}]bool // each waiter's channel, closed when its charge changes

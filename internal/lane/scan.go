@@ -78,6 +78,7 @@ func (s *Service) scan(laneID string, sc scanner.Scan) error {
 	if newCharge {
 		c = &money.Charge{}
 		l.open = next.ID
+		stopLinesLocked(l)
 	}
 	*c = next
 	l.charges[c.ID] = c
