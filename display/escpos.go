@@ -23,9 +23,12 @@ type Receipt struct {
 	MchTradeID string    `json:"mch_trade_id"`
 	TradeID    string    `json:"trade_id"`
 	OutTradeID string    `json:"out_trade_id"`
-	Refund     bool      `json:"refund,omitempty"`
-	Reprint    bool      `json:"reprint,omitempty"`
-	Sandbox    bool      `json:"sandbox,omitempty"`
+	// What the customer paid and the discount, when the wallet gave one.
+	BuyerPayAmount int64 `json:"buyer_pay_amount,omitempty"`
+	CouponFee      int64 `json:"coupon_fee,omitempty"`
+	Refund         bool  `json:"refund,omitempty"`
+	Reprint        bool  `json:"reprint,omitempty"`
+	Sandbox        bool  `json:"sandbox,omitempty"`
 }
 
 // ReceiptOf makes the receipt of an event (paid, refunded or a reprint).
@@ -34,6 +37,7 @@ func ReceiptOf(e Event, store string) Receipt {
 		ID: fmt.Sprintf("%s-%d", e.MchTradeID, e.Seq), Store: store, Lane: e.Lane, Time: e.Time,
 		TotalFee: e.TotalFee, Wallet: e.Wallet, MchTradeID: e.MchTradeID, TradeID: e.TradeID,
 		OutTradeID: e.OutTradeID, Refund: e.Kind == Refunded, Reprint: e.Kind == Reprint, Sandbox: e.Sandbox,
+		BuyerPayAmount: e.BuyerPayAmount, CouponFee: e.CouponFee,
 	}
 }
 
@@ -199,6 +203,12 @@ func ReceiptLines(r Receipt, width int, zh bool) (head, body []string) {
 		amount = "-" + amount
 	}
 	pair("Amount", amount)
+	if r.CouponFee > 0 && !r.Refund {
+		pair("Discount", "-RMB "+Yuan(r.CouponFee))
+	}
+	if r.BuyerPayAmount > 0 && r.BuyerPayAmount != r.TotalFee && !r.Refund {
+		pair("Customer paid", "RMB "+Yuan(r.BuyerPayAmount))
+	}
 	pair("Wallet", r.Wallet)
 	body = append(body, "Order "+r.MchTradeID, "Trade "+r.TradeID, "Ref   "+r.OutTradeID, strings.Repeat("-", width))
 	return head, body

@@ -67,6 +67,9 @@ type Event struct {
 	Reason     string `json:"reason,omitempty"`
 	// Result is the late result's own kind (paid, declined…).
 	Result Kind `json:"result,omitempty"`
+	// What the customer paid and the wallet's discount (a paid event).
+	BuyerPayAmount int64 `json:"buyer_pay_amount,omitempty"`
+	CouponFee      int64 `json:"coupon_fee,omitempty"`
 	// Text: the till's lines (Kind Lines).
 	Text    []string  `json:"lines,omitempty"`
 	Sandbox bool      `json:"sandbox,omitempty"`

@@ -100,7 +100,8 @@ type Result struct {
 	Recall     string // reverse: "Y" call again, "N" done
 	Status     int    // close_status or refund_status when present
 	RefundID   string
-	RefundFee  int64 // refund and refund_query: the refund's amount, when the answer gives it
+	RefundFee  int64     // refund and refund_query: the refund's amount, when the answer gives it
+	Detail     PayDetail // pay and query: what a trusted answer says of the payment
 	Code       int
 	HTTPStatus int
 	// Reason says, for logs, why an answer was not trusted or not final.
@@ -164,6 +165,9 @@ func Classify(call Call, exp Expect, key string, status int, body []byte, err er
 	r.DeviceInfo = cleanField(&env, "device_info", maxIDLen)
 	r.ErrMsg = cleanField(&env, "err_msg", maxMsgLen)
 	r.TotalFee, _ = env.Int("total_fee")
+	if call == CallPay || call == CallQuery {
+		r.Detail = payDetail(&env)
+	}
 	if ts, ok := env.Get("trade_state"); ok {
 		n, err := strconv.Atoi(ts)
 		if err != nil {

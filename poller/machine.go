@@ -149,6 +149,9 @@ func record(o *money.Order, r payment.Result) {
 	if r.ErrMsg != "" {
 		o.ErrMsg = r.ErrMsg
 	}
+	if r.Outcome == payment.Paid && r.Detail != (payment.PayDetail{}) {
+		o.PayDetail = r.Detail // what the customer paid, the discount…
+	}
 }
 
 func stepPay(o *money.Order, r payment.Result, now time.Time, p Policy) {

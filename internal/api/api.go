@@ -425,10 +425,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		as = append(as, exportOf(&os[i]))
 	}
 	if r.URL.Query().Get("format") == "csv" {
-		out := [][]string{{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution"}}
+		out := [][]string{{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution",
+			"coupon_fee", "buyer_pay_amount", "op_user_id", "shift"}}
 		for _, a := range as {
 			out = append(out, []string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,
-				string(a.State), strconv.FormatInt(a.TotalFee, 10), a.TradeID, a.OutTradeID, a.AuthCode, a.ErrMsg, a.Resolution})
+				string(a.State), strconv.FormatInt(a.TotalFee, 10), a.TradeID, a.OutTradeID, a.AuthCode, a.ErrMsg, a.Resolution,
+				strconv.FormatInt(a.CouponFee, 10), strconv.FormatInt(a.BuyerPayAmount, 10), a.OpUserID, a.Shift})
 		}
 		writeCSV(w, out)
 		return

@@ -30,7 +30,7 @@ func (s *Server) receiptOf(v lane.View) (display.Receipt, error) {
 	}
 	return display.Receipt{ID: c.ID, Store: s.Store, Lane: c.Lane, Time: at, TotalFee: c.TotalFee, Wallet: paid.Wallet,
 		MchTradeID: paid.MchTradeID, TradeID: paid.TradeID, OutTradeID: paid.OutTradeID,
-		Refund: c.State == money.Refunded, Sandbox: v.Sandbox}, nil
+		Refund: c.State == money.Refunded, Sandbox: v.Sandbox, BuyerPayAmount: paid.BuyerPayAmount, CouponFee: paid.CouponFee}, nil
 }
 
 // getReceipt is GET /v1/charges/{id}/receipt?format=json|text|escpos

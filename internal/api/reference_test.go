@@ -83,3 +83,35 @@ func TestReferenceLastAndShift(t *testing.T) {
 	assert.Equal(t, "S001", rc.Store)
 	assert.Equal(t, http.StatusUnprocessableEntity, send(s, "GET", host, "/v1/charges/"+first.ID+"/receipt?format=pdf", "").Code)
 }
+
+// The paid answer's detail reaches the till and the receipt: what the
+// customer paid, the wallet's discount, the buyer's account masked.
+func TestPayDetail(t *testing.T) {
+	s := newServer(t)
+	const host = "127.0.0.1:8321"
+	w := send(s, "POST", host, "/v1/charges", `{"lane":"L1","total_fee":1000,"subject":"s","body":"b"}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusCreated, w.Code, "%s", w.Body)
+	id := decodeAs[chargeJSON](t, w.Body.Bytes()).ID
+	w = send(s, "POST", host, "/v1/lanes/L1/scans", `{"auth_code":"282941234567890179"}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusAccepted, w.Code, "%s", w.Body)
+	type attempt struct {
+		State          string
+		CouponFee      int64  `json:"coupon_fee"`
+		BuyerPayAmount int64  `json:"buyer_pay_amount"`
+		BuyerLogonID   string `json:"buyer_logon_id"`
+	}
+	var a attempt
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && a.State != "paid"; {
+		v := decodeAs[struct{ Attempts []attempt }](t, send(s, "GET", host, "/v1/charges/"+id+"?wait=1s", "").Body.Bytes())
+		if len(v.Attempts) > 0 {
+			a = v.Attempts[0]
+		}
+	}
+	require.Equal(t, "paid", a.State)
+	assert.Equal(t, int64(100), a.CouponFee)
+	assert.Equal(t, int64(900), a.BuyerPayAmount, `"9.00" yuan, as the seed's example sends it`)
+	assert.Equal(t, "138****1234", a.BuyerLogonID)
+	text := send(s, "GET", host, "/v1/charges/"+id+"/receipt?format=text", "").Body.String()
+	assert.Contains(t, text, "Discount")
+	assert.Contains(t, text, "RMB 9.00")
+}

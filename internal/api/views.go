@@ -5,6 +5,7 @@ import (
 
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
+	"example.com/posd/payment"
 )
 
 // The API's request and response types: the JSON a till sends and reads,
@@ -45,6 +46,7 @@ type Attempt struct {
 	ChargeID   string    `json:"charge_id,omitempty"`
 	Resolution string    `json:"resolution,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	payment.PayDetail
 }
 
 // attemptOf renders an order for the API.
@@ -53,7 +55,7 @@ func attemptOf(o *money.Order) Attempt {
 		MchTradeID: o.MchTradeID, PayType: o.PayType, Wallet: o.Wallet, State: o.State,
 		TradeID: o.TradeID, OutTradeID: o.OutTradeID, ErrMsg: o.ErrMsg,
 		AuthCode: o.CodeMasked, Scene: o.Scene, Phase: o.Phase, CreatedAt: o.CreatedAt, Resolution: o.Resolution,
-		OpUserID: o.OpUserID, Shift: o.Shift,
+		OpUserID: o.OpUserID, Shift: o.Shift, PayDetail: o.PayDetail,
 	}
 	if o.TradeState > -99 {
 		ts := o.TradeState

@@ -81,7 +81,9 @@ func stepEvent(o *money.Order, st *money.Settled) display.Event {
 	ev := display.Event{Lane: o.Lane, ChargeID: c.ID, TotalFee: o.TotalFee, Wallet: o.Wallet,
 		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.KindOf(c.State)}
 	switch {
-	case o.State == money.Paid || o.State == money.Refunded:
+	case o.State == money.Paid:
+		ev.BuyerPayAmount, ev.CouponFee = o.BuyerPayAmount, o.CouponFee
+	case o.State == money.Refunded:
 	case o.State == money.Unknown:
 		ev.Reason = "outcome not known yet"
 	case c.State == money.Canceled && c.Aborting && st.Prev == money.Paying:

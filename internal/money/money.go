@@ -147,6 +147,9 @@ type Order struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// Resolution records an operator's decision on an order that needed attention.
 	Resolution string `json:"resolution,omitempty"`
+	// The paid answer's detail: what the customer paid, the discount,
+	// the bank, the buyer's account (masked).
+	payment.PayDetail
 	// Version grows by one with each change the journal records.
 	Version uint64 `json:"version,omitempty"`
 }
@@ -398,6 +401,7 @@ type WalletTotals struct {
 	RefundedCount int    `json:"refunded_count"` // payments with some money given back
 	RefundedFee   int64  `json:"refunded_fee"`
 	NetFee        int64  `json:"net_fee"`
+	CouponFee     int64  `json:"coupon_fee"` // the wallets' discounts in what was paid
 }
 
 // TotalsFilter narrows totals to a lane, a cashier or a shift ("": all).
@@ -416,6 +420,7 @@ func (t *WalletTotals) Add(o *Order) {
 	}
 	t.PaidCount++
 	t.PaidFee += o.TotalFee
+	t.CouponFee += o.CouponFee
 	if refunded > 0 {
 		t.RefundedCount++
 		t.RefundedFee += refunded

@@ -21,6 +21,7 @@ const (
 	scReverseRecall    = 87
 	scPaysBeforeRevers = 88
 	scNoReverse        = 89
+	scCoupon           = 79 // paid, with a wallet coupon
 )
 
 func scenarioOf(code string) int {
@@ -144,9 +145,22 @@ func (s *Sandbox) orderData(o *Order) []payment.Param {
 		{Key: "fee_type", Value: "CNY"},
 	}
 	if o.OutTradeID != "" {
+		// The seed's detail, in both of its forms: buyer_pay_amount as
+		// yuan text (its example), the others as integer fen (its table).
+		// A code's scenario 79 gets a wallet coupon of 1 yuan.
+		coupon := int64(0)
+		if o.scenario == scCoupon && o.TotalFee > 100 {
+			coupon = 100
+		}
+		paid := o.TotalFee - coupon
 		ps = append(ps,
 			payment.Param{Key: "out_trade_id", Value: o.OutTradeID},
-			payment.Param{Key: "time_end", Value: strconv.FormatInt(o.CreatedAt.Unix(), 10), Num: true})
+			payment.Param{Key: "time_end", Value: strconv.FormatInt(o.CreatedAt.Unix(), 10), Num: true},
+			payment.Param{Key: "coupon_fee", Value: strconv.FormatInt(coupon, 10), Num: true},
+			payment.Param{Key: "buyer_pay_amount", Value: fmt.Sprintf("%d.%02d", paid/100, paid%100)},
+			payment.Param{Key: "receipt_amount", Value: strconv.FormatInt(o.TotalFee, 10), Num: true},
+			payment.Param{Key: "bank_type", Value: "OTHERS"},
+			payment.Param{Key: "buyer_logon_id", Value: "13800001234"})
 	}
 	return ps
 }
