@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const usage = `usage: posctl [-api ADDR] [-token-file FILE] COMMAND [ARGS]
@@ -35,6 +36,8 @@ const usage = `usage: posctl [-api ADDR] [-token-file FILE] COMMAND [ARGS]
   report --date YYYY-MM-DD [--csv]                  counts and totals per wallet and state
   totals --date YYYY-MM-DD [--lane L] [--op-user-id U] [--shift S]
                                                     paid, refunded and net per wallet
+  reconcile --date YYYY-MM-DD [--csv]               query every order of the day at the gateway and
+                                                    list where the journal and the gateway disagree
   export --from YYYY-MM-DD --to YYYY-MM-DD [--format csv|json]
   resolve ID --paid|--not-paid --by NAME --why TEXT an operator's decision on an order that needs attention
 `
@@ -272,6 +275,8 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 	case "totals":
 		q := url.Values{"date": {fl["date"]}, "lane": {fl["lane"]}, "op_user_id": {fl["op-user-id"]}, "shift": {fl["shift"]}}
 		return show(c.call("GET", "/v1/totals?"+q.Encode(), nil))
+	case "reconcile":
+		return reconcile(c, fl["date"], fl["csv"] != "", out)
 	case "export":
 		format := fl["format"]
 		if format == "" {
@@ -345,6 +350,30 @@ func status(c *client, id string, wait bool, show func([]byte, error) error) err
 			return show(b, nil)
 		}
 		path = "/v1/charges/" + id + "?wait=30s"
+	}
+}
+
+// reconcile starts (or resumes) the day's reconciliation, follows it to
+// its end, and prints it (or its disagreements as CSV).
+func reconcile(c *client, date string, csv bool, out io.Writer) error {
+	if _, err := c.call("POST", "/v1/reconcile", map[string]string{"date": date}); err != nil {
+		return err
+	}
+	for {
+		b, err := c.call("GET", "/v1/reconcile?date="+url.QueryEscape(date), nil)
+		if err != nil {
+			return err
+		}
+		var run struct{ State string }
+		_ = json.Unmarshal(b, &run)
+		if run.State != "running" {
+			if csv {
+				b, err := c.call("GET", "/v1/reconcile?format=csv&date="+url.QueryEscape(date), nil)
+				return printJSON(out, b, err)
+			}
+			return printJSON(out, b, nil)
+		}
+		time.Sleep(time.Second)
 	}
 }
 

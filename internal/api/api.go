@@ -36,6 +36,8 @@ type Server struct {
 	slow    throttle
 	// Store is the name a receipt carries (merchant.store_id).
 	Store string
+	// Reconcile runs the reconciliations (nil: the routes answer 503).
+	Reconcile Reconciler
 }
 
 // Protection is how a listener is exposed and what that demands.
@@ -97,6 +99,8 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("POST /v1/orders/{id}/resolve", s.resolve)
 	s.mux.HandleFunc("GET /v1/report", s.report)
 	s.mux.HandleFunc("GET /v1/totals", s.totals)
+	s.mux.HandleFunc("POST /v1/reconcile", s.startReconcile)
+	s.mux.HandleFunc("GET /v1/reconcile", s.reconcileStatus)
 	s.mux.HandleFunc("GET /v1/export", s.export)
 	return s
 }

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +116,38 @@ func TestPayDetail(t *testing.T) {
 	text := send(s, "GET", host, "/v1/charges/"+id+"/receipt?format=text", "").Body.String()
 	assert.Contains(t, text, "Discount")
 	assert.Contains(t, text, "RMB 9.00")
+}
+
+// A day's reconciliation against the (sandbox) gateway: the paid order
+// agrees, nothing is listed.
+func TestReconcile(t *testing.T) {
+	s := newServer(t)
+	const host = "127.0.0.1:8321"
+	w := send(s, "POST", host, "/v1/charges", `{"lane":"L1","total_fee":300,"subject":"s","body":"b"}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusCreated, w.Code, "%s", w.Body)
+	id := decodeAs[chargeJSON](t, w.Body.Bytes()).ID
+	require.Equal(t, http.StatusAccepted, send(s, "POST", host, "/v1/lanes/L1/scans", `{"auth_code":"282941234567890300"}`, "Content-Type", "application/json").Code)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if decodeAs[chargeJSON](t, send(s, "GET", host, "/v1/charges/"+id+"?wait=1s", "").Body.Bytes()).State == "paid" {
+			break
+		}
+	}
+	today := time.Now().Format(time.DateOnly)
+	assert.Equal(t, http.StatusNotFound, send(s, "GET", host, "/v1/reconcile?date="+today, "").Code)
+	require.Equal(t, http.StatusAccepted, send(s, "POST", host, "/v1/reconcile", `{"date":"`+today+`"}`, "Content-Type", "application/json").Code)
+	type run struct {
+		State         string
+		Total, Agreed int
+		Disagreements []json.RawMessage
+	}
+	var r run
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && r.State != "done"; time.Sleep(50 * time.Millisecond) {
+		r = decodeAs[run](t, send(s, "GET", host, "/v1/reconcile?date="+today, "").Body.Bytes())
+	}
+	require.Equal(t, "done", r.State)
+	assert.Equal(t, 1, r.Total)
+	assert.Equal(t, 1, r.Agreed)
+	assert.Empty(t, r.Disagreements)
+	csv := send(s, "GET", host, "/v1/reconcile?format=csv&date="+today, "").Body.String()
+	assert.True(t, strings.HasPrefix(csv, "mch_trade_id,"), csv)
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Scan            Scan             `yaml:"scan"`
 	Refunds         Refunds          `yaml:"refunds"`
 	Charges         Charges          `yaml:"charges"`
+	Reconcile       Reconcile        `yaml:"reconcile"`
 	Wallets         []scanner.Wallet `yaml:"wallets"`
 	Lanes           []Lane           `yaml:"lanes"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
@@ -100,6 +101,11 @@ type Log struct {
 
 type Scan struct {
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+}
+
+// Reconcile: how fast a reconciliation asks the gateway.
+type Reconcile struct {
+	Rate float64 `yaml:"rate"` // queries a second
 }
 
 // Charges: how a till's references are kept.
@@ -179,6 +185,7 @@ func Default() Config {
 		Scan:            Scan{DuplicateWindow: 10 * time.Second},
 		Refunds:         Refunds{MaxPerOrder: 50, MaxAge: 365 * 24 * time.Hour},
 		Charges:         Charges{ReferenceWindow: 7 * 24 * time.Hour},
+		Reconcile:       Reconcile{Rate: 5},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }

@@ -117,6 +117,9 @@ func (c *Config) checkTimings(p *problems) {
 	if c.Confirm.ReconcileInterval <= 0 || c.Confirm.ReconcileMax < c.Confirm.ReconcileInterval {
 		p.bad("confirm.reconcile_interval must be positive and confirm.reconcile_max at least as long")
 	}
+	if c.Reconcile.Rate <= 0 || c.Reconcile.Rate > 100 {
+		p.bad("reconcile.rate %v: queries a second, more than 0 and at most 100", c.Reconcile.Rate)
+	}
 	if c.Charges.ReferenceWindow <= 0 {
 		p.bad("charges.reference_window must be positive")
 	}

@@ -25,6 +25,7 @@ type posdMetrics struct {
 	requests *prometheus.CounterVec
 	reverses prometheus.Counter
 	lateN    *prometheus.CounterVec
+	disagree *prometheus.CounterVec
 	duration prometheus.Histogram
 }
 
@@ -39,10 +40,12 @@ func newMetrics() *posdMetrics {
 		reverses: prometheus.NewCounter(prometheus.CounterOpts{Name: "posd_reverses_total", Help: "Reverse calls sent."}),
 		lateN: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_late_results_total",
 			Help: "Results of charges their lane had moved on from (kept off the customer displays), by charge state."}, []string{"state"}),
+		disagree: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_reconcile_disagreements_total",
+			Help: "Orders a reconciliation found the journal and the gateway disagree on, by what."}, []string{"what"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "posd_payment_seconds",
 			Help: "From the scan to the attempt's final state.", Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}}),
 	}
-	r.MustRegister(m.payments, m.requests, m.reverses, m.lateN, m.duration,
+	r.MustRegister(m.payments, m.requests, m.reverses, m.lateN, m.disagree, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg = promhttp.HandlerFor(r, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}) // a bad series never hides the others
 	return m

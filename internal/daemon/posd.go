@@ -22,6 +22,7 @@ import (
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
+	"example.com/posd/internal/reconcile"
 	"example.com/posd/internal/sdnotify"
 	"example.com/posd/payment"
 	"example.com/posd/payment/sandbox"
@@ -49,6 +50,7 @@ type Daemon struct {
 	reg     *device.Registry
 	hup     chan os.Signal // SIGHUP, caught from Open on: a reload during a start must not end posd
 	gauges  sync.Once
+	recon   *reconcile.Reconciler
 	disp    displaySet
 	web     *display.Web
 	polling struct {
@@ -166,6 +168,8 @@ func (d *Daemon) openLanes() error {
 		DedupWindow: cfg.Scan.DuplicateWindow, Log: d.log.Named("lane"), OnLate: m.late,
 		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge, ReferenceWindow: cfg.Charges.ReferenceWindow,
 	})
+	d.recon = &reconcile.Reconciler{Ctx: d.ctx, Journal: d.journal, Gateway: d.client, Rate: cfg.Reconcile.Rate,
+		Log: d.log.Named("reconcile"), OnDisagree: func(what string) { m.disagree.WithLabelValues(what).Inc() }}
 	d.client.OnLink(func(up bool, reason string) {
 		if up {
 			d.log.Info("gateway reachable")
@@ -296,6 +300,7 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	}
 	srv.Protect(p)
 	srv.Store = d.cfg.Merchant.StoreID
+	srv.Reconcile = d.recon
 	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client) })
 	srv.Handle("GET /metrics", d.metrics.reg)
 	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams}
@@ -444,6 +449,9 @@ func (d *Daemon) Close() error {
 	signal.Stop(d.hup)
 	d.cancel()
 	d.stopPolling()
+	if d.recon != nil {
+		d.recon.Wait()
+	}
 	d.wg.Wait()
 	d.disp.stop()
 	if d.journal == nil {

@@ -21,13 +21,14 @@ const SchemaVersion = 2
 
 // Buckets.
 const (
-	orderBucket   = "orders"   // mch_trade_id -> order JSON
-	codeBucket    = "codes"    // SHA-256 of a payment code -> mch_trade_id
-	chargeBucket  = "charges"  // charge id -> charge JSON
-	idemBucket    = "idem"     // Idempotency-Key -> charge id
-	receiptBucket = "receipts" // printer \x00 receipt id -> receipt JSON, until printed
-	refundBucket  = "refunds"  // mch_refund_id -> refund JSON
-	refBucket     = "refs"     // lane \x00 the till's reference -> charge id; \x01last\x00 lane -> its last charge
+	orderBucket   = "orders"    // mch_trade_id -> order JSON
+	codeBucket    = "codes"     // SHA-256 of a payment code -> mch_trade_id
+	chargeBucket  = "charges"   // charge id -> charge JSON
+	idemBucket    = "idem"      // Idempotency-Key -> charge id
+	receiptBucket = "receipts"  // printer \x00 receipt id -> receipt JSON, until printed
+	refundBucket  = "refunds"   // mch_refund_id -> refund JSON
+	reconBucket   = "reconcile" // date -> reconciliation run JSON
+	refBucket     = "refs"      // lane \x00 the till's reference -> charge id; \x01last\x00 lane -> its last charge
 	meta          = "meta"
 )
 
@@ -168,7 +169,7 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, refBucket, liveIndex, doneIndex} {
+	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, refBucket, reconBucket, liveIndex, doneIndex} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}

@@ -284,3 +284,14 @@ func (t *Tx) DeleteReceipt(printer, id string) error {
 func (j *Journal) Probe() error {
 	return j.Update(func(tx *Tx) error { return tx.putString(meta, "probe", time.Now().UTC().Format(time.RFC3339Nano)) })
 }
+
+// ReconcileRun reads the reconciliation of a day (YYYY-MM-DD).
+func (t *Tx) ReconcileRun(date string) (money.ReconcileRun, bool, error) {
+	var r money.ReconcileRun
+	ok, err := t.get(reconBucket, date, &r)
+	return r, ok, err
+}
+
+// PutReconcileRun records a reconciliation's progress: a run that stops
+// (posd restarted) resumes from it.
+func (t *Tx) PutReconcileRun(r *money.ReconcileRun) error { return t.put(reconBucket, r.Date, r) }

@@ -427,3 +427,31 @@ func (t *WalletTotals) Add(o *Order) {
 	}
 	t.NetFee = t.PaidFee - t.RefundedFee
 }
+
+// ReconcileRun is a reconciliation of a day's orders against the gateway:
+// each order queried, every disagreement listed, nothing changed.
+type ReconcileRun struct {
+	Date          string         `json:"date"`
+	State         string         `json:"state"` // running, done, stopped (posd stopped: it resumes)
+	Total         int            `json:"total"`
+	Checked       int            `json:"checked"`
+	Agreed        int            `json:"agreed"`
+	InProgress    int            `json:"in_progress"` // not final in the journal: the poller drives them
+	Unanswered    int            `json:"unanswered"`  // no trusted answer: asked again at the next run
+	Next          string         `json:"next,omitempty"`
+	Disagreements []Disagreement `json:"disagreements"`
+	StartedAt     time.Time      `json:"started_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+	FinishedAt    time.Time      `json:"finished_at,omitzero"`
+}
+
+// Disagreement is an order the journal and the gateway see differently.
+type Disagreement struct {
+	MchTradeID   string `json:"mch_trade_id"`
+	ChargeID     string `json:"charge_id"`
+	Lane         string `json:"lane"`
+	TotalFee     int64  `json:"total_fee"`
+	JournalState State  `json:"journal_state"`
+	GatewayState string `json:"gateway_state"`
+	What         string `json:"what"`
+}

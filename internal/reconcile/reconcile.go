@@ -1,0 +1,217 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
+	"example.com/posd/payment"
+)
+
+// Querier is the one gateway call a reconciliation makes.
+type Querier interface {
+	Query(ctx context.Context, ref payment.OrderRef, totalFee int64) payment.Result
+}
+
+// Reconciler runs reconciliations, one per day at a time.
+type Reconciler struct {
+	Ctx     context.Context // runs end with it
+	Journal *journal.Journal
+	Gateway Querier
+	Rate    float64 // queries a second (0: 5)
+	Log     *zap.Logger
+	// OnDisagree is told of each disagreement found (for /metrics).
+	OnDisagree func(what string)
+
+	mu      sync.Mutex
+	running map[string]bool
+	wg      sync.WaitGroup
+}
+
+// Start begins the reconciliation of day (YYYY-MM-DD, local time), or
+// resumes one that stopped; a finished one is run again. It returns at
+// once with the run as it stands.
+func (r *Reconciler) Start(day time.Time) (money.ReconcileRun, error) {
+	date := day.Format(time.DateOnly)
+	r.mu.Lock()
+	if r.running == nil {
+		r.running = map[string]bool{}
+	}
+	if r.running[date] {
+		r.mu.Unlock()
+		run, _, err := r.Status(date)
+		return run, err
+	}
+	r.running[date] = true
+	r.mu.Unlock()
+	run, found, err := r.Status(date)
+	if err == nil && (!found || run.State == "done") {
+		run = money.ReconcileRun{Date: date, State: "running", StartedAt: time.Now(), Disagreements: []money.Disagreement{}}
+	}
+	run.State = "running"
+	if err == nil {
+		err = r.save(&run)
+	}
+	if err != nil {
+		r.done(date)
+		return run, err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer r.done(date)
+		r.run(r.Ctx, day, run)
+	}()
+	return run, nil
+}
+
+// Wait waits for the runs in flight (they stop when their context ends).
+func (r *Reconciler) Wait() { r.wg.Wait() }
+
+func (r *Reconciler) done(date string) {
+	r.mu.Lock()
+	delete(r.running, date)
+	r.mu.Unlock()
+}
+
+// Status is the reconciliation of a day as it stands.
+func (r *Reconciler) Status(date string) (money.ReconcileRun, bool, error) {
+	var run money.ReconcileRun
+	var found bool
+	err := r.Journal.View(func(tx *journal.Tx) error {
+		var err error
+		run, found, err = tx.ReconcileRun(date)
+		return err
+	})
+	return run, found, err
+}
+
+func (r *Reconciler) save(run *money.ReconcileRun) error {
+	run.UpdatedAt = time.Now()
+	return r.Journal.Update(func(tx *journal.Tx) error { return tx.PutReconcileRun(run) })
+}
+
+// run queries the day's orders in id order from run.Next on, saving its
+// progress every few orders.
+func (r *Reconciler) run(ctx context.Context, day time.Time, run money.ReconcileRun) {
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.Local)
+	orders, err := r.Journal.Export(from, from.AddDate(0, 0, 1))
+	if err != nil {
+		r.Log.Error("reconcile: the day's orders", zap.Error(err))
+		return
+	}
+	slices.SortFunc(orders, func(a, b money.Order) int { return strings.Compare(a.MchTradeID, b.MchTradeID) })
+	run.Total = len(orders)
+	rate := r.Rate
+	if rate <= 0 {
+		rate = 5
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	for i, o := range orders {
+		if o.MchTradeID <= run.Next && run.Next != "" {
+			continue // checked before the run stopped
+		}
+		select {
+		case <-ctx.Done():
+			run.State = "stopped"
+			_ = r.save(&run)
+			return
+		case <-tick.C:
+		}
+		r.check(ctx, &run, &o)
+		run.Next = o.MchTradeID
+		if i%20 == 19 {
+			if err := r.save(&run); err != nil {
+				r.Log.Error("reconcile: progress not saved", zap.Error(err))
+			}
+		}
+	}
+	run.State, run.FinishedAt, run.Next = "done", time.Now(), ""
+	if err := r.save(&run); err != nil {
+		r.Log.Error("reconcile: not saved", zap.Error(err))
+	}
+	r.Log.Info("reconciled", zap.String("date", run.Date), zap.Int("orders", run.Total), zap.Int("agreed", run.Agreed),
+		zap.Int("disagreements", len(run.Disagreements)), zap.Int("unanswered", run.Unanswered), zap.Int("in_progress", run.InProgress))
+}
+
+// check queries one order and counts what it finds.
+func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, o *money.Order) {
+	run.Checked++
+	if !o.Final() {
+		run.InProgress++ // the poller drives it to its final state
+		return
+	}
+	q := r.Gateway.Query(ctx, payment.OrderRef{MchTradeID: o.MchTradeID}, o.TotalFee)
+	if q.Outcome == payment.Unknown || q.Outcome == payment.NotSent {
+		run.Unanswered++
+		return
+	}
+	what := Compare(o, q)
+	if what == "" {
+		run.Agreed++
+		return
+	}
+	run.Disagreements = append(run.Disagreements, money.Disagreement{MchTradeID: o.MchTradeID, ChargeID: o.ChargeID, Lane: o.Lane,
+		TotalFee: o.TotalFee, JournalState: o.State, GatewayState: GatewayWord(q), What: what})
+	r.Log.Warn("reconcile: the journal and the gateway disagree", zap.String("mch_trade_id", o.MchTradeID),
+		zap.String("journal", string(o.State)), zap.String("gateway", GatewayWord(q)), zap.String("what", what))
+	if r.OnDisagree != nil {
+		r.OnDisagree(what)
+	}
+}
+
+// GatewayWord names what a trusted query answer says of an order.
+func GatewayWord(q payment.Result) string {
+	if q.Outcome == payment.NotFound {
+		return "not_found"
+	}
+	words := map[int]string{payment.StatePaid: "paid", payment.StateRefunding: "refund", 2: "unpaid", 3: "closed",
+		payment.StateReversed: "reversed", 5: "reversing", payment.StatePaying: "paying", payment.StateFailed: "failed"}
+	if w, ok := words[q.TradeState]; ok {
+		return w
+	}
+	return fmt.Sprintf("trade_state %d", q.TradeState)
+}
+
+// Compare says how a final order of the journal and the gateway's answer
+// disagree ("" when they agree).
+func Compare(o *money.Order, q payment.Result) string {
+	gw := GatewayWord(q)
+	switch gw {
+	case "paying", "reversing":
+		return "open at the gateway, final in the journal"
+	}
+	paidThere := gw == "paid" || gw == "refund"
+	switch o.State {
+	case money.Paid:
+		switch {
+		case !paidThere:
+			return "paid in the journal, not at the gateway"
+		case gw == "refund" && o.RefundedFee == 0:
+			return "refunded at the gateway, not in the journal"
+		case gw == "paid" && o.RefundedFee > 0:
+			return "refunded in the journal, not at the gateway"
+		}
+	case money.Refunded:
+		if gw != "refund" && gw != "reversed" {
+			return "refunded in the journal, " + gw + " at the gateway"
+		}
+	case money.Reversed:
+		if gw == "paid" {
+			return "reversed in the journal, paid at the gateway"
+		}
+	default: // declined, closed, failed
+		if paidThere {
+			return string(o.State) + " in the journal, paid at the gateway"
+		}
+	}
+	return ""
+}

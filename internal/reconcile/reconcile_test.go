@@ -1,0 +1,110 @@
+package reconcile
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
+	"example.com/posd/payment"
+)
+
+func TestCompare(t *testing.T) {
+	paid := payment.Result{Outcome: payment.Paid, TradeState: payment.StatePaid}
+	refund := payment.Result{Outcome: payment.Paid, TradeState: payment.StateRefunding}
+	closed := payment.Result{Outcome: payment.NotPaid, TradeState: 3}
+	paying := payment.Result{Outcome: payment.Pending, TradeState: payment.StatePaying}
+	notFound := payment.Result{Outcome: payment.NotFound}
+	for _, c := range []struct {
+		state    money.State
+		refunded int64
+		q        payment.Result
+		agree    bool
+	}{
+		{money.Paid, 0, paid, true},
+		{money.Paid, 0, closed, false},
+		{money.Paid, 0, refund, false},
+		{money.Paid, 30, refund, true},
+		{money.Refunded, 0, refund, true},
+		{money.Declined, 0, closed, true},
+		{money.Declined, 0, paid, false},
+		{money.Failed, 0, notFound, true},
+		{money.Reversed, 0, paid, false},
+		{money.Closed, 0, paying, false},
+	} {
+		o := money.Order{Phase: money.PhaseDone, State: c.state, RefundedFee: c.refunded, TotalFee: 100}
+		what := Compare(&o, c.q)
+		assert.Equal(t, c.agree, what == "", "%s (%d refunded) vs %s: %q", c.state, c.refunded, GatewayWord(c.q), what)
+	}
+}
+
+// answers is a gateway of fixed answers that counts what it was asked.
+type answers struct {
+	mu    sync.Mutex
+	by    map[string]payment.Result
+	asked []string
+}
+
+func (a *answers) Query(_ context.Context, ref payment.OrderRef, _ int64) payment.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked = append(a.asked, ref.MchTradeID)
+	return a.by[ref.MchTradeID]
+}
+
+// A run lists every disagreement, counts the rest, and resumes after a
+// stop without asking again what it already checked.
+func TestRunResumes(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+	require.NoError(t, err)
+	defer j.Close()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
+	put := func(id string, st money.State, ph money.Phase) {
+		o := money.NewOrder(money.Order{MchTradeID: id, AuthCode: "28" + id, TotalFee: 100}, day.Add(time.Hour))
+		o.State, o.Phase = st, ph
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, time.Now()); return err }))
+	}
+	put("A1", money.Paid, money.PhaseDone)
+	put("A2", money.Declined, money.PhaseDone)
+	put("A3", money.Paying, money.PhaseQuery)
+	put("A4", money.Paid, money.PhaseDone)
+	gw := &answers{by: map[string]payment.Result{
+		"A1": {Outcome: payment.Paid, TradeState: 0},
+		"A2": {Outcome: payment.Paid, TradeState: 0}, // declined here, paid there
+		"A4": {Outcome: payment.Unknown},
+	}}
+	var mu sync.Mutex
+	var disagreements []string
+	r := &Reconciler{Ctx: context.Background(), Journal: j, Gateway: gw, Rate: 1000, Log: zap.NewNop(),
+		OnDisagree: func(w string) { mu.Lock(); disagreements = append(disagreements, w); mu.Unlock() }}
+	_, err = r.Start(day)
+	require.NoError(t, err)
+	r.Wait()
+	run, found, err := r.Status("2026-11-25")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, "done", run.State)
+	assert.Equal(t, [5]int{4, 4, 1, 1, 1}, [5]int{run.Total, run.Checked, run.Agreed, run.InProgress, run.Unanswered})
+	require.Len(t, run.Disagreements, 1)
+	assert.Equal(t, "A2", run.Disagreements[0].MchTradeID)
+	assert.Equal(t, []string{"declined in the journal, paid at the gateway"}, disagreements)
+	assert.Equal(t, []string{"A1", "A2", "A4"}, gw.asked, "an order still driven is left to the poller")
+
+	// A run that stopped half-way resumes after the last order checked.
+	run.State, run.Next, run.Checked, run.Agreed, run.Disagreements = "stopped", "A2", 2, 1, nil
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.PutReconcileRun(&run) }))
+	gw.mu.Lock()
+	gw.asked = nil
+	gw.mu.Unlock()
+	_, err = r.Start(day)
+	require.NoError(t, err)
+	r.Wait()
+	assert.Equal(t, []string{"A4"}, gw.asked, "nothing checked before is asked again")
+}
