@@ -67,6 +67,13 @@ type Event struct {
 	Reason     string `json:"reason,omitempty"`
 	// Result is the late result's own kind (paid, declined…).
 	Result Kind `json:"result,omitempty"`
+	// For the till: its sale reference, the cashier and shift, and of a
+	// refund its mch_refund_id and what the charge has had refunded.
+	Reference   string `json:"reference,omitempty"`
+	OpUserID    string `json:"op_user_id,omitempty"`
+	Shift       string `json:"shift,omitempty"`
+	RefundID    string `json:"mch_refund_id,omitempty"`
+	RefundedFee int64  `json:"refunded_fee,omitempty"`
 	// What the customer paid and the wallet's discount (a paid event).
 	BuyerPayAmount int64 `json:"buyer_pay_amount,omitempty"`
 	CouponFee      int64 `json:"coupon_fee,omitempty"`

@@ -66,7 +66,7 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 func refundEvent(o *money.Order, r *money.Refund) display.Event {
 	ev := display.Event{Lane: o.Lane, ChargeID: r.ChargeID, TotalFee: r.RefundFee, Wallet: o.Wallet,
 		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.Refunded,
-		Reason: "refund " + r.MchRefundID}
+		Reason: "refund " + r.MchRefundID, RefundID: r.MchRefundID, RefundedFee: o.RefundedFee, OpUserID: r.OpUserID, Shift: r.Shift}
 	if r.State != money.Refunded {
 		ev.Kind, ev.Result = display.LateResult, display.KindOf(r.State)
 		ev.Reason = "refund " + r.MchRefundID + " " + string(r.State) + ": " + r.ErrMsg
@@ -79,7 +79,8 @@ func refundEvent(o *money.Order, r *money.Refund) display.Event {
 func stepEvent(o *money.Order, st *money.Settled) display.Event {
 	c := &st.Charge
 	ev := display.Event{Lane: o.Lane, ChargeID: c.ID, TotalFee: o.TotalFee, Wallet: o.Wallet,
-		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.KindOf(c.State)}
+		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.KindOf(c.State),
+		Reference: c.Reference, OpUserID: o.OpUserID, Shift: o.Shift, RefundedFee: c.RefundedFee}
 	switch {
 	case o.State == money.Paid:
 		ev.BuyerPayAmount, ev.CouponFee = o.BuyerPayAmount, o.CouponFee
