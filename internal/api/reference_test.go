@@ -54,11 +54,7 @@ func TestReferenceLastAndShift(t *testing.T) {
 	assert.Equal(t, "A", v.Attempts[0].Shift)
 
 	// Totals per cashier and shift.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if decodeAs[chargeJSON](t, send(s, "GET", host, "/v1/charges/"+first.ID+"?wait=1s", "").Body.Bytes()).State == "paid" {
-			break
-		}
-	}
+	waitPaid(t, s, first.ID)
 	today := time.Now().Format(time.DateOnly)
 	paidOf := func(q string) int64 {
 		return decodeAs[struct {
@@ -127,11 +123,7 @@ func TestReconcile(t *testing.T) {
 	require.Equal(t, http.StatusCreated, w.Code, "%s", w.Body)
 	id := decodeAs[chargeJSON](t, w.Body.Bytes()).ID
 	require.Equal(t, http.StatusAccepted, send(s, "POST", host, "/v1/lanes/L1/scans", `{"auth_code":"282941234567890300"}`, "Content-Type", "application/json").Code)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if decodeAs[chargeJSON](t, send(s, "GET", host, "/v1/charges/"+id+"?wait=1s", "").Body.Bytes()).State == "paid" {
-			break
-		}
-	}
+	waitPaid(t, s, id)
 	today := time.Now().Format(time.DateOnly)
 	assert.Equal(t, http.StatusNotFound, send(s, "GET", host, "/v1/reconcile?date="+today, "").Code)
 	require.Equal(t, http.StatusAccepted, send(s, "POST", host, "/v1/reconcile", `{"date":"`+today+`"}`, "Content-Type", "application/json").Code)
@@ -150,4 +142,15 @@ func TestReconcile(t *testing.T) {
 	assert.Empty(t, r.Disagreements)
 	csv := send(s, "GET", host, "/v1/reconcile?format=csv&date="+today, "").Body.String()
 	assert.True(t, strings.HasPrefix(csv, "mch_trade_id,"), csv)
+}
+
+// waitPaid long-polls a charge until the sandbox has paid it.
+func waitPaid(t *testing.T, s http.Handler, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if decodeAs[chargeJSON](t, send(s, "GET", "127.0.0.1:8321", "/v1/charges/"+id+"?wait=1s", "").Body.Bytes()).State == "paid" {
+			return
+		}
+	}
+	t.Fatalf("charge %s never paid", id)
 }
