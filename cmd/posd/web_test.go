@@ -87,6 +87,13 @@ func TestWebCustomerDisplay(t *testing.T) {
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__loaded = "once"`))
 	require.NoError(t, err)
 
+	// The till's basket between payments; the charge then takes over.
+	code, body := d.do("POST", "/v1/lanes/L1/display", map[string]any{"lines": []string{"Apples 2 × 3.50", "Total ¥7.00"}, "ttl": "1m"})
+	require.Equal(t, 202, code, "%s", body)
+	wait(state("lines"))
+	assert.Contains(t, text("#detail"), "Apples 2 × 3.50")
+	assert.Contains(t, text("#detail"), "Total ¥7.00")
+
 	c := d.openCharge("L1", 1234)
 	wait(state("awaiting_scan"))
 	assert.Equal(t, "¥12.34", text("#amount"))
