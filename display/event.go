@@ -74,6 +74,7 @@ type Event struct {
 	Shift       string `json:"shift,omitempty"`
 	RefundID    string `json:"mch_refund_id,omitempty"`
 	RefundedFee int64  `json:"refunded_fee,omitempty"`
+	Version     uint64 `json:"version,omitempty"` // the charge's, as GET /v1/charges/{id} shows it
 	// What the customer paid and the wallet's discount (a paid event).
 	BuyerPayAmount int64 `json:"buyer_pay_amount,omitempty"`
 	CouponFee      int64 `json:"coupon_fee,omitempty"`

@@ -80,7 +80,7 @@ func stepEvent(o *money.Order, st *money.Settled) display.Event {
 	c := &st.Charge
 	ev := display.Event{Lane: o.Lane, ChargeID: c.ID, TotalFee: o.TotalFee, Wallet: o.Wallet,
 		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.KindOf(c.State),
-		Reference: c.Reference, OpUserID: o.OpUserID, Shift: o.Shift, RefundedFee: c.RefundedFee}
+		Reference: c.Reference, OpUserID: o.OpUserID, Shift: o.Shift, RefundedFee: c.RefundedFee, Version: c.Version}
 	switch {
 	case o.State == money.Paid:
 		ev.BuyerPayAmount, ev.CouponFee = o.BuyerPayAmount, o.CouponFee
