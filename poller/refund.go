@@ -111,7 +111,7 @@ func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) 
 // learn how much went back: a journal restored from an older copy does
 // not hold the refunds made since. Nothing is ever sent but queries.
 func discoverRefunds(o *money.Order, now time.Time) {
-	o.Phase, o.RefundBy, o.RefundsFound = money.PhaseRefundQuery, "discover", 0
+	o.Phase, o.RefundBy, o.RefundsFound, o.RefundGaps = money.PhaseRefundQuery, "discover", 0, 0
 	o.RefundSeq++
 	o.RefundID, o.RefundFee, o.RefundMissing, o.RefundUnknown, o.Tries, o.NextAt = RefundIDN(o.MchTradeID, o.RefundSeq), 0, 0, false, 0, now
 }
@@ -128,20 +128,31 @@ func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch {
 	case r.Outcome == payment.Done && r.Status == 0 && r.RefundFee > 0:
 		o.RefundedFee = min(o.RefundedFee+r.RefundFee, o.TotalFee)
-		o.RefundsFound++
+		o.RefundsFound, o.RefundGaps = o.RefundsFound+1, 0
 		next()
 	case r.Outcome == payment.Pending: // that refund failed: none of the money
+		o.RefundGaps = 0
 		next()
 	case r.Outcome == payment.NotFound:
-		// No such refund: the last was found before. A 301 is unsigned
-		// and may come from a lagging replica: as for a refund of posd's
-		// own, only minutes of "no such refund" say it was not made.
-		if o.RefundMissing++; o.RefundMissing < 2*p.ReverseAttempts+6 {
+		// No such refund. A 301 is unsigned and may come from a lagging
+		// replica: as for a refund of posd's own, only minutes of "no such
+		// refund" say it was not made. A refund posd numbered but never
+		// made leaves a gap: the ids after it are asked too, until a few
+		// in a row are missing (each of those asked a few times only).
+		patience := 2*p.ReverseAttempts + 6
+		if o.RefundGaps > 0 {
+			patience = 3
+		}
+		if o.RefundMissing++; o.RefundMissing < patience {
 			o.Tries++
 			o.NextAt = now.Add(min(p.ReverseInterval<<min(o.Tries, 16), p.ReconcileInterval))
 			return
 		}
-		o.RefundSeq-- // the next refund posd makes takes this id
+		if o.RefundGaps++; o.RefundGaps < 3 {
+			next()
+			return
+		}
+		// The ids asked stay used: a new refund takes the next one.
 		endDiscovery(o, now)
 	default:
 		refundBackoff(o, now, p) // in progress, or no trusted answer

@@ -128,6 +128,7 @@ type Order struct {
 	// (poller: trade_state 1 on an order whose journal, a restored copy,
 	// may not hold all its refunds).
 	RefundsFound int `json:"refunds_found,omitempty"`
+	RefundGaps   int `json:"refund_gaps,omitempty"` // ids in a row a discovery did not find
 	// Restored: the order came from a journal restored from an older copy;
 	// what the gateway did since is asked before it is final again.
 	Restored bool `json:"restored,omitempty"`
