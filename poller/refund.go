@@ -45,7 +45,7 @@ func stepRefund(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Done:
 		if r.Status == 0 {
-			refunded(o, now)
+			refunded(o, r, now)
 			return
 		}
 		// In progress: refund_query follows it.
@@ -81,7 +81,7 @@ func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) 
 	}
 	switch {
 	case r.Outcome == payment.Done && r.Status == 0:
-		refunded(o, now)
+		refunded(o, r, now)
 	case r.Outcome == payment.Pending: // -1: the refund failed
 		refundFailed(o, "refund failed at the gateway: "+r.Reason, now)
 	case r.Outcome == payment.NotFound:
@@ -188,13 +188,17 @@ func refundBackoff(o *money.Order, now time.Time, p Policy) {
 
 // refunded ends a refund the gateway confirmed: the order is refunded
 // once all of it went back, and stays paid before.
-func refunded(o *money.Order, now time.Time) {
+func refunded(o *money.Order, r payment.Result, now time.Time) {
 	o.RefundResult = money.Refunded
 	if o.RefundBy == "fallback" {
 		end(o, money.Reversed, now) // paid too late, refunded by the fallback
 		return
 	}
-	o.RefundedFee = min(o.RefundedFee+RefundFeeOf(o), o.TotalFee)
+	fee := RefundFeeOf(o)
+	if r.RefundFee > 0 {
+		fee = r.RefundFee // the gateway's word on what went back
+	}
+	o.RefundedFee = min(o.RefundedFee+fee, o.TotalFee)
 	if o.RefundedFee < o.TotalFee {
 		if o.Restored {
 			// A restored journal's refund: later ones may have been
