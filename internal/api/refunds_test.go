@@ -69,15 +69,14 @@ func TestPartialRefunds(t *testing.T) {
 	began := time.Now()
 	charge()
 	assert.Less(t, time.Since(began), time.Second, "a final charge: at once")
-	var v struct{ Version uint64 }
-	v = decodeAs[struct{ Version uint64 }](t, send(s, "GET", host, "/v1/charges/"+c.ID, "").Body.Bytes())
+	v := decodeAs[struct{ Version uint64 }](t, send(s, "GET", host, "/v1/charges/"+c.ID, "").Body.Bytes())
 	began = time.Now()
 	send(s, "GET", host, "/v1/charges/"+c.ID+"?wait=300ms&version="+strconv.FormatUint(v.Version, 10), "")
 	assert.GreaterOrEqual(t, time.Since(began), 250*time.Millisecond, "the version the till saw, unchanged: it waits")
 	began = time.Now()
 	send(s, "GET", host, "/v1/charges/"+c.ID+"?wait=5s&version="+strconv.FormatUint(v.Version-1, 10), "")
 	assert.Less(t, time.Since(began), time.Second, "an older version: at once")
-	_ = paid
+	assert.Equal(t, "paid", paid.State)
 
 	refund := func(id string) refundJSON {
 		t.Helper()
