@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"fmt"
 	"time"
 
 	"example.com/posd/internal/defect"
@@ -171,6 +172,13 @@ func endDiscovery(o *money.Order, now time.Time) {
 		o.ErrMsg = "refunded outside posd (trade_state 1)"
 	case o.RefundedFee >= o.TotalFee:
 		end(o, money.Refunded, now)
+	case o.Restored && found > 0:
+		// A restored journal's order, refunded in part since the copy:
+		// the refunds posd found are not proof that there are no others
+		// (a gap, a lagging replica). Not a made-up figure: an operator
+		// looks at the gateway.
+		o.State, o.Phase, o.NextAt = money.Unknown, money.PhaseAttention, time.Time{}
+		o.Reason = fmt.Sprintf("restored journal: at least %d of %d fen refunded at the gateway; check its refunds", o.RefundedFee, o.TotalFee)
 	default:
 		end(o, money.Paid, now) // partly refunded
 	}
