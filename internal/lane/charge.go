@@ -14,6 +14,7 @@ import (
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
+	"example.com/posd/payment"
 	"example.com/posd/poller"
 )
 
@@ -72,6 +73,9 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 			}
 			return s.viewLocked(l, &prev), false, nil
 		}
+	}
+	if len(req.Reference) > 64 || len(req.Shift) > 32 || payment.CleanText(req.Reference+req.Shift, 96) != req.Reference+req.Shift {
+		return View{}, false, fmt.Errorf("%w: reference (at most 64 bytes) and shift (at most 32) must be printable", ErrInvalid)
 	}
 	if prev, found, err := s.byReference(req, now); err != nil || found {
 		if err != nil {

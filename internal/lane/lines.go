@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"example.com/posd/display"
+	"example.com/posd/payment"
 )
 
 // MaxLines bounds what a till shows between payments (a pole display
@@ -28,8 +29,10 @@ func (s *Service) ShowLines(laneID string, lines []string, ttl time.Duration) er
 		return fmt.Errorf("%w: ttl %s: more than 0, at most 1h", ErrInvalid, ttl)
 	}
 	for _, t := range lines {
-		if !utf8.ValidString(t) || len(t) > 200 {
-			return fmt.Errorf("%w: a line is at most 200 bytes of UTF-8", ErrInvalid)
+		// The terminal display writes lines as they are, and a pole display
+		// takes control bytes as commands: none gets through.
+		if !utf8.ValidString(t) || len(t) > 200 || payment.CleanText(t, 200) != t {
+			return fmt.Errorf("%w: a line is at most 200 bytes of printable UTF-8", ErrInvalid)
 		}
 	}
 	l.mu.Lock()

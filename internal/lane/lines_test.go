@@ -30,6 +30,7 @@ func TestShowLines(t *testing.T) {
 		assert.Equal(t, display.Idle, (<-sub.C()).Kind, "the ttl ends them")
 
 		assert.True(t, errors.Is(s.ShowLines("L1", nil, time.Second), ErrInvalid))
+		assert.True(t, errors.Is(s.ShowLines("L1", []string{"Total\x1b[2J"}, time.Second), ErrInvalid), "no control bytes")
 		assert.True(t, errors.Is(s.ShowLines("L9", []string{"x"}, time.Second), ErrNotFound))
 		require.NoError(t, s.ShowLines("L1", []string{"Bread"}, time.Minute))
 		// A charge opens (the bubble's clock says 2000: Open would refuse

@@ -107,8 +107,8 @@ func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req Refun
 		return fmt.Errorf("%w: refund_fee must be a positive number of fen", ErrInvalid)
 	case req.RefundFee > left:
 		return fmt.Errorf("%w: refund_fee %d is more than the %d fen left of %d paid", ErrInvalid, req.RefundFee, left, c.TotalFee)
-	case len(req.RefundID) > 64:
-		return fmt.Errorf("%w: refund_id longer than 64", ErrInvalid)
+	case len(req.RefundID) > 64 || len(req.Reason) > 256 || len(req.Shift) > 32:
+		return fmt.Errorf("%w: refund_id (at most 64 bytes), reason (256) or shift (32) too long", ErrInvalid)
 	case s.opt.RefundMaxCount > 0 && n >= s.opt.RefundMaxCount:
 		return fmt.Errorf("%w: charge %s has had %d refunds, the gateway's most (refunds.max_per_order)", ErrInvalid, c.ID, n)
 	case s.opt.RefundMaxAge > 0 && time.Since(paid.CreatedAt) > s.opt.RefundMaxAge:
