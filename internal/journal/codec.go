@@ -11,12 +11,13 @@ import (
 // orderBucket and charges are the journal's bulk (one of each per scan, kept
 // for the retention), and their JSON is mostly field names and the same
 // few values: stored as it was, with bbolt's pages, a final order took
-// about 4 KB of file. They are stored as a format byte and the raw
+// about 4 KB of file. Done ones are stored as a format byte and the raw
 // DEFLATE of their JSON against a dictionary of typical records, so that
 // even a single record finds its names and common values in the window.
 // JSON never begins with a control byte, so a value that does not begin
 // with formatFlate is plain JSON, as every journal before this held it:
-// both are read, and nothing is migrated.
+// both are read, and nothing is migrated. A record still being driven is
+// written plain (tx.go, putRecord): it is rewritten at every step.
 const formatFlate = 0x01
 
 // dictText is what a compressed value's window starts with. Changing it

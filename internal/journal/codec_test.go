@@ -67,7 +67,7 @@ func putStored(t *testing.T, j *Journal, bucket, key string, v []byte) {
 }
 
 // Every read hands back the JSON Put was given, byte for byte, while the
-// file holds it compressed.
+// file holds a done record compressed.
 func TestCompressedRoundTrip(t *testing.T) {
 	j, err := Open(filepath.Join(t.TempDir(), "j.db"))
 	require.NoError(t, err)
@@ -80,7 +80,7 @@ func TestCompressedRoundTrip(t *testing.T) {
 			bucket, key string
 			v           []byte
 		}{{orderBucket, oid, order}, {chargeBucket, cid, charge}, {chargeBucket, "CHlive", open}} {
-			if err := tx.put(p.bucket, p.key, json.RawMessage(p.v)); err != nil {
+			if err := tx.putJSON(p.bucket, p.key, json.RawMessage(p.v)); err != nil {
 				return err
 			}
 		}
@@ -117,6 +117,7 @@ func TestCompressedRoundTrip(t *testing.T) {
 		return tx.forEachLive(chargeBucket, func(k string, v []byte) error { gotLive = append(gotLive, k+" "+string(v)); return nil })
 	}))
 	require.Equal(t, []string{"CHlive " + string(open)}, gotLive, "ForEachLive")
+	require.Equal(t, byte('{'), storedValue(t, j, chargeBucket, "CHlive")[0], "an open record, rewritten at each step, is stored plain")
 }
 
 // What is on disk reads forever: a value written with the first dictionary.
@@ -160,7 +161,7 @@ func TestPlainJSONStillRead(t *testing.T) {
 	require.Equal(t, []string{string(plain)}, lives)
 
 	final := rec{Phase: "done", FinishedAt: exampleAt}
-	require.NoError(t, j.Update(func(tx *Tx) error { return tx.put(orderBucket, "OLD1", final) }))
+	require.NoError(t, j.Update(func(tx *Tx) error { return tx.putJSON(orderBucket, "OLD1", final) }))
 	require.Equal(t, byte(formatFlate), storedValue(t, j, orderBucket, "OLD1")[0], "written again, compressed")
 	require.Empty(t, live(t, j, orderBucket), "the old value's live entry is gone")
 	require.NoError(t, j.View(func(tx *Tx) error {
@@ -199,7 +200,7 @@ func TestCorruptCompressedValue(t *testing.T) {
 		}))
 		// The record can still be written over (its old index entries are
 		// unknown: left as they are).
-		require.NoError(t, j.Update(func(tx *Tx) error { return tx.put(orderBucket, "BAD", rec{Phase: "pay"}) }), name)
+		require.NoError(t, j.Update(func(tx *Tx) error { return tx.putJSON(orderBucket, "BAD", rec{Phase: "pay"}) }), name)
 		require.NoError(t, j.Close())
 	}
 
@@ -237,10 +238,10 @@ func TestBytesPerOrder(t *testing.T) {
 				o, c := exampleOrder(k, cid, at), exampleCharge(k, cid, at)
 				jsonBytes += len(o) + len(c)
 				sum := sha256.Sum256([]byte(id))
-				if err := tx.put(orderBucket, id, json.RawMessage(o)); err != nil {
+				if err := tx.putJSON(orderBucket, id, json.RawMessage(o)); err != nil {
 					return err
 				}
-				if err := tx.put(chargeBucket, cid, json.RawMessage(c)); err != nil {
+				if err := tx.putJSON(chargeBucket, cid, json.RawMessage(c)); err != nil {
 					return err
 				}
 				if err := tx.putString(codeBucket, hex.EncodeToString(sum[:]), id); err != nil {
@@ -271,7 +272,7 @@ func BenchmarkPutOrder(b *testing.B) {
 	b.ReportAllocs()
 	err = j.Update(func(tx *Tx) error {
 		for b.Loop() {
-			if err := tx.put(orderBucket, "S001_POS01_G00000001", o); err != nil {
+			if err := tx.putJSON(orderBucket, "S001_POS01_G00000001", o); err != nil {
 				return err
 			}
 			if _, err := tx.get(orderBucket, "S001_POS01_G00000001", &got); err != nil {

@@ -33,53 +33,66 @@ const (
 
 func indexed(bucket string) bool { return bucket == orderBucket || bucket == chargeBucket }
 
-// indexKeys returns the liveIndex and doneIndex keys of a record, stored (plain or
-// compressed) or JSON (nil: none; a record that cannot be read has none).
-func indexKeys(bucket, key string, v []byte) (live, done []byte) {
+// entries are a record's index keys (nil: none).
+type entries struct{ live, done []byte }
+
+// orderEntries and chargeEntries derive a record's entries from the
+// vocabulary's predicates.
+func orderEntries(key string, o *money.Order) entries {
+	switch {
+	case o.Active():
+		return entries{live: []byte(orderBucket + "/" + key)}
+	case !o.Final():
+		return entries{} // waiting for an operator: neither driven nor final, never pruned
+	}
+	return doneEntry(orderBucket, key, o.FinishedAt)
+}
+
+func chargeEntries(key string, c *money.Charge) entries {
+	if c.Open() || c.State == money.NeedsAttention {
+		return entries{live: []byte(chargeBucket + "/" + key)}
+	}
+	return doneEntry(chargeBucket, key, c.UpdatedAt)
+}
+
+func doneEntry(bucket, key string, final time.Time) entries {
+	if final.IsZero() {
+		return entries{} // a final record without a time is never pruned
+	}
+	return entries{done: fmt.Appendf(nil, "%s/%016x/%s", bucket, final.UnixNano(), key)}
+}
+
+// storedEntries returns the entries of a stored record, plain or
+// compressed (none for one that cannot be read).
+func storedEntries(bucket, key string, v []byte) entries {
 	if v == nil {
-		return nil, nil
+		return entries{}
 	}
 	v, err := decode(v)
 	if err != nil {
-		return nil, nil
+		return entries{}
 	}
-	var final time.Time
 	switch bucket {
 	case orderBucket:
 		var o money.Order
-		switch {
-		case json.Unmarshal(v, &o) != nil:
-			return nil, nil
-		case o.Active():
-			return []byte(bucket + "/" + key), nil
-		case !o.Final():
-			return nil, nil // waiting for an operator: neither driven nor final, never pruned
+		if json.Unmarshal(v, &o) == nil {
+			return orderEntries(key, &o)
 		}
-		final = o.FinishedAt
 	case chargeBucket:
 		var c money.Charge
-		switch {
-		case json.Unmarshal(v, &c) != nil:
-			return nil, nil
-		case c.Open() || c.State == money.NeedsAttention:
-			return []byte(bucket + "/" + key), nil
+		if json.Unmarshal(v, &c) == nil {
+			return chargeEntries(key, &c)
 		}
-		final = c.UpdatedAt
 	}
-	if final.IsZero() {
-		return nil, nil // a final record without a time is never pruned
-	}
-	return nil, fmt.Appendf(nil, "%s/%016x/%s", bucket, final.UnixNano(), key)
+	return entries{}
 }
 
-// reindex moves a record's index entries from what old said to what v says.
-func reindex(tx *bolt.Tx, bucket, key string, old, v []byte) error {
-	oldLive, oldDone := indexKeys(bucket, key, old)
-	newLive, newDone := indexKeys(bucket, key, v)
+// reindex moves a record's index entries from old to now.
+func reindex(tx *bolt.Tx, old, now entries) error {
 	for _, ix := range []struct {
 		name     string
 		old, new []byte
-	}{{liveIndex, oldLive, newLive}, {doneIndex, oldDone, newDone}} {
+	}{{liveIndex, old.live, now.live}, {doneIndex, old.done, now.done}} {
 		if bytes.Equal(ix.old, ix.new) {
 			continue
 		}
@@ -190,7 +203,7 @@ func upgrade(db *bolt.DB) error {
 				}
 				n := 0
 				for ; k != nil && n < IndexBatch; k, v = c.Next() {
-					if err := reindex(tx, bucket, string(k), nil, v); err != nil {
+					if err := reindex(tx, entries{}, storedEntries(bucket, string(k), v)); err != nil {
 						return err
 					}
 					after, n = append(after[:0], k...), n+1

@@ -32,7 +32,7 @@ func TestIndexesFollowPutAndDelete(t *testing.T) {
 	defer j.Close()
 	t0 := time.Unix(1_700_000_000, 0)
 	put := func(bucket, key string, r rec) {
-		require.NoError(t, j.Update(func(tx *Tx) error { return tx.put(bucket, key, r) }))
+		require.NoError(t, j.Update(func(tx *Tx) error { return tx.putJSON(bucket, key, r) }))
 	}
 	done := func(bucket string, cutoff time.Time) []string {
 		var ids []string
@@ -70,7 +70,7 @@ func TestDoneBeforePages(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	require.NoError(t, j.Update(func(tx *Tx) error {
 		for i := range 25 {
-			if err := tx.put(orderBucket, fmt.Sprintf("O%02d", i), rec{Phase: "done", FinishedAt: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			if err := tx.putJSON(orderBucket, fmt.Sprintf("O%02d", i), rec{Phase: "done", FinishedAt: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
 				return err
 			}
 		}
@@ -101,10 +101,10 @@ func TestMigrationBuildsIndexes(t *testing.T) {
 	require.NoError(t, err)
 	t0 := time.Unix(1_700_000_000, 0)
 	require.NoError(t, j.Update(func(tx *Tx) error {
-		if err := tx.put(orderBucket, "LIVE", rec{Phase: "reverse"}); err != nil {
+		if err := tx.putJSON(orderBucket, "LIVE", rec{Phase: "reverse"}); err != nil {
 			return err
 		}
-		return tx.put(orderBucket, "OLD", rec{Phase: "done", FinishedAt: t0})
+		return tx.putJSON(orderBucket, "OLD", rec{Phase: "done", FinishedAt: t0})
 	}))
 	// Back to schema 1: no index buckets.
 	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error {

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"example.com/posd/internal/defect"
@@ -121,13 +122,14 @@ func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
 		return st, nil
 	}
 	st.Found, st.Prev = true, c.State
+	prev := c
 	if money.Settle(&c, o, now) {
 		st.Changed = true
 		if defect.On(8) { // the charge left to a write of its own, which a crash may never make
 			st.Charge = c
 			return st, nil
 		}
-		if err := t.putCharge(&c); err != nil {
+		if err := t.putChargeOver(&c, &prev, true, true); err != nil {
 			return st, err
 		}
 	}
@@ -186,8 +188,9 @@ func (t *Tx) RecordRefund(r *money.Refund) error {
 	if !ok {
 		return nil
 	}
-	c.Refunds = append(c.Refunds, r.MchRefundID)
-	return t.putCharge(&c)
+	prev := c
+	c.Refunds = append(slices.Clip(c.Refunds), r.MchRefundID)
+	return t.putChargeOver(&c, &prev, true, true)
 }
 
 func (t *Tx) putRefund(r *money.Refund) error {
@@ -204,8 +207,9 @@ func (t *Tx) UpdateCharge(id string, fn func(*money.Charge) bool) (money.Charge,
 	if err != nil || !ok {
 		return c, ok, err
 	}
+	prev := c
 	if fn(&c) {
-		err = t.putCharge(&c)
+		err = t.putChargeOver(&c, &prev, true, true)
 	}
 	return c, true, err
 }
@@ -236,20 +240,34 @@ func decodeTo[T any](v []byte, fn func(T) error) error {
 }
 
 func (t *Tx) putOrder(o *money.Order) error {
-	prev, _, _ := t.Order(o.MchTradeID) // unreadable: its version is lost, not the write
+	var old entries
+	prev, found, err := t.Order(o.MchTradeID)
+	if found && err == nil { // unreadable: its version and entries are lost, not the write
+		old = orderEntries(o.MchTradeID, &prev)
+	}
 	o.Version = max(o.Version, prev.Version) + 1
-	return t.put(orderBucket, o.MchTradeID, o)
+	return t.putRecord(orderBucket, o.MchTradeID, o, old, orderEntries(o.MchTradeID, o), !o.Active())
 }
 
+// putCharge stores a charge over what is stored; putChargeOver over prev,
+// the stored charge the caller has already read.
 func (t *Tx) putCharge(c *money.Charge) error {
-	prev, found, _ := t.Charge(c.ID)
+	prev, found, err := t.Charge(c.ID)
+	return t.putChargeOver(c, &prev, found, err == nil)
+}
+
+func (t *Tx) putChargeOver(c, prev *money.Charge, found, readable bool) error {
 	if !found && c.Lane != "" {
 		if err := t.putString(refBucket, lastKey(c.Lane), c.ID); err != nil {
 			return err
 		}
 	}
+	var old entries
+	if found && readable {
+		old = chargeEntries(c.ID, prev)
+	}
 	c.Version = max(c.Version, prev.Version) + 1
-	return t.put(chargeBucket, c.ID, c)
+	return t.putRecord(chargeBucket, c.ID, c, old, chargeEntries(c.ID, c), !c.Open())
 }
 
 // freeCode forgets that order id used a code, if it did.

@@ -41,7 +41,7 @@ func fillOrders(t *testing.T, j *Journal, n int) {
 			id := fmt.Sprintf("S1_POS1_AAAAAA%06d", i)
 			o := reviewOrder{MchTradeID: id, Phase: "done", State: "paid", Pad: pad,
 				FinishedAt: t0.Add(time.Duration(i) * time.Second), UpdatedAt: t0}
-			if err := tx.put(orderBucket, id, o); err != nil {
+			if err := tx.putJSON(orderBucket, id, o); err != nil {
 				return err
 			}
 		}
@@ -296,7 +296,7 @@ func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
 					}
 				}
 				for i := 0; k != nil && i < 2000; i++ {
-					if err := reindex(tx, bucket, string(k), nil, v); err != nil {
+					if err := reindex(tx, entries{}, storedEntries(bucket, string(k), v)); err != nil {
 						return err
 					}
 					last = append(last[:0], k...)

@@ -48,23 +48,32 @@ func (t *Tx) NextSeq() (uint64, error) {
 	return n, m.Put(keyCounter, u64(n))
 }
 
-// Put stores v as JSON (an order or a charge compressed, codec.go, and with
-// its index entries).
+// Put stores v as JSON (not an order nor a charge: putRecord).
 func (t *Tx) put(bucket, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	bk := t.writeBucket(bucket)
-	if indexed(bucket) {
-		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), b); err != nil {
-			return err
-		}
+	return t.writeBucket(bucket).Put([]byte(key), b)
+}
+
+// putRecord stores an order or a charge and moves its index entries from
+// old's to its own. A record that is done is stored compressed (codec.go);
+// one still being driven, rewritten at every step, is left plain, so that
+// the steps of thousands of unresolved orders do not each deflate inside
+// bbolt's single writer.
+func (t *Tx) putRecord(bucket, key string, v any, old, now entries, done bool) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
-	if compressed(bucket) {
+	if err := reindex(t.tx, old, now); err != nil {
+		return err
+	}
+	if done {
 		b = encode(b)
 	}
-	return bk.Put([]byte(key), b)
+	return t.writeBucket(bucket).Put([]byte(key), b)
 }
 
 // appendFill is how full bbolt fills a page before it starts the next, for
@@ -135,7 +144,7 @@ func jsonOf(bucket, key string, v []byte) ([]byte, error) {
 func (t *Tx) remove(bucket, key string) error {
 	bk := t.writeBucket(bucket)
 	if indexed(bucket) {
-		if err := reindex(t.tx, bucket, key, bk.Get([]byte(key)), nil); err != nil {
+		if err := reindex(t.tx, storedEntries(bucket, key, bk.Get([]byte(key))), entries{}); err != nil {
 			return err
 		}
 	}
