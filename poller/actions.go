@@ -22,6 +22,69 @@ var ErrBusy = errors.New("poller: order is in progress")
 // mch_refund_id, is journaled with the order before it is sent; r is
 // filled in as recorded.
 func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.Order, error) {
+	return p.takeUp(id, now, func(tx *journal.Tx, o *money.Order) error {
+		if o.State != money.Paid || o.Phase != money.PhaseDone {
+			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
+		}
+		left := o.TotalFee - o.RefundedFee
+		fee := r.RefundFee
+		if fee <= 0 {
+			fee = left
+		}
+		if fee > left {
+			return journal.Fail(fmt.Errorf("%w: %d fen asked, %d of %d left to refund", ErrRefundExceeds, fee, left, o.TotalFee))
+		}
+		startRefundOf(o, "operator", fee, now)
+		if !payment.ValidTradeID(o.RefundID) {
+			return journal.Fail(fmt.Errorf("%w: order %s has had all the refunds its id can number", ErrRefundExceeds, id))
+		}
+		o.UpdatedAt, o.ErrMsg = now, ""
+		rr := *r // the function may run again
+		rr.MchRefundID, rr.MchTradeID, rr.ChargeID, rr.Lane = o.RefundID, o.MchTradeID, o.ChargeID, o.Lane
+		rr.RefundFee, rr.State, rr.CreatedAt, rr.UpdatedAt = fee, money.Pending, now, now
+		if err := tx.RecordRefund(&rr); err != nil {
+			return err
+		}
+		*r = rr
+		return nil
+	})
+}
+
+// Reopen drives an order the journal holds final but the gateway reports
+// still open (paying or reversing: what a reconciliation found) to a final
+// state the gateway agrees with, by the normal machinery: it is reversed,
+// as an order that stays unresolved is, and confirmed. A reverse also
+// gives back a payment the customer completed meanwhile, so no one pays
+// for an attempt posd ended unpaid. A paid or refunded order is refused:
+// reversing it would take back money for goods the customer has; that is
+// an operator's decision.
+func (p *Poller) Reopen(id, why string, now time.Time) (money.Order, error) {
+	o, err := p.takeUp(id, now, func(_ *journal.Tx, o *money.Order) error {
+		switch {
+		case o.Phase != money.PhaseDone:
+			return journal.Fail(fmt.Errorf("%w: order %s is still driven (%s)", ErrBusy, id, doing(o.Phase)))
+		case o.State == money.Paid || o.State == money.Refunded:
+			return journal.Fail(fmt.Errorf("%w: order %s is %s in the journal; an operator decides", ErrNotReopenable, id, o.State))
+		}
+		toReverse(o, now)
+		o.Tries, o.FinishedAt, o.UpdatedAt = 0, time.Time{}, now
+		o.Reopened = why
+		return nil
+	})
+	if err == nil {
+		p.log.Warn("final order reopened: reversing it", zap.String("mch_trade_id", id), zap.String("was", string(o.State)), zap.String("why", why))
+	}
+	return o, err
+}
+
+// ErrNotReopenable: the order is paid or refunded in the journal.
+var ErrNotReopenable = errors.New("poller: order is not reopened")
+
+// takeUp takes an order that is not being driven back into the flow: fn
+// changes it in the journal (or refuses with journal.Fail), and it is
+// scheduled after its update is told. The order is held throughout, so
+// that no resolve, refund or second take-up slips in between.
+func (p *Poller) takeUp(id string, now time.Time, fn func(*journal.Tx, *money.Order) error) (money.Order, error) {
 	p.mu.Lock()
 	if p.active[id] {
 		p.mu.Unlock()
@@ -38,29 +101,9 @@ func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.O
 		if err != nil || !ok {
 			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
 		}
-		if o.State != money.Paid || o.Phase != money.PhaseDone {
-			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
-		}
-		left := o.TotalFee - o.RefundedFee
-		fee := r.RefundFee
-		if fee <= 0 {
-			fee = left
-		}
-		if fee > left {
-			return journal.Fail(fmt.Errorf("%w: %d fen asked, %d of %d left to refund", ErrRefundExceeds, fee, left, o.TotalFee))
-		}
-		startRefundOf(&o, "operator", fee, now)
-		if !payment.ValidTradeID(o.RefundID) {
-			return journal.Fail(fmt.Errorf("%w: order %s has had all the refunds its id can number", ErrRefundExceeds, id))
-		}
-		o.UpdatedAt, o.ErrMsg = now, ""
-		rr := *r // the function may run again
-		rr.MchRefundID, rr.MchTradeID, rr.ChargeID, rr.Lane = o.RefundID, o.MchTradeID, o.ChargeID, o.Lane
-		rr.RefundFee, rr.State, rr.CreatedAt, rr.UpdatedAt = fee, money.Pending, now, now
-		if err := tx.RecordRefund(&rr); err != nil {
+		if err := fn(tx, &o); err != nil {
 			return err
 		}
-		*r = rr
 		settled, err = tx.SaveStep(&o, now)
 		return err
 	})
@@ -71,7 +114,7 @@ func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.O
 		return money.Order{}, err
 	}
 	p.opt.OnUpdate(o, settled) // before it is scheduled: updates of one order arrive in order
-	p.enqueue(o)               // still held: no resolve or second refund slips in between
+	p.enqueue(o)
 	return o, nil
 }
 
@@ -123,6 +166,21 @@ func abort(o money.Order, now time.Time) money.Order {
 	return o
 }
 
+// decide ends an order as an operator decided.
+func decide(o *money.Order, d Decision, now time.Time) {
+	o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = money.PhaseDone, money.Declined, time.Time{}, now, now
+	switch {
+	case d.Paid && d.RefundedFee == o.TotalFee:
+		o.State, o.RefundedFee = money.Refunded, d.RefundedFee
+	case d.Paid:
+		o.State, o.RefundedFee = money.Paid, d.RefundedFee
+	}
+	o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, d.By, d.Why)
+	if d.Paid && d.RefundedFee > 0 {
+		o.Resolution = fmt.Sprintf("resolved paid, %d of %d fen refunded, by %s: %s", d.RefundedFee, o.TotalFee, d.By, d.Why)
+	}
+}
+
 // ErrNotResolvable: the order is final, or posd is still confirming it.
 var ErrNotResolvable = errors.New("poller: order cannot be resolved")
 
@@ -147,13 +205,25 @@ func doing(ph money.Phase) string {
 	return string(ph)
 }
 
+// Decision is an operator's on an order that needs attention: paid or not,
+// and of a paid one how much the gateway shows refunded (a restored
+// journal's order refunded in part since the copy), with who and why.
+type Decision struct {
+	Paid        bool
+	RefundedFee int64
+	By, Why     string
+}
+
 // Resolve records an operator's decision on an order the poller could not
 // settle (it needs attention: its outcome is unknown after the whole
-// confirmation flow): paid or not paid, with who decided and why. The
-// order is final afterwards.
-func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (money.Order, error) {
+// confirmation flow). The order is final afterwards.
+func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, error) {
+	by, why := d.By, d.Why
 	if by == "" || why == "" {
 		return money.Order{}, fmt.Errorf("poller: a resolution needs who and why")
+	}
+	if d.RefundedFee < 0 || d.RefundedFee > 0 && !d.Paid {
+		return money.Order{}, fmt.Errorf("poller: refunded_fee %d: only a paid order has refunds, and none is negative", d.RefundedFee)
 	}
 	// Hold the order for the decision: off the schedule if it is queued,
 	// refused if a step has it in flight.
@@ -203,11 +273,10 @@ func (p *Poller) Resolve(id string, paid bool, by, why string, now time.Time) (m
 		if !o.NeedsAttention() && !defect.On(4) {
 			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
 		}
-		o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = money.PhaseDone, money.Declined, time.Time{}, now, now
-		if paid {
-			o.State = money.Paid
+		if d.RefundedFee > o.TotalFee {
+			return journal.Fail(fmt.Errorf("poller: refunded_fee %d: more than the order's %d fen", d.RefundedFee, o.TotalFee))
 		}
-		o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, by, why)
+		decide(&o, d, now)
 		settled, err = tx.SaveStep(&o, now)
 		return err
 	})

@@ -19,6 +19,7 @@ import (
 
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
+	"example.com/posd/poller"
 	"example.com/posd/scanner"
 )
 
@@ -347,9 +348,10 @@ func (s *Server) orders(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Decision string `json:"decision"` // paid or not_paid
-		By       string `json:"by"`
-		Why      string `json:"why"`
+		Decision    string `json:"decision"` // paid or not_paid
+		RefundedFee int64  `json:"refunded_fee"`
+		By          string `json:"by"`
+		Why         string `json:"why"`
 	}
 	if err := decode(r, &body); err != nil {
 		s.fail(w, err)
@@ -359,7 +361,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, fmt.Errorf("%w: decision %q: paid or not_paid", lane.ErrInvalid, body.Decision))
 		return
 	}
-	o, err := s.svc.Resolve(r.PathValue("id"), body.Decision == "paid", body.By, body.Why)
+	o, err := s.svc.Resolve(r.PathValue("id"), poller.Decision{Paid: body.Decision == "paid", RefundedFee: body.RefundedFee, By: body.By, Why: body.Why})
 	s.reply(w, http.StatusOK, attemptOf(&o), err)
 }
 

@@ -64,9 +64,9 @@ func (s *Server) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "csv" {
-		out := [][]string{{"mch_trade_id", "charge_id", "lane", "total_fee", "journal_state", "gateway_state", "what"}}
+		out := [][]string{{"mch_trade_id", "charge_id", "lane", "total_fee", "journal_state", "gateway_state", "what", "action"}}
 		for _, d := range run.Disagreements {
-			out = append(out, []string{d.MchTradeID, d.ChargeID, d.Lane, strconv.FormatInt(d.TotalFee, 10), string(d.JournalState), d.GatewayState, d.What})
+			out = append(out, []string{d.MchTradeID, d.ChargeID, d.Lane, strconv.FormatInt(d.TotalFee, 10), string(d.JournalState), d.GatewayState, d.What, d.Action})
 		}
 		writeCSV(w, out)
 		return

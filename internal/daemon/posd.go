@@ -169,7 +169,8 @@ func (d *Daemon) openLanes() error {
 		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge, ReferenceWindow: cfg.Charges.ReferenceWindow,
 	})
 	d.recon = &reconcile.Reconciler{Ctx: d.ctx, Journal: d.journal, Gateway: d.client, Rate: cfg.Reconcile.Rate,
-		Log: d.log.Named("reconcile"), OnDisagree: func(what string) { m.disagree.WithLabelValues(what).Inc() }}
+		Log: d.log.Named("reconcile"), OnDisagree: func(what string) { m.disagree.WithLabelValues(what).Inc() },
+		Reopen: func(id, why string) error { _, err := d.poller.Reopen(id, why, time.Now()); return err }}
 	d.client.OnLink(func(up bool, reason string) {
 		if up {
 			d.log.Info("gateway reachable")

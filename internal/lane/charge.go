@@ -441,8 +441,8 @@ func (s *Service) Reprint(id string) (View, error) {
 }
 
 // Resolve is an operator's decision on an order that needs attention.
-func (s *Service) Resolve(id string, paid bool, by, why string) (money.Order, error) {
-	o, err := s.opt.Poller.Resolve(id, paid, by, why, time.Now())
+func (s *Service) Resolve(id string, d poller.Decision) (money.Order, error) {
+	o, err := s.opt.Poller.Resolve(id, d, time.Now())
 	if err != nil {
 		if errors.Is(err, poller.ErrBusy) || errors.Is(err, poller.ErrNotResolvable) {
 			return money.Order{}, fmt.Errorf("%w: %v", ErrConflict, err)

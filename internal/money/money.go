@@ -148,6 +148,9 @@ type Order struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// Resolution records an operator's decision on an order that needed attention.
 	Resolution string `json:"resolution,omitempty"`
+	// Reopened says why a final order was taken back into the flow (a
+	// reconciliation found it still open at the gateway).
+	Reopened string `json:"reopened,omitempty"`
 	// The paid answer's detail: what the customer paid, the discount,
 	// the bank, the buyer's account (masked).
 	payment.PayDetail
@@ -269,6 +272,15 @@ const OfflineText = "网络中断，未扣款，请换其他方式付款 / gatew
 // result it changes nothing.
 func Settle(c *Charge, o *Order, now time.Time) bool {
 	state, reason, refunded := c.State, c.Reason, c.RefundedFee
+	if n := len(c.AttemptIDs); n > 0 && c.AttemptIDs[n-1] != o.MchTradeID && o.State != Paid {
+		// An earlier attempt taken up again (a reconciliation found it
+		// still open at the gateway and reverses it) says nothing of the
+		// charge: its latest attempt does. Its confirmation may pass
+		// through "unknown" while the link is down, but a reverse gives
+		// back whatever was paid: only "paid" would be money the charge
+		// must show.
+		return false
+	}
 	switch {
 	case o.State == Paid:
 		state, reason, refunded = Paid, "", o.RefundedFee
@@ -455,4 +467,6 @@ type Disagreement struct {
 	JournalState State  `json:"journal_state"`
 	GatewayState string `json:"gateway_state"`
 	What         string `json:"what"`
+	// Action is what posd does about it ("": nothing; it is listed).
+	Action string `json:"action,omitempty"`
 }

@@ -27,8 +27,13 @@ type Reconciler struct {
 	Gateway Querier
 	Rate    float64 // queries a second (0: 5)
 	Log     *zap.Logger
-	// OnDisagree is told of each disagreement found (for /metrics).
+	// OnDisagree is told the kind of each disagreement found (for
+	// /metrics: what it says, without the amounts).
 	OnDisagree func(what string)
+	// Reopen hands an order that is final in the journal but still open
+	// at the gateway to the normal machinery (poller.Reopen), which
+	// reverses and confirms it; nil lists it only.
+	Reopen func(id, why string) error
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -159,12 +164,21 @@ func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, o *mone
 		run.Agreed++
 		return
 	}
-	run.Disagreements = append(run.Disagreements, money.Disagreement{MchTradeID: o.MchTradeID, ChargeID: o.ChargeID, Lane: o.Lane,
-		TotalFee: o.TotalFee, JournalState: o.State, GatewayState: GatewayWord(q), What: what})
+	d := money.Disagreement{MchTradeID: o.MchTradeID, ChargeID: o.ChargeID, Lane: o.Lane,
+		TotalFee: o.TotalFee, JournalState: o.State, GatewayState: GatewayWord(q), What: what}
+	if what == OpenThere && r.Reopen != nil {
+		d.Action = "reversing: posd drives it to the gateway's final state"
+		if err := r.Reopen(o.MchTradeID, "reconciliation of "+run.Date+": "+what); err != nil {
+			d.Action = "not reopened: " + err.Error()
+		}
+	}
+	run.Disagreements = append(run.Disagreements, d)
 	r.Log.Warn("reconcile: the journal and the gateway disagree", zap.String("mch_trade_id", o.MchTradeID),
-		zap.String("journal", string(o.State)), zap.String("gateway", GatewayWord(q)), zap.String("what", what))
+		zap.String("journal", string(o.State)), zap.String("gateway", GatewayWord(q)), zap.String("what", what),
+		zap.String("action", d.Action))
 	if r.OnDisagree != nil {
-		r.OnDisagree(what)
+		kind, _, _ := strings.Cut(what, ":")
+		r.OnDisagree(kind)
 	}
 }
 
@@ -181,13 +195,16 @@ func GatewayWord(q payment.Result) string {
 	return fmt.Sprintf("trade_state %d", q.TradeState)
 }
 
+// OpenThere is the disagreement the normal machinery settles (Reopen).
+const OpenThere = "open at the gateway, final in the journal"
+
 // Compare says how a final order of the journal and the gateway's answer
 // disagree ("" when they agree).
 func Compare(o *money.Order, q payment.Result) string {
 	gw := GatewayWord(q)
 	switch gw {
 	case "paying", "reversing":
-		return "open at the gateway, final in the journal"
+		return OpenThere
 	}
 	paidThere := gw == "paid" || gw == "refund"
 	switch o.State {
@@ -200,6 +217,7 @@ func Compare(o *money.Order, q payment.Result) string {
 		case gw == "paid" && o.RefundedFee > 0:
 			return "refunded in the journal, not at the gateway"
 		}
+		return compareDetail(o, q.Detail)
 	case money.Refunded:
 		if gw != "refund" && gw != "reversed" {
 			return "refunded in the journal, " + gw + " at the gateway"
@@ -215,3 +233,37 @@ func Compare(o *money.Order, q payment.Result) string {
 	}
 	return ""
 }
+
+// compareDetail says how the amounts of a paid order's journal and of the
+// gateway's answer differ, when the answer carries them (a query answer
+// without the detail says nothing of it).
+func compareDetail(o *money.Order, d payment.PayDetail) string {
+	fields := []struct {
+		name   string
+		kept   int64
+		answer int64
+	}{
+		{"coupon_fee", o.CouponFee, d.CouponFee},
+		{"buyer_pay_amount", o.BuyerPayAmount, d.BuyerPayAmount},
+		{"receipt_amount", o.ReceiptAmount, d.ReceiptAmount},
+		{"invoice_amount", o.InvoiceAmount, d.InvoiceAmount},
+		{"point_amount", o.PointAmount, d.PointAmount},
+	}
+	if d.CouponFee == 0 && d.BuyerPayAmount == 0 && d.ReceiptAmount == 0 && d.InvoiceAmount == 0 && d.PointAmount == 0 {
+		return ""
+	}
+	var diffs []string
+	for _, f := range fields {
+		if f.kept != f.answer {
+			diffs = append(diffs, fmt.Sprintf("%s %d in the journal, %d at the gateway", f.name, f.kept, f.answer))
+		}
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	return AmountsDiffer + ": " + strings.Join(diffs, "; ")
+}
+
+// AmountsDiffer begins what compareDetail finds, and is its kind on
+// /metrics (the amounts would make a label of their own per order).
+const AmountsDiffer = "amounts differ"

@@ -45,6 +45,22 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// A paid order's amounts (the discount, what the customer paid, what the
+// merchant receives) are compared when the gateway's answer carries them.
+func TestCompareAmounts(t *testing.T) {
+	o := money.Order{Phase: money.PhaseDone, State: money.Paid, TotalFee: 1000,
+		PayDetail: payment.PayDetail{CouponFee: 100, BuyerPayAmount: 900, ReceiptAmount: 1000}}
+	q := payment.Result{Outcome: payment.Paid, TradeState: payment.StatePaid, Detail: o.PayDetail}
+	assert.Empty(t, Compare(&o, q), "the same amounts")
+	q.Detail.BankType = "OTHERS"
+	assert.Empty(t, Compare(&o, q), "what is not an amount is not compared")
+	q.Detail = payment.PayDetail{}
+	assert.Empty(t, Compare(&o, q), "an answer without the detail says nothing of it")
+	q.Detail = payment.PayDetail{BuyerPayAmount: 1000, ReceiptAmount: 1000}
+	assert.Equal(t, "amounts differ: coupon_fee 100 in the journal, 0 at the gateway; buyer_pay_amount 900 in the journal, 1000 at the gateway",
+		Compare(&o, q))
+}
+
 // answers is a gateway of fixed answers that counts what it was asked.
 type answers struct {
 	mu    sync.Mutex
@@ -80,10 +96,15 @@ func TestRunResumes(t *testing.T) {
 		"A2": {Outcome: payment.Paid, TradeState: 0}, // declined here, paid there
 		"A4": {Outcome: payment.Unknown},
 	}}
+	put("A5", money.Closed, money.PhaseDone)
+	gw.by["A5"] = payment.Result{Outcome: payment.Pending, TradeState: payment.StatePaying} // open there
+	put("A6", money.Paid, money.PhaseDone)
+	gw.by["A6"] = payment.Result{Outcome: payment.Paid, TradeState: 0, Detail: payment.PayDetail{CouponFee: 10, BuyerPayAmount: 90}}
 	var mu sync.Mutex
-	var disagreements []string
+	var disagreements, reopened []string
 	r := &Reconciler{Ctx: context.Background(), Journal: j, Gateway: gw, Rate: 1000, Log: zap.NewNop(),
-		OnDisagree: func(w string) { mu.Lock(); disagreements = append(disagreements, w); mu.Unlock() }}
+		OnDisagree: func(w string) { mu.Lock(); disagreements = append(disagreements, w); mu.Unlock() },
+		Reopen:     func(id, why string) error { reopened = append(reopened, id+" "+why); return nil }}
 	_, err = r.Start(day)
 	require.NoError(t, err)
 	r.Wait()
@@ -91,11 +112,19 @@ func TestRunResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, "done", run.State)
-	assert.Equal(t, [5]int{4, 4, 1, 1, 1}, [5]int{run.Total, run.Checked, run.Agreed, run.InProgress, run.Unanswered})
-	require.Len(t, run.Disagreements, 1)
+	assert.Equal(t, [5]int{6, 6, 1, 1, 1}, [5]int{run.Total, run.Checked, run.Agreed, run.InProgress, run.Unanswered})
+	require.Len(t, run.Disagreements, 3)
 	assert.Equal(t, "A2", run.Disagreements[0].MchTradeID)
-	assert.Equal(t, []string{"declined in the journal, paid at the gateway"}, disagreements)
-	assert.Equal(t, []string{"A1", "A2", "A4"}, gw.asked, "an order still driven is left to the poller")
+	assert.Empty(t, run.Disagreements[0].Action, "listed, nothing changed")
+	assert.Equal(t, "A5", run.Disagreements[1].MchTradeID)
+	assert.Contains(t, run.Disagreements[1].Action, "reversing")
+	assert.Equal(t, []string{"A5 reconciliation of 2026-11-25: open at the gateway, final in the journal"}, reopened,
+		"only the order open at the gateway is handed to the machinery")
+	assert.Equal(t, "amounts differ: coupon_fee 0 in the journal, 10 at the gateway; buyer_pay_amount 0 in the journal, 90 at the gateway",
+		run.Disagreements[2].What)
+	assert.Equal(t, []string{"declined in the journal, paid at the gateway", OpenThere, AmountsDiffer}, disagreements,
+		"/metrics counts kinds, not amounts")
+	assert.Equal(t, []string{"A1", "A2", "A4", "A5", "A6"}, gw.asked, "an order still driven is left to the poller")
 
 	// A run that stopped half-way resumes after the last order checked.
 	run.State, run.Next, run.Checked, run.Agreed, run.Disagreements = "stopped", "A2", 2, 1, nil
@@ -106,5 +135,5 @@ func TestRunResumes(t *testing.T) {
 	_, err = r.Start(day)
 	require.NoError(t, err)
 	r.Wait()
-	assert.Equal(t, []string{"A4"}, gw.asked, "nothing checked before is asked again")
+	assert.Equal(t, []string{"A4", "A5", "A6"}, gw.asked, "nothing checked before is asked again")
 }

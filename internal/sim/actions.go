@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +13,9 @@ import (
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
+	"example.com/posd/internal/reconcile"
 	"example.com/posd/payment"
+	"example.com/posd/poller"
 	"example.com/posd/scanner"
 )
 
@@ -45,13 +48,15 @@ func (w *world) act() {
 		w.refund()
 	case r < 580:
 		w.resolve()
-	case r < 600:
+	case r < 590:
+		w.reconcile()
+	case r < 605:
 		if len(w.charges) > 0 {
 			id := w.charges[w.rng.IntN(len(w.charges))]
 			_, err := p.svc.Reprint(id)
 			w.log(fmt.Sprintf("reprint %s: %v", id, err))
 		}
-	case r < 610:
+	case r < 612:
 		// SIGHUP: the lanes not in use take their (same) settings, the key is set again.
 		p.client.SetKey(merchantKy)
 		w.log(fmt.Sprintf("reload: busy lanes %v", p.svc.UpdateLanes(w.laneConfigs())))
@@ -198,23 +203,55 @@ func (w *world) resolve() {
 	}
 	w.gw.mu.Lock()
 	lo := w.gw.orders[pick.MchTradeID]
-	paid := lo != nil && lo.Charged > 0 && lo.CodeHash == pick.CodeSHA256
+	d := poller.Decision{Paid: lo != nil && lo.Charged > 0 && lo.CodeHash == pick.CodeSHA256, By: "sim-operator", Why: "checked the gateway"}
 	final := lo == nil || lo.State != payment.StatePaying
-	partly := lo != nil && lo.Charged > 0 && lo.Refunded > 0
+	if d.Paid {
+		d.RefundedFee = lo.Refunded // paid, and partly refunded since (a restored journal's order)
+	}
 	w.gw.mu.Unlock()
 	if !final {
 		return // the customer's phone still says "paying": the operator waits
 	}
-	if partly {
-		// Paid and partly refunded: "paid" or "not paid" would both be
-		// wrong, and the operator knows it (posd keeps asking; known gap:
-		// resolve has no word for it yet).
-		return
-	}
-	_, err := p.svc.Resolve(pick.MchTradeID, paid, "sim-operator", "checked the gateway")
-	w.log(fmt.Sprintf("resolve %s paid=%v (phase %s): %v", pick.MchTradeID, paid, pick.Phase, err))
+	_, err := p.svc.Resolve(pick.MchTradeID, d)
+	w.log(fmt.Sprintf("resolve %s paid=%v refunded=%d (phase %s): %v", pick.MchTradeID, d.Paid, d.RefundedFee, pick.Phase, err))
 	if err == nil && !pick.NeedsAttention() {
 		w.violate("resolve accepted for %s in phase %s: only an order that needs attention is resolved", pick.MchTradeID, pick.Phase)
+	}
+}
+
+// reconcile is a reconciliation of one final order, as
+// internal/reconcile makes it: asked at the gateway, compared, and handed
+// back to the machinery (poller.Reopen) when the gateway still has it
+// open. Now and then it reopens an unpaid one the gateway has final (a
+// reconciliation misled by a lagging replica): that too must leave every
+// money rule standing.
+func (w *world) reconcile() {
+	p := w.posd
+	var pick *money.Order
+	var n int
+	_ = p.j.View(func(tx *journal.Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if o.Final() {
+				if n++; w.rng.IntN(n) == 0 {
+					pick = &o
+				}
+			}
+			return nil
+		})
+	})
+	if pick == nil {
+		return
+	}
+	q := p.client.Query(context.Background(), payment.OrderRef{MchTradeID: pick.MchTradeID}, pick.TotalFee)
+	what := reconcile.Compare(pick, q)
+	w.log(fmt.Sprintf("reconcile %s (%s): gateway %s %q", pick.MchTradeID, pick.State, reconcile.GatewayWord(q), what))
+	if what != reconcile.OpenThere && w.rng.IntN(4) != 0 {
+		return
+	}
+	o, err := p.pol.Reopen(pick.MchTradeID, "sim reconciliation", time.Now())
+	w.log(fmt.Sprintf("reopen %s: %s %v", pick.MchTradeID, o.Phase, err))
+	if err == nil && (pick.State == money.Paid || pick.State == money.Refunded) {
+		w.violate("order %s reopened while %s in the journal", pick.MchTradeID, pick.State)
 	}
 }
 

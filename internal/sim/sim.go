@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -157,7 +158,7 @@ func (w *world) log(s string) {
 	w.traceMu.Lock()
 	defer w.traceMu.Unlock()
 	w.trace = append(w.trace, fmt.Sprintf("+%8.1fs %s", time.Since(w.start).Seconds(), s))
-	if len(w.trace) > 150 {
+	if len(w.trace) > 150 && os.Getenv("POSD_SIM_TRACE") == "" {
 		w.trace = w.trace[len(w.trace)-120:]
 	}
 }

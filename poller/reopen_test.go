@@ -1,0 +1,81 @@
+package poller
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
+	"example.com/posd/payment"
+)
+
+// A final order the gateway still holds open (a reconciliation's finding)
+// is reversed and confirmed by the normal flow; a paid one, or one still
+// driven, is refused and left as it is.
+func TestReopen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+		require.NoError(t, err)
+		defer j.Close()
+		gw := &fakeGateway{answer: func(c payment.Call, _ string, n int) payment.Result {
+			if c == payment.CallReverse && n == 1 {
+				return res(payment.Pending, 6) // recall: the customer is entering a password
+			}
+			return res(payment.NotPaid, 4)
+		}}
+		var updates []money.Order
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(),
+			OnUpdate: func(o money.Order, _ money.Settled) { updates = append(updates, o) }})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+
+		now := time.Now()
+		final := func(id string, st money.State) {
+			o := newJournalOrder(t, j, id, now)
+			o.Phase, o.State, o.FinishedAt = money.PhaseDone, st, now
+			require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
+		}
+		final("DECLINED1", money.Declined)
+		final("PAID00001", money.Paid)
+		newJournalOrder(t, j, "DRIVEN001", now)
+
+		_, err = p.Reopen("PAID00001", "test", now)
+		require.ErrorIs(t, err, ErrNotReopenable, "a paid order is an operator's decision")
+		_, err = p.Reopen("DRIVEN001", "test", now)
+		require.Error(t, err, "an order in its pay phase is driven already")
+		_, err = p.Reopen("NOSUCH", "test", now)
+		require.Error(t, err)
+		assert.Zero(t, p.Pending(), "nothing refused is held")
+
+		o, err := p.Reopen("DECLINED1", "reconciliation of 2026-11-26", now)
+		require.NoError(t, err)
+		assert.Equal(t, money.PhaseReverse, o.Phase)
+		_, err = p.Reopen("DECLINED1", "twice", now)
+		require.ErrorIs(t, err, ErrBusy)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		var got money.Order
+		require.NoError(t, j.View(func(tx *journal.Tx) error { got, _, err = tx.Order("DECLINED1"); return err }))
+		assert.Equal(t, money.Reversed, got.State, "final as the gateway has it")
+		assert.True(t, got.Final())
+		assert.Equal(t, "reconciliation of 2026-11-26", got.Reopened)
+		var calls []payment.Call
+		for _, c := range gw.callsOf("DECLINED1") {
+			calls = append(calls, c.call)
+		}
+		assert.Equal(t, []payment.Call{payment.CallReverse, payment.CallReverse, payment.CallQuery}, calls,
+			"a reverse refused while the customer enters a password is retried, then confirmed")
+		assert.Empty(t, gw.callsOf("PAID00001"))
+		require.NotEmpty(t, updates)
+		assert.Equal(t, money.Reversed, updates[len(updates)-1].State, "the lane hears every step")
+		assert.Zero(t, p.Pending())
+	})
+}
