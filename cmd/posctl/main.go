@@ -32,6 +32,7 @@ const usage = `usage: posctl [-api ADDR] [-token-file FILE] COMMAND [ARGS]
   receipt ID                                        print its receipt again
   orders [--unresolved]                             list attempts
   devices                                           scanners and displays, and their state
+  fleet status                                      the outbox for the head office: pending, oldest, last ack
   events                                            follow what happens at every lane
   report --date YYYY-MM-DD [--csv]                  counts and totals per wallet and state
   totals --date YYYY-MM-DD [--lane L] [--op-user-id U] [--shift S]
@@ -290,6 +291,11 @@ func command(c *client, cmd string, args []string, out io.Writer) error {
 		return resolve(c, pos[0], fl, show)
 	case "events":
 		return follow(c, out)
+	case "fleet":
+		if len(pos) != 1 || pos[0] != "status" {
+			return fmt.Errorf("fleet: only \"fleet status\"\n%s", usage)
+		}
+		return show(c.call("GET", "/v1/fleet", nil))
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

@@ -39,6 +39,8 @@ type Server struct {
 	Store string
 	// Reconcile runs the reconciliations (nil: the routes answer 503).
 	Reconcile Reconciler
+	// Fleet is the outbox and its publisher (nil: fleet off).
+	Fleet func() any
 }
 
 // Protection is how a listener is exposed and what that demands.
@@ -103,6 +105,7 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("POST /v1/reconcile", s.startReconcile)
 	s.mux.HandleFunc("GET /v1/reconcile", s.reconcileStatus)
 	s.mux.HandleFunc("GET /v1/export", s.export)
+	s.mux.HandleFunc("GET /v1/fleet", s.fleet)
 	return s
 }
 
@@ -457,7 +460,20 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "status": status, "error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "status": "ok"})
+	out := map[string]any{"ok": true, "status": "ok"}
+	if s.Fleet != nil {
+		out["fleet"] = s.Fleet() // a warning here stops no payment
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// fleet is GET /v1/fleet: the outbox (pending, oldest, last ack).
+func (s *Server) fleet(w http.ResponseWriter, _ *http.Request) {
+	if s.Fleet == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"enabled": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "status": s.Fleet()})
 }
 
 // Serve runs the server on l until ctx ends, then shuts it down. Every

@@ -32,6 +32,7 @@ type Config struct {
 	Refunds         Refunds          `yaml:"refunds"`
 	Charges         Charges          `yaml:"charges"`
 	Reconcile       Reconcile        `yaml:"reconcile"`
+	Fleet           Fleet            `yaml:"fleet"`
 	Wallets         []scanner.Wallet `yaml:"wallets"`
 	Lanes           []Lane           `yaml:"lanes"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
@@ -106,6 +107,20 @@ type Scan struct {
 // Reconcile: how fast a reconciliation asks the gateway.
 type Reconcile struct {
 	Rate float64 `yaml:"rate"` // queries a second
+}
+
+// Fleet: the head office's copy of every order, through NATS JetStream
+// (internal/fleet). Off when URL is empty.
+type Fleet struct {
+	// URL: nats:// or tls://, several comma-separated for a cluster (or
+	// the store's leaf node).
+	URL             string `yaml:"url"`
+	CredentialsFile string `yaml:"credentials_file"` // a NATS creds file
+	SubjectPrefix   string `yaml:"subject_prefix"`
+	// OutboxWarn: past this many changes waiting, or the oldest waiting
+	// longer than OutboxWarnAge, /healthz and the log warn.
+	OutboxWarn    uint64        `yaml:"outbox_warn"`
+	OutboxWarnAge time.Duration `yaml:"outbox_warn_age"`
 }
 
 // Charges: how a till's references are kept.
@@ -186,6 +201,7 @@ func Default() Config {
 		Refunds:         Refunds{MaxPerOrder: 50, MaxAge: 365 * 24 * time.Hour},
 		Charges:         Charges{ReferenceWindow: 7 * 24 * time.Hour},
 		Reconcile:       Reconcile{Rate: 5},
+		Fleet:           Fleet{SubjectPrefix: "posd", OutboxWarn: 10_000, OutboxWarnAge: time.Hour},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }

@@ -22,6 +22,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.checkTimings(&p)
 	c.checkJournalAndAPI(&p)
 	c.checkLanes(&p)
+	c.checkFleet(&p)
 	if c.ShutdownTimeout <= 0 {
 		p.bad("shutdown_timeout: must be positive")
 	}
@@ -262,3 +263,46 @@ func checkListen(addr string) error {
 }
 
 var errNotLoopback = errors.New("the API listens on loopback or a unix socket only")
+
+// checkFleet: the broker's URLs, the credentials (checked like the
+// merchant key: they let a box publish as the store), the subject prefix.
+func (c *Config) checkFleet(p *problems) {
+	f := c.Fleet
+	if f.URL == "" {
+		return
+	}
+	for _, raw := range strings.Split(f.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls") {
+			p.bad("fleet.url %q: nats:// or tls:// URLs, comma-separated", RedactURLs(raw))
+		}
+	}
+	if f.CredentialsFile != "" {
+		if _, err := ReadSecret(f.CredentialsFile); err != nil {
+			p.bad("fleet.credentials_file: %v", err)
+		}
+		if w := CredentialWarning("fleet.credentials_file", f.CredentialsFile); w != "" {
+			p.warn(w)
+		}
+	}
+	if !validSubjectToken(f.SubjectPrefix) {
+		p.bad("fleet.subject_prefix %q: letters, digits, - and _ (one subject token)", f.SubjectPrefix)
+	}
+	if f.OutboxWarn == 0 || f.OutboxWarnAge <= 0 {
+		p.bad("fleet.outbox_warn and fleet.outbox_warn_age must be positive")
+	}
+}
+
+// validSubjectToken: one token of a NATS subject, with nothing a subject
+// gives a meaning to (. * > or white space).
+func validSubjectToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -19,6 +19,7 @@ import (
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
+	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
@@ -51,6 +52,7 @@ type Daemon struct {
 	hup     chan os.Signal // SIGHUP, caught from Open on: a reload during a start must not end posd
 	gauges  sync.Once
 	recon   *reconcile.Reconciler
+	fleet   *fleet.Publisher // nil: fleet.url is empty
 	disp    displaySet
 	web     *display.Web
 	polling struct {
@@ -77,6 +79,10 @@ func Open(cfg config.Config, log *zap.Logger, tio IO) (*Daemon, error) {
 		return nil, err
 	}
 	if err := d.openJournal(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.openFleet(); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -158,6 +164,9 @@ func (d *Daemon) openLanes() error {
 		OnUpdate: func(o money.Order, st money.Settled) {
 			m.order(o)
 			d.svc.OrderUpdated(o, st)
+			if d.fleet != nil {
+				d.fleet.Wake()
+			}
 		},
 		OnCall:         m.call,
 		OnJournalError: func(err error) { d.svc.JournalError(err) },
@@ -195,6 +204,7 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr string, j *journal.Jou
 	}
 	d.startScanners()
 	d.startHousekeeping()
+	d.startFleet()
 	d.log.Info("posd ready", zap.String("api", ln.Addr().String()), zap.String("journal", d.cfg.Journal.Path), zap.Int("lanes", len(d.cfg.Lanes)))
 	if ready != nil {
 		ready(ln.Addr().String(), d.journal)
@@ -302,6 +312,9 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	srv.Protect(p)
 	srv.Store = d.cfg.Merchant.StoreID
 	srv.Reconcile = d.recon
+	if d.fleet != nil {
+		srv.Fleet = d.FleetStatus
+	}
 	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client) })
 	srv.Handle("GET /metrics", d.metrics.reg)
 	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams}

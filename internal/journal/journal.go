@@ -29,6 +29,7 @@ const (
 	refundBucket  = "refunds"   // mch_refund_id -> refund JSON
 	reconBucket   = "reconcile" // date -> reconciliation run JSON
 	refBucket     = "refs"      // lane \x00 the till's reference -> charge id; \x01last\x00 lane -> its last charge
+	outboxBucket  = "outbox"    // 8-byte sequence -> an entry for the fleet (outbox.go)
 	meta          = "meta"
 )
 
@@ -63,6 +64,7 @@ type Journal struct {
 	wTx         int    // the witness's last transaction
 	wFound      bool
 	dead        atomic.Bool // Kill: nothing more is written
+	outbox      atomic.Bool // SetOutbox: changes are written to the outbox too
 }
 
 // Options are for the simulation, which runs many journals in one process.
@@ -169,7 +171,7 @@ func (j *Journal) ReadOnly() bool { return j.readOnly }
 var migrations = map[uint64]func(*bolt.Tx) error{}
 
 func (j *Journal) init(tx *bolt.Tx) error {
-	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, refBucket, reconBucket, liveIndex, doneIndex} {
+	for _, b := range []string{meta, orderBucket, codeBucket, chargeBucket, idemBucket, receiptBucket, refundBucket, refBucket, reconBucket, liveIndex, doneIndex, outboxBucket} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 			return err
 		}
@@ -282,7 +284,7 @@ func (j *Journal) write(tx *bolt.Tx, fn func(*Tx) error) error {
 	}
 	id := tx.ID() // gone once the transaction is closed
 	tx.OnCommit(func() { j.mark(id) })
-	return fn(&Tx{tx})
+	return fn(&Tx{tx: tx, out: j.outbox.Load()})
 }
 
 // Backup writes a consistent copy of the journal to path (while it is in
@@ -306,5 +308,5 @@ func (j *Journal) Batch(fn func(*Tx) error) error {
 
 // View runs fn in a read transaction.
 func (j *Journal) View(fn func(*Tx) error) error {
-	return j.protect(func() error { return j.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) }) })
+	return j.protect(func() error { return j.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }) })
 }

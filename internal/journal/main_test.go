@@ -35,5 +35,5 @@ func (t *Tx) putJSON(bucket, key string, v any) error {
 	default:
 		return t.put(bucket, key, v)
 	}
-	return t.putRecord(bucket, key, json.RawMessage(b), old, storedEntries(bucket, key, b), done)
+	return t.putRecord(bucket, key, json.RawMessage(b), old, storedEntries(bucket, key, b), done, "", 0)
 }

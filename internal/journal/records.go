@@ -196,7 +196,14 @@ func (t *Tx) RecordRefund(r *money.Refund) error {
 func (t *Tx) putRefund(r *money.Refund) error {
 	prev, _, _ := t.Refund(r.MchRefundID)
 	r.Version = max(r.Version, prev.Version) + 1
-	return t.put(refundBucket, r.MchRefundID, r)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := t.addOutbox("refund", r.MchRefundID, r.Lane, r.Version, b); err != nil {
+		return err
+	}
+	return t.writeBucket(refundBucket).Put([]byte(r.MchRefundID), b)
 }
 
 // UpdateCharge changes a charge as it is stored: fn sees the committed
@@ -246,7 +253,7 @@ func (t *Tx) putOrder(o *money.Order) error {
 		old = orderEntries(o.MchTradeID, &prev)
 	}
 	o.Version = max(o.Version, prev.Version) + 1
-	return t.putRecord(orderBucket, o.MchTradeID, o, old, orderEntries(o.MchTradeID, o), !o.Active())
+	return t.putRecord(orderBucket, o.MchTradeID, o, old, orderEntries(o.MchTradeID, o), !o.Active(), o.Lane, o.Version)
 }
 
 // putCharge stores a charge over what is stored; putChargeOver over prev,
@@ -267,7 +274,7 @@ func (t *Tx) putChargeOver(c, prev *money.Charge, found, readable bool) error {
 		old = chargeEntries(c.ID, prev)
 	}
 	c.Version = max(c.Version, prev.Version) + 1
-	return t.putRecord(chargeBucket, c.ID, c, old, chargeEntries(c.ID, c), !c.Open())
+	return t.putRecord(chargeBucket, c.ID, c, old, chargeEntries(c.ID, c), !c.Open(), c.Lane, c.Version)
 }
 
 // freeCode forgets that order id used a code, if it did.

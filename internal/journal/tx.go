@@ -12,7 +12,10 @@ import (
 )
 
 // Tx is one transaction.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct {
+	tx  *bolt.Tx
+	out bool // changes go to the outbox too (outbox.go)
+}
 
 type appError struct{ error }
 
@@ -57,17 +60,22 @@ func (t *Tx) put(bucket, key string, v any) error {
 	return t.writeBucket(bucket).Put([]byte(key), b)
 }
 
+var kindOf = map[string]string{orderBucket: "order", chargeBucket: "charge"}
+
 // putRecord stores an order or a charge and moves its index entries from
 // old's to its own. A record that is done is stored compressed (codec.go);
 // one still being driven, rewritten at every step, is left plain, so that
 // the steps of thousands of unresolved orders do not each deflate inside
 // bbolt's single writer.
-func (t *Tx) putRecord(bucket, key string, v any, old, now entries, done bool) error {
+func (t *Tx) putRecord(bucket, key string, v any, old, now entries, done bool, lane string, version uint64) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	if err := reindex(t.tx, old, now); err != nil {
+		return err
+	}
+	if err := t.addOutbox(kindOf[bucket], key, lane, version, b); err != nil {
 		return err
 	}
 	if done {

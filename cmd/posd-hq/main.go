@@ -1,0 +1,96 @@
+// Command posd-hq is the chain's head office: a durable JetStream consumer
+// that keeps every box's orders, charges, refunds and device states in a
+// database (SQLite or PostgreSQL), and serves the fleet view: unresolved
+// orders across stores, devices down, totals per store, lane, wallet and
+// day, as JSON and as a small web page, with /metrics.
+//
+//	posd-hq -nats nats://hq:4222 -creds /etc/posd-hq/hq.creds -db postgres://… -listen 127.0.0.1:8322
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"example.com/posd/internal/config"
+	"example.com/posd/internal/hq"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "posd-hq:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("posd-hq", flag.ContinueOnError)
+	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
+	creds := fs.String("creds", "", "NATS credentials file")
+	stream := fs.String("stream", "POSD", "the JetStream stream the boxes publish to")
+	durable := fs.String("durable", "posd-hq", "the durable consumer's name")
+	filter := fs.String("subjects", "posd.>", "subjects consumed")
+	dsn := fs.String("db", "posd-hq.db", "a SQLite file, or a postgres:// URL")
+	listen := fs.String("listen", "127.0.0.1:8322", "the fleet view's address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := zap.NewProduction()
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	store, err := hq.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	opts := []nats.Option{nats.Name("posd-hq"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
+	if *creds != "" {
+		if _, err := config.ReadSecret(*creds); err != nil { // the same checks as a box's key
+			return err
+		}
+		opts = append(opts, nats.UserCredentials(*creds))
+	}
+	nc, err := nats.Connect(*url, opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	m := hq.NewMetrics()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: hq.Handler(store, m), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("fleet view stopped", zap.Error(err))
+		}
+	}()
+	log.Info("posd-hq ready", zap.String("listen", ln.Addr().String()), zap.String("stream", *stream), zap.String("durable", *durable))
+	c := &hq.Consumer{Store: store, Stream: *stream, Durable: *durable, Filter: *filter, Log: log, Metrics: m}
+	err = c.Run(ctx, js)
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return err
+}

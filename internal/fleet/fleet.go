@@ -1,0 +1,301 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"go.uber.org/zap"
+
+	"example.com/posd/internal/failpoint"
+	"example.com/posd/internal/journal"
+)
+
+// Options configure a Publisher.
+type Options struct {
+	URL         string // nats:// or tls://, comma-separated
+	Credentials string // the content of a NATS creds file ("": none)
+	Prefix      string // the subjects' first token
+	Merchant    string
+	Store       string
+	Journal     *journal.Journal
+	Log         *zap.Logger
+	// Batch is how many outbox entries are published before their removal
+	// is committed (0: 256).
+	Batch int
+	// Poll is how often the outbox is read when nothing wakes the
+	// publisher (0: 250 ms).
+	Poll time.Duration
+}
+
+// Status is the publisher as posctl fleet status shows it.
+type Status struct {
+	URL       string    `json:"url"`
+	Connected bool      `json:"connected"`
+	Pending   uint64    `json:"pending"`
+	Oldest    time.Time `json:"oldest,omitzero"`
+	LastAck   time.Time `json:"last_ack,omitzero"`
+	Published uint64    `json:"published"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// Publisher sends the journal's outbox to JetStream, in order, one
+// message at a time: the next is sent once the stream acknowledged the
+// one before, so an order's versions reach the stream in the order they
+// were made. Each carries a Nats-Msg-Id (the record's kind, id and
+// version): what a crash or a lost ack makes it send again is dropped by
+// the stream's deduplication. Entries leave the outbox only after their
+// ack. Nothing on the payment path waits for it.
+type Publisher struct {
+	o    Options
+	wake chan struct{}
+
+	mu sync.Mutex
+	st Status
+}
+
+// New returns a publisher; Run starts it.
+func New(o Options) *Publisher {
+	if o.Batch <= 0 {
+		o.Batch = 256
+	}
+	if o.Poll <= 0 {
+		o.Poll = 250 * time.Millisecond
+	}
+	return &Publisher{o: o, wake: make(chan struct{}, 1), st: Status{URL: redact(o.URL)}}
+}
+
+// Wake tells the publisher the outbox has something new.
+func (p *Publisher) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the publisher's state and the outbox's.
+func (p *Publisher) Status() Status {
+	p.mu.Lock()
+	st := p.st
+	p.mu.Unlock()
+	_ = p.o.Journal.View(func(tx *journal.Tx) error {
+		os := tx.OutboxStats()
+		st.Pending, st.Oldest = os.Pending, os.Oldest
+		return nil
+	})
+	return st
+}
+
+// Run connects and publishes until ctx ends. A broker that cannot be
+// reached is tried again, for as long as it takes.
+func (p *Publisher) Run(ctx context.Context) error {
+	nc, err := nats.Connect(p.o.URL, p.connectOptions()...)
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	backoff := time.Duration(0)
+	for {
+		p.setConnected(nc.IsConnected())
+		n, err := p.drain(ctx, js)
+		switch {
+		case err != nil:
+			p.fail(err)
+			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+		case n > 0:
+			backoff = 0
+			continue
+		default:
+			backoff = 0
+		}
+		wait := p.o.Poll
+		if backoff > 0 {
+			wait = backoff
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+			if backoff > 0 {
+				select { // a failing broker is not asked faster for being woken
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+			}
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (p *Publisher) connectOptions() []nats.Option {
+	opts := []nats.Option{
+		nats.Name("posd " + p.o.Store),
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.Timeout(5 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			p.o.Log.Warn("fleet: broker link down: the outbox keeps every change", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			p.o.Log.Info("fleet: broker link up", zap.String("server", redact(nc.ConnectedUrl())))
+			p.Wake()
+		}),
+	}
+	if p.o.Credentials != "" {
+		creds := p.o.Credentials
+		opts = append(opts, nats.UserJWT(
+			func() (string, error) { return nkeys.ParseDecoratedJWT([]byte(creds)) },
+			func(nonce []byte) ([]byte, error) {
+				kp, err := nkeys.ParseDecoratedNKey([]byte(creds))
+				if err != nil {
+					return nil, err
+				}
+				defer kp.Wipe()
+				return kp.Sign(nonce)
+			}))
+	}
+	return opts
+}
+
+// drain publishes one batch of the outbox and removes what was acked.
+func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, error) {
+	var batch []journal.OutboxEntry
+	if err := p.o.Journal.View(func(tx *journal.Tx) error {
+		var err error
+		batch, err = tx.Outbox(p.o.Batch)
+		return err
+	}); err != nil || len(batch) == 0 {
+		return 0, err
+	}
+	var acked uint64
+	var sent int
+	var perr error
+	for _, e := range batch {
+		msg, err := p.message(&e)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = js.PublishMsg(pctx, msg)
+			cancel()
+		}
+		if err != nil {
+			perr = fmt.Errorf("publish %s %s v%d: %w", e.Kind, e.ID, e.Version, err)
+			break
+		}
+		acked, sent = e.Seq, sent+1
+	}
+	if sent > 0 {
+		// Killed here, posd sends these again after its restart: the
+		// stream's duplicate window drops them (the crash tests).
+		failpoint.Hit("fleet-published")
+		if err := p.o.Journal.Update(func(tx *journal.Tx) error { return tx.Acked(acked) }); err != nil {
+			return sent, err // published again after a restart: the stream drops the copies
+		}
+		p.mu.Lock()
+		p.st.Published += uint64(sent)
+		p.st.LastAck = time.Now()
+		p.st.LastError = ""
+		p.mu.Unlock()
+	}
+	return sent, perr
+}
+
+// Message is what the head office receives: the record as the journal
+// holds it (in the API's words: an order's mch_trade_id, state and
+// version), with what says where it comes from.
+func (p *Publisher) message(e *journal.OutboxEntry) (*nats.Msg, error) {
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(e.Record, &body); err != nil || body == nil {
+		body = map[string]json.RawMessage{"record": e.Record}
+	}
+	add := func(k string, v any) {
+		b, _ := json.Marshal(v)
+		body[k] = b
+	}
+	add("type", e.Kind)
+	add("merchant", p.o.Merchant)
+	add("store", p.o.Store)
+	add("lane", e.Lane)
+	add("version", e.Version)
+	add("changed_at", e.At)
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(Subject(p.o.Prefix, p.o.Merchant, p.o.Store, e.Lane, e.Kind))
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, MsgID(p.o.Merchant, e.Kind, e.ID, e.Version))
+	return m, nil
+}
+
+// Subject is where a record of kind is published:
+// PREFIX.<merchant>.<store>.<lane>.orders|refunds|devices (a charge goes
+// with the orders).
+func Subject(prefix, merchant, store, lane, kind string) string {
+	group := "orders"
+	switch kind {
+	case "refund":
+		group = "refunds"
+	case "device":
+		group = "devices"
+	}
+	return strings.Join([]string{prefix, token(merchant), token(store), token(lane), group}, ".")
+}
+
+// MsgID names one version of one record, for the stream's deduplication.
+func MsgID(merchant, kind, id string, version uint64) string {
+	return fmt.Sprintf("%s:%s:%s:%d", merchant, kind, id, version)
+}
+
+// token makes s one subject token: what a subject gives a meaning to
+// becomes _.
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func (p *Publisher) setConnected(up bool) {
+	p.mu.Lock()
+	p.st.Connected = up
+	p.mu.Unlock()
+}
+
+func (p *Publisher) fail(err error) {
+	p.mu.Lock()
+	first := p.st.LastError == ""
+	p.st.LastError = err.Error()
+	p.mu.Unlock()
+	if first {
+		p.o.Log.Warn("fleet: not published; kept in the outbox, tried again", zap.Error(err))
+	}
+}
+
+// redact drops the credentials a URL may carry.
+func redact(u string) string {
+	var out []string
+	for _, one := range strings.Split(u, ",") {
+		if at := strings.LastIndex(one, "@"); at >= 0 {
+			if i := strings.Index(one, "://"); i >= 0 && i < at {
+				one = one[:i+3] + "…@" + one[at+1:]
+			}
+		}
+		out = append(out, one)
+	}
+	return strings.Join(out, ",")
+}

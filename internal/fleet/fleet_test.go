@@ -1,0 +1,148 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
+	"example.com/posd/internal/natstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).Start")) }
+
+// pay journals an order and its charge through to paid, with a partial
+// refund: what a lane writes.
+func pay(t *testing.T, j *journal.Journal, n int) {
+	t.Helper()
+	now := time.Now()
+	id := "S1_POS1_" + string(rune('A'+n))
+	o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH" + id, Lane: "L1", TotalFee: 100, AuthCode: "281234567890123456", Wallet: "alipay"}, now)
+	c := money.Charge{ID: "CH" + id, Lane: "L1", TotalFee: 100, State: money.Paying, AttemptIDs: []string{id}}
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.RecordAttempt(&o, &c) }))
+	o.State, o.Phase, o.FinishedAt = money.Paid, money.PhaseDone, now
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, now); return err }))
+	r := money.Refund{MchRefundID: id + "R1", MchTradeID: id, ChargeID: c.ID, Lane: "L1", RefundFee: 30, State: money.Pending}
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.RecordRefund(&r) }))
+}
+
+type got struct {
+	subject, msgID, kind, id, state string
+	version                         uint64
+}
+
+func readAll(t *testing.T, st jetstream.Stream) []got {
+	t.Helper()
+	ctx := context.Background()
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	var out []got
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		var b struct {
+			Type, State, ID string
+			MchTradeID      string `json:"mch_trade_id"`
+			MchRefundID     string `json:"mch_refund_id"`
+			Version         uint64
+		}
+		require.NoError(t, json.Unmarshal(m.Data, &b))
+		id := b.MchTradeID
+		switch b.Type {
+		case "charge":
+			id = b.ID
+		case "refund":
+			id = b.MchRefundID
+		}
+		out = append(out, got{m.Subject, m.Header.Get(jetstream.MsgIDHeader), b.Type, id, b.State, b.Version})
+	}
+	return out
+}
+
+func waitEmpty(t *testing.T, p *Publisher) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for p.Status().Pending > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained: %+v", p.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Every change reaches the stream once, in order, on its subject, with
+// its Nats-Msg-Id; a re-send after a crash that lost the outbox's update
+// (a restored copy taken before it) is dropped by the stream; with the
+// broker away the outbox keeps everything and drains when it is back.
+func TestPublisher(t *testing.T) {
+	ns := natstest.Start(t)
+	st := natstest.Stream(t, ns.URL(), "POSD", "posd")
+	dir := t.TempDir()
+	j, err := journal.Open(filepath.Join(dir, "j.db"))
+	require.NoError(t, err)
+	j.SetOutbox(true)
+	pay(t, j, 0)
+	require.NoError(t, j.Backup(filepath.Join(dir, "before-publish.db")))
+
+	opts := Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Journal: j, Log: zap.NewNop(), Poll: 20 * time.Millisecond}
+	run := func(p *Publisher) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = p.Run(ctx) }()
+		return func() { cancel(); <-done }
+	}
+	p := New(opts)
+	stop := run(p)
+	waitEmpty(t, p)
+	msgs := readAll(t, st)
+	var seen []string
+	for _, m := range msgs {
+		seen = append(seen, m.kind+" "+m.id+" "+m.state)
+	}
+	assert.Equal(t, []string{"order S1_POS1_A paying", "charge CHS1_POS1_A paying", "order S1_POS1_A paid", "charge CHS1_POS1_A paid",
+		"refund S1_POS1_AR1 pending", "charge CHS1_POS1_A paid"}, seen, "every change, in the order made")
+	assert.Equal(t, "posd.M1.S1.L1.orders", msgs[0].subject)
+	assert.Equal(t, "posd.M1.S1.L1.refunds", msgs[4].subject)
+	assert.Equal(t, "M1:order:S1_POS1_A:2", msgs[2].msgID)
+	assert.Equal(t, uint64(2), msgs[2].version)
+	assert.False(t, p.Status().LastAck.IsZero())
+
+	// The broker goes away: payments go on, the outbox keeps them.
+	ns.Stop()
+	pay(t, j, 1)
+	time.Sleep(300 * time.Millisecond)
+	s := p.Status()
+	assert.Equal(t, uint64(6), s.Pending, "kept while the broker is away")
+	ns.Restart()
+	p.Wake()
+	waitEmpty(t, p)
+	assert.Len(t, readAll(t, st), 12, "drained when it is back")
+	stop()
+	require.NoError(t, j.Close())
+
+	// A restored copy from before the publish sends the first six again:
+	// the stream drops every one.
+	j2, err := journal.Open(filepath.Join(dir, "before-publish.db"))
+	require.NoError(t, err)
+	defer j2.Close()
+	opts.Journal = j2
+	p2 := New(opts)
+	stop = run(p2)
+	waitEmpty(t, p2)
+	stop()
+	assert.Len(t, readAll(t, st), 12, "copies dropped by the stream's duplicate window")
+}
+
+func TestSubjectTokens(t *testing.T) {
+	assert.Equal(t, "posd.M_1.S__1._.devices", Subject("posd", "M.1", "S *1", "", "device"))
+	assert.Equal(t, "nats://…@h:4222,nats://h2:4222", redact("nats://u:pw@h:4222,nats://h2:4222"))
+}

@@ -1,0 +1,146 @@
+package journal
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The outbox is what the fleet publisher (internal/fleet) sends to the
+// head office. With the outbox on (SetOutbox), every write of an order, a
+// charge or a refund adds an entry in the same transaction as the record:
+// nothing is published that did not happen, and nothing that happened is
+// lost, whatever crashes between the commit and the publish. Entries are
+// keyed by the bucket's own sequence, so they are read back in the order
+// they were written; the publisher removes them once the broker has
+// acknowledged them. Money records are never dropped; device entries are
+// not added past MaxDeviceBacklog entries waiting (a box offline for
+// months keeps its money, not every flap of a scanner).
+
+// OutboxEntry is one change waiting to be published.
+type OutboxEntry struct {
+	Seq     uint64          `json:"-"`
+	Kind    string          `json:"kind"` // order, charge, refund, device
+	ID      string          `json:"id"`
+	Lane    string          `json:"lane,omitempty"`
+	Version uint64          `json:"version"`
+	At      time.Time       `json:"at"`
+	Record  json.RawMessage `json:"record"` // the record as the journal holds it
+}
+
+// MaxDeviceBacklog: past this many entries waiting, device changes are not
+// added to the outbox.
+const MaxDeviceBacklog = 100_000
+
+// SetOutbox turns the outbox on or off for the writes that follow.
+func (j *Journal) SetOutbox(on bool) { j.outbox.Store(on) }
+
+// addOutbox adds an entry, when the outbox is on.
+func (t *Tx) addOutbox(kind, id, lane string, version uint64, record []byte) error {
+	if !t.out {
+		return nil
+	}
+	b := t.tx.Bucket([]byte(outboxBucket))
+	if b == nil {
+		return nil // a journal opened read-only, from an older posd
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(OutboxEntry{Kind: kind, ID: id, Lane: lane, Version: version, At: time.Now(), Record: record})
+	if err != nil {
+		return err
+	}
+	return b.Put(u64(seq), v)
+}
+
+// AddDevice records a device's change (its lane, name and state as JSON)
+// in the outbox, when it is on. Its version is the entry's sequence.
+func (t *Tx) AddDevice(lane, name string, state any) error {
+	if !t.out {
+		return nil
+	}
+	b := t.tx.Bucket([]byte(outboxBucket))
+	if b == nil {
+		return nil
+	}
+	if n, _ := outboxSpan(b); n >= MaxDeviceBacklog {
+		return nil
+	}
+	rec, err := json.Marshal(state)
+	if err != nil {
+		return err
+	}
+	return t.addOutbox("device", lane+"/"+name, lane, b.Sequence()+1, rec)
+}
+
+// Outbox returns up to max entries waiting, oldest first.
+func (t *Tx) Outbox(max int) ([]OutboxEntry, error) {
+	b := t.tx.Bucket([]byte(outboxBucket))
+	if b == nil {
+		return nil, nil
+	}
+	var out []OutboxEntry
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+		var e OutboxEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return out, fmt.Errorf("%w: outbox entry %d: %v", ErrDamaged, binary.BigEndian.Uint64(k), err)
+		}
+		e.Seq = binary.BigEndian.Uint64(k)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Acked removes the entries up to and including seq: the broker has them.
+func (t *Tx) Acked(seq uint64) error {
+	b := t.tx.Bucket([]byte(outboxBucket))
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OutboxStats is what waits in the outbox.
+type OutboxStats struct {
+	Pending uint64    `json:"pending"`
+	Oldest  time.Time `json:"oldest,omitzero"` // when the oldest waiting change was made
+}
+
+// OutboxStats says how many entries wait and since when, without reading
+// them all (entries leave from the front, in order).
+func (t *Tx) OutboxStats() OutboxStats {
+	b := t.tx.Bucket([]byte(outboxBucket))
+	if b == nil {
+		return OutboxStats{}
+	}
+	n, first := outboxSpan(b)
+	st := OutboxStats{Pending: n}
+	if first != nil {
+		var e OutboxEntry
+		if json.Unmarshal(first, &e) == nil {
+			st.Oldest = e.At
+		}
+	}
+	return st
+}
+
+// outboxSpan is the number of entries from the first key to the last (no
+// entry is removed from the middle) and the first entry.
+func outboxSpan(b *bolt.Bucket) (uint64, []byte) {
+	c := b.Cursor()
+	fk, fv := c.First()
+	if fk == nil {
+		return 0, nil
+	}
+	lk, _ := c.Last()
+	return binary.BigEndian.Uint64(lk) - binary.BigEndian.Uint64(fk) + 1, fv
+}

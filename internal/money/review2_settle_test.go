@@ -1,0 +1,47 @@
+package money
+
+// Review of 4a1e580: Settle's new guard ("an attempt that is not the
+// charge's latest moves it only when paid") keys on the attempt's position,
+// not on which attempt the charge's money is.
+
+import (
+	"testing"
+	"time"
+)
+
+// Rule: never shown as paid when it is not. A charge paid by an earlier
+// attempt (a reopened attempt that ended paid: TestSettleFollowsTheLatest
+// Attempt's {Paid, Canceled, Paid}) is verified after a journal restore, or
+// refunded: the gateway says that attempt is reversed, closed or refunded
+// in full. Settle's guard drops the step and the charge stays paid.
+// (TestSettleCancelsAPaidChargeFoundNotPaid holds the same rule for a
+// charge paid by its latest attempt.)
+func TestReview2PaidByAnEarlierAttemptThenNotPaidAfterAll(t *testing.T) {
+	now := time.Now()
+	for _, st := range []State{Closed, Reversed, Refunded} {
+		c := Charge{ID: "CH1", State: Paid, AttemptIDs: []string{"A1", "A2"}, ExpiresAt: now.Add(-time.Hour)}
+		o := Order{MchTradeID: "A1", ChargeID: "CH1", Phase: PhaseDone, State: st, TotalFee: 100}
+		Settle(&c, &o, now)
+		if c.State == Paid {
+			t.Errorf("the attempt that paid the charge is now %s; the charge still %s", st, c.State)
+		}
+	}
+}
+
+// Rule: a charge agrees with its latest attempt, and keeps its refunds. An
+// earlier attempt ending paid replaces the charge's state and refunded_fee
+// with its own, whatever the latest attempt did.
+func TestReview2EarlierPaidAttemptOverwritesTheLatestsRefund(t *testing.T) {
+	now := time.Now()
+	for _, was := range []struct {
+		state    State
+		refunded int64
+	}{{PartiallyRefunded, 30}, {Refunded, 100}} {
+		c := Charge{ID: "CH1", State: was.state, RefundedFee: was.refunded, TotalFee: 100, AttemptIDs: []string{"A1", "A2"}}
+		o := Order{MchTradeID: "A1", ChargeID: "CH1", Phase: PhaseDone, State: Paid, TotalFee: 100}
+		Settle(&c, &o, now)
+		if c.RefundedFee != was.refunded {
+			t.Errorf("charge %s (refunded %d): an earlier attempt ending paid set it %s, refunded %d", was.state, was.refunded, c.State, c.RefundedFee)
+		}
+	}
+}

@@ -1,0 +1,446 @@
+package poller
+
+// Review of 4a1e580 (poller.Reopen, money.Settle's latest-attempt guard,
+// Resolve's Decision with refunded_fee). Each test states the money rule it
+// holds posd to; a failing test is a defect.
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
+	"example.com/posd/payment"
+)
+
+// r2Gateway answers each call by a function of its own (nil: Unknown) and
+// keeps the refunds it made by mch_refund_id, answering a refund asked
+// again with the same id as the one it made (as WeChat-like gateways and
+// the simulation's gateway do).
+type r2Gateway struct {
+	mu       sync.Mutex
+	query    func(id string) payment.Result
+	reverse  func(id string) payment.Result
+	refunds  map[string]int64 // mch_refund_id -> fee actually given back
+	refundRQ []string         // mch_refund_id of each refund request
+	given    int64            // money actually given back by refunds made here
+}
+
+func (g *r2Gateway) Pay(context.Context, *payment.PayRequest) payment.Result {
+	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
+}
+
+func (g *r2Gateway) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.query == nil {
+		return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
+	}
+	return g.query(r.MchTradeID)
+}
+
+func (g *r2Gateway) Reverse(_ context.Context, r payment.OrderRef) payment.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.reverse == nil {
+		return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState, Reason: "system error"}
+	}
+	return g.reverse(r.MchTradeID)
+}
+
+func (g *r2Gateway) Close(context.Context, payment.OrderRef) payment.Result {
+	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
+}
+
+func (g *r2Gateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refundRQ = append(g.refundRQ, r.MchRefundID)
+	if g.refunds == nil {
+		g.refunds = map[string]int64{}
+	}
+	if fee, ok := g.refunds[r.MchRefundID]; ok {
+		// The same mch_refund_id is the same refund: answered as made.
+		return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: fee}
+	}
+	g.refunds[r.MchRefundID] = r.RefundFee
+	g.given += r.RefundFee
+	return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: r.RefundFee}
+}
+
+func (g *r2Gateway) RefundQuery(_ context.Context, r *payment.RefundQueryRequest) payment.Result {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fee, ok := g.refunds[r.MchRefundID]; ok {
+		return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: fee}
+	}
+	return payment.Result{Outcome: payment.NotFound, TradeState: payment.NoTradeState}
+}
+
+func paidAnswer() payment.Result {
+	return payment.Result{Outcome: payment.Paid, TradeState: payment.StatePaid, TradeID: "T1"}
+}
+
+func payingAnswer() payment.Result {
+	return payment.Result{Outcome: payment.Pending, TradeState: payment.StatePaying, TradeID: "T1"}
+}
+
+// r2World is a journal holding one charge and its attempts, and a poller.
+type r2World struct {
+	j       *journal.Journal
+	p       *Poller
+	mu      sync.Mutex
+	updates []money.Order
+	charges []money.Charge
+}
+
+func newR2World(t *testing.T, gw Gateway) *r2World {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { j.Close() })
+	w := &r2World{j: j}
+	w.p = New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order, st money.Settled) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.updates = append(w.updates, o)
+		if st.Found {
+			w.charges = append(w.charges, st.Charge)
+		}
+	}})
+	return w
+}
+
+// order journals a final attempt of charge "CH1" (before the charge, so
+// that nothing moves it).
+func (w *r2World) order(t *testing.T, id string, st money.State, now time.Time, edit func(*money.Order)) {
+	o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH1", Lane: "L1", TotalFee: 100, DeviceInfo: "L1",
+		AuthCode: "28123456789012345" + id[len(id)-1:], PayType: "alipay.micro", Subject: "s", Body: "b", ClientIP: "127.0.0.1"}, now)
+	o.Phase, o.State, o.FinishedAt, o.TradeState = money.PhaseDone, st, now, payment.StatePaid
+	if edit != nil {
+		edit(&o)
+	}
+	require.NoError(t, w.j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, now); return err }))
+}
+
+func (w *r2World) charge(t *testing.T, st money.State, refunded int64, now time.Time, attempts ...string) {
+	c := money.Charge{ID: "CH1", Lane: "L1", TotalFee: 100, State: st, RefundedFee: refunded, AttemptIDs: attempts,
+		CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute), UpdatedAt: now}
+	require.NoError(t, w.j.Update(func(tx *journal.Tx) error { return tx.OpenCharge(&c) }))
+}
+
+func (w *r2World) get(t *testing.T, id string) money.Order {
+	var o money.Order
+	require.NoError(t, w.j.View(func(tx *journal.Tx) error { o, _, _ = tx.Order(id); return nil }))
+	return o
+}
+
+func (w *r2World) getCharge(t *testing.T) money.Charge {
+	var c money.Charge
+	require.NoError(t, w.j.View(func(tx *journal.Tx) error { c, _, _ = tx.Charge("CH1"); return nil }))
+	return c
+}
+
+// Rule: never paid twice. The charge was paid by its latest attempt B; a
+// reconciliation finds the earlier, declined attempt A still "paying" at
+// the gateway and reopens it. The reverse gets no answer (the link is
+// poor), and the confirming query finds A paid: the customer has now paid
+// the charge twice. posd ends A "paid" and the charge stays "paid": no
+// refund, no attention, no event (Settle: nothing changed) — the second
+// payment is kept silently. (Reopen says "a reverse also gives back a
+// payment the customer completed meanwhile, so no one pays for an attempt
+// posd ended unpaid"; when the reverse does not land, nothing does.)
+func TestReview2ReopenedEarlierAttemptOfAPaidChargeEndsPaidSilently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := &r2Gateway{query: func(string) payment.Result { return paidAnswer() }}
+		w := newR2World(t, gw)
+		now := time.Now()
+		w.order(t, "A0000001", money.Declined, now, nil)
+		w.order(t, "B0000002", money.Paid, now, nil)
+		w.charge(t, money.Paid, 0, now, "A0000001", "B0000002")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		_, err := w.p.Reopen("A0000001", "reconciliation: paying at the gateway", now)
+		require.NoError(t, err)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+
+		a, b, c := w.get(t, "A0000001"), w.get(t, "B0000002"), w.getCharge(t)
+		t.Logf("A %s/%s, B %s, charge %s (refunded %d)", a.State, a.Phase, b.State, c.State, c.RefundedFee)
+		assert.False(t, a.State == money.Paid && b.State == money.Paid && !a.NeedsAttention() && c.State != money.NeedsAttention,
+			"charge %s paid by two attempts (A and B), posd keeps both without refund or attention", c.ID)
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
+
+// Rule: a charge agrees with its latest attempt (and never loses a
+// refund). B paid the charge and 30 fen of it were refunded (charge
+// partially_refunded, refunded_fee 30). The reopened earlier attempt A
+// ends paid: Settle's guard lets any "paid" through, and Settle sets the
+// charge "paid" with A's refunded_fee (0): B's refund vanishes from the
+// charge the till reads.
+func TestReview2ReopenedEarlierAttemptWipesTheChargesRefund(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := &r2Gateway{query: func(string) payment.Result { return paidAnswer() }}
+		w := newR2World(t, gw)
+		now := time.Now()
+		w.order(t, "A0000001", money.Declined, now, nil)
+		w.order(t, "B0000002", money.Paid, now, func(o *money.Order) { o.RefundedFee = 30 })
+		w.charge(t, money.PartiallyRefunded, 30, now, "A0000001", "B0000002")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		_, err := w.p.Reopen("A0000001", "reconciliation: paying at the gateway", now)
+		require.NoError(t, err)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+
+		c := w.getCharge(t)
+		t.Logf("A %s, charge %s refunded %d", w.get(t, "A0000001").State, c.State, c.RefundedFee)
+		assert.Equal(t, int64(30), c.RefundedFee, "the charge lost its latest attempt's refund")
+		assert.Equal(t, money.PartiallyRefunded, c.State)
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
+
+// Rule: never shown as paid when it is not. An earlier attempt A that a
+// reopen ended paid moved the charge to "paid" (as designed: money it took
+// always shows). When A's money goes back in full (a refund; likewise a
+// restored journal's verify finding it reversed or closed), A is no longer
+// "paid" and Settle's guard — A is not the latest attempt — leaves the
+// charge "paid" for ever.
+func TestReview2EarlierPaidAttemptRefundedLeavesChargePaid(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := &r2Gateway{query: func(string) payment.Result { return paidAnswer() }}
+		w := newR2World(t, gw)
+		now := time.Now()
+		w.order(t, "A0000001", money.Declined, now, nil)
+		w.order(t, "B0000002", money.Declined, now, nil)
+		w.charge(t, money.Canceled, 0, now, "A0000001", "B0000002")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		_, err := w.p.Reopen("A0000001", "reconciliation: paying at the gateway", now)
+		require.NoError(t, err)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.Equal(t, money.Paid, w.get(t, "A0000001").State)
+		require.Equal(t, money.Paid, w.getCharge(t).State, "A's money shows on the charge (designed)")
+
+		r := money.Refund{}
+		_, err = w.p.StartRefund("A0000001", &r, time.Now())
+		require.NoError(t, err)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		a, c := w.get(t, "A0000001"), w.getCharge(t)
+		t.Logf("A %s (refunded %d), gateway gave back %d, charge %s refunded %d", a.State, a.RefundedFee, gw.given, c.State, c.RefundedFee)
+		require.Equal(t, money.Refunded, a.State)
+		assert.NotEqual(t, money.Paid, c.State, "every fen was given back, the charge still says paid")
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
+
+// Rule: the lane must not be blocked or confused by a reopened attempt.
+// The till's sale is open (awaiting_scan, within its time) after its
+// attempt A was declined. A reconciliation of today finds A "paying" and
+// reopens it; the reverse is refused while the customer's phone still
+// shows the password prompt, and the confirming query says "paying": A
+// passes through "unknown" and, being the latest attempt, moves the open
+// charge to needs_attention (no further scan is taken: record wants
+// awaiting_scan); when A ends reversed, the charge ends canceled — the
+// till's open sale is killed by a background reconciliation. Settle's
+// guard reasons that a reopened attempt passing through "unknown" says
+// nothing of the charge, but applies it only to earlier attempts.
+func TestReview2ReopenedLatestAttemptBlocksAndCancelsTheOpenCharge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var reversed bool
+		gw := &r2Gateway{
+			query: func(string) payment.Result {
+				if reversed {
+					return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateReversed, TradeID: "T1"}
+				}
+				return payingAnswer()
+			},
+			reverse: func(string) payment.Result {
+				return payment.Result{Outcome: payment.Pending, TradeState: payment.StateRevoking, Recall: "Y"}
+			},
+		}
+		w := newR2World(t, gw)
+		now := time.Now()
+		w.order(t, "A0000001", money.Declined, now, nil)
+		w.charge(t, money.AwaitingScan, 0, now, "A0000001")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		_, err := w.p.Reopen("A0000001", "reconciliation: paying at the gateway", now)
+		require.NoError(t, err)
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		mid := w.getCharge(t)
+		t.Logf("A %s/%s; charge %s (%s), expires in %s", w.get(t, "A0000001").State, w.get(t, "A0000001").Phase, mid.State, mid.Reason, mid.ExpiresAt.Sub(time.Now()))
+		assert.Equal(t, money.AwaitingScan, mid.State, "the till's open charge was taken from it while a reopened attempt is reversed")
+
+		gw.mu.Lock()
+		reversed = true
+		gw.mu.Unlock()
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		end := w.getCharge(t)
+		t.Logf("A %s; charge %s (%s), expires in %s", w.get(t, "A0000001").State, end.State, end.Reason, end.ExpiresAt.Sub(time.Now()))
+		assert.Equal(t, money.AwaitingScan, end.State, "the till's open sale (not expired) ended canceled by a reconciliation")
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
+
+// Rule: never shown as refunded when it is not. Resolve's new
+// refunded_fee is for "a restored journal's order refunded in part since
+// the copy": the gateway holds a refund posd numbered <id>R1 after the
+// copy was made. decide() sets RefundedFee but leaves RefundSeq at what the
+// copy had (0), so the next refund the till asks for is numbered <id>R1
+// again: the gateway answers it as the refund it already made (30 fen),
+// posd counts those 30 fen a second time (refunded_fee 60, the gateway
+// holds 30 refunded), the 70 fen the till asked for are never given back,
+// and the till's refund record stays "pending" for ever.
+func TestReview2ResolvePaidWithRefundsReusesAMadeRefundID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := &r2Gateway{query: func(string) payment.Result { return payingAnswer() }}
+		// Made after the copy the journal was restored from.
+		gw.refunds = map[string]int64{RefundIDN("A0000001", 1): 30}
+		w := newR2World(t, gw)
+		now := time.Now()
+		w.order(t, "A0000001", money.Unknown, now, func(o *money.Order) {
+			o.Phase, o.FinishedAt, o.NextAt, o.Restored = money.PhaseReconcile, time.Time{}, now.Add(time.Hour), true
+		})
+		w.charge(t, money.NeedsAttention, 0, now, "A0000001")
+
+		o, err := w.p.Resolve("A0000001", Decision{Paid: true, RefundedFee: 30, By: "op", Why: "gateway shows paid, 30 refunded"}, now)
+		require.NoError(t, err)
+		require.Equal(t, money.Paid, o.State)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		r := money.Refund{RefundFee: 70}
+		_, err = w.p.StartRefund("A0000001", &r, time.Now())
+		require.NoError(t, err)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+
+		a := w.get(t, "A0000001")
+		var stored money.Refund
+		require.NoError(t, w.j.View(func(tx *journal.Tx) error { stored, _, _ = tx.Refund(r.MchRefundID); return nil }))
+		t.Logf("refund asked as %s; gateway refund requests %v; money given back by them %d; A %s/%s refunded_fee %d (%s); refund record %s",
+			r.MchRefundID, gw.refundRQ, gw.given, a.State, a.Phase, a.RefundedFee, a.Reason, stored.State)
+		assert.NotEqual(t, RefundIDN("A0000001", 1), r.MchRefundID, "a new refund reuses the mch_refund_id of a refund the gateway already made")
+		assert.Equal(t, int64(70), gw.given, "the 70 fen asked for were not given back")
+		assert.LessOrEqual(t, a.RefundedFee, int64(30)+gw.given, "posd counts more refunded than the gateway gave back")
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
+
+// Rule: a refund ends, and the charge agrees with its attempt. decide()
+// does not clear Restored (end() does): an order resolved "paid, 30
+// refunded" after a restored journal's discovery stays Restored, so each
+// later partial refund of it, though the gateway confirms it, is followed
+// by a new discovery that ends the order "unknown"/attention again (the
+// charge needs_attention) and leaves the till's refund record "pending"
+// for ever (the discovery moved o.RefundID on before the step was saved).
+func TestReview2ResolvedRestoredOrderPartialRefundNeverEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := &r2Gateway{}
+		gw.refunds = map[string]int64{RefundIDN("A0000001", 1): 30}
+		w := newR2World(t, gw)
+		now := time.Now()
+		// As endDiscovery leaves a restored order refunded in part: ids R1..R4 asked.
+		w.order(t, "A0000001", money.Unknown, now, func(o *money.Order) {
+			o.Phase, o.FinishedAt, o.NextAt, o.Restored = money.PhaseAttention, time.Time{}, time.Time{}, true
+			o.RefundSeq, o.RefundedFee, o.RefundsFound, o.RefundBy = 4, 30, 1, "operator"
+		})
+		w.charge(t, money.NeedsAttention, 0, now, "A0000001")
+		_, err := w.p.Resolve("A0000001", Decision{Paid: true, RefundedFee: 30, By: "op", Why: "gateway shows paid, 30 refunded"}, now)
+		require.NoError(t, err)
+		require.Equal(t, money.PartiallyRefunded, w.getCharge(t).State)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		r := money.Refund{RefundFee: 20}
+		_, err = w.p.StartRefund("A0000001", &r, time.Now())
+		require.NoError(t, err)
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		a, c := w.get(t, "A0000001"), w.getCharge(t)
+		var stored money.Refund
+		require.NoError(t, w.j.View(func(tx *journal.Tx) error { stored, _, _ = tx.Refund(r.MchRefundID); return nil }))
+		t.Logf("refund %s: gateway gave back %d; record %s; A %s/%s refunded_fee %d; charge %s refunded %d",
+			r.MchRefundID, gw.given, stored.State, a.State, a.Phase, a.RefundedFee, c.State, c.RefundedFee)
+		require.Equal(t, int64(20), gw.given)
+		assert.Equal(t, money.Refunded, stored.State, "a refund the gateway made is never shown refunded")
+		assert.Equal(t, money.Paid, a.State)
+		assert.Equal(t, money.PartiallyRefunded, c.State)
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
+
+// Rule: never shown as not paid when the customer paid (a charge agrees
+// with the money). The charge is being paid by B (in flight) when the
+// reopened earlier attempt A ends paid: Settle lets A's "paid" through and
+// the charge goes paying → paid under B's feet (the till is told "paid"
+// while B still runs). Then B is declined: B is the latest attempt, final,
+// and the charge is "paid", so Settle's restored-journal rule ("not paid
+// after all") cancels the charge. A's money is kept by the merchant, the
+// charge says canceled, and nothing refunds A.
+func TestReview2EarlierAttemptPaidThenLatestDeclinedCancelsAPaidCharge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := &r2Gateway{query: func(id string) payment.Result {
+			if id == "A0000001" {
+				return paidAnswer()
+			}
+			return payment.Result{Outcome: payment.NotPaid, TradeState: payment.StateUnpaid, TradeID: "T2"}
+		}}
+		w := newR2World(t, gw)
+		now := time.Now()
+		w.order(t, "A0000001", money.Declined, now, nil)
+		w.order(t, "B0000002", money.Paying, now, func(o *money.Order) {
+			o.Phase, o.FinishedAt, o.NextAt, o.TradeState = money.PhaseQuery, time.Time{}, now.Add(30*time.Second), payment.NoTradeState
+		})
+		w.charge(t, money.Paying, 0, now, "A0000001", "B0000002")
+		_, err := w.p.Resume(now)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.p.Run(ctx)
+
+		_, err = w.p.Reopen("A0000001", "reconciliation: paying at the gateway", now)
+		require.NoError(t, err)
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		mid := w.getCharge(t)
+		t.Logf("while B is in flight: A %s, B %s/%s, charge %s", w.get(t, "A0000001").State, w.get(t, "B0000002").State, w.get(t, "B0000002").Phase, mid.State)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		a, b, c := w.get(t, "A0000001"), w.get(t, "B0000002"), w.getCharge(t)
+		t.Logf("A %s, B %s, charge %s (%s)", a.State, b.State, c.State, c.Reason)
+		require.Equal(t, money.Paid, a.State, "A's money was taken")
+		assert.NotEqual(t, money.Canceled, c.State, "the customer paid (A) and the charge says canceled")
+		cancel()
+		w.p.Wait(time.Second)
+	})
+}
