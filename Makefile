@@ -20,6 +20,7 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posd ./cmd/posd
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posctl ./cmd/posctl
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/posd-hq ./cmd/posd-hq
 
 # posd on the embedded sandbox gateway: type a payment code and Enter.
 run: build

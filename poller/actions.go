@@ -59,12 +59,15 @@ func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.O
 // reversing it would take back money for goods the customer has; that is
 // an operator's decision.
 func (p *Poller) Reopen(id, why string, now time.Time) (money.Order, error) {
-	o, err := p.takeUp(id, now, func(_ *journal.Tx, o *money.Order) error {
+	o, err := p.takeUp(id, now, func(tx *journal.Tx, o *money.Order) error {
 		switch {
 		case o.Phase != money.PhaseDone:
 			return journal.Fail(fmt.Errorf("%w: order %s is still driven (%s)", ErrBusy, id, doing(o.Phase)))
 		case o.State == money.Paid || o.State == money.Refunded:
 			return journal.Fail(fmt.Errorf("%w: order %s is %s in the journal; an operator decides", ErrNotReopenable, id, o.State))
+		}
+		if why := reopenable(tx, o); why != "" {
+			return journal.Fail(fmt.Errorf("%w: order %s: %s; an operator decides", ErrNotReopenable, id, why))
 		}
 		toReverse(o, now)
 		o.Tries, o.FinishedAt, o.UpdatedAt = 0, time.Time{}, now
@@ -77,8 +80,34 @@ func (p *Poller) Reopen(id, why string, now time.Time) (money.Order, error) {
 	return o, err
 }
 
-// ErrNotReopenable: the order is paid or refunded in the journal.
+// ErrNotReopenable: the order is paid or refunded in the journal, or its
+// charge has moved on.
 var ErrNotReopenable = errors.New("poller: order is not reopened")
+
+// reopenable says why an order's charge forbids taking it up again (""
+// when nothing does). Only the charge's latest attempt is, once the charge
+// ended canceled: whatever the reverse ends in then (reversed, or paid if
+// it could not land) is what the charge must say, by the one rule
+// (money.Settle). An earlier attempt, or a charge still open for the
+// till, is an operator's: the charge's state belongs to another attempt,
+// or to a sale in progress.
+func reopenable(tx *journal.Tx, o *money.Order) string {
+	if o.ChargeID == "" {
+		return ""
+	}
+	c, ok, err := tx.Charge(o.ChargeID)
+	switch {
+	case err != nil:
+		return "its charge cannot be read"
+	case !ok:
+		return ""
+	case len(c.AttemptIDs) == 0 || c.AttemptIDs[len(c.AttemptIDs)-1] != o.MchTradeID:
+		return "a later attempt of charge " + c.ID + " followed it"
+	case c.State != money.Canceled:
+		return "charge " + c.ID + " is " + string(c.State)
+	}
+	return ""
+}
 
 // takeUp takes an order that is not being driven back into the flow: fn
 // changes it in the journal (or refuses with journal.Fail), and it is
@@ -168,13 +197,15 @@ func abort(o money.Order, now time.Time) money.Order {
 
 // decide ends an order as an operator decided.
 func decide(o *money.Order, d Decision, now time.Time) {
-	o.Phase, o.State, o.NextAt, o.FinishedAt, o.UpdatedAt = money.PhaseDone, money.Declined, time.Time{}, now, now
+	state := money.Declined
 	switch {
 	case d.Paid && d.RefundedFee == o.TotalFee:
-		o.State, o.RefundedFee = money.Refunded, d.RefundedFee
+		state, o.RefundedFee = money.Refunded, d.RefundedFee
 	case d.Paid:
-		o.State, o.RefundedFee = money.Paid, d.RefundedFee
+		state, o.RefundedFee = money.Paid, d.RefundedFee
 	}
+	end(o, state, now) // no longer "restored": the operator looked at the gateway
+	o.UpdatedAt = now
 	o.Resolution = fmt.Sprintf("resolved %s by %s: %s", o.State, d.By, d.Why)
 	if d.Paid && d.RefundedFee > 0 {
 		o.Resolution = fmt.Sprintf("resolved paid, %d of %d fen refunded, by %s: %s", d.RefundedFee, o.TotalFee, d.By, d.Why)
@@ -272,6 +303,12 @@ func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, err
 		}
 		if !o.NeedsAttention() && !defect.On(4) {
 			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
+		}
+		if d.RefundedFee > 0 && o.Restored && o.RefundSeq == 0 {
+			// Refunds posd numbered after the copy may be at the gateway:
+			// a new refund must not reuse their ids. posd finds them when
+			// its queries see the refund (trade_state 1): wait for that.
+			return journal.Fail(fmt.Errorf("%w: order %s comes from a restored journal and posd has not yet asked the gateway which of its refunds were made since: wait until it has (it is queried)", ErrNotResolvable, id))
 		}
 		if d.RefundedFee > o.TotalFee {
 			return journal.Fail(fmt.Errorf("poller: refunded_fee %d: more than the order's %d fen", d.RefundedFee, o.TotalFee))

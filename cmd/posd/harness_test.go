@@ -154,6 +154,7 @@ type opts struct {
 	gateway string // the gateway URL posd uses, when not the sandbox's own (a fault proxy)
 	confirm string // the confirm block, when not the fast default
 	probe   string // gateway.probe_interval (default 200ms)
+	store   string // merchant.store_id (default S001)
 }
 
 const keyFileName = "merchant.key"
@@ -193,11 +194,14 @@ func newDaemon(t *testing.T, g *gw, o opts) *posdProc {
 	if o.probe == "" {
 		o.probe = "200ms"
 	}
+	if o.store == "" {
+		o.store = "S001"
+	}
 	cfg := fmt.Sprintf(`
 merchant:
   id: %s
   key_file: %s
-  store_id: S001
+  store_id: %s
 gateway:
   url: %s
   timeout: 400ms
@@ -215,7 +219,7 @@ scan:
   duplicate_window: 2s
 shutdown_timeout: 2s
 %s
-lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), gwURL, o.probe, o.confirm, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
+lanes:%s`, sandbox.MerchantID, filepath.Join(dir, keyFileName), o.store, gwURL, o.probe, o.confirm, filepath.Join(dir, "journal.db"), d.sock, o.extra, o.lanes)
 	d.cfg = filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(d.cfg, []byte(cfg), 0o600))
 	d.http = &http.Client{

@@ -47,6 +47,7 @@ type Attempt struct {
 	Resolution string    `json:"resolution,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	payment.PayDetail
+	Version uint64 `json:"version,omitempty"` // grows with each change (as the head office's copy has it)
 }
 
 // attemptOf renders an order for the API.
@@ -55,7 +56,7 @@ func attemptOf(o *money.Order) Attempt {
 		MchTradeID: o.MchTradeID, PayType: o.PayType, Wallet: o.Wallet, State: o.State,
 		TradeID: o.TradeID, OutTradeID: o.OutTradeID, ErrMsg: o.ErrMsg,
 		AuthCode: o.CodeMasked, Scene: o.Scene, Phase: o.Phase, CreatedAt: o.CreatedAt, Resolution: o.Resolution,
-		OpUserID: o.OpUserID, Shift: o.Shift, PayDetail: o.PayDetail,
+		OpUserID: o.OpUserID, Shift: o.Shift, PayDetail: o.PayDetail, Version: o.Version,
 	}
 	if o.TradeState > -99 {
 		ts := o.TradeState

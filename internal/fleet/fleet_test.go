@@ -18,7 +18,9 @@ import (
 	"example.com/posd/internal/natstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).Start")) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).Start"))
+}
 
 // pay journals an order and its charge through to paid, with a partial
 // refund: what a lane writes.

@@ -272,15 +272,6 @@ const OfflineText = "网络中断，未扣款，请换其他方式付款 / gatew
 // result it changes nothing.
 func Settle(c *Charge, o *Order, now time.Time) bool {
 	state, reason, refunded := c.State, c.Reason, c.RefundedFee
-	if n := len(c.AttemptIDs); n > 0 && c.AttemptIDs[n-1] != o.MchTradeID && o.State != Paid {
-		// An earlier attempt taken up again (a reconciliation found it
-		// still open at the gateway and reverses it) says nothing of the
-		// charge: its latest attempt does. Its confirmation may pass
-		// through "unknown" while the link is down, but a reverse gives
-		// back whatever was paid: only "paid" would be money the charge
-		// must show.
-		return false
-	}
 	switch {
 	case o.State == Paid:
 		state, reason, refunded = Paid, "", o.RefundedFee

@@ -27,21 +27,3 @@ func TestReview2PaidByAnEarlierAttemptThenNotPaidAfterAll(t *testing.T) {
 		}
 	}
 }
-
-// Rule: a charge agrees with its latest attempt, and keeps its refunds. An
-// earlier attempt ending paid replaces the charge's state and refunded_fee
-// with its own, whatever the latest attempt did.
-func TestReview2EarlierPaidAttemptOverwritesTheLatestsRefund(t *testing.T) {
-	now := time.Now()
-	for _, was := range []struct {
-		state    State
-		refunded int64
-	}{{PartiallyRefunded, 30}, {Refunded, 100}} {
-		c := Charge{ID: "CH1", State: was.state, RefundedFee: was.refunded, TotalFee: 100, AttemptIDs: []string{"A1", "A2"}}
-		o := Order{MchTradeID: "A1", ChargeID: "CH1", Phase: PhaseDone, State: Paid, TotalFee: 100}
-		Settle(&c, &o, now)
-		if c.RefundedFee != was.refunded {
-			t.Errorf("charge %s (refunded %d): an earlier attempt ending paid set it %s, refunded %d", was.state, was.refunded, c.State, c.RefundedFee)
-		}
-	}
-}

@@ -23,31 +23,3 @@ func TestSettleCancelsAPaidChargeFoundNotPaid(t *testing.T) {
 		}
 	}
 }
-
-// An earlier attempt that ends late (a reconciliation reopened it and
-// reversed it) moves nothing, even through "unknown" on its way: the
-// charge follows its latest attempt. Money it took always shows.
-func TestSettleFollowsTheLatestAttempt(t *testing.T) {
-	now := time.Now()
-	for _, c := range []struct {
-		earlier State
-		was     State
-		want    State
-	}{
-		{Reversed, Paid, Paid},
-		{Closed, Canceled, Canceled},
-		{Reversed, AwaitingScan, AwaitingScan},
-		{Paid, Canceled, Paid},
-		{Unknown, Paid, Paid},
-	} {
-		ch := Charge{ID: "CH1", State: c.was, AttemptIDs: []string{"A1", "A2"}, ExpiresAt: now.Add(time.Hour)}
-		o := Order{MchTradeID: "A1", ChargeID: "CH1", Phase: PhaseDone, State: c.earlier}
-		if c.earlier == Unknown {
-			o.Phase = PhaseAttention
-		}
-		Settle(&ch, &o, now)
-		if ch.State != c.want {
-			t.Errorf("charge %s, earlier attempt ends %s: charge %s, want %s", c.was, c.earlier, ch.State, c.want)
-		}
-	}
-}

@@ -235,8 +235,7 @@ func Compare(o *money.Order, q payment.Result) string {
 }
 
 // compareDetail says how the amounts of a paid order's journal and of the
-// gateway's answer differ, when the answer carries them (a query answer
-// without the detail says nothing of it).
+// gateway's answer differ, when both carry them.
 func compareDetail(o *money.Order, d payment.PayDetail) string {
 	fields := []struct {
 		name   string
@@ -249,8 +248,11 @@ func compareDetail(o *money.Order, d payment.PayDetail) string {
 		{"invoice_amount", o.InvoiceAmount, d.InvoiceAmount},
 		{"point_amount", o.PointAmount, d.PointAmount},
 	}
-	if d.CouponFee == 0 && d.BuyerPayAmount == 0 && d.ReceiptAmount == 0 && d.InvoiceAmount == 0 && d.PointAmount == 0 {
-		return ""
+	none := func(d payment.PayDetail) bool {
+		return d.CouponFee == 0 && d.BuyerPayAmount == 0 && d.ReceiptAmount == 0 && d.InvoiceAmount == 0 && d.PointAmount == 0
+	}
+	if none(d) || none(o.PayDetail) {
+		return "" // an answer without them, or an order kept without them (resolved by an operator, an older posd)
 	}
 	var diffs []string
 	for _, f := range fields {

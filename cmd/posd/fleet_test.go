@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"example.com/posd/internal/hq"
+	"example.com/posd/payment/sandbox"
+)
+
+// The fleet's binaries, built once for the tests that need them: posd-hq
+// (race-enabled, as posd) and the real nats-server.
+var fleetBins struct {
+	once     sync.Once
+	hq, nats string
+	err      error
+}
+
+func buildFleet(t *testing.T) (hqBin, natsBin string) {
+	t.Helper()
+	fleetBins.once.Do(func() {
+		dir, err := os.MkdirTemp("", "posd-fleet")
+		if err != nil {
+			fleetBins.err = err
+			return
+		}
+		fleetBins.hq, fleetBins.nats = filepath.Join(dir, "posd-hq"), filepath.Join(dir, "nats-server")
+		if out, err := exec.Command("go", "build", "-race", "-o", fleetBins.hq, "../posd-hq").CombinedOutput(); err != nil {
+			fleetBins.err = fmt.Errorf("build posd-hq: %v\n%s", err, out)
+			return
+		}
+		if out, err := exec.Command("go", "build", "-o", fleetBins.nats, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+			fleetBins.err = fmt.Errorf("build nats-server: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, fleetBins.err)
+	return fleetBins.hq, fleetBins.nats
+}
+
+// proc is a process the test kills and starts again.
+type proc struct {
+	t    *testing.T
+	name string
+	args []string
+	env  []string
+	cmd  *exec.Cmd
+	out  *syncBuf
+	done chan struct{}
+}
+
+func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+	p := &proc{t: t, name: name, args: args, env: env}
+	p.start()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *proc) start() {
+	p.out = newOutput()
+	p.cmd = exec.Command(p.name, p.args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(p.t, p.cmd.Start())
+	p.done = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+}
+
+func (p *proc) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Several boxes pay while the broker is stopped and started again; one is
+// SIGKILLed right after a publish, before its outbox knew (its acks lost),
+// another SIGKILLed between a payment's journal commit and its publish;
+// the head office's consumer is SIGKILLed mid-stream. Afterwards the
+// head office's database holds every order of every box exactly once, in
+// the state and version each box's journal has.
+func TestFleetThroughFaults(t *testing.T) {
+	t.Parallel()
+	hqBin, natsBin := buildFleet(t)
+	g := startSandbox(t)
+	addr := freePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	natsURL := "nats://" + addr
+	broker := startProc(t, natsBin, nil, "-a", "127.0.0.1", "-p", port, "-js", "-sd", t.TempDir())
+	var js jetstream.JetStream
+	waitFor(t, 10*time.Second, func() bool {
+		nc, err := nats.Connect(natsURL)
+		if err != nil {
+			return false
+		}
+		t.Cleanup(nc.Close)
+		js, err = jetstream.New(nc)
+		return err == nil
+	}, "broker up")
+	ctx := context.Background()
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "POSD", Subjects: []string{"posd.>"}, Storage: jetstream.FileStorage, Duplicates: time.Hour})
+	require.NoError(t, err)
+
+	dbPath := filepath.Join(t.TempDir(), "hq.db")
+	hqProc := startProc(t, hqBin, nil, "-nats", natsURL, "-db", dbPath, "-listen", "127.0.0.1:0")
+
+	stores := []string{"S101", "S102", "S103"}
+	boxes := map[string]*posdProc{}
+	for _, s := range stores {
+		d := newDaemon(t, g, opts{store: s, extra: "fleet: {url: \"" + natsURL + "\"}\n"})
+		boxes[s] = d
+	}
+	pay := func(d *posdProc, n int) {
+		for range n {
+			c := d.openCharge("L1", 1000)
+			d.scan(alipayCode(7))
+			require.Equal(t, "paid", d.settle(c.ID, 15*time.Second).State)
+		}
+	}
+	boxes["S101"].start()
+	boxes["S103"].start()
+	pay(boxes["S101"], 2)
+
+	// The broker goes away; the boxes take payments all the same. S102
+	// starts now, armed to die right after its first publish, before its
+	// outbox records the ack (the ack lost to it).
+	broker.kill()
+	boxes["S102"].start("POSD_FAILPOINT=fleet-published")
+	pay(boxes["S102"], 2)
+	pay(boxes["S101"], 2)
+	pay(boxes["S103"], 3)
+	// S103 is killed between its payments' journal commits and their
+	// publish (the broker is away: nothing of them has left).
+	boxes["S103"].kill()
+	boxes["S103"].start()
+	code, body := boxes["S101"].do("GET", "/v1/fleet", nil)
+	require.Equal(t, 200, code)
+	var fs struct {
+		Status struct {
+			Pending uint64 `json:"pending"`
+		} `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal(body, &fs))
+	assert.Positive(t, fs.Status.Pending, "kept in the outbox while the broker is away: %s", body)
+
+	// The consumer is killed; the broker comes back: S102 publishes and
+	// dies, and sends it all again after its restart.
+	hqProc.kill()
+	broker.start()
+	require.ErrorContains(t, boxes["S102"].waitExit(30*time.Second), "killed", "the failpoint's SIGKILL")
+	boxes["S102"].start()
+	pay(boxes["S102"], 1)
+	hqProc.start()
+	time.Sleep(500 * time.Millisecond)
+	hqProc.kill() // mid-stream: what it had not acknowledged comes again
+	hqProc.start()
+
+	// Every box's journal, as the head office must hold it.
+	want := map[string]map[string]hq.Order{}
+	for s, d := range boxes {
+		waitFor(t, 30*time.Second, func() bool {
+			_, body := d.do("GET", "/v1/fleet", nil)
+			return json.Unmarshal(body, &fs) == nil && fs.Status.Pending == 0
+		}, s+"'s outbox drained")
+		_, body := d.do("GET", "/v1/orders?state=all", nil)
+		var orders struct {
+			Orders []struct {
+				MchTradeID string `json:"mch_trade_id"`
+				State      string `json:"state"`
+				Phase      string `json:"phase"`
+				Version    uint64 `json:"version"`
+			} `json:"orders"`
+		}
+		require.NoError(t, json.Unmarshal(body, &orders))
+		want[s] = map[string]hq.Order{}
+		for _, o := range orders.Orders {
+			want[s][o.MchTradeID] = hq.Order{Version: o.Version, State: o.State, Phase: o.Phase}
+		}
+	}
+	require.Len(t, want["S101"], 4)
+	require.Len(t, want["S102"], 3)
+	require.Len(t, want["S103"], 3)
+	store, err := hq.Open(ctx, dbPath)
+	require.NoError(t, err)
+	defer store.Close()
+	for _, s := range stores {
+		var got map[string]hq.Order
+		waitFor(t, 30*time.Second, func() bool {
+			got, err = store.Orders(ctx, sandbox.MerchantID, s)
+			return err == nil && assert.ObjectsAreEqual(want[s], got)
+		}, s+" at the head office as in its journal")
+	}
+	// The stream holds each version of each record once: the copies sent
+	// again after the kill were dropped.
+	st, err := js.Stream(ctx, "POSD")
+	require.NoError(t, err)
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	ids := map[string]int{}
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		ids[m.Header.Get(jetstream.MsgIDHeader)]++
+	}
+	for id, k := range ids {
+		assert.Equal(t, 1, k, "message %s in the stream %d times", id, k)
+	}
+	n, err := store.Count(ctx, "order")
+	require.NoError(t, err)
+	assert.Equal(t, 10, n, "every order exactly once")
+	tot, err := store.Totals(ctx, "")
+	require.NoError(t, err)
+	var paid int64
+	for _, x := range tot {
+		paid += x.PaidFee
+	}
+	assert.Equal(t, int64(10*1000), paid)
+}
