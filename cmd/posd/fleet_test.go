@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/hq"
+	"example.com/posd/internal/journal"
+	"example.com/posd/internal/money"
 	"example.com/posd/payment/sandbox"
 )
 
@@ -227,4 +230,102 @@ func TestFleetThroughFaults(t *testing.T) {
 		paid += x.PaidFee
 	}
 	assert.Equal(t, int64(10*1000), paid)
+}
+
+// A box whose broker was away for a week: its outbox holds a week of a
+// busy lane (POSD_OUTBOX_WEEK payments, five changes each; make test:
+// 2,000; docs/performance.md: 12,000). posd starts on it, idles, and
+// drains it when the broker appears: its memory throughout, and the
+// drain's time.
+func TestOutboxWeek(t *testing.T) {
+	t.Parallel()
+	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("POSD_OUTBOX_WEEK")); err == nil && v > 0 {
+		n = v
+	}
+	_, natsBin := buildFleet(t)
+	g := startSandbox(t)
+	addr := freePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	d := newDaemon(t, g, opts{extra: "fleet: {url: \"nats://" + addr + "\"}\n"})
+	d.bin = filepath.Join(t.TempDir(), "posd") // as shipped: no race detector
+	out, err := exec.Command("go", "build", "-o", d.bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	j, err := journal.OpenWith(filepath.Join(d.dir, "journal.db"), journal.Options{NoSync: true})
+	require.NoError(t, err)
+	j.SetOutbox(true)
+	now := time.Now().Add(-7 * 24 * time.Hour)
+	for k := range n {
+		at := now.Add(time.Duration(k) * 7 * 24 * time.Hour / time.Duration(n))
+		id := fmt.Sprintf("S001_POS01_W%08d", k)
+		c := money.Charge{ID: "CHW" + id, Lane: "L1", TotalFee: 100, Subject: "goods", Body: "goods", State: money.AwaitingScan,
+			CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute), UpdatedAt: at}
+		o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: c.ID, Lane: "L1", DeviceInfo: "POS01", PayType: "alipay.micro",
+			TotalFee: 100, Subject: "goods", Body: "goods", ClientIP: "127.0.0.1", AuthCode: "281234567890123456"}, at)
+		o.AuthCode = ""
+		require.NoError(t, j.Update(func(tx *journal.Tx) error {
+			if err := tx.OpenCharge(&c); err != nil {
+				return err
+			}
+			c.State, c.AttemptIDs = money.Paying, []string{id}
+			if err := tx.RecordAttempt(&o, &c); err != nil {
+				return err
+			}
+			o.State, o.Phase, o.FinishedAt = money.Paid, money.PhaseDone, at.Add(time.Second)
+			_, err := tx.SaveStep(&o, at.Add(time.Second))
+			return err
+		}))
+	}
+	var entries uint64
+	require.NoError(t, j.View(func(tx *journal.Tx) error { entries = tx.OutboxStats().Pending; return nil }))
+	require.NoError(t, j.Close())
+	st, err := os.Stat(filepath.Join(d.dir, "journal.db"))
+	require.NoError(t, err)
+
+	d.start()
+	time.Sleep(2 * time.Second)
+	idle := rssKB(t, d.cmd.Process.Pid)
+	fleetPending := func() uint64 {
+		_, body := d.do("GET", "/v1/fleet", nil)
+		var fs struct {
+			Status struct {
+				Pending uint64 `json:"pending"`
+			} `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal(body, &fs), "%s", body)
+		return fs.Status.Pending
+	}
+	require.GreaterOrEqual(t, fleetPending(), entries, "the week waits (and the devices posd found at its start)")
+	code, body := d.do("GET", "/healthz", nil)
+	require.Equal(t, 200, code, "a full outbox stops no payment")
+	if entries >= 10_000 {
+		assert.Contains(t, string(body), "warning", "past fleet.outbox_warn: %s", body)
+	}
+
+	startProc(t, natsBin, nil, "-a", "127.0.0.1", "-p", port, "-js", "-sd", t.TempDir())
+	var js jetstream.JetStream
+	waitFor(t, 10*time.Second, func() bool {
+		nc, err := nats.Connect("nats://" + addr)
+		if err != nil {
+			return false
+		}
+		t.Cleanup(nc.Close)
+		js, err = jetstream.New(nc)
+		return err == nil
+	}, "broker up")
+	began := time.Now()
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "POSD", Subjects: []string{"posd.>"}, Storage: jetstream.FileStorage, Duplicates: time.Hour})
+	require.NoError(t, err)
+	peak, anon := idle, procStatus(d.cmd.Process.Pid, "RssAnon:")
+	idleAnon := anon
+	waitFor(t, 5*time.Minute, func() bool {
+		peak = max(peak, rssKB(t, d.cmd.Process.Pid))
+		anon = max(anon, procStatus(d.cmd.Process.Pid, "RssAnon:"))
+		return fleetPending() == 0
+	}, "the outbox drained")
+	took := time.Since(began)
+	t.Logf("outbox of a week: %d payments, %d changes, journal %.1f MB; posd idle with it %d MB resident (%d MB anonymous); drained in %s (%.0f changes/s), %d MB resident at most meanwhile (%d MB anonymous: the rest is the journal's pages, mapped)",
+		n, entries, float64(st.Size())/1e6, idle/1024, idleAnon/1024, took.Round(time.Millisecond), float64(entries)/took.Seconds(), peak/1024, anon/1024)
+	assert.Less(t, anon, int64(64*1024), "posd's own memory under 64 MB")
 }

@@ -20,6 +20,7 @@ import (
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
+	"example.com/posd/internal/natstest"
 	"example.com/posd/payment/sandbox"
 )
 
@@ -37,11 +38,22 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // showing PAID. dispatch-own is from the terminator to the moment the pay
 // is dispatched (its journal commit returned), less that commit.
 func BenchmarkScanToPay(b *testing.B) {
-	b.Run("stdin", func(b *testing.B) { benchScanToPay(b, false) })
-	b.Run("serial-pty", func(b *testing.B) { benchScanToPay(b, true) })
+	b.Run("stdin", func(b *testing.B) { benchScanToPay(b, false, 0) })
+	b.Run("serial-pty", func(b *testing.B) { benchScanToPay(b, true, 0) })
+	// The outbox written in the scan's transaction, and the publisher
+	// sending it to a real JetStream meanwhile (issue 14: no cost
+	// measurable).
+	b.Run("stdin-fleet", func(b *testing.B) { benchScanToPay(b, false, fleetBroker) })
+	// The outbox alone: the broker cannot be reached (a store offline).
+	b.Run("stdin-outbox", func(b *testing.B) { benchScanToPay(b, false, fleetNoBroker) })
 }
 
-func benchScanToPay(b *testing.B, serial bool) {
+const (
+	fleetBroker   = 1
+	fleetNoBroker = 2
+)
+
+func benchScanToPay(b *testing.B, serial bool, fleet int) {
 	arrived := make(chan time.Time, 1)
 	answered := make(chan time.Time, 1)
 	sb := sandbox.New(sandbox.Options{})
@@ -73,12 +85,22 @@ func benchScanToPay(b *testing.B, serial bool) {
 		defer sl.Close()
 		codeW, scannerYAML = m, "{type: serial, port: "+sl.Name()+", baud: 115200}"
 	}
+	fleetYAML := ""
+	switch any(fleet) {
+	case fleetBroker:
+		ns := natstest.Start(b)
+		natstest.Stream(b, ns.URL(), "POSD", "posd")
+		fleetYAML = "fleet: {url: \"" + ns.URL() + "\"}"
+	case fleetNoBroker:
+		fleetYAML = "fleet: {url: \"nats://127.0.0.1:9\"}"
+	}
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 merchant: {id: %s, key_file: %s}
 gateway: {url: "%s/"}
 journal: {path: %s}
 api: {listen: "unix:%s"}
 scan: {duplicate_window: 1ms}
+%s
 lanes:
   - id: L1
     device_info: POS01
@@ -89,7 +111,7 @@ lanes:
     displays:
       - {type: terminal}
       - {type: vfd, port: /dev/posd-bench-dead-display}
-`, sandbox.MerchantID, keyFile, gw.URL, filepath.Join(dir, "j.db"), filepath.Join(dir, "api.sock"), scannerYAML)))
+`, sandbox.MerchantID, keyFile, gw.URL, filepath.Join(dir, "j.db"), filepath.Join(dir, "api.sock"), fleetYAML, scannerYAML)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,6 +55,13 @@ type Status struct {
 type Publisher struct {
 	o    Options
 	wake chan struct{}
+	// sent is the last entry the stream acknowledged; removed, the last
+	// one whose removal is committed. Removals are committed at most
+	// every RemoveEvery (or 1,024 entries behind): each is an fsync the
+	// payment path would queue behind. A crash in between sends the
+	// rest again, and the stream drops the copies.
+	sent, removed uint64
+	removedAt     time.Time
 
 	mu sync.Mutex
 	st Status
@@ -82,10 +89,10 @@ func (p *Publisher) Wake() {
 // Status returns the publisher's state and the outbox's.
 func (p *Publisher) Status() Status {
 	p.mu.Lock()
-	st := p.st
+	st, sent := p.st, p.sent
 	p.mu.Unlock()
 	_ = p.o.Journal.View(func(tx *journal.Tx) error {
-		os := tx.OutboxStats()
+		os := tx.OutboxStatsAfter(sent) // what the stream has not acknowledged
 		st.Pending, st.Oldest = os.Pending, os.Oldest
 		return nil
 	})
@@ -124,7 +131,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return p.remove(true)
 		case <-p.wake:
 			if backoff > 0 {
 				select { // a failing broker is not asked faster for being woken
@@ -172,10 +179,13 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 	var batch []journal.OutboxEntry
 	if err := p.o.Journal.View(func(tx *journal.Tx) error {
 		var err error
-		batch, err = tx.Outbox(p.o.Batch)
+		batch, err = tx.OutboxAfter(p.sent, p.o.Batch)
 		return err
-	}); err != nil || len(batch) == 0 {
+	}); err != nil {
 		return 0, err
+	}
+	if len(batch) == 0 {
+		return 0, p.remove(false)
 	}
 	var acked uint64
 	var sent int
@@ -197,16 +207,35 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 		// Killed here, posd sends these again after its restart: the
 		// stream's duplicate window drops them (the crash tests).
 		failpoint.Hit("fleet-published")
-		if err := p.o.Journal.Update(func(tx *journal.Tx) error { return tx.Acked(acked) }); err != nil {
-			return sent, err // published again after a restart: the stream drops the copies
-		}
 		p.mu.Lock()
+		p.sent = acked
 		p.st.Published += uint64(sent)
 		p.st.LastAck = time.Now()
 		p.st.LastError = ""
 		p.mu.Unlock()
 	}
+	if err := p.remove(false); err != nil {
+		return sent, err
+	}
 	return sent, perr
+}
+
+// RemoveEvery is how often acknowledged entries are removed from the
+// outbox, at most.
+const RemoveEvery = time.Second
+
+// remove commits the removal of what the stream acknowledged, when it is
+// due (or now).
+func (p *Publisher) remove(now bool) error {
+	if p.sent == p.removed || !now && time.Since(p.removedAt) < RemoveEvery && p.sent-p.removed < 1024 {
+		return nil
+	}
+	seq := p.sent
+	if err := p.o.Journal.Update(func(tx *journal.Tx) error { return tx.Acked(seq) }); err != nil {
+		return err // published again after a restart: the stream drops the copies
+	}
+	p.removed, p.removedAt = seq, time.Now()
+	return nil
 }
 
 // Message is what the head office receives: the record as the journal

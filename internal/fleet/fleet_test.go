@@ -3,7 +3,11 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,4 +151,68 @@ func TestPublisher(t *testing.T) {
 func TestSubjectTokens(t *testing.T) {
 	assert.Equal(t, "posd.M_1.S__1._.devices", Subject("posd", "M.1", "S *1", "", "device"))
 	assert.Equal(t, "nats://…@h:4222,nats://h2:4222", redact("nats://u:pw@h:4222,nats://h2:4222"))
+}
+
+// BenchmarkThousandBoxes: 1,000 boxes, each with a journal holding five
+// payments in its outbox (a lane's quarter of an hour), start publishing
+// at the same moment to one JetStream server: the time until the stream
+// holds every change, and the rate.
+func BenchmarkThousandBoxes(b *testing.B) {
+	boxes := 1000
+	if n, err := strconv.Atoi(os.Getenv("POSD_FLEET_BOXES")); err == nil && n > 0 {
+		boxes = n
+	}
+	ns := natstest.Start(b)
+	st := natstest.Stream(b, ns.URL(), "POSD", "posd")
+	dir := b.TempDir()
+	var pubs []*Publisher
+	var want uint64
+	for i := range boxes {
+		j, err := journal.OpenWith(filepath.Join(dir, fmt.Sprintf("box%04d.db", i)), journal.Options{NoSync: true})
+		require.NoError(b, err)
+		defer j.Close()
+		j.SetOutbox(true)
+		for k := range 5 {
+			payT(b, j, fmt.Sprintf("S%04d_POS1_%d", i, k))
+		}
+		require.NoError(b, j.View(func(tx *journal.Tx) error { want += tx.OutboxStats().Pending; return nil }))
+		pubs = append(pubs, New(Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: fmt.Sprintf("S%04d", i), Journal: j, Log: zap.NewNop()}))
+	}
+	b.ResetTimer()
+	began := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, p := range pubs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	}
+	for {
+		info, err := st.Info(context.Background())
+		require.NoError(b, err)
+		if info.State.Msgs >= want {
+			break
+		}
+		if time.Since(began) > 5*time.Minute {
+			b.Fatalf("%d of %d messages after 5 minutes", info.State.Msgs, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(began)
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	b.ReportMetric(float64(boxes), "boxes")
+	b.ReportMetric(float64(want), "messages")
+	b.ReportMetric(took.Seconds(), "s")
+	b.ReportMetric(float64(want)/took.Seconds(), "msgs/s")
+}
+
+// payT is pay for a benchmark: one paid charge, journaled as a lane does.
+func payT(b *testing.B, j *journal.Journal, id string) {
+	now := time.Now()
+	o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH" + id, Lane: "L1", TotalFee: 100, AuthCode: "281234567890123456", Wallet: "alipay"}, now)
+	c := money.Charge{ID: "CH" + id, Lane: "L1", TotalFee: 100, State: money.Paying, AttemptIDs: []string{id}}
+	require.NoError(b, j.Update(func(tx *journal.Tx) error { return tx.RecordAttempt(&o, &c) }))
+	o.State, o.Phase, o.FinishedAt = money.Paid, money.PhaseDone, now
+	require.NoError(b, j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, now); return err }))
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -164,4 +166,81 @@ func TestBoxToHeadOffice(t *testing.T) {
 			check()
 		})
 	}
+}
+
+// BenchmarkIngest: order events already in the stream (100 stores, each
+// order paying then paid: two versions), consumed into the database
+// through the durable consumer. Reports events a second.
+func BenchmarkIngest(b *testing.B) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		b.Run(db, func(b *testing.B) {
+			dsn := filepath.Join(b.TempDir(), "hq.db")
+			if db == "postgres" {
+				if os.Getenv("POSD_TEST_POSTGRES") == "" {
+					b.Skip("POSD_TEST_POSTGRES not set")
+				}
+				dsn = postgresSchema(b)
+			}
+			events := envEvents()
+			ctx := context.Background()
+			ns := natstest.Start(b)
+			natstest.Stream(b, ns.URL(), "POSD", "posd")
+			nc, err := nats.Connect(ns.URL())
+			require.NoError(b, err)
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			require.NoError(b, err)
+			at := time.Now()
+			for i := range events {
+				store, n := fmt.Sprintf("S%03d", (i/2)%100), i/2
+				state, phase, v := "paying", "query", uint64(1)
+				if i%2 == 1 {
+					state, phase, v = "paid", "done", 2
+				}
+				m := nats.NewMsg(fmt.Sprintf("posd.M1.%s.L1.orders", store))
+				m.Data = msg("order", store, fmt.Sprintf("%s_POS1_%07d", store, n), state, phase, v, 1000, 0, at)
+				if _, err := js.PublishMsgAsync(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			<-js.PublishAsyncComplete()
+			s, err := Open(ctx, dsn)
+			require.NoError(b, err)
+			defer s.Close()
+			b.ResetTimer()
+			began := time.Now()
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			m := NewMetrics()
+			c := &Consumer{Store: s, Stream: "POSD", Durable: "bench", Filter: "posd.>", Log: zap.NewNop(), Metrics: m}
+			go func() { defer close(done); _ = c.Run(cctx, js) }()
+			for {
+				if n, _ := s.Count(ctx, "order"); n == events/2 {
+					var paid int
+					_ = s.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM records WHERE state = 'paid'").Scan(&paid)
+					if paid == events/2 {
+						break
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+				if time.Since(began) > 5*time.Minute {
+					n, _ := s.Count(ctx, "order")
+					b.Fatalf("only %d orders stored after 5 minutes", n)
+				}
+			}
+			took := time.Since(began)
+			cancel()
+			<-done
+			b.StopTimer()
+			b.ReportMetric(float64(events)/took.Seconds(), "events/s")
+			b.ReportMetric(took.Seconds(), "s")
+		})
+	}
+}
+
+func envEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("POSD_HQ_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
 }

@@ -33,8 +33,7 @@ func databases(t *testing.T) map[string]func(t *testing.T) string {
 // postgresDSN is a schema of its own on the test server, dropped after.
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	url := os.Getenv("POSD_TEST_POSTGRES")
-	if url == "" {
+	if os.Getenv("POSD_TEST_POSTGRES") == "" {
 		msg := "SKIPPED: " + t.Name() + " (internal/hq) needs PostgreSQL: POSD_TEST_POSTGRES=postgres://… (.ci/run installs and starts Debian's postgresql)"
 		if os.Getenv("POSD_REQUIRE_ALL") == "1" {
 			t.Fatal(msg + " — POSD_REQUIRE_ALL=1 makes this a failure")
@@ -42,6 +41,13 @@ func postgresDSN(t *testing.T) string {
 		fmt.Fprintln(os.Stderr, "!!! "+msg)
 		t.Skip(msg)
 	}
+	return postgresSchema(t)
+}
+
+// postgresSchema makes a schema of its own on POSD_TEST_POSTGRES's server
+// and returns the URL that uses it.
+func postgresSchema(t testing.TB) string {
+	url := os.Getenv("POSD_TEST_POSTGRES")
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)

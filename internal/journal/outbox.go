@@ -47,6 +47,7 @@ func (t *Tx) addOutbox(kind, id, lane string, version uint64, record []byte) err
 	if b == nil {
 		return nil // a journal opened read-only, from an older posd
 	}
+	b.FillPercent = appendFill // keys only grow
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
@@ -79,14 +80,17 @@ func (t *Tx) AddDevice(lane, name string, state any) error {
 }
 
 // Outbox returns up to max entries waiting, oldest first.
-func (t *Tx) Outbox(max int) ([]OutboxEntry, error) {
+func (t *Tx) Outbox(max int) ([]OutboxEntry, error) { return t.OutboxAfter(0, max) }
+
+// OutboxAfter returns up to max entries waiting after seq, oldest first.
+func (t *Tx) OutboxAfter(seq uint64, max int) ([]OutboxEntry, error) {
 	b := t.tx.Bucket([]byte(outboxBucket))
 	if b == nil {
 		return nil, nil
 	}
 	var out []OutboxEntry
 	c := b.Cursor()
-	for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+	for k, v := c.Seek(u64(seq + 1)); k != nil && len(out) < max; k, v = c.Next() {
 		var e OutboxEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return out, fmt.Errorf("%w: outbox entry %d: %v", ErrDamaged, binary.BigEndian.Uint64(k), err)
@@ -117,18 +121,24 @@ type OutboxStats struct {
 
 // OutboxStats says how many entries wait and since when, without reading
 // them all (entries leave from the front, in order).
-func (t *Tx) OutboxStats() OutboxStats {
+func (t *Tx) OutboxStats() OutboxStats { return t.OutboxStatsAfter(0) }
+
+// OutboxStatsAfter is OutboxStats of the entries after seq.
+func (t *Tx) OutboxStatsAfter(seq uint64) OutboxStats {
 	b := t.tx.Bucket([]byte(outboxBucket))
 	if b == nil {
 		return OutboxStats{}
 	}
-	n, first := outboxSpan(b)
-	st := OutboxStats{Pending: n}
-	if first != nil {
-		var e OutboxEntry
-		if json.Unmarshal(first, &e) == nil {
-			st.Oldest = e.At
-		}
+	c := b.Cursor()
+	fk, fv := c.Seek(u64(seq + 1))
+	if fk == nil {
+		return OutboxStats{}
+	}
+	lk, _ := c.Last()
+	st := OutboxStats{Pending: binary.BigEndian.Uint64(lk) - binary.BigEndian.Uint64(fk) + 1}
+	var e OutboxEntry
+	if json.Unmarshal(fv, &e) == nil {
+		st.Oldest = e.At
 	}
 	return st
 }
