@@ -221,6 +221,15 @@ func TestSystemdUnitAndTemplate(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(rules), `GROUP="posd"`, "the API socket's group is not the devices'")
 
+	// The head office's unit, likewise.
+	hqUnit, err := os.ReadFile("../../systemd/posd-hq.service")
+	require.NoError(t, err)
+	hqPath := filepath.Join(t.TempDir(), "posd-hq.service")
+	require.NoError(t, os.WriteFile(hqPath, []byte(strings.ReplaceAll(string(hqUnit), "/usr/bin/posd-hq", posdBin)), 0o644))
+	out, err = exec.Command(analyze, "verify", hqPath).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), "posd-hq.service:", "no warning about the unit: %s", out)
+
 	out, err = exec.Command(posdBin, "check-config", "-config", "../../packaging/config.yaml").CombinedOutput()
 	assert.Error(t, err, "the packaged template is refused until filled in")
 	assert.Contains(t, string(out), "not filled in")
