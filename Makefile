@@ -33,7 +33,7 @@ run: build
 PKGS ?= ./...
 test:
 	@mkdir -p $(BIN)
-	set -o pipefail; $(GO) test -race -count=1 -json $(PKGS) | tee $(BIN)/test.json | $(GO) run ./.ci/testsum
+	set -o pipefail; $(GO) test -race -count=1 -timeout 25m -json $(PKGS) | tee $(BIN)/test.json | $(GO) run ./.ci/testsum
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
