@@ -38,6 +38,8 @@ var (
 	keyEpoch   = []byte("epoch")
 	keyCounter = []byte("counter")
 	keyRun     = []byte("run")
+	// keyVersionFloor: every version written after a restore is above it.
+	keyVersionFloor = []byte("version_floor")
 )
 
 // ErrUnwritable wraps every write failure: the caller must stop taking
@@ -65,6 +67,7 @@ type Journal struct {
 	wFound      bool
 	dead        atomic.Bool // Kill: nothing more is written
 	outbox      atomic.Bool // SetOutbox: changes are written to the outbox too
+	floor       uint64      // versions are above it (witness.go), set at open
 }
 
 // Options are for the simulation, which runs many journals in one process.
@@ -284,7 +287,7 @@ func (j *Journal) write(tx *bolt.Tx, fn func(*Tx) error) error {
 	}
 	id := tx.ID() // gone once the transaction is closed
 	tx.OnCommit(func() { j.mark(id) })
-	return fn(&Tx{tx: tx, out: j.outbox.Load()})
+	return fn(&Tx{tx: tx, out: j.outbox.Load(), floor: j.floor})
 }
 
 // Backup writes a consistent copy of the journal to path (while it is in

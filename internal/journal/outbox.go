@@ -60,7 +60,8 @@ func (t *Tx) addOutbox(kind, id, lane string, version uint64, record []byte) err
 }
 
 // AddDevice records a device's change (its lane, name and state as JSON)
-// in the outbox, when it is on. Its version is the entry's sequence.
+// in the outbox, when it is on. Its version is the entry's sequence (above
+// the restore floor).
 func (t *Tx) AddDevice(lane, name string, state any) error {
 	if !t.out {
 		return nil
@@ -76,7 +77,7 @@ func (t *Tx) AddDevice(lane, name string, state any) error {
 	if err != nil {
 		return err
 	}
-	return t.addOutbox("device", lane+"/"+name, lane, b.Sequence()+1, rec)
+	return t.addOutbox("device", lane+"/"+name, lane, t.floor+b.Sequence()+1, rec)
 }
 
 // Outbox returns up to max entries waiting, oldest first.

@@ -195,7 +195,7 @@ func (t *Tx) RecordRefund(r *money.Refund) error {
 
 func (t *Tx) putRefund(r *money.Refund) error {
 	prev, _, _ := t.Refund(r.MchRefundID)
-	r.Version = max(r.Version, prev.Version) + 1
+	r.Version = max(r.Version, prev.Version, t.floor) + 1
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -252,7 +252,7 @@ func (t *Tx) putOrder(o *money.Order) error {
 	if found && err == nil { // unreadable: its version and entries are lost, not the write
 		old = orderEntries(o.MchTradeID, &prev)
 	}
-	o.Version = max(o.Version, prev.Version) + 1
+	o.Version = max(o.Version, prev.Version, t.floor) + 1
 	return t.putRecord(orderBucket, o.MchTradeID, o, old, orderEntries(o.MchTradeID, o), !o.Active(), o.Lane, o.Version)
 }
 
@@ -273,7 +273,7 @@ func (t *Tx) putChargeOver(c, prev *money.Charge, found, readable bool) error {
 	if found && readable {
 		old = chargeEntries(c.ID, prev)
 	}
-	c.Version = max(c.Version, prev.Version) + 1
+	c.Version = max(c.Version, prev.Version, t.floor) + 1
 	return t.putRecord(chargeBucket, c.ID, c, old, chargeEntries(c.ID, c), !c.Open(), c.Lane, c.Version)
 }
 

@@ -13,8 +13,9 @@ import (
 
 // Tx is one transaction.
 type Tx struct {
-	tx  *bolt.Tx
-	out bool // changes go to the outbox too (outbox.go)
+	tx    *bolt.Tx
+	out   bool   // changes go to the outbox too (outbox.go)
+	floor uint64 // every version written is above it (set at a restore)
 }
 
 type appError struct{ error }

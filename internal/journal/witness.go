@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -54,6 +55,20 @@ func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
 		run = binary.BigEndian.Uint64(v)
 	}
 	j.restored = j.wFound && (run != j.wRun || tx.ID()-1 < j.wTx)
+	// Versions continue above a floor set at each restore: the copy's
+	// records would otherwise take again versions the lineage it replaced
+	// already gave them, with other contents, and the head office keeps
+	// a record's first copy of a version. A time in milliseconds is above
+	// anything a lineage counted since an earlier floor.
+	if v := m.Get(keyVersionFloor); len(v) == 8 {
+		j.floor = binary.BigEndian.Uint64(v)
+	}
+	if j.restored {
+		j.floor = max(j.floor, uint64(time.Now().UnixMilli()))
+		if err := m.Put(keyVersionFloor, u64(j.floor)); err != nil {
+			return err
+		}
+	}
 	j.wRun = max(j.wRun, run) + 1
 	if err := m.Put(keyRun, u64(j.wRun)); err != nil {
 		return err
