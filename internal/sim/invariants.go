@@ -156,3 +156,46 @@ func (w *world) checkShown(lane string, e display.Event) {
 		w.violate("lane %s's customer display shows %s paid; the gateway never charged it", lane, e.MchTradeID)
 	}
 }
+
+// checkOutbox: the outbox (nothing drains it here) holds every change of
+// every order, charge and refund: for each record, an entry with the
+// version the journal holds (nothing that happened is lost), and none
+// with a higher one (nothing is published that did not happen: a crash
+// took the entry with its transaction). Entries of one record come in
+// the order of their versions.
+func (w *world) checkOutbox() {
+	p := w.posd
+	type key struct{ kind, id string }
+	last := map[key]uint64{}
+	_ = p.j.View(func(tx *journal.Tx) error {
+		var after uint64
+		for {
+			es, err := tx.OutboxAfter(after, 1000)
+			if err != nil || len(es) == 0 {
+				return err
+			}
+			for _, e := range es {
+				k := key{e.Kind, e.ID}
+				if e.Kind != "device" && e.Version <= last[k] {
+					w.violate("outbox: %s %s version %d after version %d", e.Kind, e.ID, e.Version, last[k])
+				}
+				last[k] = max(last[k], e.Version)
+				after = e.Seq
+			}
+		}
+	})
+	w.report.Checks++
+	_ = p.j.View(func(tx *journal.Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if v := last[key{"order", o.MchTradeID}]; v != o.Version {
+				w.violate("outbox: order %s is version %d in the journal, %d in the outbox", o.MchTradeID, o.Version, v)
+			}
+			if c, ok, _ := tx.Charge(o.ChargeID); ok {
+				if v := last[key{"charge", c.ID}]; v != c.Version {
+					w.violate("outbox: charge %s is version %d in the journal, %d in the outbox", c.ID, c.Version, v)
+				}
+			}
+			return nil
+		})
+	})
+}

@@ -185,6 +185,7 @@ func (w *world) boot() {
 		panic(err)
 	}
 	p.j = j
+	j.SetOutbox(true) // the head office's copy: checked at the end (checkOutbox)
 	p.client, err = payment.NewClient(payment.ClientOptions{
 		BaseURL: "http://127.0.0.1:9/", MerchantID: merchantID, Key: merchantKy,
 		Timeout: 3 * time.Second, ConnectTimeout: time.Second,
@@ -340,4 +341,5 @@ func (w *world) heal() {
 			w.violate("the gateway charged %s, which posd lost", id)
 		}
 	}
+	w.checkOutbox()
 }
