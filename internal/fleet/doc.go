@@ -3,7 +3,7 @@
 //
 // The journal writes every change into its outbox in the transaction that
 // makes the change (journal.SetOutbox); the Publisher reads the outbox in
-// order and publishes each entry to
+// order and publishes each entry's record, as it is then, to
 // PREFIX.<merchant>.<store>.<lane>.orders|refunds|devices with a
 // Nats-Msg-Id of the record's kind, id and version, and removes it only
 // once the stream acknowledged it. A crash between the commit and the

@@ -177,10 +177,20 @@ func (p *Publisher) connectOptions() []nats.Option {
 // drain publishes one batch of the outbox and removes what was acked.
 func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, error) {
 	var batch []journal.OutboxEntry
+	live := map[uint64]bool{} // entries whose record is still there
 	if err := p.o.Journal.View(func(tx *journal.Tx) error {
 		var err error
-		batch, err = tx.OutboxAfter(p.sent, p.o.Batch)
-		return err
+		if batch, err = tx.OutboxAfter(p.sent, p.o.Batch); err != nil {
+			return err
+		}
+		for i := range batch {
+			ok, err := tx.Current(&batch[i])
+			if err != nil {
+				return err
+			}
+			live[batch[i].Seq] = ok
+		}
+		return nil
 	}); err != nil {
 		return 0, err
 	}
@@ -190,7 +200,14 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 	var acked uint64
 	var sent int
 	var perr error
+	done := map[string]bool{} // versions sent in this batch: a later entry of the same version is the same message
 	for _, e := range batch {
+		id := MsgID(p.o.Merchant, e.Kind, e.ID, e.Version)
+		if !live[e.Seq] || done[id] {
+			acked = e.Seq
+			continue
+		}
+		done[id] = true
 		msg, err := p.message(&e)
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -203,10 +220,11 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 		}
 		acked, sent = e.Seq, sent+1
 	}
-	if sent > 0 {
+	if acked > p.sent {
 		// Killed here, posd sends these again after its restart: the
 		// stream's duplicate window drops them (the crash tests).
 		failpoint.Hit("fleet-published")
+		p.o.Journal.OutboxAcked(acked) // removed by the next write, or by remove
 		p.mu.Lock()
 		p.sent = acked
 		p.st.Published += uint64(sent)

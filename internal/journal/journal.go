@@ -65,9 +65,10 @@ type Journal struct {
 	wRun        uint64 // the witness's run, then this run
 	wTx         int    // the witness's last transaction
 	wFound      bool
-	dead        atomic.Bool // Kill: nothing more is written
-	outbox      atomic.Bool // SetOutbox: changes are written to the outbox too
-	floor       uint64      // versions are above it (witness.go), set at open
+	dead        atomic.Bool   // Kill: nothing more is written
+	outbox      atomic.Bool   // SetOutbox: changes are written to the outbox too
+	floor       uint64        // versions are above it (witness.go), set at open
+	acked       atomic.Uint64 // OutboxAcked: entries up to it go with the next write
 }
 
 // Options are for the simulation, which runs many journals in one process.
@@ -287,7 +288,13 @@ func (j *Journal) write(tx *bolt.Tx, fn func(*Tx) error) error {
 	}
 	id := tx.ID() // gone once the transaction is closed
 	tx.OnCommit(func() { j.mark(id) })
-	return fn(&Tx{tx: tx, out: j.outbox.Load(), floor: j.floor})
+	t := &Tx{tx: tx, out: j.outbox.Load(), floor: j.floor}
+	if t.out {
+		if err := t.trimOutbox(j.acked.Load()); err != nil {
+			return err
+		}
+	}
+	return fn(t)
 }
 
 // Backup writes a consistent copy of the journal to path (while it is in

@@ -19,6 +19,14 @@ import (
 // acknowledged them. Money records are never dropped; device entries are
 // not added past MaxDeviceBacklog entries waiting (a box offline for
 // months keeps its money, not every flap of a scanner).
+//
+// An entry names its record (kind, id, version); the publisher reads the
+// record as it is when it publishes, so versions made before a publish
+// go as the latest (in order, never backwards). Entries are small and
+// acknowledged ones are removed by the next write of the payment path
+// (OutboxAcked): while the broker keeps up, the outbox is a few entries,
+// kept inline in the page every commit writes anyway — the scan's
+// transaction writes no page more for it (docs/performance.md).
 
 // OutboxEntry is one change waiting to be published.
 type OutboxEntry struct {
@@ -28,7 +36,7 @@ type OutboxEntry struct {
 	Lane    string          `json:"lane,omitempty"`
 	Version uint64          `json:"version"`
 	At      time.Time       `json:"at"`
-	Record  json.RawMessage `json:"record"` // the record as the journal holds it
+	Record  json.RawMessage `json:"record,omitempty"` // a device's state; a money record is read when published
 }
 
 // MaxDeviceBacklog: past this many entries waiting, device changes are not
@@ -37,6 +45,33 @@ const MaxDeviceBacklog = 100_000
 
 // SetOutbox turns the outbox on or off for the writes that follow.
 func (j *Journal) SetOutbox(on bool) { j.outbox.Store(on) }
+
+// OutboxAcked says the stream acknowledged every entry up to seq: the next
+// write removes them, in its own transaction.
+func (j *Journal) OutboxAcked(seq uint64) {
+	for {
+		old := j.acked.Load()
+		if seq <= old || j.acked.CompareAndSwap(old, seq) {
+			return
+		}
+	}
+}
+
+// trimOutbox removes the acknowledged entries (a write's first step).
+func (t *Tx) trimOutbox(acked uint64) error {
+	if acked == 0 {
+		return nil
+	}
+	b := t.tx.Bucket([]byte(outboxBucket))
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	if k, _ := c.First(); k == nil || binary.BigEndian.Uint64(k) > acked {
+		return nil // nothing to remove: the bucket is not touched
+	}
+	return t.Acked(acked)
+}
 
 // addOutbox adds an entry, when the outbox is on.
 func (t *Tx) addOutbox(kind, id, lane string, version uint64, record []byte) error {
@@ -154,4 +189,40 @@ func outboxSpan(b *bolt.Bucket) (uint64, []byte) {
 	}
 	lk, _ := c.Last()
 	return binary.BigEndian.Uint64(lk) - binary.BigEndian.Uint64(fk) + 1, fv
+}
+
+// Current fills an entry with its record as the journal holds it now, and
+// that record's version (never below the entry's); false when the record
+// is gone (pruned): nothing is left to send.
+func (t *Tx) Current(e *OutboxEntry) (bool, error) {
+	if e.Record != nil {
+		return true, nil
+	}
+	var rec any
+	var version uint64
+	switch e.Kind {
+	case "order":
+		o, ok, err := t.Order(e.ID)
+		if !ok || err != nil {
+			return ok, err
+		}
+		rec, version = o, o.Version
+	case "charge":
+		c, ok, err := t.Charge(e.ID)
+		if !ok || err != nil {
+			return ok, err
+		}
+		rec, version = c, c.Version
+	case "refund":
+		r, ok, err := t.Refund(e.ID)
+		if !ok || err != nil {
+			return ok, err
+		}
+		rec, version = r, r.Version
+	default:
+		return false, nil
+	}
+	b, err := json.Marshal(rec)
+	e.Record, e.Version = b, max(e.Version, version)
+	return true, err
 }

@@ -200,7 +200,7 @@ func (t *Tx) putRefund(r *money.Refund) error {
 	if err != nil {
 		return err
 	}
-	if err := t.addOutbox("refund", r.MchRefundID, r.Lane, r.Version, b); err != nil {
+	if err := t.addOutbox("refund", r.MchRefundID, r.Lane, r.Version, nil); err != nil {
 		return err
 	}
 	return t.writeBucket(refundBucket).Put([]byte(r.MchRefundID), b)

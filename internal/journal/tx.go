@@ -76,7 +76,7 @@ func (t *Tx) putRecord(bucket, key string, v any, old, now entries, done bool, l
 	if err := reindex(t.tx, old, now); err != nil {
 		return err
 	}
-	if err := t.addOutbox(kindOf[bucket], key, lane, version, b); err != nil {
+	if err := t.addOutbox(kindOf[bucket], key, lane, version, nil); err != nil {
 		return err
 	}
 	if done {
