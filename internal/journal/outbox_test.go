@@ -43,6 +43,7 @@ func TestOutboxFollowsEveryChange(t *testing.T) {
 	require.NoError(t, j.View(func(tx *Tx) error {
 		var err error
 		first, err = tx.Outbox(100)
+		require.NoError(t, err)
 		for _, e := range first {
 			got = append(got, fmt.Sprintf("%s %s v%d", e.Kind, e.ID, e.Version))
 		}
