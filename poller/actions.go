@@ -121,6 +121,21 @@ func (p *Poller) takeUp(id string, now time.Time, fn func(*journal.Tx, *money.Or
 	}
 	p.active[id] = true
 	p.mu.Unlock()
+	o, settled, err := p.change(id, now, fn)
+	if err != nil {
+		p.mu.Lock()
+		delete(p.active, id)
+		p.mu.Unlock()
+		return money.Order{}, err
+	}
+	p.opt.OnUpdate(o, settled) // before it is scheduled: updates of one order arrive in order
+	p.enqueue(o)
+	return o, nil
+}
+
+// change applies fn to an order as the journal holds it and saves the
+// step, in one transaction.
+func (p *Poller) change(id string, now time.Time, fn func(*journal.Tx, *money.Order) error) (money.Order, money.Settled, error) {
 	var o money.Order
 	var settled money.Settled
 	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
@@ -136,15 +151,7 @@ func (p *Poller) takeUp(id string, now time.Time, fn func(*journal.Tx, *money.Or
 		settled, err = tx.SaveStep(&o, now)
 		return err
 	})
-	if err != nil {
-		p.mu.Lock()
-		delete(p.active, id)
-		p.mu.Unlock()
-		return money.Order{}, err
-	}
-	p.opt.OnUpdate(o, settled) // before it is scheduled: updates of one order arrive in order
-	p.enqueue(o)
-	return o, nil
+	return o, settled, err
 }
 
 // ErrRefundExceeds: a refund asks for more than the order has left.
@@ -249,8 +256,7 @@ type Decision struct {
 // settle (it needs attention: its outcome is unknown after the whole
 // confirmation flow). The order is final afterwards.
 func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, error) {
-	by, why := d.By, d.Why
-	if by == "" || why == "" {
+	if d.By == "" || d.Why == "" {
 		return money.Order{}, fmt.Errorf("poller: a resolution needs who and why")
 	}
 	if d.RefundedFee < 0 || d.RefundedFee > 0 && !d.Paid {
@@ -289,15 +295,7 @@ func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, err
 			p.enqueue(*queued) // nothing was decided: it goes on as before
 		}
 	}
-	var o money.Order
-	var settled money.Settled
-	err := p.opt.Journal.Update(func(tx *journal.Tx) error {
-		var ok bool
-		var err error
-		o, ok, err = tx.Order(id)
-		if err != nil || !ok {
-			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
-		}
+	o, settled, err := p.change(id, now, func(_ *journal.Tx, o *money.Order) error {
 		if o.Phase == money.PhaseDone {
 			return journal.Fail(fmt.Errorf("%w: order %s is final (%s): nothing to resolve", ErrNotResolvable, id, o.State))
 		}
@@ -313,15 +311,14 @@ func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, err
 		if d.RefundedFee > o.TotalFee {
 			return journal.Fail(fmt.Errorf("poller: refunded_fee %d: more than the order's %d fen", d.RefundedFee, o.TotalFee))
 		}
-		decide(&o, d, now)
-		settled, err = tx.SaveStep(&o, now)
-		return err
+		decide(o, d, now)
+		return nil
 	})
 	release(err != nil)
 	if err != nil {
 		return money.Order{}, err
 	}
-	p.log.Warn("order resolved by an operator", zap.String("mch_trade_id", id), zap.String("state", string(o.State)), zap.String("by", by), zap.String("why", why))
+	p.log.Warn("order resolved by an operator", zap.String("mch_trade_id", id), zap.String("state", string(o.State)), zap.String("by", d.By), zap.String("why", d.Why))
 	p.opt.OnUpdate(o, settled)
 	return o, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"go.uber.org/zap"
 
+	"example.com/posd/internal/config"
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
 )
@@ -75,7 +76,7 @@ func New(o Options) *Publisher {
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond
 	}
-	return &Publisher{o: o, wake: make(chan struct{}, 1), st: Status{URL: redact(o.URL)}}
+	return &Publisher{o: o, wake: make(chan struct{}, 1), st: Status{URL: config.RedactURLs(o.URL)}}
 }
 
 // Wake tells the publisher the outbox has something new.
@@ -115,31 +116,20 @@ func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		p.setConnected(nc.IsConnected())
 		n, err := p.drain(ctx, js)
-		switch {
-		case err != nil:
+		if err != nil {
 			p.fail(err)
 			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
-		case n > 0:
-			backoff = 0
+		} else if backoff = 0; n > 0 {
 			continue
-		default:
-			backoff = 0
 		}
-		wait := p.o.Poll
+		wake, wait := p.wake, p.o.Poll
 		if backoff > 0 {
-			wait = backoff
+			wake, wait = nil, backoff // a failing broker is not asked faster for being woken
 		}
 		select {
 		case <-ctx.Done():
 			return p.remove(true)
-		case <-p.wake:
-			if backoff > 0 {
-				select { // a failing broker is not asked faster for being woken
-				case <-ctx.Done():
-					return nil
-				case <-time.After(backoff):
-				}
-			}
+		case <-wake:
 		case <-time.After(wait):
 		}
 	}
@@ -154,7 +144,7 @@ func (p *Publisher) connectOptions() []nats.Option {
 			p.o.Log.Warn("fleet: broker link down: the outbox keeps every change", zap.Error(err))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			p.o.Log.Info("fleet: broker link up", zap.String("server", redact(nc.ConnectedUrl())))
+			p.o.Log.Info("fleet: broker link up", zap.String("server", config.RedactURLs(nc.ConnectedUrl())))
 			p.Wake()
 		}),
 	}
@@ -249,6 +239,16 @@ func (p *Publisher) remove(now bool) error {
 		return nil
 	}
 	seq := p.sent
+	var left bool // a payment's write may have removed them already (OutboxAcked)
+	_ = p.o.Journal.View(func(tx *journal.Tx) error {
+		first, err := tx.Outbox(1)
+		left = err != nil || len(first) > 0 && first[0].Seq <= seq
+		return nil
+	})
+	if !left {
+		p.removed, p.removedAt = seq, time.Now()
+		return nil
+	}
 	if err := p.o.Journal.Update(func(tx *journal.Tx) error { return tx.Acked(seq) }); err != nil {
 		return err // published again after a restart: the stream drops the copies
 	}
@@ -331,18 +331,4 @@ func (p *Publisher) fail(err error) {
 	if first {
 		p.o.Log.Warn("fleet: not published; kept in the outbox, tried again", zap.Error(err))
 	}
-}
-
-// redact drops the credentials a URL may carry.
-func redact(u string) string {
-	var out []string
-	for _, one := range strings.Split(u, ",") {
-		if at := strings.LastIndex(one, "@"); at >= 0 {
-			if i := strings.Index(one, "://"); i >= 0 && i < at {
-				one = one[:i+3] + "…@" + one[at+1:]
-			}
-		}
-		out = append(out, one)
-	}
-	return strings.Join(out, ",")
 }

@@ -103,7 +103,7 @@ func (c *Consumer) one(ctx context.Context, cons jetstream.Consumer) error {
 
 // watchLag keeps the consumer's backlog on /metrics.
 func (c *Consumer) watchLag(ctx context.Context, cons jetstream.Consumer) {
-	for sleep(ctx, 0) {
+	for {
 		if info, err := cons.Info(ctx); err == nil {
 			c.Metrics.lag.Set(float64(info.NumPending + uint64(info.NumAckPending)))
 		}
@@ -114,9 +114,6 @@ func (c *Consumer) watchLag(ctx context.Context, cons jetstream.Consumer) {
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

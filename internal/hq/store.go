@@ -66,10 +66,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// WAL: the web page reads while the consumer writes; a busy
 		// timeout instead of "database is locked".
 		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)")
-		s.db.SetMaxOpenConns(1) // one writer; SQLite serializes anyway
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hq: open: %w", err)
+	}
+	if !s.postgres {
+		s.db.SetMaxOpenConns(1) // one writer; SQLite serializes anyway
 	}
 	for _, stmt := range strings.Split(schema, ";\n") {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {

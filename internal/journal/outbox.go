@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The outbox is what the fleet publisher (internal/fleet) sends to the
@@ -105,7 +103,7 @@ func (t *Tx) AddDevice(lane, name string, state any) error {
 	if b == nil {
 		return nil
 	}
-	if n, _ := outboxSpan(b); n >= MaxDeviceBacklog {
+	if t.OutboxStats().Pending >= MaxDeviceBacklog {
 		return nil
 	}
 	rec, err := json.Marshal(state)
@@ -177,18 +175,6 @@ func (t *Tx) OutboxStatsAfter(seq uint64) OutboxStats {
 		st.Oldest = e.At
 	}
 	return st
-}
-
-// outboxSpan is the number of entries from the first key to the last (no
-// entry is removed from the middle) and the first entry.
-func outboxSpan(b *bolt.Bucket) (uint64, []byte) {
-	c := b.Cursor()
-	fk, fv := c.First()
-	if fk == nil {
-		return 0, nil
-	}
-	lk, _ := c.Last()
-	return binary.BigEndian.Uint64(lk) - binary.BigEndian.Uint64(fk) + 1, fv
 }
 
 // Current fills an entry with its record as the journal holds it now, and

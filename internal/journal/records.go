@@ -129,7 +129,7 @@ func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
 			st.Charge = c
 			return st, nil
 		}
-		if err := t.putChargeOver(&c, &prev, true, true); err != nil {
+		if err := t.putChargeOver(&c, &prev); err != nil {
 			return st, err
 		}
 	}
@@ -190,20 +190,16 @@ func (t *Tx) RecordRefund(r *money.Refund) error {
 	}
 	prev := c
 	c.Refunds = append(slices.Clip(c.Refunds), r.MchRefundID)
-	return t.putChargeOver(&c, &prev, true, true)
+	return t.putChargeOver(&c, &prev)
 }
 
 func (t *Tx) putRefund(r *money.Refund) error {
 	prev, _, _ := t.Refund(r.MchRefundID)
 	r.Version = max(r.Version, prev.Version, t.floor) + 1
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
 	if err := t.addOutbox("refund", r.MchRefundID, r.Lane, r.Version, nil); err != nil {
 		return err
 	}
-	return t.writeBucket(refundBucket).Put([]byte(r.MchRefundID), b)
+	return t.put(refundBucket, r.MchRefundID, r)
 }
 
 // UpdateCharge changes a charge as it is stored: fn sees the committed
@@ -216,7 +212,7 @@ func (t *Tx) UpdateCharge(id string, fn func(*money.Charge) bool) (money.Charge,
 	}
 	prev := c
 	if fn(&c) {
-		err = t.putChargeOver(&c, &prev, true, true)
+		err = t.putChargeOver(&c, &prev)
 	}
 	return c, true, err
 }
@@ -260,18 +256,24 @@ func (t *Tx) putOrder(o *money.Order) error {
 // the stored charge the caller has already read.
 func (t *Tx) putCharge(c *money.Charge) error {
 	prev, found, err := t.Charge(c.ID)
-	return t.putChargeOver(c, &prev, found, err == nil)
-}
-
-func (t *Tx) putChargeOver(c, prev *money.Charge, found, readable bool) error {
 	if !found && c.Lane != "" {
 		if err := t.putString(refBucket, lastKey(c.Lane), c.ID); err != nil {
 			return err
 		}
 	}
+	if !found || err != nil {
+		return t.putChargeOver(c, nil) // unreadable: its entries are lost, not the write
+	}
+	return t.putChargeOver(c, &prev)
+}
+
+// putChargeOver: prev is nil when nothing (readable) is stored.
+func (t *Tx) putChargeOver(c, prev *money.Charge) error {
 	var old entries
-	if found && readable {
+	if prev != nil {
 		old = chargeEntries(c.ID, prev)
+	} else {
+		prev = &money.Charge{}
 	}
 	c.Version = max(c.Version, prev.Version, t.floor) + 1
 	return t.putRecord(chargeBucket, c.ID, c, old, chargeEntries(c.ID, c), !c.Open(), c.Lane, c.Version)

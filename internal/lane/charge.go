@@ -266,20 +266,15 @@ func changedLocked(l *lane, id string) {
 func (s *Service) viewLocked(l *lane, c *money.Charge) View {
 	v := View{Charge: *c, Attempts: []money.Order{}, Sandbox: s.opt.Sandbox}
 	for _, id := range c.AttemptIDs {
-		// The journal first: a step commits before the lane hears of it,
-		// and a charge read from the journal must not come with an
-		// attempt the lane's copy still holds as it was (a refund
-		// confirmed, its attempt shown "paid": TestFaultMatrix under load).
+		// From the journal, not the lane's copy: a step commits before the
+		// lane hears of it, and a charge read from the journal must not
+		// come with an attempt as it was (a refund confirmed, its attempt
+		// shown "paid": TestFaultMatrix under load).
 		var o money.Order
 		_ = s.opt.Journal.View(func(tx *journal.Tx) error {
 			o, _, _ = tx.Order(id)
 			return nil
 		})
-		if o.MchTradeID == "" {
-			if cached, ok := l.orders[id]; ok {
-				o = *cached
-			}
-		}
 		if o.MchTradeID != "" {
 			v.Attempts = append(v.Attempts, o)
 		}

@@ -248,10 +248,11 @@ func compareDetail(o *money.Order, d payment.PayDetail) string {
 		{"invoice_amount", o.InvoiceAmount, d.InvoiceAmount},
 		{"point_amount", o.PointAmount, d.PointAmount},
 	}
-	none := func(d payment.PayDetail) bool {
-		return d.CouponFee == 0 && d.BuyerPayAmount == 0 && d.ReceiptAmount == 0 && d.InvoiceAmount == 0 && d.PointAmount == 0
+	var kept, answered bool
+	for _, f := range fields {
+		kept, answered = kept || f.kept != 0, answered || f.answer != 0
 	}
-	if none(d) || none(o.PayDetail) {
+	if !kept || !answered {
 		return "" // an answer without them, or an order kept without them (resolved by an operator, an older posd)
 	}
 	var diffs []string

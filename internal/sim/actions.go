@@ -184,20 +184,7 @@ func (w *world) refund() {
 // but not always waiting for posd to ask.
 func (w *world) resolve() {
 	p := w.posd
-	var pick *money.Order
-	var n int
-	_ = p.j.View(func(tx *journal.Tx) error {
-		return tx.EachOrder(func(o money.Order) error {
-			if o.Final() {
-				return nil
-			}
-			n++
-			if w.rng.IntN(n) == 0 {
-				pick = &o
-			}
-			return nil
-		})
-	})
+	pick := w.pickOrder(func(o *money.Order) bool { return !o.Final() })
 	if pick == nil {
 		return
 	}
@@ -219,6 +206,23 @@ func (w *world) resolve() {
 	}
 }
 
+// pickOrder is one of the journal's orders that match, each as likely.
+func (w *world) pickOrder(match func(*money.Order) bool) *money.Order {
+	var pick *money.Order
+	var n int
+	_ = w.posd.j.View(func(tx *journal.Tx) error {
+		return tx.EachOrder(func(o money.Order) error {
+			if match(&o) {
+				if n++; w.rng.IntN(n) == 0 {
+					pick = &o
+				}
+			}
+			return nil
+		})
+	})
+	return pick
+}
+
 // reconcile is a reconciliation of one final order, as
 // internal/reconcile makes it: asked at the gateway, compared, and handed
 // back to the machinery (poller.Reopen) when the gateway still has it
@@ -227,18 +231,7 @@ func (w *world) resolve() {
 // money rule standing.
 func (w *world) reconcile() {
 	p := w.posd
-	var pick *money.Order
-	var n int
-	_ = p.j.View(func(tx *journal.Tx) error {
-		return tx.EachOrder(func(o money.Order) error {
-			if o.Final() {
-				if n++; w.rng.IntN(n) == 0 {
-					pick = &o
-				}
-			}
-			return nil
-		})
-	})
+	pick := w.pickOrder((*money.Order).Final)
 	if pick == nil {
 		return
 	}
