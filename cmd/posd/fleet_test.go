@@ -102,16 +102,7 @@ func TestFleetThroughFaults(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	natsURL := "nats://" + addr
 	broker := startProc(t, natsBin, nil, "-a", "127.0.0.1", "-p", port, "-js", "-sd", t.TempDir())
-	var js jetstream.JetStream
-	waitFor(t, 10*time.Second, func() bool {
-		nc, err := nats.Connect(natsURL)
-		if err != nil {
-			return false
-		}
-		t.Cleanup(nc.Close)
-		js, err = jetstream.New(nc)
-		return err == nil
-	}, "broker up")
+	js := jetStream(t, natsURL)
 	ctx := context.Background()
 	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "POSD", Subjects: []string{"posd.>"}, Storage: jetstream.FileStorage, Duplicates: time.Hour})
 	require.NoError(t, err)
@@ -173,24 +164,8 @@ func TestFleetThroughFaults(t *testing.T) {
 	// Every box's journal, as the head office must hold it.
 	want := map[string]map[string]hq.Order{}
 	for s, d := range boxes {
-		waitFor(t, 30*time.Second, func() bool {
-			_, body := d.do("GET", "/v1/fleet", nil)
-			return json.Unmarshal(body, &fs) == nil && fs.Status.Pending == 0
-		}, s+"'s outbox drained")
-		_, body := d.do("GET", "/v1/orders?state=all", nil)
-		var orders struct {
-			Orders []struct {
-				MchTradeID string `json:"mch_trade_id"`
-				State      string `json:"state"`
-				Phase      string `json:"phase"`
-				Version    uint64 `json:"version"`
-			} `json:"orders"`
-		}
-		require.NoError(t, json.Unmarshal(body, &orders))
-		want[s] = map[string]hq.Order{}
-		for _, o := range orders.Orders {
-			want[s][o.MchTradeID] = hq.Order{Version: o.Version, State: o.State, Phase: o.Phase}
-		}
+		waitOutboxDrained(t, d, s+"'s")
+		want[s] = boxOrders(t, d)
 	}
 	require.Len(t, want["S101"], 4)
 	require.Len(t, want["S102"], 3)

@@ -33,6 +33,12 @@ type Options struct {
 	// Poll is how often the outbox is read when nothing wakes the
 	// publisher (0: 250 ms).
 	Poll time.Duration
+	// Linger is how long the publisher waits after a commit woke it (0:
+	// 10 ms). The commit is a payment's, whose request to the gateway or
+	// result on the display goes out right then: publishing after it
+	// keeps the publisher (and the broker's acks) off the CPU the payment
+	// needs (docs/performance.md), and a step's changes go together.
+	Linger time.Duration
 }
 
 // Status is the publisher as posctl fleet status shows it.
@@ -75,6 +81,9 @@ func New(o Options) *Publisher {
 	}
 	if o.Poll <= 0 {
 		o.Poll = 250 * time.Millisecond
+	}
+	if o.Linger <= 0 {
+		o.Linger = 10 * time.Millisecond
 	}
 	return &Publisher{o: o, wake: make(chan struct{}, 1), st: Status{URL: config.RedactURLs(o.URL)}}
 }
@@ -130,8 +139,23 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return p.remove(true)
 		case <-wake:
+			if !sleep(ctx, p.o.Linger) {
+				return p.remove(true)
+			}
 		case <-time.After(wait):
 		}
+	}
+}
+
+// sleep waits d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
