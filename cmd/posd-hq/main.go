@@ -25,6 +25,7 @@ import (
 
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/hq"
+	"example.com/posd/payment"
 )
 
 func main() {
@@ -43,7 +44,12 @@ func run(args []string) error {
 	filter := fs.String("subjects", "posd.>", "subjects consumed")
 	dsn := fs.String("db", "posd-hq.db", "a SQLite file, or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8322", "the fleet view's address")
+	tokenFile := fs.String("token-file", "", "a file holding the token the fleet view asks for (needed off loopback)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	token, err := viewToken(*listen, *tokenFile)
+	if err != nil {
 		return err
 	}
 	log, err := zap.NewProduction()
@@ -80,7 +86,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: hq.Handler(store, m), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: hq.Protect(hq.Handler(store, m), *listen, token), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("fleet view stopped", zap.Error(err))
@@ -93,4 +99,28 @@ func run(args []string) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return err
+}
+
+// viewToken reads the fleet view's token, checked like a box's merchant
+// key. The view shows every store's takings: on an address other machines
+// reach, posd-hq does not start without one.
+func viewToken(listen, file string) (string, error) {
+	if file == "" {
+		host, _, err := net.SplitHostPort(listen)
+		if err != nil {
+			return "", fmt.Errorf("-listen %s: %w", listen, err)
+		}
+		if !payment.IsLoopbackHost(host) {
+			return "", fmt.Errorf("-listen %s is reachable from other machines: give -token-file (the fleet view shows every store's takings)", listen)
+		}
+		return "", nil
+	}
+	token, err := config.ReadSecret(file)
+	if err != nil {
+		return "", err
+	}
+	if len(token) < 16 {
+		return "", fmt.Errorf("-token-file %s: a token of at least 16 characters", file)
+	}
+	return token, nil
 }

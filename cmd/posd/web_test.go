@@ -32,6 +32,23 @@ func needTool(t *testing.T, name, debPackage string) string {
 	return ""
 }
 
+// newBrowser starts a headless Chromium for the test: a tab's context,
+// whose first action has started the browser.
+func newBrowser(t *testing.T, chromium string) context.Context {
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1024, 600),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()))
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// The first action starts the browser; it gets no deadline of its own.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
+	return ctx
+}
+
 // The web customer display in a real headless Chromium: the amount of an
 // open charge, then "paid", then (after posd restarts) the next charge, all
 // without a reload.
@@ -48,17 +65,7 @@ func TestWebCustomerDisplay(t *testing.T) {
 `})
 	d.start()
 
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1024, 600),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()))
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first action starts the browser; it gets no deadline of its own.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
+	ctx := newBrowser(t, chromium)
 	wait := func(a ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		tctx, c := context.WithTimeout(ctx, 20*time.Second)

@@ -34,7 +34,7 @@ type Server struct {
 	token   string
 	prot    Protection
 	guard   *Guard
-	slow    throttle
+	slow    Throttle
 	// Store is the name a receipt carries (merchant.store_id).
 	Store string
 	// Reconcile runs the reconciliations (nil: the routes answer 503).
@@ -78,7 +78,7 @@ func openRoute(r *http.Request) bool {
 // devices lists the devices for GET /v1/devices.
 func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, devices func() any) *Server {
 	s := &Server{svc: svc, hist: hist, log: log, health: health, devices: devices, mux: http.NewServeMux(),
-		slow: throttle{interval: 250 * time.Millisecond}}
+		slow: Throttle{Interval: 250 * time.Millisecond}}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("GET /v1/charges", s.findCharges)
@@ -135,7 +135,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// together, so guessing it takes forever.
 			s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr),
 				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", ok))
-			s.slow.wait()
+			s.slow.Wait()
 			w.Header().Set("Connection", "close") // a refused client keeps no connection slot
 			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})

@@ -115,16 +115,17 @@ func changesState(r *http.Request) bool {
 	return true
 }
 
-// throttle slows down wrong tokens: one answer per interval, for all
+// Throttle slows down wrong tokens: one answer per Interval, for all
 // callers together, so that guessing is slow whatever the connections.
-type throttle struct {
+type Throttle struct {
 	mu       sync.Mutex
-	interval time.Duration
+	Interval time.Duration
 }
 
-func (t *throttle) wait() {
+// Wait takes the caller's turn.
+func (t *Throttle) Wait() {
 	t.mu.Lock()
-	time.Sleep(t.interval)
+	time.Sleep(t.Interval)
 	t.mu.Unlock()
 }
 

@@ -1,11 +1,15 @@
 package hq
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
+
+	"example.com/posd/internal/api"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,11 +54,46 @@ func Handler(s *Store, m *Metrics) http.Handler {
 				v.Totals, v.Err = s.Totals(r.Context(), v.Day)
 			}
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
 		_ = page.Execute(w, v)
 	})
 	return mux
+}
+
+// Protect guards the fleet view, which shows every store's takings: a
+// browser's cross-site request and a DNS-rebound name are refused
+// (api.Guard), and with a token every request must carry it — as a bearer
+// token (scripts, Prometheus) or as basic auth's password (a browser asks
+// for it). Wrong tokens are answered slowly, all callers together.
+func Protect(h http.Handler, listen, token string) http.Handler {
+	g := api.NewGuard(listen, false)
+	slow := &api.Throttle{Interval: 250 * time.Millisecond}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.Check(w, r) {
+			return
+		}
+		if token != "" && !tokenOK(r, token) {
+			slow.Wait()
+			w.Header().Set("Connection", "close")
+			w.Header().Set("WWW-Authenticate", `Basic realm="posd-hq", charset="UTF-8"`)
+			http.Error(w, "posd-hq: a valid token is required (bearer, or as basic auth's password)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func tokenOK(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		_, got, ok = r.BasicAuth()
+	}
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 func reply(w http.ResponseWriter, v any, err error) {
@@ -80,10 +119,10 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{"yuan": for
 <title>posd-hq</title><style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}
 td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}td.n{text-align:right}</style></head><body>
 <h1>posd head office</h1>{{if .Err}}<p><b>database: {{.Err}}</b></p>{{end}}
-<h2>Unresolved orders ({{len .Unresolved}}), oldest first</h2><table><tr><th>store</th><th>lane</th><th>order</th><th>state</th><th>phase</th><th>amount</th><th>for</th></tr>
+<h2>Unresolved orders ({{len .Unresolved}}), oldest first</h2><table id=unresolved><tr><th>store</th><th>lane</th><th>order</th><th>state</th><th>phase</th><th>amount</th><th>for</th></tr>
 {{range .Unresolved}}<tr><td>{{.Store}}</td><td>{{.Lane}}</td><td>{{.MchTradeID}}</td><td>{{.State}}</td><td>{{.Phase}}</td><td class=n>{{yuan .TotalFee}}</td><td>{{ago .CreatedAt}}</td></tr>{{end}}</table>
-<h2>Devices down ({{len .Down}})</h2><table><tr><th>store</th><th>device</th><th>state</th><th>for</th></tr>
+<h2>Devices down ({{len .Down}})</h2><table id=down><tr><th>store</th><th>device</th><th>state</th><th>for</th></tr>
 {{range .Down}}<tr><td>{{.Store}}</td><td>{{.Device}}</td><td>{{.State}}</td><td>{{ago .Since}}</td></tr>{{end}}</table>
-<h2>Totals of {{.Day}}</h2><table><tr><th>store</th><th>lane</th><th>wallet</th><th>paid</th><th>amount</th><th>refunded</th><th>net</th></tr>
+<h2>Totals of {{.Day}}</h2><table id=totals><tr><th>store</th><th>lane</th><th>wallet</th><th>paid</th><th>amount</th><th>refunded</th><th>net</th></tr>
 {{range .Totals}}<tr><td>{{.Store}}</td><td>{{.Lane}}</td><td>{{.Wallet}}</td><td class=n>{{.Paid}}</td><td class=n>{{yuan .PaidFee}}</td><td class=n>{{yuan .RefundedFee}}</td><td class=n>{{yuan .NetFee}}</td></tr>{{end}}</table>
 </body></html>`))
