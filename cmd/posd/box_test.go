@@ -639,7 +639,7 @@ func bootBox(t *testing.T, image, dataImg, logDir string, secrets []string) *box
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd := diesWithTest(exec.Command("qemu-system-x86_64", args...))
 	cmd.Stdout = io.MultiWriter(consoleLog, g.console)
 	cmd.Stderr = cmd.Stdout
 	start := time.Now()

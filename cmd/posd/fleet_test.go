@@ -73,7 +73,7 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 
 func (p *proc) start() {
 	p.out = newOutput()
-	p.cmd = exec.Command(p.name, p.args...)
+	p.cmd = diesWithTest(exec.Command(p.name, p.args...))
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(p.t, p.cmd.Start())

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func startSandbox(t *testing.T, args ...string) *gw {
 	// Port 0: the sandbox picks a free port and says which; choosing one
 	// here and passing it on races with parallel tests.
 	out := newOutput()
-	cmd := exec.Command(posdBin, append([]string{"sandbox", "-listen", "127.0.0.1:0"}, args...)...)
+	cmd := diesWithTest(exec.Command(posdBin, append([]string{"sandbox", "-listen", "127.0.0.1:0"}, args...)...))
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -241,7 +242,7 @@ func (d *posdProc) start(env ...string) {
 	if d.bin != "" {
 		bin = d.bin
 	}
-	cmd := exec.Command(bin, "run", "-config", d.cfg)
+	cmd := diesWithTest(exec.Command(bin, "run", "-config", d.cfg))
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	stdin, err := cmd.StdinPipe()
@@ -496,4 +497,12 @@ func readFile(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// diesWithTest makes a child die with the test binary: a test killed by go
+// test's timeout panics, and no cleanup runs — without this its QEMU guest
+// or daemon would run on.
+func diesWithTest(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }

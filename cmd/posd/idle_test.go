@@ -42,7 +42,7 @@ func TestIdleFootprint(t *testing.T) {
 	require.NoError(t, err)
 	src = []byte(strings.NewReplacer("var/posd-dev.journal", filepath.Join(t.TempDir(), "j.db"), "127.0.0.1:8321", "127.0.0.1:0").Replace(string(src)))
 	require.NoError(t, os.WriteFile(cfg, src, 0o600))
-	cmd := exec.Command(bin, "run", "-config", cfg)
+	cmd := diesWithTest(exec.Command(bin, "run", "-config", cfg))
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 

@@ -302,8 +302,8 @@ func TestQEMUDeviceKit(t *testing.T) {
 	built := time.Now()
 
 	g := &guest{t: t, console: newOutput()}
-	g.cmd = exec.Command("qemu-system-x86_64", "-m", "768", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
-		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 loglevel=3 panic=-1")
+	g.cmd = diesWithTest(exec.Command("qemu-system-x86_64", "-m", "768", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
+		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 loglevel=3 panic=-1"))
 	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
 	in, err := g.cmd.StdinPipe()
 	require.NoError(t, err)

@@ -346,7 +346,7 @@ func TestQEMUPrinterUSBLP(t *testing.T) {
 	args := []string{"-m", "512", "-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 loglevel=3 panic=-1"}
 	g := &guest{t: t, console: newOutput()}
-	g.cmd = exec.Command("qemu-system-x86_64", args...)
+	g.cmd = diesWithTest(exec.Command("qemu-system-x86_64", args...))
 	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
 	in, err := g.cmd.StdinPipe()
 	require.NoError(t, err)

@@ -156,13 +156,13 @@ func bootGuest(t *testing.T, kernel, initrd string) *guest {
 	dir := t.TempDir()
 	qmpPath, serPath := filepath.Join(dir, "qmp.sock"), filepath.Join(dir, "ser.sock")
 	g := &guest{t: t, console: newOutput()}
-	g.cmd = exec.Command("qemu-system-x86_64", "-m", "512", "-nographic", "-no-reboot",
+	g.cmd = diesWithTest(exec.Command("qemu-system-x86_64", "-m", "512", "-nographic", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 loglevel=3 panic=-1",
 		"-device", "qemu-xhci,id=xhci",
 		"-device", "usb-kbd,bus=xhci.0,id=kbd",
 		"-chardev", "socket,id=ser0,path="+serPath+",server=on,wait=off",
 		"-device", "usb-serial,chardev=ser0,bus=xhci.0,id=ser",
-		"-qmp", "unix:"+qmpPath+",server=on,wait=off")
+		"-qmp", "unix:"+qmpPath+",server=on,wait=off"))
 	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
 	require.NoError(t, g.cmd.Start())
 	t.Cleanup(func() { _ = g.cmd.Process.Kill(); _ = g.cmd.Wait() })

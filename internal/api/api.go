@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/csv"
@@ -424,27 +426,77 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	os, err := s.hist.Export(from, to.AddDate(0, 0, 1))
+	// Streamed, an order at a time: a year of a busy lane must not take
+	// the box's memory. An error once orders were sent can only cut the
+	// answer short: the connection ends without the chunked answer's end,
+	// which every HTTP client reports as an error.
+	to = to.AddDate(0, 0, 1)
+	if r.URL.Query().Get("format") == "csv" {
+		s.exportCSV(w, from, to)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	bw := bufio.NewWriter(w)
+	var one bytes.Buffer
+	enc := json.NewEncoder(&one)
+	enc.SetEscapeHTML(false)
+	n := 0
+	err = s.hist.ExportEach(from, to, func(o *money.Order) error {
+		one.Reset()
+		if err := enc.Encode(exportOf(o)); err != nil {
+			return err
+		}
+		sep := ","
+		if n == 0 {
+			sep = `{"orders":[`
+		}
+		n++
+		bw.WriteString(sep) //nolint:errcheck // a failed write fails the next, and the flush
+		_, err := bw.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
+		return err
+	})
 	if err != nil {
+		s.exportFailed(w, n == 0, err)
+		return
+	}
+	if n == 0 {
+		bw.WriteString(`{"orders":[`) //nolint:errcheck
+	}
+	bw.WriteString("]}\n") //nolint:errcheck
+	_ = bw.Flush()
+}
+
+var exportColumns = []string{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution",
+	"coupon_fee", "buyer_pay_amount", "op_user_id", "shift"}
+
+func (s *Server) exportCSV(w http.ResponseWriter, from, to time.Time) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	cw := csv.NewWriter(w)
+	_ = cw.Write(exportColumns)
+	rows := 0
+	err := s.hist.ExportEach(from, to, func(o *money.Order) error {
+		a := exportOf(o)
+		rows++
+		return cw.Write([]string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,
+			string(a.State), strconv.FormatInt(a.TotalFee, 10), a.TradeID, a.OutTradeID, a.AuthCode, a.ErrMsg, a.Resolution,
+			strconv.FormatInt(a.CouponFee, 10), strconv.FormatInt(a.BuyerPayAmount, 10), a.OpUserID, a.Shift})
+	})
+	if err != nil {
+		s.exportFailed(w, rows == 0, err) // no rows: the header line is still in cw's buffer, never sent
+		return
+	}
+	cw.Flush()
+}
+
+// exportFailed answers an export that failed: with an error when nothing
+// was sent yet; otherwise it can only log it and end the answer early.
+func (s *Server) exportFailed(w http.ResponseWriter, nothingSent bool, err error) {
+	if nothingSent {
 		s.fail(w, err)
 		return
 	}
-	as := make([]Attempt, 0, len(os))
-	for i := range os {
-		as = append(as, exportOf(&os[i]))
-	}
-	if r.URL.Query().Get("format") == "csv" {
-		out := [][]string{{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution",
-			"coupon_fee", "buyer_pay_amount", "op_user_id", "shift"}}
-		for _, a := range as {
-			out = append(out, []string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,
-				string(a.State), strconv.FormatInt(a.TotalFee, 10), a.TradeID, a.OutTradeID, a.AuthCode, a.ErrMsg, a.Resolution,
-				strconv.FormatInt(a.CouponFee, 10), strconv.FormatInt(a.BuyerPayAmount, 10), a.OpUserID, a.Shift})
-		}
-		writeCSV(w, out)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"orders": as})
+	s.log.Error("api: export cut short", zap.Error(err))
+	panic(http.ErrAbortHandler) // the client sees the connection end, not a complete answer
 }
 
 // ErrDegraded marks a health problem that stops payments for now but

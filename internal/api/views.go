@@ -122,6 +122,6 @@ type reportRow struct {
 type History interface {
 	Orders(unresolved bool, limit int) ([]money.Order, error)
 	Report(from, to time.Time) ([]money.Total, error)
-	Export(from, to time.Time) ([]money.Order, error)
+	ExportEach(from, to time.Time, fn func(*money.Order) error) error
 	Totals(from, to time.Time, f money.TotalsFilter) ([]money.WalletTotals, error)
 }

@@ -35,16 +35,72 @@ func (j *Journal) Orders(unresolved bool, limit int) ([]money.Order, error) {
 // Export returns the orders created in [from, to), oldest first.
 func (j *Journal) Export(from, to time.Time) ([]money.Order, error) {
 	var out []money.Order
+	err := j.ExportEach(from, to, func(o *money.Order) error {
+		out = append(out, *o)
+		return nil
+	})
+	return out, err
+}
+
+// exportBatch is how many orders ExportEach reads in one transaction.
+const exportBatch = 256
+
+// ExportEach calls fn with each order created in [from, to), oldest
+// first. It first lists their ids and times, then reads the orders a
+// batch at a time: an export of months holds a batch in memory, not the
+// months (posd runs under a memory limit, beside the payments), and no
+// read transaction stays open while fn writes to a slow client. An order
+// pruned between the two is left out; one changed is exported as it is
+// then.
+func (j *Journal) ExportEach(from, to time.Time, fn func(*money.Order) error) error {
+	type ref struct {
+		at time.Time
+		id string
+	}
+	var refs []ref
 	err := j.View(func(tx *Tx) error {
 		return tx.EachOrder(func(o money.Order) error {
 			if !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
-				out = append(out, o)
+				refs = append(refs, ref{o.CreatedAt, o.MchTradeID})
 			}
 			return nil
 		})
 	})
-	slices.SortFunc(out, func(a, b money.Order) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return out, err
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(refs, func(a, b ref) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	batch := make([]money.Order, 0, exportBatch)
+	for len(refs) > 0 {
+		n := min(len(refs), exportBatch)
+		batch = batch[:0]
+		if err := j.View(func(tx *Tx) error {
+			for _, r := range refs[:n] {
+				o, found, err := tx.Order(r.id)
+				if err != nil {
+					return err
+				}
+				if found {
+					batch = append(batch, o)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for i := range batch {
+			if err := fn(&batch[i]); err != nil {
+				return err
+			}
+		}
+		refs = refs[n:]
+	}
+	return nil
 }
 
 // Report adds up the orders created in [from, to) by wallet and state. A
