@@ -17,18 +17,10 @@ import (
 // most limit (0: all).
 func (j *Journal) Orders(unresolved bool, limit int) ([]money.Order, error) {
 	var out []money.Order
-	err := j.View(func(tx *Tx) error {
-		return tx.EachOrder(func(o money.Order) error {
-			if !unresolved || o.Unresolved() {
-				out = append(out, o)
-			}
-			return nil
-		})
+	err := j.eachOrderSorted(func(o *money.Order) bool { return !unresolved || o.Unresolved() }, true, limit, func(o *money.Order) error {
+		out = append(out, *o)
+		return nil
 	})
-	slices.SortFunc(out, func(a, b money.Order) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
 	return out, err
 }
 
@@ -42,17 +34,23 @@ func (j *Journal) Export(from, to time.Time) ([]money.Order, error) {
 	return out, err
 }
 
-// exportBatch is how many orders ExportEach reads in one transaction.
+// ExportEach calls fn with each order created in [from, to), oldest
+// first, as eachOrderSorted reads them.
+func (j *Journal) ExportEach(from, to time.Time, fn func(*money.Order) error) error {
+	return j.eachOrderSorted(func(o *money.Order) bool { return !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) }, false, 0, fn)
+}
+
+// exportBatch is how many orders eachOrderSorted reads in one transaction.
 const exportBatch = 256
 
-// ExportEach calls fn with each order created in [from, to), oldest
-// first. It first lists their ids and times, then reads the orders a
-// batch at a time: an export of months holds a batch in memory, not the
-// months (posd runs under a memory limit, beside the payments), and no
-// read transaction stays open while fn writes to a slow client. An order
-// pruned between the two is left out; one changed is exported as it is
-// then.
-func (j *Journal) ExportEach(from, to time.Time, fn func(*money.Order) error) error {
+// eachOrderSorted calls fn with the orders keep selects, by creation time
+// (newest first if desc), at most limit (0: all). It first lists their
+// ids and times, then reads the orders a batch at a time: a listing of
+// months holds a batch in memory, not the months (posd runs under a
+// memory limit, beside the payments), and no read transaction stays open
+// while fn writes to a slow client. An order pruned between the two is
+// left out; one changed is given as it is then.
+func (j *Journal) eachOrderSorted(keep func(*money.Order) bool, desc bool, limit int, fn func(*money.Order) error) error {
 	type ref struct {
 		at time.Time
 		id string
@@ -60,7 +58,7 @@ func (j *Journal) ExportEach(from, to time.Time, fn func(*money.Order) error) er
 	var refs []ref
 	err := j.View(func(tx *Tx) error {
 		return tx.EachOrder(func(o money.Order) error {
-			if !o.CreatedAt.Before(from) && o.CreatedAt.Before(to) {
+			if keep(&o) {
 				refs = append(refs, ref{o.CreatedAt, o.MchTradeID})
 			}
 			return nil
@@ -70,11 +68,18 @@ func (j *Journal) ExportEach(from, to time.Time, fn func(*money.Order) error) er
 		return err
 	}
 	slices.SortFunc(refs, func(a, b ref) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
+		c := a.at.Compare(b.at)
+		if c == 0 {
+			c = strings.Compare(a.id, b.id)
 		}
-		return strings.Compare(a.id, b.id)
+		if desc {
+			return -c
+		}
+		return c
 	})
+	if limit > 0 && len(refs) > limit {
+		refs = refs[:limit]
+	}
 	batch := make([]money.Order, 0, exportBatch)
 	for len(refs) > 0 {
 		n := min(len(refs), exportBatch)
