@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"example.com/posd/internal/api"
 	"example.com/posd/internal/config"
+	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/hq"
 	"example.com/posd/payment"
 )
@@ -38,13 +41,14 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("posd-hq", flag.ContinueOnError)
 	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
-	creds := fs.String("creds", "", "NATS credentials file")
+	creds := fs.String("creds", "", "NATS credentials: a creds file (user JWT and seed) or an nkey seed file")
 	stream := fs.String("stream", "POSD", "the JetStream stream the boxes publish to")
 	durable := fs.String("durable", "posd-hq", "the durable consumer's name")
 	filter := fs.String("subjects", "posd.>", "subjects consumed")
 	dsn := fs.String("db", "posd-hq.db", "a SQLite file, or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8322", "the fleet view's address")
 	tokenFile := fs.String("token-file", "", "a file holding the token the fleet view asks for (needed off loopback)")
+	hosts := fs.String("hosts", "", "DNS names the fleet view is reached by, comma-separated (requests naming another host are refused)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,10 +71,15 @@ func run(args []string) error {
 	defer store.Close()
 	opts := []nats.Option{nats.Name("posd-hq"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
 	if *creds != "" {
-		if _, err := config.ReadSecret(*creds); err != nil { // the same checks as a box's key
+		c, err := config.ReadSecret(*creds) // the same checks as a box's key
+		if err != nil {
 			return err
 		}
-		opts = append(opts, nats.UserCredentials(*creds))
+		auth, err := fleet.AuthOption(c)
+		if err != nil {
+			return fmt.Errorf("-creds %s: %w", *creds, err)
+		}
+		opts = append(opts, auth)
 	}
 	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
@@ -86,7 +95,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: hq.Protect(hq.Handler(store, m), *listen, token), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	access := hq.Access{Listen: ln.Addr().String(), Hosts: strings.Split(*hosts, ","), Token: token}
+	ln = api.LimitListener(ln, 64)
+	srv := &http.Server{Handler: hq.Protect(hq.Handler(store, m), access), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("fleet view stopped", zap.Error(err))

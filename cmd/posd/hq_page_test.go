@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,12 +29,9 @@ func TestHQPageInABrowser(t *testing.T) {
 	hqBin, natsBin := buildFleet(t)
 	g := startSandbox(t)
 	natsAddr := freePort(t)
+	_, natsPort, _ := net.SplitHostPort(natsAddr)
 	natsURL := "nats://" + natsAddr
-	startProc(t, natsBin, nil, "-c", natsConf(t, "hq.conf", // head office's server, without stores
-		"listen: 0.0.0.0:4222", "listen: "+natsAddr,
-		"listen: 0.0.0.0:7422", "listen: "+freePort(t),
-		"/var/lib/nats", t.TempDir(),
-		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", ""))
+	startProc(t, natsBin, nil, "-a", "127.0.0.1", "-p", natsPort, "-js", "-sd", t.TempDir())
 	st := streamConfig(t, "store-stream.json") // the boxes publish straight to it here
 	_, err := jetStream(t, natsURL).CreateStream(context.Background(), st)
 	require.NoError(t, err)

@@ -11,9 +11,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/hq"
 	"example.com/posd/payment/sandbox"
 )
@@ -32,37 +34,40 @@ func TestStoreLeafNodes(t *testing.T) {
 	g := startSandbox(t)
 	ctx := context.Background()
 
+	// The keys the configs list (public) and the parties hold (seeds).
+	admin, hqKey := newNkey(t), newNkey(t)
 	hubAddr, leafAddr := freePort(t), freePort(t)
 	hub := startProc(t, natsBin, nil, "-c", natsConf(t, "hq.conf",
 		"listen: 0.0.0.0:4222", "listen: "+hubAddr,
 		"listen: 0.0.0.0:7422", "listen: "+leafAddr,
 		"/var/lib/nats", t.TempDir(),
-		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", ""))
+		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
+		"POSD_HQ_PUBLIC_NKEY", hqKey.pub, "ADMIN_PUBLIC_NKEY", admin.pub))
 	stores := map[string]string{"S001": "s001", "S002": "s002"} // posd's store id → its NATS domain
-	storeURL := map[string]string{}
+	storeURL, lanes := map[string]string{}, map[string]nkey{}
 	for s, domain := range stores {
 		addr := freePort(t)
-		storeURL[s] = "nats://" + addr
+		storeURL[s], lanes[s] = "nats://"+addr, newNkey(t)
 		startProc(t, natsBin, nil, "-c", natsConf(t, "store.conf",
 			"s001", domain, // server name, domain and leaf user
+			"S001", s, // the lanes' subjects
 			"listen: 0.0.0.0:4222", "listen: "+addr,
 			"/var/lib/nats", t.TempDir(),
 			"tls://", "nats://",
-			"nats.hq.example:7422", leafAddr))
+			"nats.hq.example:7422", leafAddr,
+			"LANES_PUBLIC_NKEY", lanes[s].pub, "ADMIN_PUBLIC_NKEY", admin.pub))
 		st := streamConfig(t, "store-stream.json")
-		_, err := jetStream(t, storeURL[s]).CreateStream(ctx, st)
+		_, err := jetStream(t, storeURL[s], admin.auth).CreateStream(ctx, st)
 		require.NoError(t, err, "the store's stream")
 	}
-	hubStream := streamConfig(t, "hq-stream.json")
-	hubStream.Replicas = 1 // one server here, not a cluster
-	_, err := jetStream(t, "nats://"+hubAddr).CreateStream(ctx, hubStream)
+	_, err := jetStream(t, "nats://"+hubAddr, admin.auth).CreateStream(ctx, streamConfig(t, "hq-stream.json"))
 	require.NoError(t, err, "head office's stream")
 
 	dbPath := filepath.Join(t.TempDir(), "hq.db")
-	startProc(t, hqBin, nil, "-nats", "nats://"+hubAddr, "-db", dbPath, "-listen", "127.0.0.1:0")
+	startProc(t, hqBin, nil, "-nats", "nats://"+hubAddr, "-creds", hqKey.seedFile, "-db", dbPath, "-listen", "127.0.0.1:0")
 	boxes := map[string]*posdProc{}
 	for s := range stores {
-		boxes[s] = newDaemon(t, g, opts{store: s, extra: "fleet: {url: \"" + storeURL[s] + "\"}\n"})
+		boxes[s] = newDaemon(t, g, opts{store: s, extra: "fleet: {url: \"" + storeURL[s] + "\", credentials_file: " + lanes[s].seedFile + "}\n"})
 		boxes[s].start()
 	}
 	pay := func(n int) {
@@ -103,6 +108,22 @@ func TestStoreLeafNodes(t *testing.T) {
 	n, err := store.Count(ctx, "order")
 	require.NoError(t, err)
 	assert.Equal(t, 8, n, "every order of both stores exactly once")
+	// Head office's stream holds each version of each record once: not a
+	// copy by another path (a leaf link carrying the lanes' publishes, a
+	// store's stream capturing another's).
+	hs, err := jetStream(t, "nats://"+hubAddr, admin.auth).Stream(ctx, "POSD")
+	require.NoError(t, err)
+	info, err := hs.Info(ctx)
+	require.NoError(t, err)
+	ids := map[string]int{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := hs.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		ids[m.Header.Get(jetstream.MsgIDHeader)]++
+	}
+	for id, k := range ids {
+		assert.Equal(t, 1, k, "message %s at head office %d times", id, k)
+	}
 }
 
 // natsConf writes docs/fleet/<name> with the test's replacements (old,
@@ -132,10 +153,10 @@ func streamConfig(t *testing.T, name string) jetstream.StreamConfig {
 }
 
 // jetStream connects to a server once it takes connections.
-func jetStream(t *testing.T, url string) jetstream.JetStream {
+func jetStream(t *testing.T, url string, opts ...nats.Option) jetstream.JetStream {
 	var js jetstream.JetStream
 	waitFor(t, 10*time.Second, func() bool {
-		nc, err := nats.Connect(url)
+		nc, err := nats.Connect(url, opts...)
 		if err != nil {
 			return false
 		}
@@ -144,6 +165,28 @@ func jetStream(t *testing.T, url string) jetstream.JetStream {
 		return err == nil
 	}, "NATS at "+url)
 	return js
+}
+
+// nkey is a NATS user key: its public key for a server's config, its seed
+// in a file only its owner reads (a box's fleet.credentials_file,
+// posd-hq's -creds), and the option that signs with it.
+type nkey struct {
+	pub, seedFile string
+	auth          nats.Option
+}
+
+func newNkey(t *testing.T) nkey {
+	kp, err := nkeys.CreateUser()
+	require.NoError(t, err)
+	pub, err := kp.PublicKey()
+	require.NoError(t, err)
+	seed, err := kp.Seed()
+	require.NoError(t, err)
+	k := nkey{pub: pub, seedFile: filepath.Join(t.TempDir(), "user.nk")}
+	require.NoError(t, os.WriteFile(k.seedFile, append(seed, '\n'), 0o600))
+	k.auth, err = fleet.AuthOption(string(seed))
+	require.NoError(t, err)
+	return k
 }
 
 // waitOutboxDrained waits until a box's stream acknowledged all of its

@@ -137,7 +137,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// together, so guessing it takes forever.
 			s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr),
 				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", ok))
-			s.slow.Wait()
+			s.slow.Wait(r.Context())
 			w.Header().Set("Connection", "close") // a refused client keeps no connection slot
 			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"mime"
 	"net"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +27,7 @@ type Guard struct {
 	hosts  map[string]bool // allowed Host values; nil: any (a unix socket)
 	anyIP  bool            // a wildcard listener: any IP literal is a name of it
 	scheme string
+	port   string
 }
 
 // NewGuard guards a listener at addr ("host:port" or "unix:/path").
@@ -40,7 +43,7 @@ func NewGuard(addr string, tls bool) *Guard {
 	if err != nil {
 		return g
 	}
-	g.hosts = map[string]bool{}
+	g.hosts, g.port = map[string]bool{}, port
 	for _, h := range []string{host, "localhost", "127.0.0.1", "::1"} {
 		g.hosts[net.JoinHostPort(h, port)] = true
 	}
@@ -57,6 +60,24 @@ func NewGuard(addr string, tls bool) *Guard {
 		}
 	}
 	return g
+}
+
+// Allow adds names the listener is reached by (its DNS names), with the
+// listener's port unless a name has its own.
+func (g *Guard) Allow(names ...string) {
+	if g.hosts == nil {
+		return // any name already
+	}
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if n == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(n); err != nil {
+			n = net.JoinHostPort(n, g.port)
+		}
+		g.hosts[n] = true
+	}
 }
 
 func (g *Guard) hostOK(host string) bool {
@@ -116,17 +137,39 @@ func changesState(r *http.Request) bool {
 }
 
 // Throttle slows down wrong tokens: one answer per Interval, for all
-// callers together, so that guessing is slow whatever the connections.
+// callers together. At most 16 wait their turn, and one whose client has
+// gone stops waiting: a flood of wrong tokens holds no more than that (the
+// others are answered at once). The token's length is what stops guessing;
+// this only makes it slower.
 type Throttle struct {
-	mu       sync.Mutex
 	Interval time.Duration
+	once     sync.Once
+	turn     chan struct{}
+	waiting  atomic.Int32
 }
 
-// Wait takes the caller's turn.
-func (t *Throttle) Wait() {
-	t.mu.Lock()
-	time.Sleep(t.Interval)
-	t.mu.Unlock()
+const throttleWaiting = 16
+
+// Wait takes the caller's turn, if it can have one.
+func (t *Throttle) Wait(ctx context.Context) {
+	t.once.Do(func() { t.turn = make(chan struct{}, 1) })
+	if t.waiting.Add(1) > throttleWaiting {
+		t.waiting.Add(-1)
+		return
+	}
+	defer t.waiting.Add(-1)
+	select {
+	case t.turn <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-t.turn }()
+	timer := time.NewTimer(t.Interval)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }
 
 // LimitListener accepts at most n connections at once; one more is

@@ -173,19 +173,43 @@ func (p *Publisher) connectOptions() []nats.Option {
 		}),
 	}
 	if p.o.Credentials != "" {
-		creds := p.o.Credentials
-		opts = append(opts, nats.UserJWT(
-			func() (string, error) { return nkeys.ParseDecoratedJWT([]byte(creds)) },
-			func(nonce []byte) ([]byte, error) {
-				kp, err := nkeys.ParseDecoratedNKey([]byte(creds))
-				if err != nil {
-					return nil, err
-				}
-				defer kp.Wipe()
-				return kp.Sign(nonce)
-			}))
+		auth, err := AuthOption(p.o.Credentials)
+		if err != nil { // posd checks them when it starts (daemon.openFleet): not reached
+			p.o.Log.Error("fleet: credentials", zap.Error(err))
+		} else {
+			opts = append(opts, auth)
+		}
 	}
 	return opts
+}
+
+// AuthOption authenticates with the content of a credentials file: a NATS
+// creds file (a user JWT and its nkey seed, operator mode) or a bare nkey
+// seed (a server whose config lists the user's public nkey, as
+// docs/fleet's do). The seed signs the server's nonce and is wiped after.
+func AuthOption(creds string) (nats.Option, error) {
+	seed := func() (nkeys.KeyPair, error) { return nkeys.ParseDecoratedNKey([]byte(creds)) }
+	kp, err := seed()
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials: no nkey seed in them: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	kp.Wipe()
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials: %w", err)
+	}
+	sign := func(nonce []byte) ([]byte, error) {
+		kp, err := seed()
+		if err != nil {
+			return nil, err
+		}
+		defer kp.Wipe()
+		return kp.Sign(nonce)
+	}
+	if !strings.Contains(creds, "BEGIN NATS USER JWT") {
+		return nats.Nkey(pub, sign), nil
+	}
+	return nats.UserJWT(func() (string, error) { return nkeys.ParseDecoratedJWT([]byte(creds)) }, sign), nil
 }
 
 // drain publishes one batch of the outbox and removes what was acked.
@@ -216,7 +240,7 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 	var perr error
 	done := map[string]bool{} // versions sent in this batch: a later entry of the same version is the same message
 	for _, e := range batch {
-		id := MsgID(p.o.Merchant, e.Kind, e.ID, e.Version)
+		id := MsgID(p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version)
 		if !live[e.Seq] || done[id] {
 			acked = e.Seq
 			continue
@@ -304,7 +328,7 @@ func (p *Publisher) message(e *journal.OutboxEntry) (*nats.Msg, error) {
 	}
 	m := nats.NewMsg(Subject(p.o.Prefix, p.o.Merchant, p.o.Store, e.Lane, e.Kind))
 	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, MsgID(p.o.Merchant, e.Kind, e.ID, e.Version))
+	m.Header.Set(jetstream.MsgIDHeader, MsgID(p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version))
 	return m, nil
 }
 
@@ -323,8 +347,11 @@ func Subject(prefix, merchant, store, lane, kind string) string {
 }
 
 // MsgID names one version of one record, for the stream's deduplication.
-func MsgID(merchant, kind, id string, version uint64) string {
-	return fmt.Sprintf("%s:%s:%s:%d", merchant, kind, id, version)
+// The store is in it: a device's id (lane/role/name) and its version (the
+// box's outbox sequence) are alike in boxes set up alike, and the stream
+// would drop one store's device state as a copy of another's.
+func MsgID(merchant, store, kind, id string, version uint64) string {
+	return fmt.Sprintf("%s:%s:%s:%s:%d", merchant, store, kind, id, version)
 }
 
 // token makes s one subject token: what a subject gives a meaning to

@@ -3,11 +3,15 @@ package hq
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"example.com/posd/internal/fleet"
 )
 
 // Consumer materializes a stream of box messages into a Store through a
@@ -70,6 +74,9 @@ func (c *Consumer) one(ctx context.Context, cons jetstream.Consumer) error {
 	var recs []Record
 	for m := range b.Messages() {
 		r, perr := Parse(m.Data())
+		if perr == nil {
+			perr = fromItsSubject(&r, m.Subject())
+		}
 		if perr != nil {
 			// Not a box's message: it would come back forever. Kept out,
 			// counted and logged.
@@ -97,6 +104,19 @@ func (c *Consumer) one(ctx context.Context, cons jetstream.Consumer) error {
 	for i, m := range msgs {
 		_ = m.Ack()
 		c.Metrics.records.WithLabelValues(recs[i].Kind).Inc()
+		c.Metrics.heard(&recs[i])
+	}
+	return nil
+}
+
+// fromItsSubject refuses a record whose merchant, store, lane or kind is
+// not its subject's: a box may publish only under its own store (the
+// store's NATS server gives each store's lanes their subjects,
+// docs/fleet), and the body must not claim another.
+func fromItsSubject(r *Record, subject string) error {
+	want := fleet.Subject("p", r.Merchant, r.Store, r.Lane, r.Kind)
+	if !strings.HasSuffix(subject, want[1:]) {
+		return fmt.Errorf("hq: a %s of %s/%s/%s published on %s", r.Kind, r.Merchant, r.Store, r.Lane, subject)
 	}
 	return nil
 }
@@ -131,6 +151,19 @@ type Metrics struct {
 	malformed prometheus.Counter
 	lag       prometheus.Gauge
 	batch     prometheus.Histogram
+	// last is each store's newest change stored: a store whose lanes'
+	// changes stop arriving (its link down, its stream not sourced) shows
+	// as an age, before its server's stream drops anything (max_age).
+	last     *prometheus.GaugeVec
+	lastSeen map[[2]string]time.Time
+}
+
+func (m *Metrics) heard(r *Record) {
+	k := [2]string{r.Merchant, r.Store}
+	if r.ChangedAt.After(m.lastSeen[k]) {
+		m.lastSeen[k] = r.ChangedAt
+		m.last.WithLabelValues(r.Merchant, r.Store).Set(float64(r.ChangedAt.UnixMilli()) / 1000)
+	}
 }
 
 // NewMetrics registers posd-hq's series.
@@ -145,7 +178,10 @@ func NewMetrics() *Metrics {
 			Help: "Messages in the stream not yet stored and acknowledged."}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "posd_hq_batch_seconds",
 			Help: "Time to store one batch.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "posd_hq_store_last_change_timestamp_seconds",
+			Help: "When the newest change stored of each store was made (alert on time() minus it in opening hours)."}, []string{"merchant", "store"}),
+		lastSeen: map[[2]string]time.Time{},
 	}
-	m.Registry.MustRegister(m.records, m.malformed, m.lag, m.batch)
+	m.Registry.MustRegister(m.records, m.malformed, m.lag, m.batch, m.last)
 	return m
 }

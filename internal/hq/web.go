@@ -65,20 +65,28 @@ func Handler(s *Store, m *Metrics) http.Handler {
 	return mux
 }
 
+// Access is who may read the fleet view.
+type Access struct {
+	Listen string   // the listener's address as bound (its real port)
+	Hosts  []string // more names the view is reached by (DNS names)
+	Token  string   // "": none asked (posd-hq allows that on loopback only)
+}
+
 // Protect guards the fleet view, which shows every store's takings: a
-// browser's cross-site request and a DNS-rebound name are refused
-// (api.Guard), and with a token every request must carry it — as a bearer
-// token (scripts, Prometheus) or as basic auth's password (a browser asks
-// for it). Wrong tokens are answered slowly, all callers together.
-func Protect(h http.Handler, listen, token string) http.Handler {
-	g := api.NewGuard(listen, false)
+// browser's cross-site request and a name that is not the view's (DNS
+// rebinding) are refused (api.Guard), and with a token every request must
+// carry it — as a bearer token (scripts, Prometheus) or as basic auth's
+// password (a browser asks for it). Wrong tokens are answered slowly.
+func Protect(h http.Handler, a Access) http.Handler {
+	g := api.NewGuard(a.Listen, false)
+	g.Allow(a.Hosts...)
 	slow := &api.Throttle{Interval: 250 * time.Millisecond}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.Check(w, r) {
 			return
 		}
-		if token != "" && !tokenOK(r, token) {
-			slow.Wait()
+		if a.Token != "" && !tokenOK(r, a.Token) {
+			slow.Wait(r.Context())
 			w.Header().Set("Connection", "close")
 			w.Header().Set("WWW-Authenticate", `Basic realm="posd-hq", charset="UTF-8"`)
 			http.Error(w, "posd-hq: a valid token is required (bearer, or as basic auth's password)", http.StatusUnauthorized)
