@@ -42,6 +42,7 @@ func TestStoreLeafNodes(t *testing.T) {
 		"listen: 0.0.0.0:7422", "listen: "+leafAddr,
 		"/var/lib/nats", t.TempDir(),
 		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
+		"tls {\n  cert_file: /etc/nats/hq.pem\n  key_file: /etc/nats/hq.key\n}\n", "",
 		"POSD_HQ_PUBLIC_NKEY", hqKey.pub, "ADMIN_PUBLIC_NKEY", admin.pub))
 	stores := map[string]string{"S001": "s001", "S002": "s002"} // posd's store id → its NATS domain
 	storeURL, lanes := map[string]string{}, map[string]nkey{}

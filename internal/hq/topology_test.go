@@ -105,6 +105,7 @@ func startTopology(t *testing.T) *topo {
 		"listen: 0.0.0.0:7422", "listen: "+leafAddr,
 		"/var/lib/nats", t.TempDir(),
 		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
+		"tls {\n  cert_file: /etc/nats/hq.pem\n  key_file: /etc/nats/hq.key\n}\n", "",
 		"POSD_HQ_PUBLIC_NKEY", pub(t, tp.hq), "ADMIN_PUBLIC_NKEY", pub(t, tp.admin))
 	for _, d := range []string{"s001", "s002"} {
 		addr := freeAddr(t)
