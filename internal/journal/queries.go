@@ -48,8 +48,9 @@ const exportBatch = 256
 // ids and times, then reads the orders a batch at a time: a listing of
 // months holds a batch in memory, not the months (posd runs under a
 // memory limit, beside the payments), and no read transaction stays open
-// while fn writes to a slow client. An order pruned between the two is
-// left out; one changed is given as it is then.
+// while fn writes to a slow client. An order pruned between the two, or
+// changed so that keep no longer selects it, is left out; one otherwise
+// changed is given as it is then.
 func (j *Journal) eachOrderSorted(keep func(*money.Order) bool, desc bool, limit int, fn func(*money.Order) error) error {
 	type ref struct {
 		at time.Time
@@ -90,7 +91,7 @@ func (j *Journal) eachOrderSorted(keep func(*money.Order) bool, desc bool, limit
 				if err != nil {
 					return err
 				}
-				if found {
+				if found && keep(&o) { // still: an unresolved order may have been resolved since
 					batch = append(batch, o)
 				}
 			}
