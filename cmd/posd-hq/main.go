@@ -26,8 +26,8 @@ import (
 
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/config"
-	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/hq"
+	"example.com/posd/internal/natsauth"
 	"example.com/posd/payment"
 )
 
@@ -75,7 +75,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		auth, err := fleet.AuthOption(c)
+		auth, err := natsauth.Option(c)
 		if err != nil {
 			return fmt.Errorf("-creds %s: %w", *creds, err)
 		}
@@ -130,8 +130,8 @@ func viewToken(listen, file string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(token) < 16 {
-		return "", fmt.Errorf("-token-file %s: a token of at least 16 characters", file)
+	if len(token) < config.MinTokenLen {
+		return "", fmt.Errorf("-token-file %s: the token is %d bytes; at least %d (head -c 32 /dev/urandom | base64)", file, len(token), config.MinTokenLen)
 	}
 	return token, nil
 }

@@ -34,7 +34,7 @@ func TestViewToken(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, strings.Repeat("k", 32), tok)
 	_, err = viewToken("0.0.0.0:8322", short)
-	assert.ErrorContains(t, err, "16 characters")
+	assert.ErrorContains(t, err, "at least 32")
 	_, err = viewToken("0.0.0.0:8322", shared)
 	assert.Error(t, err, "a token others can read")
 	_, err = viewToken("0.0.0.0:8322", filepath.Join(dir, "absent"))

@@ -36,7 +36,7 @@ func TestHQPageInABrowser(t *testing.T) {
 	_, err := jetStream(t, natsURL).CreateStream(context.Background(), st)
 	require.NoError(t, err)
 
-	token := strings.Repeat("t0ken", 6)
+	token := strings.Repeat("t0ken", 8)
 	tokenFile := filepath.Join(t.TempDir(), "view.token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
 	viewAddr := freePort(t)

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/hq"
+	"example.com/posd/internal/natsauth"
 	"example.com/posd/payment/sandbox"
 )
 
@@ -185,7 +185,7 @@ func newNkey(t *testing.T) nkey {
 	require.NoError(t, err)
 	k := nkey{pub: pub, seedFile: filepath.Join(t.TempDir(), "user.nk")}
 	require.NoError(t, os.WriteFile(k.seedFile, append(seed, '\n'), 0o600))
-	k.auth, err = fleet.AuthOption(string(seed))
+	k.auth, err = natsauth.Option(string(seed))
 	require.NoError(t, err)
 	return k
 }

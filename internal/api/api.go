@@ -37,6 +37,7 @@ type Server struct {
 	prot    Protection
 	guard   *Guard
 	slow    Throttle
+	exports chan struct{} // one export at a time: each holds its range's ids
 	// Store is the name a receipt carries (merchant.store_id).
 	Store string
 	// Reconcile runs the reconciliations (nil: the routes answer 503).
@@ -80,7 +81,7 @@ func openRoute(r *http.Request) bool {
 // devices lists the devices for GET /v1/devices.
 func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, devices func() any) *Server {
 	s := &Server{svc: svc, hist: hist, log: log, health: health, devices: devices, mux: http.NewServeMux(),
-		slow: Throttle{Interval: 250 * time.Millisecond}}
+		slow: Throttle{Interval: 250 * time.Millisecond}, exports: make(chan struct{}, 1)}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("GET /v1/charges", s.findCharges)
@@ -427,12 +428,31 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Streamed, an order at a time: a year of a busy lane must not take
-	// the box's memory. An error once orders were sent can only cut the
-	// answer short: the connection ends without the chunked answer's end,
-	// which every HTTP client reports as an error.
+	// the box's memory; one export at a time. An error once orders were
+	// sent can only cut the answer short: the connection ends without the
+	// chunked answer's end, which every HTTP client reports as an error.
+	// The server's write timeout is for answers of one piece: an export
+	// has minutes to list its range, then 30 s for each batch.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Minute))
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	case <-r.Context().Done():
+		return
+	}
 	to = to.AddDate(0, 0, 1)
+	each := func(fn func(*money.Order) error) error {
+		n := 0
+		return s.hist.ExportEach(from, to, func(o *money.Order) error {
+			if n++; n%256 == 1 {
+				_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			}
+			return fn(o)
+		})
+	}
 	if r.URL.Query().Get("format") == "csv" {
-		s.exportCSV(w, from, to)
+		s.exportCSV(w, each)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -441,7 +461,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(&one)
 	enc.SetEscapeHTML(false)
 	n := 0
-	err = s.hist.ExportEach(from, to, func(o *money.Order) error {
+	err = each(func(o *money.Order) error {
 		one.Reset()
 		if err := enc.Encode(exportOf(o)); err != nil {
 			return err
@@ -469,12 +489,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 var exportColumns = []string{"created_at", "finished_at", "lane", "charge_id", "mch_trade_id", "wallet", "pay_type", "state", "total_fee", "trade_id", "out_trade_id", "auth_code", "err_msg", "resolution",
 	"coupon_fee", "buyer_pay_amount", "op_user_id", "shift"}
 
-func (s *Server) exportCSV(w http.ResponseWriter, from, to time.Time) {
+func (s *Server) exportCSV(w http.ResponseWriter, each func(func(*money.Order) error) error) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	cw := csv.NewWriter(w)
 	_ = cw.Write(exportColumns)
 	rows := 0
-	err := s.hist.ExportEach(from, to, func(o *money.Order) error {
+	err := each(func(o *money.Order) error {
 		a := exportOf(o)
 		rows++
 		return cw.Write([]string{a.CreatedAt.Format(time.RFC3339), a.FinishedAt.Format(time.RFC3339), a.Lane, a.ChargeID, a.MchTradeID, a.Wallet, a.PayType,

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -137,27 +136,19 @@ func changesState(r *http.Request) bool {
 }
 
 // Throttle slows down wrong tokens: one answer per Interval, for all
-// callers together. At most 16 wait their turn, and one whose client has
-// gone stops waiting: a flood of wrong tokens holds no more than that (the
-// others are answered at once). The token's length is what stops guessing;
-// this only makes it slower.
+// callers together, however many connections they use (each waits its
+// turn: how many can wait is the listener's connection limit), so that
+// guessing is slow and a flood of them logs a few lines a second. One
+// whose client has gone stops waiting.
 type Throttle struct {
 	Interval time.Duration
 	once     sync.Once
 	turn     chan struct{}
-	waiting  atomic.Int32
 }
 
-const throttleWaiting = 16
-
-// Wait takes the caller's turn, if it can have one.
+// Wait takes the caller's turn.
 func (t *Throttle) Wait(ctx context.Context) {
 	t.once.Do(func() { t.turn = make(chan struct{}, 1) })
-	if t.waiting.Add(1) > throttleWaiting {
-		t.waiting.Add(-1)
-		return
-	}
-	defer t.waiting.Add(-1)
 	select {
 	case t.turn <- struct{}{}:
 	case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -340,4 +341,29 @@ confirm: {query_interval: 1s}
 		}
 		assert.NotContains(t, all, "secret", u)
 	}
+}
+
+// fleet.credentials_file is read as NATS will use it: a file that holds no
+// user's seed (or a JWT of another user) is a configuration error that
+// check-config names, not a broker refusing posd forever.
+func TestFleetCredentials(t *testing.T) {
+	dir := t.TempDir()
+	check := func(content string) error {
+		path := filepath.Join(dir, "fleet.nk")
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		c, err := Parse([]byte(good + "fleet: {url: \"nats://127.0.0.1:4222\", credentials_file: " + path + "}\n"))
+		require.NoError(t, err)
+		_, err = c.Validate()
+		return err
+	}
+	err := check("not a seed\n")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "fleet.credentials_file")
+	// A user's seed, as `nk -gen user` writes it, with a pasted blank.
+	assert.NoError(t, check("SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY \n"))
+	op, err := nkeys.CreateOperator()
+	require.NoError(t, err)
+	seed, err := op.Seed()
+	require.NoError(t, err)
+	assert.Error(t, check(string(seed)+"\n"), "an operator's seed")
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"example.com/posd/internal/natsauth"
 	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/scanner"
@@ -278,8 +279,10 @@ func (c *Config) checkFleet(p *problems) {
 		}
 	}
 	if f.CredentialsFile != "" {
-		if _, err := ReadSecret(f.CredentialsFile); err != nil {
+		if creds, err := ReadSecret(f.CredentialsFile); err != nil {
 			p.bad("fleet.credentials_file: %v", err)
+		} else if _, err := natsauth.Option(creds); err != nil {
+			p.bad("fleet.credentials_file %s: %v", f.CredentialsFile, err)
 		}
 		if w := CredentialWarning("fleet.credentials_file", f.CredentialsFile); w != "" {
 			p.warn(w)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,9 +24,6 @@ func (d *Daemon) openFleet() error {
 		var err error
 		if creds, err = config.ReadSecret(f.CredentialsFile); err != nil {
 			return err
-		}
-		if _, err := fleet.AuthOption(creds); err != nil {
-			return fmt.Errorf("fleet.credentials_file %s: %w", f.CredentialsFile, err)
 		}
 	}
 	d.journal.SetOutbox(true)

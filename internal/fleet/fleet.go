@@ -10,12 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/natsauth"
 )
 
 // Options configure a Publisher.
@@ -173,43 +173,14 @@ func (p *Publisher) connectOptions() []nats.Option {
 		}),
 	}
 	if p.o.Credentials != "" {
-		auth, err := AuthOption(p.o.Credentials)
-		if err != nil { // posd checks them when it starts (daemon.openFleet): not reached
+		auth, err := natsauth.Option(p.o.Credentials)
+		if err != nil { // refused by posd's config check (config.validate): not reached
 			p.o.Log.Error("fleet: credentials", zap.Error(err))
 		} else {
 			opts = append(opts, auth)
 		}
 	}
 	return opts
-}
-
-// AuthOption authenticates with the content of a credentials file: a NATS
-// creds file (a user JWT and its nkey seed, operator mode) or a bare nkey
-// seed (a server whose config lists the user's public nkey, as
-// docs/fleet's do). The seed signs the server's nonce and is wiped after.
-func AuthOption(creds string) (nats.Option, error) {
-	seed := func() (nkeys.KeyPair, error) { return nkeys.ParseDecoratedNKey([]byte(creds)) }
-	kp, err := seed()
-	if err != nil {
-		return nil, fmt.Errorf("fleet: credentials: no nkey seed in them: %w", err)
-	}
-	pub, err := kp.PublicKey()
-	kp.Wipe()
-	if err != nil {
-		return nil, fmt.Errorf("fleet: credentials: %w", err)
-	}
-	sign := func(nonce []byte) ([]byte, error) {
-		kp, err := seed()
-		if err != nil {
-			return nil, err
-		}
-		defer kp.Wipe()
-		return kp.Sign(nonce)
-	}
-	if !strings.Contains(creds, "BEGIN NATS USER JWT") {
-		return nats.Nkey(pub, sign), nil
-	}
-	return nats.UserJWT(func() (string, error) { return nkeys.ParseDecoratedJWT([]byte(creds)) }, sign), nil
 }
 
 // drain publishes one batch of the outbox and removes what was acked.

@@ -11,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -247,50 +244,4 @@ func payT(b *testing.B, j *journal.Journal, id string) {
 	require.NoError(b, j.Update(func(tx *journal.Tx) error { return tx.RecordAttempt(&o, &c) }))
 	o.State, o.Phase, o.FinishedAt = money.Paid, money.PhaseDone, now
 	require.NoError(b, j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, now); return err }))
-}
-
-// The credentials posd and posd-hq take: a bare nkey seed (a server that
-// lists the user's public key, as docs/fleet's do) or a NATS creds file (a
-// user JWT and its seed, operator mode); anything else is refused.
-func TestAuthOption(t *testing.T) {
-	user, err := nkeys.CreateUser()
-	require.NoError(t, err)
-	seed, err := user.Seed()
-	require.NoError(t, err)
-	pub, err := user.PublicKey()
-	require.NoError(t, err)
-	account, err := nkeys.CreateAccount()
-	require.NoError(t, err)
-	token, err := jwt.NewUserClaims(pub).Encode(account)
-	require.NoError(t, err)
-	creds, err := jwt.FormatUserConfig(token, seed)
-	require.NoError(t, err)
-
-	apply := func(creds string) (nats.Options, error) {
-		o := nats.GetDefaultOptions()
-		opt, err := AuthOption(creds)
-		if err == nil {
-			err = opt(&o)
-		}
-		return o, err
-	}
-	o, err := apply(string(seed) + "\n")
-	require.NoError(t, err)
-	assert.Equal(t, pub, o.Nkey, "a bare seed: the server's listed public key")
-	assert.Nil(t, o.UserJWT)
-	sig, err := o.SignatureCB([]byte("nonce"))
-	require.NoError(t, err)
-	assert.NoError(t, user.Verify([]byte("nonce"), sig))
-
-	o, err = apply(string(creds))
-	require.NoError(t, err)
-	require.NotNil(t, o.UserJWT, "a creds file: its JWT")
-	got, err := o.UserJWT()
-	require.NoError(t, err)
-	assert.Equal(t, token, got)
-
-	for _, bad := range []string{"", "not a seed", "SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHT"} {
-		_, err := AuthOption(bad)
-		assert.Error(t, err, "%q", bad)
-	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"example.com/posd/internal/fleet"
+	"example.com/posd/internal/natsauth"
 )
 
 // topo is docs/fleet's topology run in this process: head office's server
@@ -79,7 +79,7 @@ func connectAs(t *testing.T, url string, kp nkeys.KeyPair) (*nats.Conn, error) {
 	if kp != nil {
 		seed, err := kp.Seed()
 		require.NoError(t, err)
-		auth, err := fleet.AuthOption(string(seed))
+		auth, err := natsauth.Option(string(seed))
 		require.NoError(t, err)
 		opts = append(opts, auth)
 	}

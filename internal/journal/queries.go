@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,24 +45,56 @@ func (j *Journal) ExportEach(from, to time.Time, fn func(*money.Order) error) er
 // exportBatch is how many orders eachOrderSorted reads in one transaction.
 const exportBatch = 256
 
+// orderHead is what the first pass of a listing reads of an order.
+type orderHead struct {
+	MchTradeID string      `json:"mch_trade_id"`
+	CreatedAt  time.Time   `json:"created_at"`
+	Phase      money.Phase `json:"phase"`
+}
+
+type orderRef struct {
+	at int64 // created, Unix nanoseconds
+	id string
+}
+
 // eachOrderSorted calls fn with the orders keep selects, by creation time
 // (newest first if desc), at most limit (0: all). It first lists their
-// ids and times, then reads the orders a batch at a time: a listing of
-// months holds a batch in memory, not the months (posd runs under a
-// memory limit, beside the payments), and no read transaction stays open
-// while fn writes to a slow client. An order pruned between the two, or
-// changed so that keep no longer selects it, is left out; one otherwise
-// changed is given as it is then.
+// ids and times (reading only those and the phase: keep sees nothing
+// else), then reads the orders a batch at a time: a listing of months
+// holds a batch in memory, not the months (posd runs under a memory
+// limit, beside the payments), and no read transaction stays open while
+// fn writes to a slow client. With a limit the list keeps at most about
+// twice that. An order pruned between the two passes, or changed so that
+// keep no longer selects it, is left out; one otherwise changed is given
+// as it is then.
 func (j *Journal) eachOrderSorted(keep func(*money.Order) bool, desc bool, limit int, fn func(*money.Order) error) error {
-	type ref struct {
-		at time.Time
-		id string
+	var refs []orderRef
+	sortCut := func() {
+		slices.SortFunc(refs, func(a, b orderRef) int {
+			c := cmp.Compare(a.at, b.at)
+			if c == 0 {
+				c = strings.Compare(a.id, b.id)
+			}
+			if desc {
+				return -c
+			}
+			return c
+		})
+		if limit > 0 && len(refs) > limit {
+			refs = refs[:limit]
+		}
 	}
-	var refs []ref
 	err := j.View(func(tx *Tx) error {
-		return tx.EachOrder(func(o money.Order) error {
-			if keep(&o) {
-				refs = append(refs, ref{o.CreatedAt, o.MchTradeID})
+		return tx.forEach(orderBucket, func(_ string, v []byte) error {
+			var h orderHead
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			if keep(&money.Order{MchTradeID: h.MchTradeID, CreatedAt: h.CreatedAt, Phase: h.Phase}) {
+				refs = append(refs, orderRef{h.CreatedAt.UnixNano(), h.MchTradeID})
+			}
+			if limit > 0 && len(refs) >= 2*limit+exportBatch {
+				sortCut()
 			}
 			return nil
 		})
@@ -68,19 +102,7 @@ func (j *Journal) eachOrderSorted(keep func(*money.Order) bool, desc bool, limit
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(refs, func(a, b ref) int {
-		c := a.at.Compare(b.at)
-		if c == 0 {
-			c = strings.Compare(a.id, b.id)
-		}
-		if desc {
-			return -c
-		}
-		return c
-	})
-	if limit > 0 && len(refs) > limit {
-		refs = refs[:limit]
-	}
+	sortCut()
 	batch := make([]money.Order, 0, exportBatch)
 	for len(refs) > 0 {
 		n := min(len(refs), exportBatch)

@@ -89,9 +89,15 @@ func TestExportEachAcrossBatches(t *testing.T) {
 	for i, id := range got {
 		require.Equal(t, fmt.Sprintf("X%05d", i+1), id, "oldest first")
 	}
+	newest, err := j.Orders(false, 10)
+	require.NoError(t, err)
+	require.Len(t, newest, 10, "a limit far below the orders: the list is cut as it grows")
+	for i, o := range newest {
+		assert.Equal(t, fmt.Sprintf("X%05d", n-1-i), o.MchTradeID, "newest first")
+	}
 	stop := errors.New("client gone")
 	calls := 0
-	err := j.ExportEach(t0, t0.Add(n*time.Second), func(*money.Order) error {
+	err = j.ExportEach(t0, t0.Add(n*time.Second), func(*money.Order) error {
 		calls++
 		if calls == exportBatch+1 {
 			return stop
