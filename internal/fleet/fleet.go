@@ -139,7 +139,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return p.remove(true)
 		case <-wake:
-			if !sleep(ctx, p.o.Linger) {
+			if !Sleep(ctx, p.o.Linger) {
 				return p.remove(true)
 			}
 		case <-time.After(wait):
@@ -147,8 +147,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 }
 
-// sleep waits d, or until ctx ends (false).
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d, or until ctx ends (false).
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -42,7 +42,7 @@ func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream) error {
 	for ctx.Err() == nil {
 		if err := c.one(ctx, cons); err != nil && ctx.Err() == nil {
 			c.Log.Warn("hq: batch not stored; delivered again", zap.Error(err))
-			sleep(ctx, time.Second)
+			fleet.Sleep(ctx, time.Second)
 		}
 	}
 	return nil
@@ -58,7 +58,7 @@ func (c *Consumer) consumer(ctx context.Context, js jetstream.JetStream) (jetstr
 			return cons, nil
 		}
 		c.Log.Warn("hq: no consumer yet (is the stream there, the broker up?)", zap.String("stream", c.Stream), zap.Error(err))
-		if !sleep(ctx, 2*time.Second) {
+		if !fleet.Sleep(ctx, 2*time.Second) {
 			return nil, ctx.Err()
 		}
 	}
@@ -127,20 +127,9 @@ func (c *Consumer) watchLag(ctx context.Context, cons jetstream.Consumer) {
 		if info, err := cons.Info(ctx); err == nil {
 			c.Metrics.lag.Set(float64(info.NumPending + uint64(info.NumAckPending)))
 		}
-		if !sleep(ctx, 5*time.Second) {
+		if !fleet.Sleep(ctx, 5*time.Second) {
 			return
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
