@@ -3,12 +3,14 @@ package daemon
 import (
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/fleet"
+	"example.com/posd/internal/natsauth"
 )
 
 // openFleet turns the journal's outbox on and makes the publisher, when
@@ -19,15 +21,18 @@ func (d *Daemon) openFleet() error {
 	if f.URL == "" || d.damaged {
 		return nil
 	}
-	var creds string
+	var auth nats.Option
 	if f.CredentialsFile != "" {
-		var err error
-		if creds, err = config.ReadSecret(f.CredentialsFile); err != nil {
+		creds, err := config.ReadSecret(f.CredentialsFile)
+		if err != nil {
+			return err
+		}
+		if auth, err = natsauth.Option(creds); err != nil { // config validation refused it already
 			return err
 		}
 	}
 	d.journal.SetOutbox(true)
-	d.fleet = fleet.New(fleet.Options{URL: f.URL, Credentials: creds, Prefix: f.SubjectPrefix,
+	d.fleet = fleet.New(fleet.Options{URL: f.URL, Auth: auth, Prefix: f.SubjectPrefix,
 		Merchant: d.cfg.Merchant.ID, Store: d.cfg.Merchant.StoreID, Journal: d.journal, Log: d.log.Named("fleet")})
 	m := d.metrics
 	m.r.MustRegister(

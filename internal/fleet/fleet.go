@@ -15,18 +15,17 @@ import (
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/failpoint"
 	"example.com/posd/internal/journal"
-	"example.com/posd/internal/natsauth"
 )
 
 // Options configure a Publisher.
 type Options struct {
-	URL         string // nats:// or tls://, comma-separated
-	Credentials string // the content of a NATS creds file ("": none)
-	Prefix      string // the subjects' first token
-	Merchant    string
-	Store       string
-	Journal     *journal.Journal
-	Log         *zap.Logger
+	URL      string      // nats:// or tls://, comma-separated
+	Auth     nats.Option // the credentials (natsauth.Option; nil: none)
+	Prefix   string      // the subjects' first token
+	Merchant string
+	Store    string
+	Journal  *journal.Journal
+	Log      *zap.Logger
 	// Batch is how many outbox entries are published before their removal
 	// is committed (0: 256).
 	Batch int
@@ -172,13 +171,8 @@ func (p *Publisher) connectOptions() []nats.Option {
 			p.Wake()
 		}),
 	}
-	if p.o.Credentials != "" {
-		auth, err := natsauth.Option(p.o.Credentials)
-		if err != nil { // refused by posd's config check (config.validate): not reached
-			p.o.Log.Error("fleet: credentials", zap.Error(err))
-		} else {
-			opts = append(opts, auth)
-		}
+	if p.o.Auth != nil {
+		opts = append(opts, p.o.Auth)
 	}
 	return opts
 }

@@ -46,6 +46,14 @@ type got struct {
 	version                         uint64
 }
 
+// run runs a publisher until stop.
+func run(p *Publisher) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
 func readAll(t *testing.T, st jetstream.Stream) []got {
 	t.Helper()
 	ctx := context.Background()
@@ -100,12 +108,6 @@ func TestPublisher(t *testing.T) {
 	require.NoError(t, j.Backup(filepath.Join(dir, "before-publish.db")))
 
 	opts := Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Journal: j, Log: zap.NewNop(), Poll: 20 * time.Millisecond}
-	run := func(p *Publisher) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = p.Run(ctx) }()
-		return func() { cancel(); <-done }
-	}
 	p := New(opts)
 	stop := run(p)
 	waitEmpty(t, p)

@@ -29,10 +29,7 @@ func TestWakeDuringLinger(t *testing.T) {
 	defer j.Close()
 	j.SetOutbox(true)
 	p := New(Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Journal: j, Log: zap.NewNop(), Poll: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer run(p)()
 	time.Sleep(200 * time.Millisecond) // connected, first (empty) drain done, now waiting on wake/poll
 
 	save := func(id string) {
@@ -74,28 +71,21 @@ func TestShutdownDuringLinger(t *testing.T) {
 	j.SetOutbox(true)
 	opts := Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Journal: j, Log: zap.NewNop(), Poll: time.Hour, Linger: 500 * time.Millisecond}
 	p := New(opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(ctx) }()
+	stop := run(p)
 	time.Sleep(200 * time.Millisecond)
 	now := time.Now()
 	o := money.NewOrder(money.Order{MchTradeID: "S1_POS1_A", Lane: "L1", TotalFee: 100, AuthCode: "281234567890123456"}, now)
 	require.NoError(t, j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, now); return err }))
 	p.Wake()
 	time.Sleep(20 * time.Millisecond) // lingering
-	cancel()
-	<-done
+	stop()
 	assert.Equal(t, uint64(1), p.Status().Pending, "kept in the outbox")
 	info, err := st.Info(context.Background())
 	require.NoError(t, err)
 	assert.Zero(t, info.State.Msgs)
 
 	opts.Linger = 0
-	p2 := New(opts)
-	ctx, cancel = context.WithCancel(context.Background())
-	done = make(chan struct{})
-	go func() { defer close(done); _ = p2.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer run(New(opts))()
 	require.Eventually(t, func() bool {
 		info, err := st.Info(context.Background())
 		return err == nil && info.State.Msgs == 1
@@ -137,19 +127,9 @@ func TestDeviceMsgIDsOfTwoStores(t *testing.T) {
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.AddDevice(gw.Lane, gw.Role+"/"+gw.Name, gw) }))
 		pubs = append(pubs, New(Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: s, Journal: j, Log: zap.NewNop(), Poll: 10 * time.Millisecond}))
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	var dones []chan struct{}
 	for _, p := range pubs {
-		d := make(chan struct{})
-		dones = append(dones, d)
-		go func() { defer close(d); _ = p.Run(rctx) }()
+		defer run(p)()
 	}
-	defer func() {
-		cancel()
-		for _, d := range dones {
-			<-d
-		}
-	}()
 	for _, p := range pubs {
 		waitEmpty(t, p)
 	}
