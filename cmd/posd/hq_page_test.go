@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/internal/natstest"
 )
 
 // The head office's page in a real headless Chromium, fed by a real box
@@ -32,7 +34,7 @@ func TestHQPageInABrowser(t *testing.T) {
 	_, natsPort, _ := net.SplitHostPort(natsAddr)
 	natsURL := "nats://" + natsAddr
 	startProc(t, natsBin, nil, "-a", "127.0.0.1", "-p", natsPort, "-js", "-sd", t.TempDir())
-	st := streamConfig(t, "store-stream.json") // the boxes publish straight to it here
+	st := natstest.FleetStream(t, "store-stream.json") // the boxes publish straight to it here
 	_, err := jetStream(t, natsURL).CreateStream(context.Background(), st)
 	require.NoError(t, err)
 

@@ -3,20 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/hq"
-	"example.com/posd/internal/natsauth"
+	"example.com/posd/internal/natstest"
 	"example.com/posd/payment/sandbox"
 )
 
@@ -35,40 +32,26 @@ func TestStoreLeafNodes(t *testing.T) {
 	ctx := context.Background()
 
 	// The keys the configs list (public) and the parties hold (seeds).
-	admin, hqKey := newNkey(t), newNkey(t)
+	admin, hqKey := natstest.NewUser(t), natstest.NewUser(t)
 	hubAddr, leafAddr := freePort(t), freePort(t)
-	hub := startProc(t, natsBin, nil, "-c", natsConf(t, "hq.conf",
-		"listen: 0.0.0.0:4222", "listen: "+hubAddr,
-		"listen: 0.0.0.0:7422", "listen: "+leafAddr,
-		"/var/lib/nats", t.TempDir(),
-		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
-		"tls {\n  cert_file: /etc/nats/hq.pem\n  key_file: /etc/nats/hq.key\n}\n", "",
-		"POSD_HQ_PUBLIC_NKEY", hqKey.pub, "ADMIN_PUBLIC_NKEY", admin.pub))
+	hub := startProc(t, natsBin, nil, "-c", natstest.HQConf(t, hubAddr, leafAddr, hqKey, admin))
 	stores := map[string]string{"S001": "s001", "S002": "s002"} // posd's store id → its NATS domain
-	storeURL, lanes := map[string]string{}, map[string]nkey{}
+	storeURL, lanes := map[string]string{}, map[string]natstest.User{}
 	for s, domain := range stores {
 		addr := freePort(t)
-		storeURL[s], lanes[s] = "nats://"+addr, newNkey(t)
-		startProc(t, natsBin, nil, "-c", natsConf(t, "store.conf",
-			"s001", domain, // server name, domain and leaf user
-			"S001", s, // the lanes' subjects
-			"listen: 0.0.0.0:4222", "listen: "+addr,
-			"/var/lib/nats", t.TempDir(),
-			"tls://", "nats://",
-			"nats.hq.example:7422", leafAddr,
-			"LANES_PUBLIC_NKEY", lanes[s].pub, "ADMIN_PUBLIC_NKEY", admin.pub))
-		st := streamConfig(t, "store-stream.json")
-		_, err := jetStream(t, storeURL[s], admin.auth).CreateStream(ctx, st)
+		storeURL[s], lanes[s] = "nats://"+addr, natstest.NewUser(t)
+		startProc(t, natsBin, nil, "-c", natstest.StoreConf(t, s, domain, addr, leafAddr, lanes[s], admin))
+		_, err := jetStream(t, storeURL[s], admin.Auth).CreateStream(ctx, natstest.FleetStream(t, "store-stream.json"))
 		require.NoError(t, err, "the store's stream")
 	}
-	_, err := jetStream(t, "nats://"+hubAddr, admin.auth).CreateStream(ctx, streamConfig(t, "hq-stream.json"))
+	_, err := jetStream(t, "nats://"+hubAddr, admin.Auth).CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json"))
 	require.NoError(t, err, "head office's stream")
 
 	dbPath := filepath.Join(t.TempDir(), "hq.db")
-	startProc(t, hqBin, nil, "-nats", "nats://"+hubAddr, "-creds", hqKey.seedFile, "-db", dbPath, "-listen", "127.0.0.1:0")
+	startProc(t, hqBin, nil, "-nats", "nats://"+hubAddr, "-creds", hqKey.SeedFile, "-db", dbPath, "-listen", "127.0.0.1:0")
 	boxes := map[string]*posdProc{}
 	for s := range stores {
-		boxes[s] = newDaemon(t, g, opts{store: s, extra: "fleet: {url: \"" + storeURL[s] + "\", credentials_file: " + lanes[s].seedFile + "}\n"})
+		boxes[s] = newDaemon(t, g, opts{store: s, extra: "fleet: {url: \"" + storeURL[s] + "\", credentials_file: " + lanes[s].SeedFile + "}\n"})
 		boxes[s].start()
 	}
 	pay := func(n int) {
@@ -112,7 +95,7 @@ func TestStoreLeafNodes(t *testing.T) {
 	// Head office's stream holds each version of each record once: not a
 	// copy by another path (a leaf link carrying the lanes' publishes, a
 	// store's stream capturing another's).
-	hs, err := jetStream(t, "nats://"+hubAddr, admin.auth).Stream(ctx, "POSD")
+	hs, err := jetStream(t, "nats://"+hubAddr, admin.Auth).Stream(ctx, "POSD")
 	require.NoError(t, err)
 	info, err := hs.Info(ctx)
 	require.NoError(t, err)
@@ -125,32 +108,6 @@ func TestStoreLeafNodes(t *testing.T) {
 	for id, k := range ids {
 		assert.Equal(t, 1, k, "message %s at head office %d times", id, k)
 	}
-}
-
-// natsConf writes docs/fleet/<name> with the test's replacements (old,
-// new, …); each must apply, so that the docs and this test cannot drift
-// apart.
-func natsConf(t *testing.T, name string, repl ...string) string {
-	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "fleet", name))
-	require.NoError(t, err)
-	s := string(b)
-	for i := 0; i+1 < len(repl); i += 2 {
-		require.Contains(t, s, repl[i], "docs/fleet/%s changed: the test's replacement no longer applies", name)
-		s = strings.ReplaceAll(s, repl[i], repl[i+1])
-	}
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(path, []byte(s), 0o600))
-	return path
-}
-
-// streamConfig reads a stream's configuration from docs/fleet, as the
-// operator gives it to `nats stream add --config`.
-func streamConfig(t *testing.T, name string) jetstream.StreamConfig {
-	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "fleet", name))
-	require.NoError(t, err)
-	var c jetstream.StreamConfig
-	require.NoError(t, json.Unmarshal(b, &c), name)
-	return c
 }
 
 // jetStream connects to a server once it takes connections.
@@ -166,28 +123,6 @@ func jetStream(t *testing.T, url string, opts ...nats.Option) jetstream.JetStrea
 		return err == nil
 	}, "NATS at "+url)
 	return js
-}
-
-// nkey is a NATS user key: its public key for a server's config, its seed
-// in a file only its owner reads (a box's fleet.credentials_file,
-// posd-hq's -creds), and the option that signs with it.
-type nkey struct {
-	pub, seedFile string
-	auth          nats.Option
-}
-
-func newNkey(t *testing.T) nkey {
-	kp, err := nkeys.CreateUser()
-	require.NoError(t, err)
-	pub, err := kp.PublicKey()
-	require.NoError(t, err)
-	seed, err := kp.Seed()
-	require.NoError(t, err)
-	k := nkey{pub: pub, seedFile: filepath.Join(t.TempDir(), "user.nk")}
-	require.NoError(t, os.WriteFile(k.seedFile, append(seed, '\n'), 0o600))
-	k.auth, err = natsauth.Option(string(seed))
-	require.NoError(t, err)
-	return k
 }
 
 // waitOutboxDrained waits until a box's stream acknowledged all of its

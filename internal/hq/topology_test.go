@@ -2,10 +2,7 @@ package hq
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +10,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"example.com/posd/internal/natsauth"
+	"example.com/posd/internal/natstest"
 )
 
 // topo is docs/fleet's topology run in this process: head office's server
@@ -26,8 +22,8 @@ type topo struct {
 	hub         *server.Server
 	hubURL      string
 	storeURL    map[string]string // by domain
-	admin, hq   nkeys.KeyPair
-	lanes       map[string]nkeys.KeyPair // by domain
+	admin, hq   natstest.User
+	lanes       map[string]natstest.User // by domain
 	hubStream   jetstream.Stream
 	storeStream map[string]jetstream.Stream
 }
@@ -39,30 +35,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newKey(t *testing.T) nkeys.KeyPair {
-	kp, err := nkeys.CreateUser()
-	require.NoError(t, err)
-	return kp
-}
-
-func pub(t *testing.T, kp nkeys.KeyPair) string {
-	p, err := kp.PublicKey()
-	require.NoError(t, err)
-	return p
-}
-
-// startConf starts docs/fleet/<name> with replacements, each of which
-// must apply.
-func startConf(t *testing.T, name string, repl ...string) *server.Server {
-	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "fleet", name))
-	require.NoError(t, err)
-	s := string(b)
-	for i := 0; i+1 < len(repl); i += 2 {
-		require.Contains(t, s, repl[i], "docs/fleet/%s changed", name)
-		s = strings.ReplaceAll(s, repl[i], repl[i+1])
-	}
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(path, []byte(s), 0o600))
+// startConf starts a server on a configuration file.
+func startConf(t *testing.T, path string) *server.Server {
 	o, err := server.ProcessConfigFile(path)
 	require.NoError(t, err)
 	o.NoLog, o.NoSigs = true, true
@@ -74,13 +48,10 @@ func startConf(t *testing.T, name string, repl ...string) *server.Server {
 	return ns
 }
 
-func connectAs(t *testing.T, url string, kp nkeys.KeyPair) (*nats.Conn, error) {
+// connectAs connects as a user; nil: with no credentials.
+func connectAs(t *testing.T, url string, auth nats.Option) (*nats.Conn, error) {
 	var opts []nats.Option
-	if kp != nil {
-		seed, err := kp.Seed()
-		require.NoError(t, err)
-		auth, err := natsauth.Option(string(seed))
-		require.NoError(t, err)
+	if auth != nil {
 		opts = append(opts, auth)
 	}
 	nc, err := nats.Connect(url, opts...)
@@ -90,45 +61,30 @@ func connectAs(t *testing.T, url string, kp nkeys.KeyPair) (*nats.Conn, error) {
 	return nc, err
 }
 
-func streamFile(t *testing.T, name string) jetstream.StreamConfig {
-	return streamConfigFile(t, filepath.Join("..", "..", "docs", "fleet", name))
-}
-
 func startTopology(t *testing.T) *topo {
 	ctx := context.Background()
-	tp := &topo{admin: newKey(t), hq: newKey(t), storeURL: map[string]string{}, lanes: map[string]nkeys.KeyPair{},
+	tp := &topo{admin: natstest.NewUser(t), hq: natstest.NewUser(t), storeURL: map[string]string{}, lanes: map[string]natstest.User{},
 		storeStream: map[string]jetstream.Stream{}}
 	hubAddr, leafAddr := freeAddr(t), freeAddr(t)
 	tp.hubURL = "nats://" + hubAddr
-	tp.hub = startConf(t, "hq.conf",
-		"listen: 0.0.0.0:4222", "listen: "+hubAddr,
-		"listen: 0.0.0.0:7422", "listen: "+leafAddr,
-		"/var/lib/nats", t.TempDir(),
-		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
-		"tls {\n  cert_file: /etc/nats/hq.pem\n  key_file: /etc/nats/hq.key\n}\n", "",
-		"POSD_HQ_PUBLIC_NKEY", pub(t, tp.hq), "ADMIN_PUBLIC_NKEY", pub(t, tp.admin))
+	tp.hub = startConf(t, natstest.HQConf(t, hubAddr, leafAddr, tp.hq, tp.admin))
 	for _, d := range []string{"s001", "s002"} {
 		addr := freeAddr(t)
-		tp.storeURL[d], tp.lanes[d] = "nats://"+addr, newKey(t)
-		startConf(t, "store.conf",
-			"s001", d, "S001", strings.ToUpper(d),
-			"listen: 0.0.0.0:4222", "listen: "+addr,
-			"/var/lib/nats", t.TempDir(),
-			"tls://", "nats://", "nats.hq.example:7422", leafAddr,
-			"LANES_PUBLIC_NKEY", pub(t, tp.lanes[d]), "ADMIN_PUBLIC_NKEY", pub(t, tp.admin))
-		nc, err := connectAs(t, tp.storeURL[d], tp.admin)
+		tp.storeURL[d], tp.lanes[d] = "nats://"+addr, natstest.NewUser(t)
+		startConf(t, natstest.StoreConf(t, strings.ToUpper(d), d, addr, leafAddr, tp.lanes[d], tp.admin))
+		nc, err := connectAs(t, tp.storeURL[d], tp.admin.Auth)
 		require.NoError(t, err)
 		js, err := jetstream.New(nc)
 		require.NoError(t, err)
-		tp.storeStream[d], err = js.CreateStream(ctx, streamFile(t, "store-stream.json"))
+		tp.storeStream[d], err = js.CreateStream(ctx, natstest.FleetStream(t, "store-stream.json"))
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return tp.hub.NumLeafNodes() == 2 }, 10*time.Second, 20*time.Millisecond)
-	nc, err := connectAs(t, tp.hubURL, tp.admin)
+	nc, err := connectAs(t, tp.hubURL, tp.admin.Auth)
 	require.NoError(t, err)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	tp.hubStream, err = js.CreateStream(ctx, streamFile(t, "hq-stream.json"))
+	tp.hubStream, err = js.CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json"))
 	require.NoError(t, err, "hq-stream.json on hq.conf, as written")
 	return tp
 }
@@ -152,13 +108,13 @@ func TestTopologyKeepsStoresApart(t *testing.T) {
 	for _, url := range []string{tp.hubURL, tp.storeURL["s001"]} {
 		_, err := connectAs(t, url, nil)
 		assert.Error(t, err, "%s without a key", url)
-		_, err = connectAs(t, url, newKey(t))
+		_, err = connectAs(t, url, natstest.NewUser(t).Auth)
 		assert.Error(t, err, "%s with a key it does not know", url)
 	}
-	_, err := connectAs(t, tp.hubURL, tp.lanes["s001"])
+	_, err := connectAs(t, tp.hubURL, tp.lanes["s001"].Auth)
 	assert.Error(t, err, "a store's lanes at head office")
 
-	nc, err := connectAs(t, tp.storeURL["s001"], tp.lanes["s001"])
+	nc, err := connectAs(t, tp.storeURL["s001"], tp.lanes["s001"].Auth)
 	require.NoError(t, err)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -178,7 +134,7 @@ func TestTopologyKeepsStoresApart(t *testing.T) {
 	_, err = hqjs.Stream(short, "POSD")
 	assert.Error(t, err, "the lanes reach head office's JetStream")
 
-	admin, err := connectAs(t, tp.storeURL["s001"], tp.admin)
+	admin, err := connectAs(t, tp.storeURL["s001"], tp.admin.Auth)
 	require.NoError(t, err)
 	hqjs, err = jetstream.NewWithDomain(admin, "hq")
 	require.NoError(t, err)
@@ -198,7 +154,7 @@ func TestTopologyKeepsStoresApart(t *testing.T) {
 	assert.Zero(t, msgs(t, tp.storeStream["s002"]), "store s001's order in store s002's stream")
 
 	// posd-hq's key reads head office's stream; a store's lanes' does not.
-	hqc, err := connectAs(t, tp.hubURL, tp.hq)
+	hqc, err := connectAs(t, tp.hubURL, tp.hq.Auth)
 	require.NoError(t, err)
 	hjs, err := jetstream.New(hqc)
 	require.NoError(t, err)
@@ -219,12 +175,4 @@ func TestRecordFromItsSubject(t *testing.T) {
 	assert.Error(t, fromItsSubject(&r, "posd.M1.S002.L1.refunds"), "another kind")
 	assert.Error(t, fromItsSubject(&r, "posd.M2.S002.L1.orders"), "another merchant")
 	assert.Error(t, fromItsSubject(&r, "xM1.S002.L1.orders"))
-}
-
-func streamConfigFile(t *testing.T, path string) jetstream.StreamConfig {
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var c jetstream.StreamConfig
-	require.NoError(t, json.Unmarshal(b, &c), path)
-	return c
 }

@@ -1,0 +1,113 @@
+package natstest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"example.com/posd/internal/natsauth"
+)
+
+// The chain's NATS configuration as docs/fleet gives it to an operator,
+// for the tests that run it (cmd/posd's with nats-server processes,
+// internal/hq's in process): the same files, with the test's addresses,
+// directories and keys, and without TLS. Every replacement must apply, so
+// the docs and the tests cannot drift apart.
+
+// fleetFile reads docs/fleet/<name>.
+func fleetFile(t testing.TB, name string) string {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "docs", "fleet", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// fleetConf writes docs/fleet/<name> with the replacements (old, new, …)
+// and returns its path.
+func fleetConf(t testing.TB, name string, repl ...string) string {
+	t.Helper()
+	s := fleetFile(t, name)
+	for i := 0; i+1 < len(repl); i += 2 {
+		if !strings.Contains(s, repl[i]) {
+			t.Fatalf("docs/fleet/%s changed: %q is no longer in it", name, repl[i])
+		}
+		s = strings.ReplaceAll(s, repl[i], repl[i+1])
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// HQConf is hq.conf listening on client and leaf (host:port), keeping its
+// streams under a new directory, for the posd-hq and admin users.
+func HQConf(t testing.TB, client, leaf string, posdHQ, admin User) string {
+	return fleetConf(t, "hq.conf",
+		"listen: 0.0.0.0:4222", "listen: "+client,
+		"listen: 0.0.0.0:7422", "listen: "+leaf,
+		"/var/lib/nats", t.TempDir(),
+		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
+		"tls {\n  cert_file: /etc/nats/hq.pem\n  key_file: /etc/nats/hq.key\n}\n", "",
+		"POSD_HQ_PUBLIC_NKEY", posdHQ.Pub, "ADMIN_PUBLIC_NKEY", admin.Pub)
+}
+
+// StoreConf is store.conf for posd's store (S001…) as JetStream domain
+// (s001…), listening on client, a leaf node of head office's leaf address,
+// for the store's lanes and the admin.
+func StoreConf(t testing.TB, store, domain, client, hqLeaf string, lanes, admin User) string {
+	return fleetConf(t, "store.conf",
+		"s001", domain, // server name, domain and leaf user
+		"S001", store, // the lanes' subjects
+		"listen: 0.0.0.0:4222", "listen: "+client,
+		"/var/lib/nats", t.TempDir(),
+		"tls://", "nats://", "nats.hq.example:7422", hqLeaf,
+		"LANES_PUBLIC_NKEY", lanes.Pub, "ADMIN_PUBLIC_NKEY", admin.Pub)
+}
+
+// FleetStream is a stream's configuration from docs/fleet, as the
+// operator gives it to `nats stream add --config`.
+func FleetStream(t testing.TB, name string) jetstream.StreamConfig {
+	var c jetstream.StreamConfig
+	if err := json.Unmarshal([]byte(fleetFile(t, name)), &c); err != nil {
+		t.Fatalf("docs/fleet/%s: %v", name, err)
+	}
+	return c
+}
+
+// User is a NATS user's nkey: the public key a server's config lists, the
+// seed in a file only its owner reads (a box's fleet.credentials_file,
+// posd-hq's -creds), and the option that connects with it.
+type User struct {
+	Pub, SeedFile string
+	Auth          nats.Option
+}
+
+// NewUser makes a user's nkey.
+func NewUser(t testing.TB) User {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	u := User{Pub: pub, SeedFile: filepath.Join(t.TempDir(), "user.nk")}
+	if err := os.WriteFile(u.SeedFile, append(seed, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if u.Auth, err = natsauth.Option(string(seed)); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
