@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -18,13 +19,17 @@ import (
 var ErrBusy = errors.New("poller: order is in progress")
 
 // StartRefund refunds r.RefundFee of a paid, final order (0: all that is
-// left), one refund at a time. The refund, numbered with its
-// mch_refund_id, is journaled with the order before it is sent; r is
-// filled in as recorded.
+// left) under r.MchRefundID (RefundIDFor the till's id, or RestRefundID),
+// one refund at a time. The refund is journaled with the order before
+// anything is sent; r is filled in as recorded. A refund already recorded
+// under that id is ErrRefundExists: it is the same refund.
 func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.Order, error) {
 	return p.takeUp(id, now, func(tx *journal.Tx, o *money.Order) error {
 		if o.State != money.Paid || o.Phase != money.PhaseDone {
 			return journal.Fail(fmt.Errorf("poller: order %s is %s, only a paid order is refunded", id, o.State))
+		}
+		if _, ok, err := tx.Refund(r.MchRefundID); err != nil || ok {
+			return cmp.Or(err, journal.Fail(ErrRefundExists))
 		}
 		left := o.TotalFee - o.RefundedFee
 		fee := r.RefundFee
@@ -34,13 +39,13 @@ func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.O
 		if fee > left {
 			return journal.Fail(fmt.Errorf("%w: %d fen asked, %d of %d left to refund", ErrRefundExceeds, fee, left, o.TotalFee))
 		}
-		startRefundOf(o, "operator", fee, now)
-		if !payment.ValidTradeID(o.RefundID) {
-			return journal.Fail(fmt.Errorf("%w: order %s has had all the refunds its id can number", ErrRefundExceeds, id))
+		if !payment.ValidTradeID(r.MchRefundID) {
+			return journal.Fail(fmt.Errorf("poller: %q is not a mch_refund_id", r.MchRefundID))
 		}
+		startRefundOf(o, "operator", fee, r.MchRefundID, now)
 		o.UpdatedAt, o.ErrMsg = now, ""
 		rr := *r // the function may run again
-		rr.MchRefundID, rr.MchTradeID, rr.ChargeID, rr.Lane = o.RefundID, o.MchTradeID, o.ChargeID, o.Lane
+		rr.MchTradeID, rr.ChargeID, rr.Lane = o.MchTradeID, o.ChargeID, o.Lane
 		rr.RefundFee, rr.State, rr.CreatedAt, rr.UpdatedAt = fee, money.Pending, now, now
 		if err := tx.RecordRefund(&rr); err != nil {
 			return err
@@ -49,6 +54,9 @@ func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.O
 		return nil
 	})
 }
+
+// ErrRefundExists: a refund is recorded under that mch_refund_id already.
+var ErrRefundExists = errors.New("poller: refund exists")
 
 // Reopen drives an order the journal holds final but the gateway reports
 // still open (paying or reversing: what a reconciliation found) to a final
@@ -301,12 +309,6 @@ func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, err
 		}
 		if !o.NeedsAttention() && !defect.On(4) {
 			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
-		}
-		if d.RefundedFee > 0 && o.Restored && o.RefundSeq == 0 {
-			// Refunds posd numbered after the copy may be at the gateway:
-			// a new refund must not reuse their ids. posd finds them when
-			// its queries see the refund (trade_state 1): wait for that.
-			return journal.Fail(fmt.Errorf("%w: order %s comes from a restored journal and posd has not yet asked the gateway which of its refunds were made since: wait until it has (it is queried)", ErrNotResolvable, id))
 		}
 		if d.RefundedFee > o.TotalFee {
 			return journal.Fail(fmt.Errorf("poller: refunded_fee %d: more than the order's %d fen", d.RefundedFee, o.TotalFee))

@@ -108,6 +108,12 @@ func Step(o money.Order, r payment.Result, now time.Time, p Policy) money.Order 
 func stepVerify(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid:
+		if r.Outcome == payment.Paid && r.TradeState != payment.StateRefunding && len(KnownRefunds(o)) > 0 {
+			// Some gateways keep trade_state 0 after a refund: its
+			// refunds are asked for whatever the order says.
+			discoverRefunds(o, now)
+			return
+		}
 		settle(o, r, now)
 		if o.State != money.Paid {
 			o.ErrMsg = "found " + string(o.State) + " at the gateway after the journal was restored from an older copy"
@@ -294,15 +300,10 @@ func notPaidState(ts int) money.State {
 	return money.Declined
 }
 
-// RefundID is the mch_refund_id for refunding an order in full. Trade ids
-// are at most 30 characters (check-config), so this is at most 32 and
-// unique as the trade id is.
-func RefundID(mchTradeID string) string { return RefundIDN(mchTradeID, 1) }
-
-// RefundIDN is the mch_refund_id of an order's nth refund: unique for the
-// merchant forever, as the order's own id is. n is written in base 36, so
-// that the longest order id (30 characters) still has 35 refunds within
-// the protocol's 32 (payment.ValidTradeID says when it has no more).
+// RefundIDN is the mch_refund_id an older posd gave an order's nth refund,
+// counted in its journal: a restored copy counted again from where it
+// was, and a new refund took the id of one made since (RefundIDFor is
+// what posd uses now). Discovery still asks them.
 func RefundIDN(mchTradeID string, n int) string {
 	return mchTradeID + "R" + strings.ToUpper(strconv.FormatInt(int64(n), 36))
 }

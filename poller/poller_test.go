@@ -198,6 +198,8 @@ func TestPollerRefund(t *testing.T) {
 			switch c {
 			case payment.CallRefund:
 				return res(payment.Done, payment.NoTradeState)
+			case payment.CallRefundQuery:
+				return res(payment.NotFound, payment.NoTradeState) // asked before it is sent: not made yet
 			case payment.CallQuery:
 				return res(payment.Paid, 1)
 			}
@@ -208,19 +210,19 @@ func TestPollerRefund(t *testing.T) {
 		defer cancel()
 		go p.Run(ctx)
 		o := newJournalOrder(t, j, "REFUNDME1", time.Now())
-		_, err = p.StartRefund(o.MchTradeID, &money.Refund{}, time.Now())
+		_, err = p.StartRefund(o.MchTradeID, &money.Refund{RefundID: "T1", MchRefundID: RefundIDFor(o.MchTradeID, "T1")}, time.Now())
 		assert.Error(t, err, "an order that is not paid is not refunded")
 		p.Launch(o)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		_, err = p.StartRefund(o.MchTradeID, &money.Refund{}, time.Now())
+		_, err = p.StartRefund(o.MchTradeID, &money.Refund{RefundID: "T1", MchRefundID: RefundIDFor(o.MchTradeID, "T1")}, time.Now())
 		require.NoError(t, err)
 		time.Sleep(time.Second)
 		synctest.Wait()
 		var got money.Order
 		require.NoError(t, j.View(func(tx *journal.Tx) error { var err error; got, _, err = tx.Order(o.MchTradeID); return err }))
 		assert.Equal(t, money.Refunded, got.State)
-		assert.Equal(t, "REFUNDME1R1", got.RefundID)
+		assert.Equal(t, RefundIDFor("REFUNDME1", "T1"), got.RefundID)
 	})
 }
 

@@ -1,7 +1,10 @@
 package poller
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
 	"fmt"
+	"slices"
 	"time"
 
 	"example.com/posd/internal/defect"
@@ -9,26 +12,88 @@ import (
 	"example.com/posd/payment"
 )
 
-// The refund path of an order: one refund at a time, each its own
-// mch_refund_id, decided by refund_query; and the discovery of refunds a
-// restored journal does not hold.
+// The refund path of an order: one refund at a time, each under the
+// mch_refund_id of what it is to the till, asked for before it is sent
+// and decided by refund_query; and the discovery of the refunds the
+// gateway holds of an order posd's journal may not know all of.
 
 // startRefund puts a paid order on the refund path; by is "operator" or
 // "fallback".
 func startRefund(o *money.Order, by string, now time.Time) {
-	startRefundOf(o, by, 0, now)
+	startRefundOf(o, by, 0, FallbackRefundID(o.MchTradeID), now)
 }
 
-// startRefundOf starts a refund of fee (0: all that is left); each refund
-// of an order has its own mch_refund_id, numbered from 1.
-func startRefundOf(o *money.Order, by string, fee int64, now time.Time) {
-	o.RefundSeq = max(o.RefundSeq, 0) + 1
+// startRefundOf starts a refund of fee (0: all that is left) under id. It
+// is asked for first: an id of a till's refund may have been used by a
+// run a restored journal does not remember, and the gateway's refund
+// under it is this refund.
+func startRefundOf(o *money.Order, by string, fee int64, id string, now time.Time) {
 	if fee <= 0 {
 		fee = o.TotalFee - o.RefundedFee
 	}
-	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefund, RefundIDN(o.MchTradeID, o.RefundSeq), by, 0, now
-	o.RefundFee, o.RefundResult = fee, ""
+	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefundQuery, id, by, 0, now
+	o.RefundFee, o.RefundResult, o.RefundCheck = fee, "", !defect.On(10)
+	if defect.On(10) {
+		o.Phase = money.PhaseRefund // sent at once, as before
+	}
 	o.RefundUnknown, o.RefundSends, o.RefundMissing = false, 0, 0
+	if !slices.Contains(o.Refunds, id) {
+		o.Refunds = append(slices.Clip(o.Refunds), id)
+	}
+}
+
+// stepRefundCheck follows the refund_query asked before a refund is sent.
+func stepRefundCheck(o *money.Order, r payment.Result, now time.Time, p Policy) {
+	switch {
+	case r.Outcome == payment.Done && r.Status == 0:
+		// Made already, by a run this journal does not remember.
+		o.RefundCheck = false
+		if r.RefundFee > 0 && r.RefundFee != RefundFeeOf(o) {
+			o.ErrMsg = fmt.Sprintf("this refund was made earlier at the gateway, of %d fen (asked now: %d)", r.RefundFee, RefundFeeOf(o))
+		}
+		refunded(o, r, now)
+	case r.Outcome == payment.Done: // in progress at the gateway: follow it
+		o.RefundCheck, o.RefundUnknown = false, true
+		refundBackoff(o, now, p)
+	case r.Outcome == payment.Pending, r.Outcome == payment.NotFound:
+		// Failed there (it may be tried again under its id) or never made:
+		// send it.
+		o.RefundCheck, o.Phase, o.Tries, o.NextAt = false, money.PhaseRefund, 0, now
+	default:
+		// No trusted answer. Sending is safe all the same (the gateway
+		// takes the same id as the same refund); ask a few times first.
+		o.Tries++
+		if o.Tries >= p.ReverseAttempts {
+			o.RefundCheck, o.Phase, o.Tries, o.NextAt = false, money.PhaseRefund, 0, now
+			return
+		}
+		o.NextAt = now.Add(p.ReverseInterval)
+	}
+}
+
+// RefundIDFor is the mch_refund_id of a till's refund of an order: a
+// function of the order and the till's id for the refund, never of a
+// count a restored journal rewinds. The same till refund reaches the
+// gateway under the same id whatever the journal remembers (the gateway
+// takes a repeat as the same refund), two never share one, and it is
+// unique for the merchant as the order's id is: 31 characters of a
+// SHA-256 (155 bits) within the protocol's 32.
+func RefundIDFor(mchTradeID, tillID string) string { return refundID(mchTradeID, "till", tillID) }
+
+// RestRefundID is the mch_refund_id of the refund of all that is left of
+// an order (POST …/refund, which carries no id of the till's).
+func RestRefundID(mchTradeID string) string { return refundID(mchTradeID, "rest", "") }
+
+// FallbackRefundID is the mch_refund_id of the refund by which the
+// reverse fallback gives back a payment made too late.
+func FallbackRefundID(mchTradeID string) string { return refundID(mchTradeID, "fallback", "") }
+
+func refundID(mchTradeID, kind, id string) string {
+	h := sha256.New()
+	for _, part := range []string{"posd refund", mchTradeID, kind, id} {
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return "R" + base32.StdEncoding.EncodeToString(h.Sum(nil))[:31]
 }
 
 // RefundFeeOf is the amount of an order's refund in flight.
@@ -76,8 +141,12 @@ func stepRefund(o *money.Order, r payment.Result, now time.Time, p Policy) {
 }
 
 func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) {
-	if o.RefundBy == "discover" {
+	switch {
+	case o.RefundBy == "discover":
 		stepDiscover(o, r, now, p)
+		return
+	case o.RefundCheck:
+		stepRefundCheck(o, r, now, p)
 		return
 	}
 	switch {
@@ -107,59 +176,62 @@ func stepRefundQuery(o *money.Order, r payment.Result, now time.Time, p Policy) 
 	}
 }
 
-// discoverRefunds asks refund_query for the refunds posd would have made
-// of the order, by their mch_refund_id (numbered), one after another, to
-// learn how much went back: a journal restored from an older copy does
-// not hold the refunds made since. Nothing is ever sent but queries.
+// discoverRefunds asks refund_query for every refund id posd knows of the
+// order (its own, the till's it has seen, an older posd's numbered ones),
+// one after another, to learn how much went back: a journal restored
+// from an older copy does not hold what was done since, and the order
+// query's trade_state does not say how much. Only queries are sent.
 func discoverRefunds(o *money.Order, now time.Time) {
-	o.Phase, o.RefundBy, o.RefundsFound, o.RefundGaps = money.PhaseRefundQuery, "discover", 0, 0
-	o.RefundSeq++
-	o.RefundID, o.RefundFee, o.RefundMissing, o.RefundUnknown, o.Tries, o.NextAt = RefundIDN(o.MchTradeID, o.RefundSeq), 0, 0, false, 0, now
+	o.Phase, o.RefundBy, o.RefundsFound, o.FoundFee, o.RefundAsk = money.PhaseRefundQuery, "discover", 0, 0, 0
+	o.RefundFee, o.RefundCheck = 0, false
+	askNext(o, now)
+}
+
+// askNext asks the next known refund id, or ends the discovery.
+func askNext(o *money.Order, now time.Time) {
+	ids := KnownRefunds(o)
+	if o.RefundAsk >= len(ids) {
+		endDiscovery(o, now)
+		return
+	}
+	o.RefundID, o.RefundMissing, o.RefundUnknown, o.Tries, o.NextAt = ids[o.RefundAsk], 0, false, 0, now
+	o.RefundAsk++
+}
+
+// KnownRefunds are the mch_refund_id posd knows of an order: an older
+// posd's numbered ones, then those it asked for or found.
+func KnownRefunds(o *money.Order) []string {
+	ids := make([]string, 0, o.RefundSeq+len(o.Refunds))
+	for n := 1; n <= o.RefundSeq; n++ {
+		ids = append(ids, RefundIDN(o.MchTradeID, n))
+	}
+	for _, id := range o.Refunds {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // stepDiscover follows one refund_query of a discovery.
 func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
-	next := func() {
-		o.RefundSeq++
-		o.RefundID, o.RefundMissing, o.Tries, o.NextAt = RefundIDN(o.MchTradeID, o.RefundSeq), 0, 0, now
-		if !payment.ValidTradeID(o.RefundID) {
-			endDiscovery(o, now)
-		}
-	}
 	switch {
 	case r.Outcome == payment.Done && r.Status == 0 && r.RefundFee > 0:
-		o.RefundedFee = min(o.RefundedFee+r.RefundFee, o.TotalFee)
-		o.RefundsFound, o.RefundGaps = o.RefundsFound+1, 0
-		next()
+		o.FoundFee += r.RefundFee
+		o.RefundsFound++
+		askNext(o, now)
 	case r.Outcome == payment.Pending: // that refund failed: none of the money
-		o.RefundGaps = 0
-		next()
+		askNext(o, now)
 	case r.Outcome == payment.NotFound:
-		// No such refund. A 301 is unsigned and may come from a lagging
-		// replica: as for a refund of posd's own, only minutes of "no such
-		// refund" say it was not made. A refund posd numbered but never
-		// made leaves a gap: the ids after it are asked too, until a few
-		// in a row are missing (each of those asked a few times only).
-		patience := 2*p.ReverseAttempts + 6
-		if o.RefundGaps > 0 {
-			patience = 3
-		}
-		if o.RefundMissing++; o.RefundMissing < patience {
+		// No such refund (an id asked for but never sent). A 301 is
+		// unsigned and may come from a lagging replica: asked a few
+		// times, over seconds, before it counts as not made.
+		if o.RefundMissing++; o.RefundMissing < 3 {
 			o.Tries++
-			o.NextAt = now.Add(min(p.ReverseInterval<<min(o.Tries, 16), p.ReconcileInterval))
+			o.NextAt = now.Add(p.ReverseInterval << min(o.Tries, 16))
 			return
 		}
-		if o.RefundGaps++; o.RefundGaps < 3 {
-			next()
-			return
-		}
-		// A new refund takes the first id of this last run of missing
-		// ones, which was asked with the whole patience: the ids after
-		// it, asked a few times only, are left unused. Had a discovery
-		// used them all, the gaps would add up, discovery after
-		// discovery, past what the next one asks (simulation, seed 538).
-		o.RefundSeq -= o.RefundGaps
-		endDiscovery(o, now)
+		askNext(o, now)
 	default:
 		refundBackoff(o, now, p) // in progress, or no trusted answer
 	}
@@ -167,25 +239,26 @@ func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
 
 // endDiscovery ends the order by what the discovery found.
 func endDiscovery(o *money.Order, now time.Time) {
-	found := o.RefundsFound
+	o.RefundedFee = min(max(o.RefundedFee, o.FoundFee), o.TotalFee)
 	o.RefundBy, o.RefundID, o.RefundMissing = "operator", "", 0
+	unaccounted := o.TradeState == payment.StateRefunding && (o.Restored || o.RefundedFee == 0)
 	switch {
-	case found == 0 && o.RefundedFee == 0 && o.ReverseSent:
+	case o.RefundsFound == 0 && o.RefundedFee == 0 && o.ReverseSent:
 		end(o, money.Reversed, now) // none of posd's refunds: its reverse gave the money back
-	case found == 0 && o.RefundedFee == 0:
-		end(o, money.Refunded, now)
-		o.ErrMsg = "refunded outside posd (trade_state 1)"
 	case o.RefundedFee >= o.TotalFee:
 		end(o, money.Refunded, now)
-	case o.Restored && found > 0:
-		// A restored journal's order, refunded in part since the copy:
-		// the refunds posd found are not proof that there are no others
-		// (a gap, a lagging replica). Not a made-up figure: an operator
-		// looks at the gateway.
+	case unaccounted && defect.On(11) && o.RefundedFee == 0:
+		end(o, money.Refunded, now) // taken for a refund in full, as before
+	case unaccounted:
+		// The gateway shows a refund (trade_state 1) that posd cannot
+		// account for: made outside posd, or since the copy a restored
+		// journal was made from. What it found is no proof there are no
+		// others, and posd does not make up a figure: an operator looks
+		// at the gateway's refunds.
 		o.State, o.Phase, o.NextAt = money.Unknown, money.PhaseAttention, time.Time{}
-		o.Reason = fmt.Sprintf("restored journal: at least %d of %d fen refunded at the gateway; check its refunds", o.RefundedFee, o.TotalFee)
+		o.Reason = fmt.Sprintf("the gateway shows refunds posd cannot account for: at least %d of %d fen refunded; check the order's refunds at the gateway", o.RefundedFee, o.TotalFee)
 	default:
-		end(o, money.Paid, now) // partly refunded
+		end(o, money.Paid, now) // partly refunded, or not at all
 	}
 }
 
@@ -211,14 +284,14 @@ func refunded(o *money.Order, r payment.Result, now time.Time) {
 	if r.RefundFee > 0 {
 		fee = r.RefundFee // the gateway's word on what went back
 	}
+	o.RefundFee = fee
 	o.RefundedFee = min(o.RefundedFee+fee, o.TotalFee)
 	if o.RefundedFee < o.TotalFee {
 		if o.Restored {
-			// A restored journal's refund: later ones may have been
-			// made since the copy; ask for them before saying how much
-			// is left.
+			// A restored journal's refund: others may have been made
+			// since the copy; ask for them before saying how much is
+			// left.
 			discoverRefunds(o, now)
-			o.RefundsFound = 1 // this one
 			return
 		}
 		end(o, money.Paid, now)

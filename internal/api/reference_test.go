@@ -55,6 +55,21 @@ func TestReferenceLastAndShift(t *testing.T) {
 
 	// Totals per cashier and shift.
 	waitPaid(t, s, first.ID)
+	resp = open(`{"lane":"L1","total_fee":500,"subject":"s","body":"b","reference":"SALE-1"}`)
+	assert.Equal(t, first.ID, decodeAs[chargeJSON](t, readAll(t, resp)).ID, "a paid charge keeps its reference")
+
+	// A sale canceled before any payment is still to be paid: its
+	// reference opens a new charge.
+	resp = open(`{"lane":"L1","total_fee":300,"subject":"s","body":"b","reference":"SALE-2"}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	canceled := decodeAs[chargeJSON](t, readAll(t, resp))
+	require.Equal(t, http.StatusOK, send(s, "DELETE", host, "/v1/charges/"+canceled.ID, "").Code)
+	resp = open(`{"lane":"L1","total_fee":300,"subject":"s","body":"b","reference":"SALE-2"}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("Idempotent-Replayed"))
+	again := decodeAs[chargeJSON](t, readAll(t, resp))
+	assert.NotEqual(t, canceled.ID, again.ID, "a new charge")
+	assert.Equal(t, "awaiting_scan", again.State)
 	today := time.Now().Format(time.DateOnly)
 	paidOf := func(q string) int64 {
 		return decodeAs[struct {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"time"
@@ -20,19 +21,26 @@ type refundRequest struct {
 
 // newRefund asks for a refund of part (or the rest) of a paid charge: 202
 // and the refund, pending until the gateway confirms it (GET it, or follow
-// /v1/events). The till's refund_id makes it idempotent.
+// /v1/events). The till's id for it — refund_id, or an Idempotency-Key
+// header, the same id either way — is required: asked again, it is the
+// same refund, here and at the gateway.
 func (s *Server) newRefund(w http.ResponseWriter, r *http.Request) {
 	var body refundRequest
 	if err := decode(r, &body); err != nil {
 		s.fail(w, err)
 		return
 	}
-	if body.RefundFee <= 0 {
+	key := r.Header.Get("Idempotency-Key")
+	switch {
+	case body.RefundFee <= 0:
 		s.fail(w, fmt.Errorf("%w: refund_fee must be a positive number of fen", lane.ErrInvalid))
+		return
+	case key != "" && body.RefundID != "" && key != body.RefundID:
+		s.fail(w, fmt.Errorf("%w: refund_id %q and Idempotency-Key %q differ: give the till's id for the refund once, or the same in both", lane.ErrInvalid, body.RefundID, key))
 		return
 	}
 	ref, created, err := s.svc.RefundCharge(r.PathValue("id"), lane.RefundRequest{
-		RefundFee: body.RefundFee, RefundID: body.RefundID, Reason: body.Reason, OpUserID: body.OpUserID, Shift: body.Shift})
+		RefundFee: body.RefundFee, RefundID: cmp.Or(body.RefundID, key), Reason: body.Reason, OpUserID: body.OpUserID, Shift: body.Shift})
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -92,8 +92,16 @@ func TestPartialRefunds(t *testing.T) {
 		return refundJSON{}
 	}
 
-	resp := post("/v1/charges/"+c.ID+"/refunds", `{"refund_fee":300,"refund_id":"R-till-1","reason":"apples"}`)
-	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	// Every refund carries the till's id for it: asked again, it is the
+	// same refund.
+	noID := send(s, "POST", host, "/v1/charges/"+c.ID+"/refunds", `{"refund_fee":300}`, "Content-Type", "application/json")
+	assert.Equal(t, http.StatusUnprocessableEntity, noID.Code)
+	assert.Contains(t, noID.Body.String(), "refund_id")
+	differ := send(s, "POST", host, "/v1/charges/"+c.ID+"/refunds", `{"refund_fee":300,"refund_id":"A"}`, "Content-Type", "application/json", "Idempotency-Key", "B")
+	assert.Equal(t, http.StatusUnprocessableEntity, differ.Code, "two different ids for one refund")
+
+	resp := send(s, "POST", host, "/v1/charges/"+c.ID+"/refunds", `{"refund_fee":300,"reason":"apples"}`, "Content-Type", "application/json", "Idempotency-Key", "R-till-1").Result()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "an Idempotency-Key is the till's id")
 	first := decodeAs[refundJSON](t, readAll(t, resp))
 	assert.Equal(t, "R-till-1", first.RefundID)
 	assert.Equal(t, int64(300), first.RefundFee)

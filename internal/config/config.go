@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -70,6 +71,11 @@ type Confirm struct {
 
 type Journal struct {
 	Path string `yaml:"path"`
+	// WitnessPath is the journal's second witness, outside its folder,
+	// where backups of the state folder do not look: a copy of the folder
+	// put back is recognised by it. Default: $CACHE_DIRECTORY/journal.witness
+	// under systemd (the unit's CacheDirectory), none otherwise.
+	WitnessPath string `yaml:"witness_path"`
 	// Retention: final orders older than this are pruned (export them
 	// first: posctl export). Go duration; default 4320h (180 days).
 	Retention time.Duration `yaml:"retention"`
@@ -194,7 +200,7 @@ func Default() Config {
 			ReverseInterval: 2 * time.Second, ReverseAttempts: 5,
 			ReconcileInterval: time.Minute, ReconcileMax: 30 * time.Minute,
 		},
-		Journal:         Journal{Path: "/var/lib/posd/journal.db", Retention: 180 * 24 * time.Hour},
+		Journal:         Journal{Path: "/var/lib/posd/journal.db", WitnessPath: cacheWitness(), Retention: 180 * 24 * time.Hour},
 		API:             API{Listen: "127.0.0.1:8321", MaxConnections: 128, MaxStreams: 16},
 		Log:             Log{Format: "console", Level: "info"},
 		Scan:            Scan{DuplicateWindow: 10 * time.Second},
@@ -204,6 +210,16 @@ func Default() Config {
 		Fleet:           Fleet{SubjectPrefix: "posd", OutboxWarn: 10_000, OutboxWarnAge: time.Hour},
 		ShutdownTimeout: 10 * time.Second,
 	}
+}
+
+// cacheWitness is the journal's second witness in the cache directory
+// systemd gives the unit ("" outside systemd).
+func cacheWitness() string {
+	dir, _, _ := strings.Cut(os.Getenv("CACHE_DIRECTORY"), ":")
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, "journal.witness")
 }
 
 // MaxConfigSize bounds the config file: a real one is a few kilobytes.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -135,6 +136,9 @@ func (c *Config) checkTimings(p *problems) {
 func (c *Config) checkJournalAndAPI(p *problems) {
 	if c.Journal.Path == "" {
 		p.bad("journal.path: required")
+	}
+	if w := c.Journal.WitnessPath; w != "" && filepath.Clean(filepath.Dir(w)) == filepath.Clean(filepath.Dir(c.Journal.Path)) {
+		p.bad("journal.witness_path %s: in the journal's own folder, a copy of the folder brings it back; put it where backups of the folder do not look", w)
 	}
 	if c.Journal.Retention < 24*time.Hour {
 		p.bad("journal.retention %s: at least 24h (final orders are kept that long)", c.Journal.Retention)

@@ -146,7 +146,7 @@ func (d *Daemon) openJournal() error {
 			zap.String("journal", path), zap.Error(cerr))
 		d.journal, err = journal.OpenReadOnly(path)
 	} else {
-		d.journal, err = journal.Open(path)
+		d.journal, err = journal.OpenWith(path, journal.Options{Witness: d.cfg.Journal.WitnessPath})
 	}
 	return err
 }

@@ -18,4 +18,12 @@
 //  7. a charge opened without what its pay needs (the code burned at pay time)
 //  8. a charge moved by its attempt's step in a transaction of its own (issue
 //     12: a crash between the two leaves a charge saying other than its payment)
+//  9. a restore recognised by the witness beside the journal only: a copy
+//     of the whole state folder, or a journal on a new disk, looks current
+//  10. a refund's mch_refund_id numbered by the order's count of refunds,
+//     which a restored journal rewinds, and sent without asking first
+//  11. a refund the gateway shows (trade_state 1) that none of posd's ids
+//     account for taken for a refund in full
+//  12. a reconciliation that compares the gateway with the journal as it
+//     was when the run began
 package defect

@@ -38,6 +38,8 @@ var (
 	keyEpoch   = []byte("epoch")
 	keyCounter = []byte("counter")
 	keyRun     = []byte("run")
+	// keyAway: this journal has had a witness away from its folder.
+	keyAway = []byte("witness_away")
 	// keyVersionFloor: every version written after a restore is above it.
 	keyVersionFloor = []byte("version_floor")
 )
@@ -57,14 +59,13 @@ type Journal struct {
 	readOnly    bool
 	newEpoch    func() string
 	restored    bool
-	seen        *os.File // the witness
+	seen        witness  // beside the journal
+	away        witness  // outside the state folder (Options.Witness)
 	file        *os.File // the journal, read for the freelist's CRC
 	markMu      sync.Mutex
-	marked      int    // the last transaction marked in the witness
-	pageSize    int    // read once: bbolt's Info races with a commit's remap
-	wRun        uint64 // the witness's run, then this run
-	wTx         int    // the witness's last transaction
-	wFound      bool
+	marked      int           // the last transaction marked in the witness
+	pageSize    int           // read once: bbolt's Info races with a commit's remap
+	run         uint64        // this run
 	dead        atomic.Bool   // Kill: nothing more is written
 	outbox      atomic.Bool   // SetOutbox: changes are written to the outbox too
 	floor       uint64        // versions are above it (witness.go), set at open
@@ -82,6 +83,9 @@ type Options struct {
 	NoGroupCommit bool
 	// Epoch names each run (crypto/rand when nil): a seeded one replays.
 	Epoch func() string
+	// Witness is the second witness's path, outside the journal's folder
+	// (witness.go); "" for none.
+	Witness string
 }
 
 // ErrDamaged: the file failed its check, or a read met a damaged page.
@@ -121,7 +125,7 @@ func OpenWith(path string, o Options) (*Journal, error) {
 	if j.newEpoch == nil {
 		j.newEpoch = newEpoch
 	}
-	if err := j.openWitness(path); err != nil {
+	if err := j.openWitness(path, o.Witness); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal: %w", err)
 	}

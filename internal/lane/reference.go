@@ -11,7 +11,9 @@ import (
 // byReference finds the charge the lane opened with the same till
 // reference within the window: the till that lost the reply opens again
 // and gets the first (with other parameters: refused, like an
-// Idempotency-Key).
+// Idempotency-Key). A charge that ended without a payment (canceled,
+// expired) no longer holds its reference: the sale is still to be paid,
+// and opening it again is a new charge.
 func (s *Service) byReference(req OpenRequest, now time.Time) (money.Charge, bool, error) {
 	if req.Reference == "" {
 		return money.Charge{}, false, nil
@@ -23,7 +25,7 @@ func (s *Service) byReference(req OpenRequest, now time.Time) (money.Charge, boo
 		prev, found, err = tx.ChargeByReference(req.Lane, req.Reference)
 		return err
 	})
-	if err != nil || !found || now.Sub(prev.CreatedAt) > s.referenceWindow() {
+	if err != nil || !found || now.Sub(prev.CreatedAt) > s.referenceWindow() || prev.State == money.Canceled {
 		return money.Charge{}, false, err
 	}
 	if prev.TotalFee != req.TotalFee {

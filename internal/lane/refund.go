@@ -1,10 +1,12 @@
 package lane
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
 
+	"example.com/posd/internal/defect"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
 	"example.com/posd/poller"
@@ -12,27 +14,38 @@ import (
 
 // RefundRequest is what a till asks of a refund.
 type RefundRequest struct {
-	RefundFee int64  // fen; 0: all that is left
-	RefundID  string // the till's: the same id again is the same refund
-	Reason    string
-	OpUserID  string
-	Shift     string
+	RefundFee int64 // fen; 0: all that is left
+	// RefundID is the till's id for the refund (its refund_id or its
+	// Idempotency-Key): the same id again is the same refund, at posd
+	// and at the gateway. Required unless Rest.
+	RefundID string
+	// Rest: the refund of all that is left (POST …/refund), under an id
+	// of its own.
+	Rest     bool
+	Reason   string
+	OpUserID string
+	Shift    string
 }
 
 // Refund refunds what is left of a paid charge, as one refund.
 func (s *Service) Refund(id string) (View, error) {
-	if _, _, err := s.RefundCharge(id, RefundRequest{}); err != nil {
+	if _, _, err := s.RefundCharge(id, RefundRequest{Rest: true}); err != nil {
 		return View{}, err
 	}
 	return s.Get(id)
 }
 
 // RefundCharge asks for a refund of a paid charge: journaled before it is
-// sent, then confirmed with refund_query, like a pay. A refund_id used
-// before returns that refund (created false). What the gateway would
-// refuse (more than is left, too many refunds, too late) is refused here,
-// before anything is sent.
+// sent, then confirmed with refund_query, like a pay. Its mch_refund_id
+// follows the till's id for it, so that a refund asked again (after a
+// crash, a restore) is the same refund here and at the gateway: one known
+// returns that refund (created false). What the gateway would refuse
+// (more than is left, too many refunds, too late) is refused here, before
+// anything is sent.
 func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool, error) {
+	if req.RefundID == "" && !req.Rest {
+		return money.Refund{}, false, fmt.Errorf("%w: refund_id is required (or an Idempotency-Key): the till's id for the refund, which makes asking again safe", ErrInvalid)
+	}
 	l, c, err := s.find(id)
 	if err != nil {
 		return money.Refund{}, false, err
@@ -43,25 +56,30 @@ func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool
 	if err != nil {
 		return money.Refund{}, false, err
 	}
-	if req.RefundID != "" {
-		for _, r := range refunds {
-			if r.RefundID != req.RefundID {
-				continue
-			}
-			if req.RefundFee != 0 && req.RefundFee != r.RefundFee {
-				return money.Refund{}, false, fmt.Errorf("%w: refund_id %s was used for a refund of %d fen", ErrInvalid, req.RefundID, r.RefundFee)
-			}
-			return r, false, nil
-		}
+	mch := poller.RefundIDFor(paid.MchTradeID, req.RefundID)
+	switch {
+	case defect.On(10): // numbered by the count a restored journal rewinds, as before
+		mch = poller.RefundIDN(paid.MchTradeID, len(refunds)+1)
+	case req.Rest:
+		mch = poller.RestRefundID(paid.MchTradeID)
+	}
+	if r, ok, err := known(refunds, mch, req); ok || err != nil {
+		return r, false, err
 	}
 	if err := s.refundable(&charge, paid, len(refunds), req); err != nil {
 		return money.Refund{}, false, err
 	}
-	r := money.Refund{RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID, Shift: req.Shift}
+	r := money.Refund{MchRefundID: mch, RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID, Shift: req.Shift}
 	// The poller tells OrderUpdated of the refund's start, which takes the
 	// lane's lock.
 	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, time.Now()); err != nil {
 		switch {
+		case errors.Is(err, poller.ErrRefundExists): // asked twice at once
+			if refunds, _, err = s.refundsAndPaid(&charge); err != nil {
+				return money.Refund{}, false, err
+			}
+			r, _, err := known(refunds, mch, req)
+			return r, false, err
 		case errors.Is(err, poller.ErrRefundExceeds):
 			return money.Refund{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
 		case errors.Is(err, poller.ErrBusy):
@@ -73,6 +91,21 @@ func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool
 		r.RefundID = r.MchRefundID
 	}
 	return r, true, nil
+}
+
+// known finds the refund recorded under mch, or under the till's id by
+// an older posd; a different amount under the same till id is refused.
+func known(refunds []money.Refund, mch string, req RefundRequest) (money.Refund, bool, error) {
+	for _, r := range refunds {
+		if r.MchRefundID != mch && (req.RefundID == "" || r.RefundID != req.RefundID) {
+			continue
+		}
+		if req.RefundFee != 0 && req.RefundFee != r.RefundFee {
+			return money.Refund{}, false, fmt.Errorf("%w: refund_id %s was used for a refund of %d fen", ErrInvalid, cmp.Or(req.RefundID, r.MchRefundID), r.RefundFee)
+		}
+		return r, true, nil
+	}
+	return money.Refund{}, false, nil
 }
 
 // refundsAndPaid reads a charge's refunds and its paid attempt.

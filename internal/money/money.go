@@ -117,18 +117,26 @@ type Order struct {
 	RefundID      string `json:"refund_id,omitempty"` // the mch_refund_id of the refund in flight, or of the last one
 	// RefundFee is the refund in flight's amount (0: the whole order, as
 	// a journal of an older posd has it); RefundedFee what the gateway
-	// confirmed given back so far; RefundSeq how many refunds were
-	// started (it numbers their mch_refund_id); RefundResult how the last
-	// one ended (refunded or failed).
+	// confirmed given back so far; RefundResult how the last one ended
+	// (refunded or failed).
 	RefundFee    int64 `json:"refund_fee,omitempty"`
 	RefundedFee  int64 `json:"refunded_fee,omitempty"`
-	RefundSeq    int   `json:"refund_seq,omitempty"`
 	RefundResult State `json:"refund_result,omitempty"`
-	// RefundsFound counts the refunds a discovery found at the gateway
-	// (poller: trade_state 1 on an order whose journal, a restored copy,
-	// may not hold all its refunds).
-	RefundsFound int `json:"refunds_found,omitempty"`
-	RefundGaps   int `json:"refund_gaps,omitempty"` // ids in a row a discovery did not find
+	// Refunds are the mch_refund_id of every refund posd asked for the
+	// order or found at the gateway; RefundSeq how many an older posd
+	// numbered (<mch_trade_id>R<n>) before refund ids followed the till's.
+	Refunds   []string `json:"refunds,omitempty"`
+	RefundSeq int      `json:"refund_seq,omitempty"`
+	// RefundCheck: the refund in flight was not sent yet; its own id is
+	// asked first (a restored journal may not know it was made).
+	RefundCheck bool `json:"refund_check,omitempty"`
+	// A discovery asks refund_query for each of the order's known refund
+	// ids (poller: the gateway shows a refund, or the journal is a
+	// restored copy): RefundAsk is the next to ask, RefundsFound how many
+	// were found, FoundFee what they add up to.
+	RefundAsk    int   `json:"refund_ask,omitempty"`
+	RefundsFound int   `json:"refunds_found,omitempty"`
+	FoundFee     int64 `json:"found_fee,omitempty"`
 	// Restored: the order came from a journal restored from an older copy;
 	// what the gateway did since is asked before it is final again.
 	Restored bool `json:"restored,omitempty"`
@@ -373,6 +381,10 @@ func SettleRefund(r *Refund, o *Order, now time.Time) (changed, done bool) {
 		}
 	case o.RefundResult == Refunded || o.State == Refunded:
 		state = Refunded
+		if o.RefundFee > 0 && o.RefundFee != r.RefundFee {
+			// The gateway's word on what this refund gave back.
+			r.RefundFee, msg = o.RefundFee, o.ErrMsg
+		}
 	case o.RefundResult == Failed:
 		state, msg = Failed, o.ErrMsg
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"example.com/posd/internal/defect"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
@@ -147,19 +148,21 @@ func (r *Reconciler) run(ctx context.Context, day time.Time, run money.Reconcile
 		zap.Int("disagreements", len(run.Disagreements)), zap.Int("unanswered", run.Unanswered), zap.Int("in_progress", run.InProgress))
 }
 
-// check queries one order and counts what it finds.
-func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, o *money.Order) {
+// check queries one order and counts what it finds. The order is compared
+// as the journal holds it when it is asked, not as the run's list had it:
+// on a busy day a run lasts minutes, and refunds are made meanwhile.
+func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, listed *money.Order) {
 	run.Checked++
-	if !o.Final() {
+	o, q, ok := r.ask(ctx, listed)
+	switch {
+	case !ok || !o.Final():
 		run.InProgress++ // the poller drives it to its final state
 		return
-	}
-	q := r.Gateway.Query(ctx, payment.OrderRef{MchTradeID: o.MchTradeID}, o.TotalFee)
-	if q.Outcome == payment.Unknown || q.Outcome == payment.NotSent {
+	case q.Outcome == payment.Unknown || q.Outcome == payment.NotSent:
 		run.Unanswered++
 		return
 	}
-	what := Compare(o, q)
+	what := Compare(&o, q)
 	if what == "" {
 		run.Agreed++
 		return
@@ -180,6 +183,32 @@ func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, o *mone
 		kind, _, _ := strings.Cut(what, ":")
 		r.OnDisagree(kind)
 	}
+}
+
+// ask reads the order from the journal, queries it, and reads it again: an
+// order that moved while it was asked (a refund, a step) is asked again,
+// a few times. ok is false when it kept moving.
+func (r *Reconciler) ask(ctx context.Context, listed *money.Order) (money.Order, payment.Result, bool) {
+	if defect.On(12) { // the list's copy, as before
+		return *listed, r.Gateway.Query(ctx, payment.OrderRef{MchTradeID: listed.MchTradeID}, listed.TotalFee), true
+	}
+	read := func() (money.Order, bool) {
+		var o money.Order
+		var found bool
+		_ = r.Journal.View(func(tx *journal.Tx) error { o, found, _ = tx.Order(listed.MchTradeID); return nil })
+		return o, found
+	}
+	for range 3 {
+		before, found := read()
+		if !found || !before.Final() {
+			return before, payment.Result{}, found
+		}
+		q := r.Gateway.Query(ctx, payment.OrderRef{MchTradeID: before.MchTradeID}, before.TotalFee)
+		if after, _ := read(); after.Version == before.Version {
+			return before, q, true
+		}
+	}
+	return money.Order{}, payment.Result{}, false
 }
 
 // GatewayWord names what a trusted query answer says of an order.
