@@ -217,6 +217,10 @@ func decide(o *money.Order, d Decision, now time.Time) {
 	case d.Paid && d.RefundedFee == o.TotalFee:
 		state, o.RefundedFee = money.Refunded, d.RefundedFee
 	case d.Paid:
+		// What the operator saw refunded beyond the refunds posd knows:
+		// one of them found later is not counted twice.
+		known := o.RefundedFee - o.RefundedElsewhere
+		o.RefundedElsewhere = max(d.RefundedFee-known, 0)
 		state, o.RefundedFee = money.Paid, d.RefundedFee
 	}
 	end(o, state, now) // no longer "restored": the operator looked at the gateway

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
@@ -48,9 +49,15 @@ func stepRefundCheck(o *money.Order, r payment.Result, now time.Time, p Policy) 
 	case r.Outcome == payment.Done && r.Status == 0:
 		// Made already, by a run this journal does not remember.
 		o.RefundCheck = false
-		if r.RefundFee > 0 && r.RefundFee != RefundFeeOf(o) {
-			o.ErrMsg = fmt.Sprintf("this refund was made earlier at the gateway, of %d fen (asked now: %d)", r.RefundFee, RefundFeeOf(o))
+		fee := cmp.Or(r.RefundFee, RefundFeeOf(o))
+		if fee != RefundFeeOf(o) {
+			o.ErrMsg = fmt.Sprintf("this refund was made earlier at the gateway, of %d fen (asked now: %d)", fee, RefundFeeOf(o))
 		}
+		// An operator's figure counted what the gateway showed, this
+		// refund among it: it is not added twice.
+		counted := min(fee, o.RefundedElsewhere)
+		o.RefundedElsewhere -= counted
+		o.RefundedFee -= counted
 		refunded(o, r, now)
 	case r.Outcome == payment.Done: // in progress at the gateway: follow it
 		o.RefundCheck, o.RefundUnknown = false, true
@@ -60,14 +67,11 @@ func stepRefundCheck(o *money.Order, r payment.Result, now time.Time, p Policy) 
 		// send it.
 		o.RefundCheck, o.Phase, o.Tries, o.NextAt = false, money.PhaseRefund, 0, now
 	default:
-		// No trusted answer. Sending is safe all the same (the gateway
-		// takes the same id as the same refund); ask a few times first.
-		o.Tries++
-		if o.Tries >= p.ReverseAttempts {
-			o.RefundCheck, o.Phase, o.Tries, o.NextAt = false, money.PhaseRefund, 0, now
-			return
-		}
-		o.NextAt = now.Add(p.ReverseInterval)
+		// No trusted answer: ask again, ever less often. Sending would
+		// not move money twice (the gateway takes the same id as the
+		// same refund), but a "done" could not then be told from a
+		// refund made before, which an operator's figure may count.
+		refundBackoff(o, now, p)
 	}
 }
 
@@ -243,8 +247,6 @@ func endDiscovery(o *money.Order, now time.Time) {
 	o.RefundBy, o.RefundID, o.RefundMissing = "operator", "", 0
 	unaccounted := o.TradeState == payment.StateRefunding && (o.Restored || o.RefundedFee == 0)
 	switch {
-	case o.RefundsFound == 0 && o.RefundedFee == 0 && o.ReverseSent:
-		end(o, money.Reversed, now) // none of posd's refunds: its reverse gave the money back
 	case o.RefundedFee >= o.TotalFee:
 		end(o, money.Refunded, now)
 	case unaccounted && defect.On(11) && o.RefundedFee == 0:
@@ -289,9 +291,9 @@ func refunded(o *money.Order, r payment.Result, now time.Time) {
 	if o.RefundedFee < o.TotalFee {
 		if o.Restored {
 			// A restored journal's refund: others may have been made
-			// since the copy; ask for them before saying how much is
-			// left.
-			discoverRefunds(o, now)
+			// since the copy; ask the order again, then its refunds,
+			// before saying how much is left.
+			o.Phase, o.NextAt, o.Tries = money.PhaseVerify, now, 0
 			return
 		}
 		end(o, money.Paid, now)
@@ -308,6 +310,12 @@ func refundFailed(o *money.Order, why string, now time.Time) {
 		o.Phase, o.NextAt, o.Reason = money.PhaseConfirm, now, why
 		return
 	}
+	restored := o.Restored
 	end(o, money.Paid, now)
 	o.ErrMsg, o.RefundResult = why, money.Failed
+	if restored {
+		// A restored journal's order is not final before it was asked
+		// what happened since the copy.
+		o.Phase, o.Restored, o.NextAt, o.Tries, o.FinishedAt = money.PhaseVerify, true, now, 0, time.Time{}
+	}
 }

@@ -506,3 +506,18 @@ func diesWithTest(cmd *exec.Cmd) *exec.Cmd {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
+
+// setJournal puts posd's journal at path, with more keys of the journal
+// block (YAML such as "witness_path: /x"), for tests that copy the
+// journal's folder and put it back.
+func (d *posdProc) setJournal(path string, keys ...string) {
+	d.t.Helper()
+	block := "journal:\n  path: " + path + "\n"
+	for _, k := range keys {
+		block += "  " + k + "\n"
+	}
+	cfg := readFile(d.t, d.cfg)
+	journal := regexp.MustCompile(`(?m)^journal:\n(  .*\n)+`)
+	require.True(d.t, journal.MatchString(cfg), "a journal block in %s", d.cfg)
+	require.NoError(d.t, os.WriteFile(d.cfg, []byte(journal.ReplaceAllLiteralString(cfg, block)), 0o600))
+}

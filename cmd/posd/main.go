@@ -172,6 +172,7 @@ func runSandbox(args []string) int {
 	keyFile := fs.String("key-file", "", "merchant key file (default: the built-in sandbox key)")
 	slow := fs.Duration("slow", 15*time.Second, "how long a pay whose code ends in 83 waits before it answers")
 	refunding := fs.Bool("refunding-after-reverse", false, "a reverse that refunds a paid order leaves trade_state 1 (refund in progress), not 4")
+	keeps := fs.Bool("refund-keeps-trade-state", false, "an order keeps showing trade_state 0 (paid) after a refund, as some gateways of the family do")
 	delay := fs.Duration("delay", 0, "added before every answer")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -190,10 +191,11 @@ func runSandbox(args []string) int {
 		fmt.Fprintln(os.Stderr, "posd sandbox:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "SANDBOX gateway on http://%s/ (merchant %s); ledger at /_sandbox/orders\n", l.Addr(), *merchant)
+	fmt.Fprintf(os.Stderr, "SANDBOX gateway on http://%s/ (merchant %s); ledger at /_sandbox/orders, back-office refunds at POST /_sandbox/backoffice/refund\n", l.Addr(), *merchant)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	sb := sandbox.New(sandbox.Options{MerchantID: *merchant, Key: key, SlowDelay: *slow, Delay: *delay, RefundingAfterReverse: *refunding})
+	sb := sandbox.New(sandbox.Options{MerchantID: *merchant, Key: key, SlowDelay: *slow, Delay: *delay,
+		RefundingAfterReverse: *refunding, RefundKeepsTradeState: *keeps})
 	if err := api.Serve(ctx, l, sb); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "posd sandbox:", err)
 		return 1

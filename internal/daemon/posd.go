@@ -178,7 +178,7 @@ func (d *Daemon) openLanes() error {
 		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge, ReferenceWindow: cfg.Charges.ReferenceWindow,
 	})
 	d.recon = &reconcile.Reconciler{Ctx: d.ctx, Journal: d.journal, Gateway: d.client, Rate: cfg.Reconcile.Rate,
-		Log: d.log.Named("reconcile"), OnDisagree: func(what string) { m.disagree.WithLabelValues(what).Inc() },
+		Log: d.log.Named("reconcile"), OnDisagree: func(d money.Disagreement) { m.disagree.WithLabelValues(reconcile.Kind(d.What)).Inc() },
 		Reopen: func(id, why string) error { _, err := d.poller.Reopen(id, why, time.Now()); return err }}
 	d.client.OnLink(func(up bool, reason string) {
 		if up {

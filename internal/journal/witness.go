@@ -129,6 +129,12 @@ func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
 		}
 	}
 	j.run = max(j.seen.run, j.away.run, run) + 1
+	if j.restored {
+		// A copy on a new disk finds no witness: its runs would count
+		// again from the copy's, and a copy of a later run of the lineage
+		// it replaced, put back in turn, would look current.
+		j.run = max(j.run, uint64(time.Now().UnixMilli()))
+	}
 	if err := m.Put(keyRun, u64(j.run)); err != nil {
 		return err
 	}

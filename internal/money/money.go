@@ -122,6 +122,9 @@ type Order struct {
 	RefundFee    int64 `json:"refund_fee,omitempty"`
 	RefundedFee  int64 `json:"refunded_fee,omitempty"`
 	RefundResult State `json:"refund_result,omitempty"`
+	// RefundedElsewhere is what an operator's resolution counted as
+	// refunded beyond the refunds posd knew of.
+	RefundedElsewhere int64 `json:"refunded_elsewhere,omitempty"`
 	// Refunds are the mch_refund_id of every refund posd asked for the
 	// order or found at the gateway; RefundSeq how many an older posd
 	// numbered (<mch_trade_id>R<n>) before refund ids followed the till's.

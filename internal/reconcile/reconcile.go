@@ -28,9 +28,9 @@ type Reconciler struct {
 	Gateway Querier
 	Rate    float64 // queries a second (0: 5)
 	Log     *zap.Logger
-	// OnDisagree is told the kind of each disagreement found (for
-	// /metrics: what it says, without the amounts).
-	OnDisagree func(what string)
+	// OnDisagree is told of each disagreement found (for /metrics: its
+	// Kind, what it says without the amounts).
+	OnDisagree func(money.Disagreement)
 	// Reopen hands an order that is final in the journal but still open
 	// at the gateway to the normal machinery (poller.Reopen), which
 	// reverses and confirms it; nil lists it only.
@@ -180,8 +180,7 @@ func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, listed 
 		zap.String("journal", string(o.State)), zap.String("gateway", GatewayWord(q)), zap.String("what", what),
 		zap.String("action", d.Action))
 	if r.OnDisagree != nil {
-		kind, _, _ := strings.Cut(what, ":")
-		r.OnDisagree(kind)
+		r.OnDisagree(d)
 	}
 }
 
@@ -209,6 +208,12 @@ func (r *Reconciler) ask(ctx context.Context, listed *money.Order) (money.Order,
 		}
 	}
 	return money.Order{}, payment.Result{}, false
+}
+
+// Kind is what a disagreement says, without its amounts.
+func Kind(what string) string {
+	kind, _, _ := strings.Cut(what, ":")
+	return kind
 }
 
 // GatewayWord names what a trusted query answer says of an order.

@@ -116,8 +116,12 @@ func TestRunResumes(t *testing.T) {
 	var mu sync.Mutex
 	var disagreements, reopened []string
 	r := &Reconciler{Ctx: context.Background(), Journal: j, Gateway: gw, Rate: 1000, Log: zap.NewNop(),
-		OnDisagree: func(w string) { mu.Lock(); disagreements = append(disagreements, w); mu.Unlock() },
-		Reopen:     func(id, why string) error { reopened = append(reopened, id+" "+why); return nil }}
+		OnDisagree: func(d money.Disagreement) {
+			mu.Lock()
+			disagreements = append(disagreements, Kind(d.What))
+			mu.Unlock()
+		},
+		Reopen: func(id, why string) error { reopened = append(reopened, id+" "+why); return nil }}
 	_, err = r.Start(day)
 	require.NoError(t, err)
 	r.Wait()

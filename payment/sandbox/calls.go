@@ -1,10 +1,11 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"example.com/posd/payment"
 )
@@ -268,26 +269,47 @@ func (s *Sandbox) refund(r request) answer {
 		return fail(payment.CodeMissingField, "mch_refund_id or refund_fee malformed")
 	}
 	if prev, dup := s.refunds[rid]; dup {
+		// The same id is the same refund, whatever else the request says.
+		if prev.RefundFee != fee || prev.MchTradeID != o.MchTradeID {
+			s.reuses = append(s.reuses, RefundIDReuse{MchRefundID: rid, MchTradeID: o.MchTradeID, FirstFee: prev.RefundFee, Fee: fee})
+		}
 		return answer{data: s.refundData(prev, "0")}
 	}
-	// The gateway's limits (PROTOCOL.md, as this family documents them):
-	// no more than was paid, at most MaxRefunds refunds of a payment, and
-	// within RefundWindow of it. A refund past them fails (-1).
-	if o.TradeState != payment.StatePaid && o.TradeState != payment.StateRefunding || fee > o.Charged ||
-		len(o.refunds) >= MaxRefunds || time.Since(o.CreatedAt) > RefundWindow {
-		return answer{data: s.refundData(&refund{MchRefundID: rid, MchTradeID: o.MchTradeID, RefundFee: fee}, "-1")}
+	rf, err := s.refundOf(o, rid, fee)
+	if err != nil {
+		return answer{data: s.refundData(&Refund{MchRefundID: rid, MchTradeID: o.MchTradeID, RefundFee: fee}, "-1")}
+	}
+	return answer{data: s.refundData(rf, "0")}
+}
+
+// refundOf gives fee of o back under rid, within the gateway's limits
+// (PROTOCOL.md, as this family documents them): no more than was paid, at
+// most MaxRefunds refunds of a payment, and within RefundWindow of it.
+// The caller holds s.mu.
+func (s *Sandbox) refundOf(o *Order, rid string, fee int64) (*Refund, error) {
+	switch {
+	case o.TradeState != payment.StatePaid && o.TradeState != payment.StateRefunding:
+		return nil, fmt.Errorf("order %s is not paid (trade_state %d)", o.MchTradeID, o.TradeState)
+	case fee > o.Charged:
+		return nil, fmt.Errorf("refund_fee %d is more than the %d fen left of order %s", fee, o.Charged, o.MchTradeID)
+	case len(o.refunds) >= MaxRefunds:
+		return nil, fmt.Errorf("order %s has had %d refunds", o.MchTradeID, len(o.refunds))
+	case s.opt.Now().Sub(o.CreatedAt) > RefundWindow:
+		return nil, fmt.Errorf("order %s is older than the refund window", o.MchTradeID)
 	}
 	s.seq++
-	rf := &refund{MchRefundID: rid, RefundID: fmt.Sprintf("SBXR%011d", s.seq), MchTradeID: o.MchTradeID, RefundFee: fee}
+	rf := &Refund{MchRefundID: rid, RefundID: fmt.Sprintf("SBXR%011d", s.seq), MchTradeID: o.MchTradeID, RefundFee: fee}
 	s.refunds[rid] = rf
 	o.refunds = append(o.refunds, rf)
 	o.Charged -= fee
 	o.RefundedFee += fee
-	o.TradeState = payment.StateRefunding
-	return answer{data: s.refundData(rf, "0")}
+	if !s.opt.RefundKeepsTradeState {
+		o.TradeState = payment.StateRefunding
+	}
+	return rf, nil
 }
 
-func (s *Sandbox) refundData(rf *refund, status string) []payment.Param {
+func (s *Sandbox) refundData(rf *Refund, status string) []payment.Param {
 	return []payment.Param{
 		{Key: "merchant_id", Value: s.opt.MerchantID},
 		{Key: "mch_trade_id", Value: rf.MchTradeID},
@@ -313,4 +335,50 @@ func (s *Sandbox) refundQuery(r request) answer {
 		return fail(payment.CodeOrderNotFound, "refund not found")
 	}
 	return answer{data: s.refundData(rf, "0")}
+}
+
+// backOfficeRefund is POST /_sandbox/backoffice/refund {"mch_trade_id",
+// "refund_fee"}: a refund the merchant makes in the aggregator's back
+// office, under a refund id of the back office's (BO…) that posd never
+// made. It follows a refund's rules; posd sees it only in the order's
+// trade_state and by the money gone. 200 and the refund, or 4xx and why.
+func (s *Sandbox) backOfficeRefund(w http.ResponseWriter, hr *http.Request) {
+	var body struct {
+		MchTradeID string `json:"mch_trade_id"`
+		RefundFee  int64  `json:"refund_fee"`
+	}
+	dec := json.NewDecoder(io.LimitReader(hr.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.RefundFee <= 0 {
+		sendJSON(w, http.StatusBadRequest, map[string]string{"error": "a body {\"mch_trade_id\": …, \"refund_fee\": fen > 0}"})
+		return
+	}
+	s.mu.Lock()
+	o := s.orders[body.MchTradeID]
+	if o == nil {
+		s.mu.Unlock()
+		sendJSON(w, http.StatusNotFound, map[string]string{"error": "order " + body.MchTradeID + " not found"})
+		return
+	}
+	rf, err := s.refundOf(o, fmt.Sprintf("BO%08d", s.office+1), body.RefundFee)
+	if err == nil {
+		s.office++
+		rf.BackOffice = true
+	}
+	var out Refund
+	if rf != nil {
+		out = *rf
+	}
+	s.mu.Unlock()
+	if err != nil {
+		sendJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+		return
+	}
+	sendJSON(w, http.StatusOK, out)
+}
+
+func sendJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -37,6 +37,10 @@ type Options struct {
 	// in trade_state 1 (refund in progress), as some gateways of the
 	// family report it, instead of 4.
 	RefundingAfterReverse bool
+	// RefundKeepsTradeState: the order keeps showing trade_state 0 after a
+	// refund, as some gateways of the family do (PROTOCOL.md "Refunds");
+	// refund_query still answers the refund.
+	RefundKeepsTradeState bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -64,7 +68,7 @@ type Order struct {
 	CreatedAt   time.Time `json:"created_at"`
 
 	scenario int
-	refunds  []*refund
+	refunds  []*Refund
 }
 
 // The sandbox's refund limits, the gateway family's: posd's defaults for
@@ -74,11 +78,25 @@ const (
 	RefundWindow = 365 * 24 * time.Hour
 )
 
-type refund struct {
+// Refund is one refund the gateway made, through its API or in the
+// merchant's back office.
+type Refund struct {
 	MchRefundID string `json:"mch_refund_id"`
 	RefundID    string `json:"refund_id"`
 	MchTradeID  string `json:"mch_trade_id"`
 	RefundFee   int64  `json:"refund_fee"`
+	BackOffice  bool   `json:"back_office,omitempty"`
+}
+
+// RefundIDReuse is a refund request whose mch_refund_id had already been
+// used for another refund (another amount or order). The gateway answers
+// it as the first refund and moves no money: the caller believes a refund
+// was made that never was.
+type RefundIDReuse struct {
+	MchRefundID string `json:"mch_refund_id"`
+	MchTradeID  string `json:"mch_trade_id"`
+	FirstFee    int64  `json:"first_fee"`
+	Fee         int64  `json:"fee"`
 }
 
 // PayRequest records every pay that arrived, whether or not it created an order.
@@ -93,9 +111,22 @@ type PayRequest struct {
 
 // Ledger is the JSON of GET /_sandbox/orders.
 type Ledger struct {
-	Orders      []Order      `json:"orders"`
-	PayRequests []PayRequest `json:"pay_requests"`
-	Refunds     []refund     `json:"refunds"`
+	Orders         []Order         `json:"orders"`
+	PayRequests    []PayRequest    `json:"pay_requests"`
+	Refunds        []Refund        `json:"refunds"`
+	RefundIDReuses []RefundIDReuse `json:"refund_id_reuses"`
+}
+
+// Refunded is what the gateway gave back of an order through refunds
+// (a reverse's money is not a refund: see Order.RefundedFee).
+func (l Ledger) Refunded(mchTradeID string) int64 {
+	var sum int64
+	for _, r := range l.Refunds {
+		if r.MchTradeID == mchTradeID {
+			sum += r.RefundFee
+		}
+	}
+	return sum
 }
 
 // Sandbox is the simulator; it is an http.Handler.
@@ -107,7 +138,9 @@ type Sandbox struct {
 	orders   map[string]*Order // by mch_trade_id
 	byTrade  map[string]*Order // by trade_id
 	codes    map[string]string // code hash -> mch_trade_id
-	refunds  map[string]*refund
+	refunds  map[string]*Refund
+	reuses   []RefundIDReuse
+	office   int // back-office refunds made
 	requests []PayRequest
 	mux      *http.ServeMux
 }
@@ -128,7 +161,7 @@ func New(opt Options) *Sandbox {
 		orders:  map[string]*Order{},
 		byTrade: map[string]*Order{},
 		codes:   map[string]string{},
-		refunds: map[string]*refund{},
+		refunds: map[string]*Refund{},
 		mux:     http.NewServeMux(),
 	}
 	s.mux.HandleFunc("POST /pay", s.gateway(s.pay))
@@ -138,6 +171,7 @@ func New(opt Options) *Sandbox {
 	s.mux.HandleFunc("POST /refund", s.gateway(s.refund))
 	s.mux.HandleFunc("POST /refund_query", s.gateway(s.refundQuery))
 	s.mux.HandleFunc("GET /_sandbox/orders", s.ledger)
+	s.mux.HandleFunc("POST /_sandbox/backoffice/refund", s.backOfficeRefund)
 	return s
 }
 
@@ -255,7 +289,7 @@ func Answer(data []payment.Param, key string, badSign bool) []byte {
 
 func (s *Sandbox) ledger(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	l := Ledger{Orders: []Order{}, PayRequests: slices.Clone(s.requests), Refunds: []refund{}}
+	l := Ledger{Orders: []Order{}, PayRequests: slices.Clone(s.requests), Refunds: []Refund{}, RefundIDReuses: slices.Clone(s.reuses)}
 	for _, o := range s.orders {
 		l.Orders = append(l.Orders, *o)
 	}
@@ -266,8 +300,11 @@ func (s *Sandbox) ledger(w http.ResponseWriter, _ *http.Request) {
 	if l.PayRequests == nil {
 		l.PayRequests = []PayRequest{}
 	}
+	if l.RefundIDReuses == nil {
+		l.RefundIDReuses = []RefundIDReuse{}
+	}
 	slices.SortFunc(l.Orders, func(a, b Order) int { return strings.Compare(a.MchTradeID, b.MchTradeID) })
-	slices.SortFunc(l.Refunds, func(a, b refund) int { return strings.Compare(a.MchRefundID, b.MchRefundID) })
+	slices.SortFunc(l.Refunds, func(a, b Refund) int { return strings.Compare(a.MchRefundID, b.MchRefundID) })
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
