@@ -36,7 +36,9 @@ func (p *Poller) StartRefund(id string, r *money.Refund, now time.Time) (money.O
 		if fee <= 0 {
 			fee = left
 		}
-		if fee > left {
+		if fee > left+o.RefundedElsewhere {
+			// (Up to what an operator's figure counts, it may be one of
+			// those refunds asked again: the gateway is asked first.)
 			return journal.Fail(fmt.Errorf("%w: %d fen asked, %d of %d left to refund", ErrRefundExceeds, fee, left, o.TotalFee))
 		}
 		if !payment.ValidTradeID(r.MchRefundID) {

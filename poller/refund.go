@@ -33,7 +33,7 @@ func startRefundOf(o *money.Order, by string, fee int64, id string, now time.Tim
 		fee = o.TotalFee - o.RefundedFee
 	}
 	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefundQuery, id, by, 0, now
-	o.RefundFee, o.RefundResult, o.RefundCheck = fee, "", !defect.On(10)
+	o.RefundFee, o.RefundResult, o.RefundCheck, o.RefundFound = fee, "", !defect.On(10), false
 	if defect.On(10) {
 		o.Phase = money.PhaseRefund // sent at once, as before
 	}
@@ -53,15 +53,15 @@ func stepRefundCheck(o *money.Order, r payment.Result, now time.Time, p Policy) 
 		if fee != RefundFeeOf(o) {
 			o.ErrMsg = fmt.Sprintf("this refund was made earlier at the gateway, of %d fen (asked now: %d)", fee, RefundFeeOf(o))
 		}
-		// An operator's figure counted what the gateway showed, this
-		// refund among it: it is not added twice.
-		counted := min(fee, o.RefundedElsewhere)
-		o.RefundedElsewhere -= counted
-		o.RefundedFee -= counted
+		o.RefundFound = true
 		refunded(o, r, now)
 	case r.Outcome == payment.Done: // in progress at the gateway: follow it
-		o.RefundCheck, o.RefundUnknown = false, true
+		o.RefundCheck, o.RefundUnknown, o.RefundFound = false, true, true
 		refundBackoff(o, now, p)
+	case o.RefundFee > o.TotalFee-o.RefundedFee:
+		// Not made, and more than is left: asked only in case it was one
+		// of the refunds an operator's figure counts.
+		refundFailed(o, fmt.Sprintf("refund of %d fen not made: %d of %d fen left to refund", o.RefundFee, o.TotalFee-o.RefundedFee, o.TotalFee), now)
 	case r.Outcome == payment.Pending, r.Outcome == payment.NotFound:
 		// Failed there (it may be tried again under its id) or never made:
 		// send it.
@@ -287,7 +287,15 @@ func refunded(o *money.Order, r payment.Result, now time.Time) {
 		fee = r.RefundFee // the gateway's word on what went back
 	}
 	o.RefundFee = fee
-	o.RefundedFee = min(o.RefundedFee+fee, o.TotalFee)
+	added := fee
+	if o.RefundFound {
+		// Made before posd asked, by a run this journal does not
+		// remember: an operator's figure may count it already.
+		counted := min(fee, o.RefundedElsewhere)
+		o.RefundedElsewhere -= counted
+		added -= counted
+	}
+	o.RefundedFee = min(o.RefundedFee+added, o.TotalFee)
 	if o.RefundedFee < o.TotalFee {
 		if o.Restored {
 			// A restored journal's refund: others may have been made

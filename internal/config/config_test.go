@@ -367,3 +367,19 @@ func TestFleetCredentials(t *testing.T) {
 	require.NoError(t, err)
 	assert.Error(t, check(string(seed)+"\n"), "an operator's seed")
 }
+
+// The journal's second witness must be away from the journal's folder (a
+// copy of the folder brings back what is in it); under systemd it goes to
+// the unit's cache directory by default.
+func TestWitnessAwayFromTheJournal(t *testing.T) {
+	c, err := Parse([]byte("journal:\n  path: /var/lib/posd/journal.db\n  witness_path: /var/lib/posd/journal.witness\n"))
+	require.NoError(t, err)
+	_, err = c.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "journal.witness_path")
+
+	t.Setenv("CACHE_DIRECTORY", "/var/cache/posd")
+	assert.Equal(t, "/var/cache/posd/journal.witness", Default().Journal.WitnessPath)
+	t.Setenv("CACHE_DIRECTORY", "")
+	assert.Empty(t, Default().Journal.WitnessPath)
+}

@@ -71,3 +71,54 @@ func TestRestoredFolderAndNewDiskAreRecognised(t *testing.T) {
 	assert.False(t, j.Restored(), "a new journal")
 	require.NoError(t, j.Close())
 }
+
+// A journal on a new disk counts its runs from above every run its lineage
+// counted: otherwise a copy of the lineage it replaced, put back in turn,
+// could carry the run the witness saw last and look current.
+func TestRestoreOfTheReplacedLineageIsRecognised(t *testing.T) {
+	state := t.TempDir()
+	path, away := filepath.Join(state, "journal.db"), filepath.Join(t.TempDir(), "journal.witness")
+	j, err := OpenWith(path, Options{Witness: away})
+	require.NoError(t, err)
+	put(t, j, "1")
+	early := filepath.Join(t.TempDir(), "early.db")
+	require.NoError(t, j.Backup(early))
+	require.NoError(t, j.Close())
+	for range 3 { // runs of the lineage that will be replaced, busy ones
+		j, err = OpenWith(path, Options{Witness: away})
+		require.NoError(t, err)
+		for range 10 {
+			put(t, j, "2")
+		}
+		require.NoError(t, j.Close())
+	}
+	late := filepath.Join(t.TempDir(), "late.db")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(late, b, 0o600))
+
+	// The early copy on a new disk: no witness anywhere.
+	b, err = os.ReadFile(early)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	require.NoError(t, os.Remove(path+".seen"))
+	require.NoError(t, os.Remove(away))
+	j, err = OpenWith(path, Options{Witness: away})
+	require.NoError(t, err)
+	require.True(t, j.Restored())
+	require.NoError(t, j.Close())
+	for range 2 { // quiet runs of the new lineage, as many as the old one had
+		j, err = OpenWith(path, Options{Witness: away})
+		require.NoError(t, err)
+		require.NoError(t, j.Close())
+	}
+
+	b, err = os.ReadFile(late)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	j, err = OpenWith(path, Options{Witness: away})
+	require.NoError(t, err)
+	assert.True(t, j.Restored(), "a copy of the replaced lineage is a copy too")
+	require.NoError(t, j.Close())
+}
+

@@ -138,7 +138,7 @@ func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req Refun
 		return fmt.Errorf("%w: charge %s is %s; only a paid charge is refunded", ErrConflict, c.ID, c.State)
 	case req.RefundFee < 0:
 		return fmt.Errorf("%w: refund_fee must be a positive number of fen", ErrInvalid)
-	case req.RefundFee > left:
+	case req.RefundFee > left+paid.RefundedElsewhere: // up to that, it may be one the operator counted, asked again
 		return fmt.Errorf("%w: refund_fee %d is more than the %d fen left of %d paid", ErrInvalid, req.RefundFee, left, c.TotalFee)
 	case len(req.RefundID) > 64 || len(req.Reason) > 256 || len(req.Shift) > 32:
 		return fmt.Errorf("%w: refund_id (at most 64 bytes), reason (256) or shift (32) too long", ErrInvalid)

@@ -133,6 +133,8 @@ type Order struct {
 	// RefundCheck: the refund in flight was not sent yet; its own id is
 	// asked first (a restored journal may not know it was made).
 	RefundCheck bool `json:"refund_check,omitempty"`
+	// RefundFound: that first question found the refund made already.
+	RefundFound bool `json:"refund_found,omitempty"`
 	// A discovery asks refund_query for each of the order's known refund
 	// ids (poller: the gateway shows a refund, or the journal is a
 	// restored copy): RefundAsk is the next to ask, RefundsFound how many
