@@ -39,6 +39,10 @@ type Options struct {
 	OnJournalError func(error)
 	// OnCall, if set, is told of every gateway call and its outcome.
 	OnCall func(call payment.Call, r payment.Result)
+	// OnStep, if set, is told of every step of the state machine (Step's
+	// order, answer and result), before the result is journaled: the
+	// simulation counts the transitions it reached (TransitionOf).
+	OnStep func(before money.Order, r payment.Result, after money.Order)
 	// OnDispatch, if set, is told how late each scheduled call starts
 	// (for the 10,000-order benchmark and the metrics).
 	OnDispatch func(late time.Duration)
@@ -133,6 +137,7 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 		}
 		p.enqueue(o)
 	}
+
 	for _, o := range live {
 		if o.Phase == money.PhaseRefund {
 			// The refund may have left before the restart: only
@@ -145,8 +150,8 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 		if o.Phase == money.PhasePay {
 			// Whether the pay left before the restart is unknown, and the
 			// code was not kept: find out by querying.
-			o = Step(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
-				Reason: "restart: pay outcome not recorded"}, now, p.opt.Policy)
+			o = p.stepMachine(o, payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState,
+				Reason: "restart: pay outcome not recorded"}, now)
 			if _, err := p.save(&o); err != nil {
 				return 0, err
 			}
@@ -158,6 +163,13 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 		}
 		p.log.Info("resume order", zap.String("mch_trade_id", o.MchTradeID), zap.String("phase", string(o.Phase)))
 		p.enqueue(o)
+	}
+	if restored {
+		// Every order is marked Restored in the journal: the next start
+		// need not find the copy again.
+		if err := p.opt.Journal.Verified(); err != nil {
+			return 0, err
+		}
 	}
 	return len(live), nil
 }
@@ -279,7 +291,7 @@ func (p *Poller) step(o money.Order, release func()) {
 		p.opt.OnCall(call, r)
 	}
 	failpoint.Hit(string(call) + "-answered")
-	next := Step(o, r, time.Now(), p.opt.Policy)
+	next := p.stepMachine(o, r, time.Now())
 	p.mu.Lock()
 	if p.aborts[o.MchTradeID] && next.Active() {
 		next = abort(next, time.Now())
@@ -323,6 +335,15 @@ func (p *Poller) step(o money.Order, release func()) {
 	// refunds the moment it sees "paid" must not meet "busy".
 	p.done(o.MchTradeID)
 	p.opt.OnUpdate(next, settled)
+}
+
+// stepMachine is Step with the poller's policy, told to OnStep.
+func (p *Poller) stepMachine(o money.Order, r payment.Result, now time.Time) money.Order {
+	next := Step(o, r, now, p.opt.Policy)
+	if p.opt.OnStep != nil {
+		p.opt.OnStep(o, r, next)
+	}
+	return next
 }
 
 func (p *Poller) requeue(o money.Order) {

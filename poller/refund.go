@@ -58,14 +58,22 @@ func stepRefundCheck(o *money.Order, r payment.Result, now time.Time, p Policy) 
 	case r.Outcome == payment.Done: // in progress at the gateway: follow it
 		o.RefundCheck, o.RefundUnknown, o.RefundFound = false, true, true
 		refundBackoff(o, now, p)
-	case o.RefundFee > o.TotalFee-o.RefundedFee:
-		// Not made, and more than is left: asked only in case it was one
-		// of the refunds an operator's figure counts.
+	case r.Outcome == payment.NotFound && o.RefundedElsewhere > 0 && o.RefundMissing+1 < 2*p.ReverseAttempts+6:
+		// An operator's figure may count this refund, and a 301 may come
+		// from a lagging replica: sent now, the gateway's "done" could be
+		// that refund, counted twice. Only minutes of "no such refund"
+		// say it was not made.
+		o.RefundMissing++
+		o.Tries++
+		o.NextAt = now.Add(min(p.ReverseInterval<<min(o.Tries, 16), p.ReconcileInterval))
+	case (r.Outcome == payment.Pending || r.Outcome == payment.NotFound) && o.RefundFee > o.TotalFee-o.RefundedFee:
+		// Not made, and more than is left: it was asked only in case it
+		// was one of the refunds an operator's figure counts.
 		refundFailed(o, fmt.Sprintf("refund of %d fen not made: %d of %d fen left to refund", o.RefundFee, o.TotalFee-o.RefundedFee, o.TotalFee), now)
 	case r.Outcome == payment.Pending, r.Outcome == payment.NotFound:
 		// Failed there (it may be tried again under its id) or never made:
 		// send it.
-		o.RefundCheck, o.Phase, o.Tries, o.NextAt = false, money.PhaseRefund, 0, now
+		o.RefundCheck, o.Phase, o.Tries, o.NextAt, o.RefundMissing = false, money.PhaseRefund, 0, now, 0
 	default:
 		// No trusted answer: ask again, ever less often. Sending would
 		// not move money twice (the gateway takes the same id as the
@@ -219,9 +227,13 @@ func KnownRefunds(o *money.Order) []string {
 
 // stepDiscover follows one refund_query of a discovery.
 func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
+	if o.RefundAsk == 0 {
+		// A discovery an older posd began: it asks on from its own id.
+		o.RefundAsk = slices.Index(KnownRefunds(o), o.RefundID) + 1
+	}
 	switch {
-	case r.Outcome == payment.Done && r.Status == 0 && r.RefundFee > 0:
-		o.FoundFee += r.RefundFee
+	case r.Outcome == payment.Done && r.Status == 0:
+		o.FoundFee += r.RefundFee // without its amount, the journal's figure stands
 		o.RefundsFound++
 		askNext(o, now)
 	case r.Outcome == payment.Pending: // that refund failed: none of the money

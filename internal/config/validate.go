@@ -137,8 +137,8 @@ func (c *Config) checkJournalAndAPI(p *problems) {
 	if c.Journal.Path == "" {
 		p.bad("journal.path: required")
 	}
-	if w := c.Journal.WitnessPath; w != "" && filepath.Clean(filepath.Dir(w)) == filepath.Clean(filepath.Dir(c.Journal.Path)) {
-		p.bad("journal.witness_path %s: in the journal's own folder, a copy of the folder brings it back; put it where backups of the folder do not look", w)
+	if w := c.Journal.WitnessPath; w != "" && inside(filepath.Dir(c.Journal.Path), w) {
+		p.bad("journal.witness_path %s: in the journal's folder, a copy of the folder brings it back; put it where backups of the folder do not look", w)
 	}
 	if c.Journal.Retention < 24*time.Hour {
 		p.bad("journal.retention %s: at least 24h (final orders are kept that long)", c.Journal.Retention)
@@ -312,4 +312,10 @@ func validSubjectToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// inside reports whether path is in dir or below it.
+func inside(dir, path string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

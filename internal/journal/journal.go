@@ -40,6 +40,9 @@ var (
 	keyRun     = []byte("run")
 	// keyAway: this journal has had a witness away from its folder.
 	keyAway = []byte("witness_away")
+	// keyUnverified: a restored copy whose paid orders are not yet all
+	// marked to be asked again.
+	keyUnverified = []byte("restored_unverified")
 	// keyVersionFloor: every version written after a restore is above it.
 	keyVersionFloor = []byte("version_floor")
 )

@@ -53,6 +53,7 @@ func TestRestoredCopyIsDetected(t *testing.T) {
 	j, err = Open(path)
 	require.NoError(t, err)
 	assert.True(t, j.Restored(), "a copy made in the last run, behind it")
+	require.NoError(t, j.Verified()) // what the poller's Resume records once it marked the orders
 	assert.NotEqual(t, firstEpoch, j.Epoch(), "a new epoch at every start")
 	put(t, j, "4")
 	put(t, j, "5")

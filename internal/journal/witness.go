@@ -108,6 +108,15 @@ func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
 	if defect.On(9) { // the witness beside the journal only, as before
 		j.restored = j.seen.behind(run, txid)
 	}
+	// A copy stays one until its paid orders are marked to be asked again
+	// (Verified): a first start cut short would otherwise leave the next
+	// one a plain restart, the witnesses marked with its run.
+	if j.restored {
+		if err := m.Put(keyUnverified, []byte{1}); err != nil {
+			return err
+		}
+	}
+	j.restored = j.restored || m.Get(keyUnverified) != nil
 	if j.away.f != nil && m.Get(keyAway) == nil {
 		// From now on, this journal without its witness away is a copy.
 		if err := m.Put(keyAway, []byte{1}); err != nil {
@@ -172,5 +181,12 @@ func (j *Journal) mark(txid int) {
 }
 
 // Restored reports whether the journal is an older copy of itself: a run
-// after the one it last recorded had used it.
+// after the one it last recorded had used it, and what it says was paid
+// has not yet all been marked to be asked again (Verified).
 func (j *Journal) Restored() bool { return j.restored }
+
+// Verified records that every order of a restored journal was marked to
+// be asked at the gateway again: the next start is a plain one.
+func (j *Journal) Verified() error {
+	return j.Update(func(tx *Tx) error { return tx.tx.Bucket([]byte(meta)).Delete(keyUnverified) })
+}

@@ -51,6 +51,10 @@ func TestRestoredFolderAndNewDiskAreRecognised(t *testing.T) {
 	assert.True(t, j.Restored(), "the folder put back, its witness with it")
 	require.NoError(t, j.Close())
 	j = open(path, away)
+	assert.True(t, j.Restored(), "until its orders are marked to be asked again, a copy stays one")
+	require.NoError(t, j.Verified())
+	require.NoError(t, j.Close())
+	j = open(path, away)
 	assert.False(t, j.Restored(), "restarting after a restore is a plain restart")
 	require.NoError(t, j.Close())
 
@@ -106,6 +110,7 @@ func TestRestoreOfTheReplacedLineageIsRecognised(t *testing.T) {
 	j, err = OpenWith(path, Options{Witness: away})
 	require.NoError(t, err)
 	require.True(t, j.Restored())
+	require.NoError(t, j.Verified())
 	require.NoError(t, j.Close())
 	for range 2 { // quiet runs of the new lineage, as many as the old one had
 		j, err = OpenWith(path, Options{Witness: away})
@@ -121,4 +126,3 @@ func TestRestoreOfTheReplacedLineageIsRecognised(t *testing.T) {
 	assert.True(t, j.Restored(), "a copy of the replaced lineage is a copy too")
 	require.NoError(t, j.Close())
 }
-
