@@ -30,13 +30,14 @@ func TestRefundAnswerLostThenRestart(t *testing.T) {
 	d.scan(alipayCode(7))
 	require.Equal(t, "paid", d.settle(c.ID, 10*time.Second).State)
 
-	// Every refund answer is lost, and refund_query says nothing trusted
-	// until posd restarts: the refund stays "unknown", never "failed".
-	p.setScript(func(call string, _ int) Fault {
-		switch call {
-		case "refund":
+	// The refund is asked about first (not made yet), then every refund
+	// answer is lost, and refund_query says nothing trusted until posd
+	// restarts: the refund stays "unknown", never "failed".
+	p.setScript(func(call string, n int) Fault {
+		switch {
+		case call == "refund":
 			return DropAfter
-		case "refund_query":
+		case call == "refund_query" && n > 1:
 			return Status500
 		}
 		return NoFault
