@@ -92,10 +92,6 @@ func paidAnswer() payment.Result {
 	return payment.Result{Outcome: payment.Paid, TradeState: payment.StatePaid, TradeID: "T1"}
 }
 
-func payingAnswer() payment.Result {
-	return payment.Result{Outcome: payment.Pending, TradeState: payment.StatePaying, TradeID: "T1"}
-}
-
 // r2World is a journal holding one charge and its attempts, and a poller.
 type r2World struct {
 	j       *journal.Journal
