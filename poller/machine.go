@@ -271,7 +271,7 @@ func settle(o *money.Order, r payment.Result, now time.Time) {
 		end(o, money.Failed, now)
 	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && !defect.On(2):
 		switch {
-		case o.RefundBy == "fallback" || o.ReverseSent && o.Phase != money.PhaseVerify && !o.Restored:
+		case (o.RefundBy == "fallback" || o.ReverseSent) && o.Phase != money.PhaseVerify && !o.Restored:
 			// Paid too late; posd's reverse or fallback refunds it. (An
 			// order of a restored journal may have been paid and refunded
 			// since the copy: the discovery below tells.)

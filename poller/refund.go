@@ -244,7 +244,7 @@ func stepDiscover(o *money.Order, r payment.Result, now time.Time, p Policy) {
 		// times, over seconds, before it counts as not made.
 		if o.RefundMissing++; o.RefundMissing < 3 {
 			o.Tries++
-			o.NextAt = now.Add(p.ReverseInterval << min(o.Tries, 16))
+			o.NextAt = now.Add(min(p.ReverseInterval<<min(o.Tries, 16), p.ReconcileMax))
 			return
 		}
 		askNext(o, now)

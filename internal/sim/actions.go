@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"example.com/posd/display"
@@ -48,8 +45,10 @@ func (w *world) act() {
 		w.refund()
 	case r < 580:
 		w.resolve()
-	case r < 590:
+	case r < 588:
 		w.reconcile()
+	case r < 590:
+		w.startReconcile()
 	case r < 605:
 		if len(w.charges) > 0 {
 			id := w.charges[w.rng.IntN(len(w.charges))]
@@ -66,11 +65,7 @@ func (w *world) act() {
 		w.crash()
 		w.boot()
 	case r < 635:
-		path := filepath.Join(w.cfg.Dir, fmt.Sprintf("backup-%d.db", len(w.backups)))
-		if err := p.j.Backup(path); err == nil {
-			w.backups = append(w.backups, path)
-			w.log("backup " + filepath.Base(path))
-		}
+		w.backup()
 	case r < 640:
 		if len(w.backups) > 0 {
 			w.restore(w.backups[w.rng.IntN(len(w.backups))])
@@ -157,29 +152,6 @@ func (w *world) scan(laneID, code string) {
 	}
 }
 
-func (w *world) refund() {
-	p := w.posd
-	if len(w.charges) == 0 {
-		return
-	}
-	id := w.charges[w.rng.IntN(len(w.charges))]
-	v, err := p.svc.Get(id)
-	if err != nil || (v.Charge.State != money.Paid && v.Charge.State != money.PartiallyRefunded) {
-		return
-	}
-	left := v.Charge.TotalFee - v.Charge.RefundedFee
-	if w.rng.IntN(2) == 0 || left < 2 {
-		_, err = p.svc.Refund(id)
-		w.log(fmt.Sprintf("refund %s (the %d fen left): %v", id, left, err))
-		return
-	}
-	// Returning one item: part of what is left, under the till's own id.
-	fee := 1 + w.rng.Int64N(left-1)
-	w.seq++
-	r, _, err := p.svc.RefundCharge(id, lane.RefundRequest{RefundFee: fee, RefundID: fmt.Sprintf("T%d", w.seq)})
-	w.log(fmt.Sprintf("refund %s %d of %d fen left: %s %v", id, fee, left, r.MchRefundID, err))
-}
-
 // resolve is an operator: honest, deciding from what the gateway shows,
 // but not always waiting for posd to ask.
 func (w *world) resolve() {
@@ -190,7 +162,8 @@ func (w *world) resolve() {
 	}
 	w.gw.mu.Lock()
 	lo := w.gw.orders[pick.MchTradeID]
-	d := poller.Decision{Paid: lo != nil && lo.Charged > 0 && lo.CodeHash == pick.CodeSHA256, By: "sim-operator", Why: "checked the gateway"}
+	// Paid: charged, or refunded since (not reversed).
+	d := poller.Decision{Paid: lo != nil && (lo.Charged > 0 || lo.refundedByRefund) && lo.CodeHash == pick.CodeSHA256, By: "sim-operator", Why: "checked the gateway"}
 	final := lo == nil || lo.State != payment.StatePaying
 	if d.Paid {
 		d.RefundedFee = lo.Refunded // paid, and partly refunded since (a restored journal's order)
@@ -231,46 +204,21 @@ func (w *world) pickOrder(match func(*money.Order) bool) *money.Order {
 // money rule standing.
 func (w *world) reconcile() {
 	p := w.posd
-	pick := w.pickOrder((*money.Order).Final)
+	pick := w.reconcilePick()
 	if pick == nil {
 		return
 	}
 	q := p.client.Query(context.Background(), payment.OrderRef{MchTradeID: pick.MchTradeID}, pick.TotalFee)
 	what := reconcile.Compare(pick, q)
+	w.reconciled(pick, q, what)
 	w.log(fmt.Sprintf("reconcile %s (%s): gateway %s %q", pick.MchTradeID, pick.State, reconcile.GatewayWord(q), what))
 	if what != reconcile.OpenThere && w.rng.IntN(4) != 0 {
 		return
 	}
 	o, err := p.pol.Reopen(pick.MchTradeID, "sim reconciliation", time.Now())
+	w.reopened(pick, o, err)
 	w.log(fmt.Sprintf("reopen %s: %s %v", pick.MchTradeID, o.Phase, err))
 	if err == nil && (pick.State == money.Paid || pick.State == money.Refunded) {
 		w.violate("order %s reopened while %s in the journal", pick.MchTradeID, pick.State)
 	}
-}
-
-// restore replaces the journal with an older copy, as an operator
-// restoring a backup (or cloning a box) would.
-func (w *world) restore(path string) {
-	w.log("RESTORE the journal from " + filepath.Base(path))
-	w.report.Restores++
-	w.crash()
-	src, err := os.Open(path)
-	if err != nil {
-		panic(err)
-	}
-	dst, err := os.Create(w.journalPath())
-	if err != nil {
-		panic(err)
-	}
-	_, _ = io.Copy(dst, src)
-	src.Close()
-	dst.Close()
-	w.gw.mu.Lock()
-	w.gw.generation++ // codes shown before are the old lineage's
-	w.gw.mu.Unlock()
-	w.codes = nil
-	clear(w.aborted) // the restored journal never heard of those stops
-	w.restoring = true
-	w.boot()
-	w.restoring = false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"example.com/posd/payment"
 )
@@ -12,6 +13,13 @@ func (g *Gateway) query(id string) ([]payment.Param, int) {
 	o := g.orders[id]
 	if o == nil || g.lagging(o) {
 		return nil, payment.CodeOrderNotFound
+	}
+	defer g.leftPaying(o, o.State)
+	g.expire(o)
+	if now().Before(o.staleUntil) && g.rng(id, "stale-read", o.queries).IntN(2) == 0 {
+		d := g.orderData(o)
+		setState(d, payment.StatePaying)
+		return d, 0
 	}
 	o.queries++
 	if o.how == payLater && o.State == payment.StatePaying && o.queries >= o.payAfter {
@@ -22,12 +30,20 @@ func (g *Gateway) query(id string) ([]payment.Param, int) {
 
 func (g *Gateway) reverse(id string) ([]payment.Param, int) {
 	o := g.orders[id]
+	if g.noReverse || g.rng(id, "no-reverse", 0).IntN(5) == 0 {
+		// 100 on reverse: the gateway has none, or not for this order's
+		// wallet; whether it has the order does not matter. The customer
+		// may confirm just then: the fallback's query finds it paid.
+		if o != nil && o.how == payAtReverse && o.State == payment.StatePaying && g.rng(id, "paid-at-no-reverse", 0).IntN(2) == 0 {
+			g.paid(o)
+		}
+		return nil, payment.CodeParseError
+	}
 	if o == nil || g.lagging(o) {
 		return nil, payment.CodeOrderNotFound
 	}
-	if g.noReverse {
-		return nil, payment.CodeParseError // 100 on reverse: the gateway has none
-	}
+	defer g.leftPaying(o, o.State)
+	g.expire(o)
 	o.reverses++
 	if o.State == payment.StatePaying && o.reverses <= o.recallY {
 		d := g.orderData(o)
@@ -58,6 +74,8 @@ func (g *Gateway) close(id string) ([]payment.Param, int) {
 	if o == nil || g.lagging(o) {
 		return nil, payment.CodeOrderNotFound
 	}
+	defer g.leftPaying(o, o.State)
+	g.expire(o)
 	status := "0"
 	switch o.State {
 	case payment.StatePaying, payment.StateUnpaid:
@@ -89,14 +107,20 @@ func (g *Gateway) refund(id, rid string, fee int64) ([]payment.Param, int) {
 		if g.rng(rid, "dup-refund", 0).IntN(2) == 0 {
 			return nil, 1500
 		}
-		return g.refundData(rf, 0), 0
+		return g.refundData(rf, rf.status()), 0
 	}
 	if (o.State != payment.StatePaid && o.State != payment.StateRefunding) || fee > o.Charged {
+		g.failed[rid] = id
 		return g.refundData(&ledgerRefund{ID: rid, Order: id, Fee: fee}, -1), 0
 	}
 	g.seq++
 	rf := &ledgerRefund{ID: rid, Order: id, RefundID: fmt.Sprintf("SIMR%08d", g.seq), Fee: fee}
+	if x := g.rng(rid, "processing", 0); x.IntN(4) == 0 {
+		// Made, and said to be in progress a while (to a bank card: hours).
+		rf.processing = now().Add(time.Duration(5+x.IntN(7200)) * time.Second)
+	}
 	g.refunds[rid] = rf
+	delete(g.failed, rid)
 	o.refunds = append(o.refunds, rid)
 	if o.Refunded+fee > o.TotalFee {
 		g.violate("order %s refunded %d fen in all, more than its %d: %v", id, o.Refunded+fee, o.TotalFee, o.refunds)
@@ -104,17 +128,60 @@ func (g *Gateway) refund(id, rid string, fee int64) ([]payment.Param, int) {
 	o.Charged -= fee
 	o.Refunded += fee
 	o.State = payment.StateRefunding
-	return g.refundData(rf, 0), 0
+	return g.refundData(rf, rf.status()), 0
+}
+
+// refundFailed answers a refund refund_status -1 (failed, may be tried
+// again) without making it; the gateway remembers the failure. A refund
+// made already is answered as it is.
+func (g *Gateway) refundFailed(id, rid, fee string) []payment.Param {
+	if rf := g.refunds[rid]; rf != nil {
+		return g.refundData(rf, rf.status())
+	}
+	f, _ := strconv.ParseInt(fee, 10, 64)
+	g.failed[rid] = id
+	return g.refundData(&ledgerRefund{ID: rid, Order: id, Fee: f}, -1)
+}
+
+// status is a made refund's refund_status: in progress (1) for a while
+// after it was made, if it is one of those, then done (0).
+func (rf *ledgerRefund) status() int {
+	if now().Before(rf.processing) {
+		return 1
+	}
+	return 0
+}
+
+// leftPaying: for minutes after an order stopped "paying" (paid,
+// reversed, closed), a replica behind may answer it "paying" still, now
+// and then: a reconciliation then finds it open at the gateway though the
+// journal has it final.
+func (g *Gateway) leftPaying(o *ledgerOrder, before int) {
+	if before == payment.StatePaying && o.State != payment.StatePaying && g.rng(o.ID, "stale", 0).IntN(2) == 0 {
+		o.staleUntil = now().Add(time.Duration(1+g.rng(o.ID, "stale", 1).IntN(300)) * time.Second)
+	}
+}
+
+// expire closes an order still unpaid at its time_expire, as the gateway
+// does.
+func (g *Gateway) expire(o *ledgerOrder) {
+	if o.State == payment.StatePaying && !o.expireAt.IsZero() && !now().Before(o.expireAt) {
+		o.State = payment.StateClosed
+	}
 }
 
 func (g *Gateway) orderData(o *ledgerOrder) []payment.Param {
+	state := o.State
+	if g.keepsTS0 && o.refundedByRefund && state == payment.StateRefunding {
+		state = payment.StatePaid
+	}
 	return []payment.Param{
 		{Key: "merchant_id", Value: merchantID},
 		{Key: "mch_trade_id", Value: o.ID},
 		{Key: "trade_id", Value: o.TradeID},
 		{Key: "total_fee", Value: strconv.FormatInt(o.TotalFee, 10), Num: true},
 		{Key: "device_info", Value: o.Device},
-		{Key: "trade_state", Value: strconv.Itoa(o.State), Num: true},
+		{Key: "trade_state", Value: strconv.Itoa(state), Num: true},
 	}
 }
 

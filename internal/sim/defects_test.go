@@ -9,13 +9,13 @@ import (
 )
 
 // TestSimulationCatchesDefects proves the simulator: each money-path defect
-// of issue 9, put back on purpose, must make some seed fail within the
+// put back on purpose, must make some seed fail within the
 // budget CI gives the simulation. Run with -tags posd_defects (make sim
 // does, after the plain run).
 func TestSimulationCatchesDefects(t *testing.T) {
 	seeds := envInt("POSD_SIM_DEFECT_SEEDS", 200)
 	events := envInt("POSD_SIM_DEFECT_EVENTS", 5000)
-	for n := 1; n <= 8; n++ {
+	for n := 1; n <= 12; n++ {
 		defect.Set(n)
 		caught := false
 		var s uint64

@@ -55,10 +55,14 @@ const (
 	http502After       // done, HTTP 502
 	code600            // pay: done, answered 600/601
 	badSign            // done, the answer's signature broken
-	refuse             // refund: answered 108 (refused), nothing done
+	refuse             // pay, refund: answered 108 (refused), nothing done
+	refuseAfter        // pay: done, answered an error code all the same (an upstream's, relayed)
+	refundFails        // refund: answered refund_status -1 (failed, may be tried again), nothing done
+	noConnection       // the connection refused (an overloaded front end): never written, posd knows it
 )
 
-var faultNames = [...]string{"", "drop-before", "drop-after", "late-answer", "http-500", "http-502-after", "code-600", "bad-sign", "refuse-108"}
+var faultNames = [...]string{"", "drop-before", "drop-after", "late-answer", "http-500", "http-502-after", "code-600", "bad-sign", "refuse-108",
+	"refused-after", "refund-fails", "no-connection"}
 
 type ledgerOrder struct {
 	ID, CodeHash, Device string
@@ -71,15 +75,19 @@ type ledgerOrder struct {
 	payAfter             int // payLater: the query that finds it paid
 	recallY              int // reverses answered "recall Y" first
 	ts1                  bool
+	expireAt             time.Time // closed then if still unpaid (the gateway's time_expire)
+	staleUntil           time.Time // a replica may answer "paying" until then, after it was paid or ended
 	lagUntil             time.Time // answers 301 until then: a lagging replica
 	queries, reverses    int
 	refunds              []string
-	generation           int // the journal lineage that created it (restores start new ones)
+	refundedByRefund     bool // a refund, not a reverse, gave money back
+	generation           int  // the journal lineage that created it (restores start new ones)
 }
 
 type ledgerRefund struct {
 	ID, Order, RefundID string
 	Fee                 int64
+	processing          time.Time // said to be in progress (refund_status 1) until then
 }
 
 // Gateway is the model. Its methods are safe for concurrent use.
@@ -93,9 +101,12 @@ type Gateway struct {
 	calls      map[string]int // "id/call" -> how many so far
 	linkDown   bool
 	faulty     bool
+	calm       bool // the faults stopped for good (heal): no order is hostile any more
 	noReverse  bool
+	keepsTS0   bool // trade_state stays 0 after a refund (PROTOCOL.md: some gateways of the family)
 	generation int
 	seq        int
+	failed     map[string]string // mch_refund_id -> order, of refunds answered -1 and not made since
 	violations []string
 	log        func(string)
 	payCount   map[string]int  // id -> pay requests received
@@ -104,8 +115,10 @@ type Gateway struct {
 
 func newGateway(seed uint64, log func(string)) *Gateway {
 	g := &Gateway{seed: seed, orders: map[string]*ledgerOrder{}, byCode: map[string]string{},
-		refunds: map[string]*ledgerRefund{}, calls: map[string]int{}, payCount: map[string]int{}, written: map[string]bool{}, log: log}
+		refunds: map[string]*ledgerRefund{}, calls: map[string]int{}, payCount: map[string]int{}, written: map[string]bool{},
+		failed: map[string]string{}, log: log}
 	g.noReverse = g.rng("gateway", "no-reverse", 0).IntN(8) == 0
+	g.keepsTS0 = g.rng("gateway", "keeps-ts0", 0).IntN(4) == 0
 	return g
 }
 
@@ -145,12 +158,16 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	call := payment.Call(strings.TrimPrefix(req.URL.Path, "/"))
 	t.g.mu.Lock()
-	if t.g.linkDown {
-		t.g.mu.Unlock()
+	f, n := noFault, 0
+	if !t.g.linkDown {
+		f, n = t.g.draw(call, body)
+	}
+	down := t.g.linkDown || f == noConnection
+	t.g.mu.Unlock()
+	if down {
 		// No connection: the request is never written (no trace hook).
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	}
-	t.g.mu.Unlock()
 	if ct := httptrace.ContextClientTrace(req.Context()); ct != nil {
 		if ct.WroteHeaders != nil {
 			ct.WroteHeaders()
@@ -159,7 +176,7 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			ct.WroteRequest(httptrace.WroteRequestInfo{})
 		}
 	}
-	status, answer, f := t.g.handle(call, body)
+	status, answer := t.g.handle(call, body, f, n)
 	respond := func() (*http.Response, error) {
 		return &http.Response{StatusCode: status, Body: io.NopCloser(bytes.NewReader(answer)),
 			Header: http.Header{"Content-Type": {"application/json"}}, Request: req}, nil
@@ -186,22 +203,41 @@ func (g *Gateway) probe(alive func() bool) func(context.Context) error {
 	}
 }
 
-func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
+// draw picks what happens to a call: the n-th of its kind for its order
+// (or refund).
+func (g *Gateway) draw(call payment.Call, body []byte) (fault, int) {
+	params, _, _ := payment.ParamsFromJSON(body)
+	key := param(params, "mch_trade_id")
+	if call == payment.CallRefundQuery {
+		key = param(params, "mch_refund_id")
+	}
+	g.calls[key+"/"+string(call)]++
+	n := g.calls[key+"/"+string(call)]
+	f := g.fault(call, key, n)
+	if f == noConnection && g.log != nil {
+		g.log(fmt.Sprintf("gw %s %s -> [%s]", call, key, faultNames[f]))
+	}
+	return f, n
+}
+
+func param(params []payment.Param, k string) string {
+	for _, p := range params {
+		if p.Key == k {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+func (g *Gateway) handle(call payment.Call, body []byte, f fault, n int) (int, []byte) {
 	params, sig, err := payment.ParamsFromJSON(body)
 	if err != nil || !payment.Verify(params, merchantKy, sig) {
 		g.mu.Lock()
 		g.violate("gateway: a %s request that does not verify", call)
 		g.mu.Unlock()
-		return 200, sandbox.Failure(payment.CodeSignError, "signature error"), noFault
+		return 200, sandbox.Failure(payment.CodeSignError, "signature error")
 	}
-	get := func(k string) string {
-		for _, p := range params {
-			if p.Key == k {
-				return p.Value
-			}
-		}
-		return ""
-	}
+	get := func(k string) string { return param(params, k) }
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	key := get("mch_trade_id")
@@ -211,10 +247,7 @@ func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
 	if call == payment.CallRefundQuery {
 		key = get("mch_refund_id")
 	}
-	g.calls[key+"/"+string(call)]++
-	n := g.calls[key+"/"+string(call)]
-	f := g.fault(call, key, n)
-	apply := f != dropBefore && f != http500 && f != refuse
+	apply := f != dropBefore && f != http500 && f != refuse && f != refundFails
 	var data []payment.Param
 	code := 0
 	status := 200
@@ -230,6 +263,10 @@ func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
 		code = 600 + g.rng(key, "601", n).IntN(2)
 	case refuse:
 		code = 108
+	case refuseAfter:
+		code = 1500
+	case refundFails:
+		data = g.refundFailed(get("mch_trade_id"), get("mch_refund_id"), get("refund_fee"))
 	}
 	if g.log != nil {
 		out := "code " + strconv.Itoa(code)
@@ -242,17 +279,21 @@ func (g *Gateway) handle(call payment.Call, body []byte) (int, []byte, fault) {
 		g.log(fmt.Sprintf("gw %s %s -> %s", call, key, out))
 	}
 	if status != 200 {
-		return status, []byte("injected"), f
+		return status, []byte("injected")
 	}
 	if code != 0 {
-		return status, sandbox.Failure(code, "sim"), f
+		return status, sandbox.Failure(code, "sim")
 	}
-	return status, sandbox.Answer(data, merchantKy, f == badSign), f
+	return status, sandbox.Answer(data, merchantKy, f == badSign)
 }
 
-// fault picks what happens to the n-th call of its kind for key, while
-// faults are on.
+// fault picks what happens to the n-th call of its kind for key: what a
+// hostile order meets, or, while faults are on, what a third of the calls
+// meet.
 func (g *Gateway) fault(call payment.Call, key string, n int) fault {
+	if f := g.hostile(call, key, n); f != noFault {
+		return f
+	}
 	if !g.faulty {
 		return noFault
 	}
@@ -260,14 +301,51 @@ func (g *Gateway) fault(call payment.Call, key string, n int) fault {
 	if r.IntN(100) >= 35 {
 		return noFault
 	}
-	all := []fault{dropBefore, dropAfter, lateAnswer, http500, http502After, badSign}
+	all := []fault{dropBefore, dropAfter, lateAnswer, http500, http502After, badSign, noConnection}
 	switch call {
 	case payment.CallPay:
-		all = append(all, code600)
+		all = append(all, code600, refuse, refuseAfter)
 	case payment.CallRefund:
-		all = append(all, refuse, refuse)
+		all = append(all, refuse, refuse, refundFails)
 	}
 	return all[r.IntN(len(all))]
+}
+
+// hostile: a few orders meet a gateway that fails every call of one kind
+// about them, whether faults are on or not, until they stop for good: so
+// that every retry of a phase is used up, which faults drawn call by call
+// almost never do (six queries, five reverses, twelve verifying queries
+// over four hours). Some orders' queries fail only until the query phase
+// is used up, so that the phases after it meet trusted answers. A pay is
+// made and its answer lost; a refund fails (-1) or never arrives. An
+// order the gateway gave money back for is answered again: posd ends a
+// verify it cannot confirm as the journal says, paid.
+func (g *Gateway) hostile(call payment.Call, key string, n int) fault {
+	if g.calm {
+		return noFault
+	}
+	if o := g.orders[key]; call == payment.CallQuery && o != nil && o.Refunded > 0 {
+		return noFault
+	}
+	// One way for all the calls: so that the last try, too, is of each.
+	ways, odds, upTo := [][]fault{{noConnection}, {dropBefore, dropAfter, lateAnswer, http500, http502After, badSign}}, 12, 0
+	r := g.rng(key, string(call)+"/hostile", 0)
+	switch call {
+	case payment.CallPay:
+		ways = [][]fault{{dropAfter, lateAnswer, http502After, badSign, code600}}
+	case payment.CallQuery:
+		if r.IntN(2) == 0 {
+			upTo = 6 + r.IntN(2)
+		}
+	case payment.CallRefund:
+		// It fails; it never arrives; it is refused after one that was lost.
+		ways, odds = [][]fault{{refundFails}, {dropBefore, http500, noConnection}, {dropBefore, refuse}}, 4
+	}
+	if r.IntN(odds) != 0 || upTo > 0 && n > upTo {
+		return noFault
+	}
+	all := ways[r.IntN(len(ways))]
+	return all[g.rng(key, string(call)+"/hostile", n).IntN(len(all))]
 }
 
 func (g *Gateway) act(call payment.Call, get func(string) string, f fault) ([]payment.Param, int) {
@@ -284,11 +362,15 @@ func (g *Gateway) act(call payment.Call, get func(string) string, f fault) ([]pa
 		fee, _ := strconv.ParseInt(get("refund_fee"), 10, 64)
 		return g.refund(get("mch_trade_id"), get("mch_refund_id"), fee)
 	case payment.CallRefundQuery:
-		rf := g.refunds[get("mch_refund_id")]
-		if rf == nil {
+		rid := get("mch_refund_id")
+		rf := g.refunds[rid]
+		switch {
+		case rf == nil && g.failed[rid] != "":
+			return g.refundData(&ledgerRefund{ID: rid, Order: g.failed[rid]}, -1), 0
+		case rf == nil:
 			return nil, payment.CodeOrderNotFound
 		}
-		return g.refundData(rf, 0), 0
+		return g.refundData(rf, rf.status()), 0
 	}
 	return nil, payment.CodeParseError
 }
@@ -305,10 +387,17 @@ func (g *Gateway) pay(get func(string) string, f fault) ([]payment.Param, int) {
 		}
 		return nil, payment.CodeDuplicate
 	}
+	fee, _ := strconv.ParseInt(get("total_fee"), 10, 64)
+	if g.rng(id, "foreign", 0).IntN(150) == 0 {
+		// Another box (a clone of this one) used the id first: its
+		// order, closed unpaid, is not posd's.
+		g.orders[id] = &ledgerOrder{ID: id, CodeHash: "another box's", TotalFee: fee, TradeID: "SIMT_OTHER_" + id,
+			State: payment.StateClosed, generation: g.generation}
+		return nil, payment.CodeDuplicate
+	}
 	if prev, ok := g.byCode[codeHash]; ok && prev != id && g.orders[prev] != nil && g.orders[prev].generation == g.generation {
 		g.violate("a payment code sent under two ids: %s and %s", prev, id)
 	}
-	fee, _ := strconv.ParseInt(get("total_fee"), 10, 64)
 	g.seq++
 	o := &ledgerOrder{ID: id, CodeHash: codeHash, Device: get("device_info"), TotalFee: fee,
 		TradeID: fmt.Sprintf("SIMT%08d", g.seq), State: payment.StatePaying, generation: g.generation}
@@ -320,6 +409,14 @@ func (g *Gateway) pay(get func(string) string, f fault) ([]payment.Param, int) {
 		o.how, o.payAfter = payLater, 1+r.IntN(8)
 	case p < 75:
 		o.how, o.recallY = payNever, r.IntN(3)
+		switch x := g.rng(id, "never", 0); {
+		case f == refuseAfter && x.IntN(2) == 0:
+			o.State = payment.StateClosed // the upstream's error closed it
+		case x.IntN(4) == 0:
+			o.recallY = 5 + x.IntN(3) // the customer keeps the password prompt open past every reverse
+		case x.IntN(3) == 0:
+			o.expireAt = now().Add(time.Duration(15+x.IntN(120)) * time.Second)
+		}
 	case p < 88:
 		o.how = decline
 	default:
@@ -330,7 +427,7 @@ func (g *Gateway) pay(get func(string) string, f fault) ([]payment.Param, int) {
 	} else {
 		g.byCode[codeHash] = id
 	}
-	if g.faulty && r.IntN(4) == 0 {
+	if g.faulty && r.IntN(4) == 0 && f != refuseAfter { // a refused pay is checked once: see stepPay
 		// A lagging replica. Once posd has a signed answer about the order
 		// it may lag through the whole confirmation window; otherwise only
 		// for seconds: a 301 through every query and the reverse, with no

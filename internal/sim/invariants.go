@@ -44,6 +44,7 @@ func (w *world) check() {
 			if o, ok, _ := tx.Order(id); ok {
 				w.checkOrder(&o)
 				w.checkCharge(tx, &o)
+				w.checkRefunds(tx, &o)
 			}
 		}
 		return nil
@@ -56,6 +57,7 @@ func (w *world) checkAll() {
 		return tx.EachOrder(func(o money.Order) error {
 			w.checkOrder(&o)
 			w.checkCharge(tx, &o)
+			w.checkRefunds(tx, &o)
 			return nil
 		})
 	})
@@ -86,8 +88,9 @@ func (w *world) checkOrder(o *money.Order) {
 	w.gw.mu.Lock()
 	lo := w.gw.orders[o.MchTradeID]
 	var l ledgerOrder
+	var unseen int64
 	if lo != nil {
-		l = *lo
+		l, unseen = *lo, w.unseen(o, lo)
 	}
 	w.gw.mu.Unlock()
 	ours := lo != nil && l.CodeHash == o.CodeSHA256
@@ -97,8 +100,10 @@ func (w *world) checkOrder(o *money.Order) {
 		switch {
 		case !ours:
 			w.violate("posd says %s paid; the gateway has no such payment for this code", id)
-		case l.Charged != o.TotalFee-o.RefundedFee:
-			w.violate("posd says %s paid %d fen (%d refunded); the ledger holds %d charged (state %d, refunded %d)", id, o.TotalFee, o.RefundedFee, l.Charged, l.State, l.Refunded)
+		case o.TotalFee-o.RefundedFee < l.Charged || o.TotalFee-o.RefundedFee > l.Charged+unseen:
+			// posd's refunded_fee is the gateway's, or the order needs
+			// attention (it is not final then).
+			w.violate("posd says %s paid %d fen (%d refunded); the ledger holds %d charged (state %d, refunded %d, %d of it under ids posd cannot know of)", id, o.TotalFee, o.RefundedFee, l.Charged, l.State, l.Refunded, unseen)
 		}
 	case money.Refunded:
 		if !ours || !l.WasPaid || l.Charged != 0 {
@@ -148,9 +153,11 @@ func (w *world) checkShown(lane string, e display.Event) {
 	if cur := w.current[lane]; e.ChargeID != cur {
 		w.violate("lane %s's customer display shows charge %s paid while the lane's charge is %q", lane, e.ChargeID, cur)
 	}
+	var o money.Order
+	_ = w.posd.j.View(func(tx *journal.Tx) error { o, _, _ = tx.Order(e.MchTradeID); return nil })
 	w.gw.mu.Lock()
 	lo := w.gw.orders[e.MchTradeID]
-	paid := lo != nil && lo.Charged > 0
+	paid := lo != nil && lo.Charged+w.unseen(&o, lo) > 0 // refunded since, unseen: the payment was made
 	w.gw.mu.Unlock()
 	if !paid {
 		w.violate("lane %s's customer display shows %s paid; the gateway never charged it", lane, e.MchTradeID)

@@ -42,11 +42,15 @@ func TestSimulation(t *testing.T) {
 	var mu sync.Mutex
 	var virtual time.Duration
 	var total, checks, orders, crashes, restores int
+	reached := Coverage{}
 	t.Run("seeds", func(t *testing.T) {
 		for s := first; s < first+uint64(seeds); s++ {
 			t.Run(strconv.FormatUint(s, 10), func(t *testing.T) {
 				t.Parallel()
 				r := runSeed(t, s, events)
+				mu.Lock()
+				reached.add(r.Reached) // a failed run too: what it reached, it reached
+				mu.Unlock()
 				if r.Failed() {
 					t.Fatalf("%s\nreplay: make sim SEED=%d SEEDS=1 EVENTS=%d (and add the seed to internal/sim/testdata/regressions.txt)", r, s, events)
 				}
@@ -64,6 +68,7 @@ func TestSimulation(t *testing.T) {
 	el := time.Since(start)
 	t.Logf("seeds %d..%d: %d events, %d orders, %d crashes, %d restores, %.0f events/s, %.1f virtual hours, %d invariant checks, in %s",
 		first, first+uint64(seeds)-1, total, orders, crashes, restores, float64(total)/el.Seconds(), virtual.Hours(), checks, el.Round(time.Millisecond))
+	checkCoverage(t, reached, seeds*events)
 }
 
 // TestSimulationRegressions replays every seed that ever failed.
