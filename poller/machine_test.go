@@ -340,6 +340,22 @@ func TestMachineRefundIsAskedBeforeItIsSent(t *testing.T) {
 	assert.Equal(t, payment.CallRefundQuery, u.Call(), "no trusted answer: asked again, never sent blind")
 	sent = Step(u, res(payment.NotFound, payment.NoTradeState), u.NextAt, p)
 	assert.Equal(t, payment.CallRefund, sent.Call())
+
+	// A retry beyond what posd has left, let through because an
+	// operator's figure may count it: minutes of "no such refund", and
+	// it fails unsent.
+	e := fresh()
+	e.Phase, e.State, e.RefundedFee, e.RefundedElsewhere = money.PhaseDone, money.Paid, 60, 60
+	startRefundOf(&e, "operator", 60, RefundIDFor(e.MchTradeID, "T9"), t0)
+	for range 100 {
+		if e.Call() != payment.CallRefundQuery {
+			break
+		}
+		e = Step(e, res(payment.NotFound, payment.NoTradeState), e.NextAt, p)
+	}
+	assert.Equal(t, money.Failed, e.RefundResult)
+	assert.Equal(t, money.Paid, e.State)
+	assert.Contains(t, e.ErrMsg, "not made")
 }
 
 func TestMachineNotFoundAfterSeenIsUnknown(t *testing.T) {

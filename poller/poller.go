@@ -156,6 +156,11 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 				return 0, err
 			}
 		}
+		if restored && o.Phase == money.PhaseRefundQuery && o.RefundBy == "discover" {
+			// A discovery the copy was making judges by a trade_state of
+			// then: the order is asked again first.
+			o.Phase, o.Tries, o.NextAt = money.PhaseVerify, 0, now
+		}
 		if restored {
 			if _, err := p.save(&o); err != nil { // marked Restored, should posd stop again before its next step
 				return 0, err

@@ -26,4 +26,5 @@
 //     account for taken for a refund in full
 //  12. a reconciliation that compares the gateway with the journal as it
 //     was when the run began
+//  13. a sale's reference kept by its charge after it ended canceled
 package defect

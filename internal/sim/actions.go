@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"example.com/posd/display"
@@ -47,7 +49,7 @@ func (w *world) act() {
 		w.resolve()
 	case r < 588:
 		w.reconcile()
-	case r < 590:
+	case r < 594:
 		w.startReconcile()
 	case r < 605:
 		if len(w.charges) > 0 {
@@ -116,18 +118,66 @@ func (w *world) open(laneID string) {
 	case 2:
 		req.TotalFee, valid = 0, false
 	}
+	prev, prevState := w.sale(&req, valid)
 	before, _ := p.svc.Lane(laneID)
-	v, _, err := p.svc.Open(req)
-	w.log(fmt.Sprintf("open %s ¥%s valid=%v -> %s %v", laneID, display.Yuan(req.TotalFee), valid, v.Charge.ID, err))
+	v, created, err := p.svc.Open(req)
+	w.log(fmt.Sprintf("open %s ¥%s valid=%v ref=%q -> %s created=%v %v", laneID, display.Yuan(req.TotalFee), valid, req.Reference, v.Charge.ID, created, err))
+	if err == nil && prev != "" {
+		w.report.Checks++
+		switch prevState {
+		case money.Canceled:
+			if !created || v.Charge.ID == prev {
+				w.violate("sale %q of lane %s: its charge %s ended canceled, and opening it again answered that charge", req.Reference, laneID, prev)
+			}
+		case money.Paid, money.PartiallyRefunded, money.Refunded:
+			if created || v.Charge.ID != prev {
+				w.violate("sale %q of lane %s was paid (charge %s), and opening it again made charge %s", req.Reference, laneID, prev, v.Charge.ID)
+			}
+		}
+	}
 	if err == nil {
-		w.current[laneID] = v.Charge.ID
-		w.charges = append(w.charges, v.Charge.ID)
+		if created {
+			w.current[laneID] = v.Charge.ID
+			w.charges = append(w.charges, v.Charge.ID)
+			if req.Reference != "" {
+				w.sales[laneID+"/"+req.Reference] = v.Charge.ID
+			}
+		}
 		return
 	}
 	inService, _ := p.svc.InService()
 	if valid && before.Charge == nil && inService {
 		w.violate("lane %s has no charge in flight but refused a valid new charge: %v", laneID, err)
 	}
+}
+
+// sale gives now and then the till's own sale id to a valid open: a new
+// one, or one opened before on the lane (the till opening its sale again).
+// It returns the charge the sale had and that charge's state.
+func (w *world) sale(req *lane.OpenRequest, valid bool) (string, money.State) {
+	if !valid || w.rng.IntN(4) != 0 {
+		return "", ""
+	}
+	var known []string
+	for k := range w.sales {
+		if strings.HasPrefix(k, req.Lane+"/") {
+			known = append(known, k)
+		}
+	}
+	slices.Sort(known)
+	if len(known) == 0 || w.rng.IntN(2) == 0 {
+		w.seq++
+		req.Reference = fmt.Sprintf("SALE%d", w.seq)
+		return "", ""
+	}
+	k := known[w.rng.IntN(len(known))]
+	prev := w.sales[k]
+	v, err := w.posd.svc.Get(prev)
+	if err != nil {
+		return "", "" // a restored journal that never saw it
+	}
+	req.Reference, req.TotalFee = strings.TrimPrefix(k, req.Lane+"/"), v.Charge.TotalFee
+	return prev, v.Charge.State
 }
 
 func (w *world) scan(laneID, code string) {

@@ -116,6 +116,8 @@ func (c Coverage) add(o Coverage) {
 var notAimedAt = map[poller.Transition]string{
 	refundCheck("not_found → verify"): beyondRestored, refundCheck("pending → verify"): beyondRestored,
 	refundCheck("pending → paid"): "a till's refund an operator's figure counts, asked again after it failed at the gateway",
+	refundCheck("not_found → paid"): "a till's refund an operator's figure counts, asked again, never made, and more than is left " +
+		"(reached once in CI's budget before the back office's reconciliations grew; poller's TestRefundCheck* hold it)",
 	{Phase: money.PhaseRefundQuery, Mode: "discover", Call: payment.CallRefundQuery, Class: "done processing → again"}: "a refund still in progress when a restored journal's discovery asks it; " +
 		"Step takes it as any answer without a verdict (unknown → again)",
 }

@@ -15,7 +15,11 @@ import (
 func TestSimulationCatchesDefects(t *testing.T) {
 	seeds := envInt("POSD_SIM_DEFECT_SEEDS", 200)
 	events := envInt("POSD_SIM_DEFECT_EVENTS", 5000)
-	for n := 1; n <= 12; n++ {
+	only := envInt("POSD_SIM_DEFECT", 0) // one defect alone, to study it
+	for n := 1; n <= 13; n++ {
+		if only != 0 && n != only {
+			continue
+		}
 		defect.Set(n)
 		caught := false
 		var s uint64

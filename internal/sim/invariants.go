@@ -103,7 +103,8 @@ func (w *world) checkOrder(o *money.Order) {
 		case o.TotalFee-o.RefundedFee < l.Charged || o.TotalFee-o.RefundedFee > l.Charged+unseen:
 			// posd's refunded_fee is the gateway's, or the order needs
 			// attention (it is not final then).
-			w.violate("posd says %s paid %d fen (%d refunded); the ledger holds %d charged (state %d, refunded %d, %d of it under ids posd cannot know of)", id, o.TotalFee, o.RefundedFee, l.Charged, l.State, l.Refunded, unseen)
+			w.violate("posd says %s paid %d fen (%d refunded; its refunds %v, the last %s, %q); the ledger holds %d charged (state %d, refunded %d under %v, %d of it under ids posd cannot know of)",
+				id, o.TotalFee, o.RefundedFee, o.Refunds, o.RefundResult, o.ErrMsg, l.Charged, l.State, l.Refunded, l.refunds, unseen)
 		}
 	case money.Refunded:
 		if !ours || !l.WasPaid || l.Charged != 0 {

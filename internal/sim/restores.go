@@ -183,9 +183,11 @@ func (w *world) heard(tr tillRefund, r money.Refund, err error) {
 	if err != nil || r.MchRefundID == "" {
 		return
 	}
-	key := tr.charge + "/" + tr.id
+	// A till refund is one of a payment: after a restore that lost the
+	// payment, the charge may be paid again by another attempt.
+	key := r.MchTradeID + "/" + tr.id
 	if prev, ok := w.refundIDs[key]; ok && prev != r.MchRefundID {
-		w.violate("the till's refund %q of %s went out as %s, and now as %s", tr.id, tr.charge, prev, r.MchRefundID)
+		w.violate("the till's refund %q of %s (%s) went out as %s, and now as %s", tr.id, tr.charge, r.MchTradeID, prev, r.MchRefundID)
 	}
 	if prev, ok := w.refundOf[r.MchRefundID]; ok && prev != key {
 		w.violate("mch_refund_id %s names two of the till's refunds: %s and %s", r.MchRefundID, prev, key)
@@ -243,7 +245,7 @@ func (w *world) unseen(o *money.Order, l *ledgerOrder) int64 {
 func (w *world) startReconcile() {
 	p := w.posd
 	if p.recon == nil {
-		p.recon = &reconcile.Reconciler{Ctx: p.ctx, Journal: p.j, Gateway: p.client, Rate: 2, Log: w.zlog,
+		p.recon = &reconcile.Reconciler{Ctx: p.ctx, Journal: p.j, Gateway: p.client, Rate: 1, Log: w.zlog,
 			Reopen:     func(id, why string) error { _, err := p.pol.Reopen(id, why, time.Now()); return err },
 			OnDisagree: func(d money.Disagreement) { w.disagreed(d) }}
 	}

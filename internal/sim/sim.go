@@ -96,6 +96,9 @@ type world struct {
 	tillRefunds []tillRefund
 	refundIDs   map[string]string
 	refundOf    map[string]string
+	// sales: the charge the till opened last for each of its sale ids
+	// (lane/reference).
+	sales map[string]string
 	// backupDigests: the orders each backup holds (orderDigest).
 	backupDigests map[string]string
 	zlog          *zap.Logger
@@ -121,7 +124,7 @@ type process struct {
 func Run(cfg Config) *Report {
 	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5151)),
 		current: map[string]string{}, changed: map[string]struct{}{}, inFlight: map[string]bool{}, aborted: map[string]bool{},
-		refundIDs: map[string]string{}, refundOf: map[string]string{}, backupDigests: map[string]string{}, zlog: zap.NewNop()}
+		refundIDs: map[string]string{}, refundOf: map[string]string{}, backupDigests: map[string]string{}, sales: map[string]string{}, zlog: zap.NewNop()}
 	w.report.Seed, w.report.Reached = cfg.Seed, Coverage{}
 	// The bubble's clock starts in 2000; the gateway wants this century's
 	// time_start.
