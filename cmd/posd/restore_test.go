@@ -277,6 +277,17 @@ func checkRefunds(t *testing.T, d *till, agree bool, chargeIDs ...string) {
 	}
 }
 
+// backedUp is a box with a payment of 1000 and a backup of its journal's
+// folder taken then, running again.
+func backedUp(t *testing.T, g *gw) (*till, chargeMoney, map[string][]byte) {
+	d := newBox(t, g)
+	d.start()
+	c := d.payCharge(1000)
+	before := d.backup()
+	d.start()
+	return d, c, before
+}
+
 // refundAfterRestore is what follows the restore of a journal from before
 // a refund of 400 of 1000: posd knows that refund (or needs attention,
 // and the operator resolves it), and a new refund of 300 moves 300.
@@ -294,11 +305,7 @@ func refundAfterRestore(t *testing.T, d *till, c chargeMoney) {
 // witness beside it: the witness outside the folder tells.
 func TestRestoredFolderIsRecognised(t *testing.T) {
 	t.Parallel()
-	d := newBox(t, startSandbox(t))
-	d.start()
-	c := d.payCharge(1000)
-	before := d.backup()
-	d.start()
+	d, c, before := backedUp(t, startSandbox(t))
 	d.refundOK(c.ID, 400, "T-1")
 	d.restore(before)
 	d.start()
@@ -308,11 +315,7 @@ func TestRestoredFolderIsRecognised(t *testing.T) {
 // The journal alone from a backup on a new disk, no witness anywhere.
 func TestRestoredJournalOnNewDisk(t *testing.T) {
 	t.Parallel()
-	d := newBox(t, startSandbox(t))
-	d.start()
-	c := d.payCharge(1000)
-	before := d.backup()
-	d.start()
+	d, c, before := backedUp(t, startSandbox(t))
 	d.refundOK(c.ID, 400, "T-1")
 	d.kill()
 	d.moveJournal(filepath.Join(t.TempDir(), "state"), filepath.Join(t.TempDir(), "journal.witness"))
@@ -326,11 +329,7 @@ func TestRestoredJournalOnNewDisk(t *testing.T) {
 // under the old refund's id.
 func TestRestoreWithGatewayKeepingTradeState0(t *testing.T) {
 	t.Parallel()
-	d := newBox(t, startSandbox(t, "-refund-keeps-trade-state"))
-	d.start()
-	c := d.payCharge(1000)
-	before := d.backup()
-	d.start()
+	d, c, before := backedUp(t, startSandbox(t, "-refund-keeps-trade-state"))
 	d.refundOK(c.ID, 400, "T-1")
 	// The journal alone put back: its folder's witness recognises it.
 	d.restore(before, "journal.db")
@@ -358,11 +357,7 @@ func TestRestoreWithGatewayKeepingTradeState0(t *testing.T) {
 // for one): the customer is refunded once, and posd counts it once.
 func TestTillRetriesRefundAfterRestore(t *testing.T) {
 	t.Parallel()
-	d := newBox(t, startSandbox(t))
-	d.start()
-	c := d.payCharge(1000)
-	before := d.backup()
-	d.start()
+	d, c, before := backedUp(t, startSandbox(t))
 	d.refundOK(c.ID, 400, "R-A")
 	d.restore(before, "journal.db")
 	d.start()
@@ -387,11 +382,7 @@ func TestTillRetriesRefundAfterRestore(t *testing.T) {
 // still be refunded.
 func TestBackOfficeRefundNeedsAttention(t *testing.T) {
 	t.Parallel()
-	d := newBox(t, startSandbox(t))
-	d.start()
-	c := d.payCharge(1000)
-	before := d.backup()
-	d.start()
+	d, c, before := backedUp(t, startSandbox(t))
 	d.g.backOfficeRefund(t, c.order(), 300)
 	d.restore(before, "journal.db")
 	d.start()

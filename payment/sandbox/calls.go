@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"example.com/posd/payment"
 )
@@ -346,6 +347,11 @@ func (s *Sandbox) backOfficeRefund(w http.ResponseWriter, hr *http.Request) {
 	var body struct {
 		MchTradeID string `json:"mch_trade_id"`
 		RefundFee  int64  `json:"refund_fee"`
+	}
+	if ct, _, _ := strings.Cut(hr.Header.Get("Content-Type"), ";"); ct != "application/json" {
+		// A page in the box's browser can post a form here, not JSON.
+		sendJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "Content-Type must be application/json"})
+		return
 	}
 	dec := json.NewDecoder(io.LimitReader(hr.Body, 4<<10))
 	dec.DisallowUnknownFields()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -178,5 +179,22 @@ func TestLedgerListsNoReuseWhenNoneHappened(t *testing.T) {
 	l := sandbox.New(sandbox.Options{}).Ledger()
 	if l.RefundIDReuses == nil || len(l.RefundIDReuses) != 0 {
 		t.Errorf("an empty list, never null: %#v", l.RefundIDReuses)
+	}
+}
+
+// A page in the box's browser can post a form to the sandbox's port, not
+// JSON: the back office refunds nothing for it.
+func TestBackOfficeRefundTakesJSONOnly(t *testing.T) {
+	g := newGateway(t, sandbox.Options{})
+	resp, err := g.srv.Client().Post(g.srv.URL+"/_sandbox/backoffice/refund", "text/plain", strings.NewReader(`{"mch_trade_id":"`+g.order+`","refund_fee":300}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("a text/plain post answered %d", resp.StatusCode)
+	}
+	if ts := g.tradeState(); ts != payment.StatePaid {
+		t.Fatalf("trade_state %d after a refused post: something was refunded", ts)
 	}
 }
