@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/poller"
@@ -44,6 +45,8 @@ type Server struct {
 	Reconcile Reconciler
 	// Fleet is the outbox and its publisher (nil: fleet off).
 	Fleet func() any
+	// Clock is posd's clock as it stands (nil: not shown).
+	Clock func() clock.Status
 }
 
 // Protection is how a listener is exposed and what that demands.
@@ -523,16 +526,34 @@ func (s *Server) exportFailed(w http.ResponseWriter, nothingSent bool, err error
 // needs no repair on the box (the gateway cannot be reached).
 var ErrDegraded = errors.New("degraded")
 
+// healthz is GET /healthz: ok says whether payments are taken. A clock
+// fault degrades the status (with its reason) without stopping payments:
+// the windows and the pruning no longer trust the wall clock.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	var clk *clock.Status
+	if s.Clock != nil {
+		st := s.Clock()
+		clk = &st
+	}
 	if err := s.health(); err != nil {
 		status := "unavailable"
 		if errors.Is(err, ErrDegraded) {
 			status = "degraded"
 		}
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "status": status, "error": err.Error()})
+		out := map[string]any{"ok": false, "status": status, "error": err.Error()}
+		if clk != nil {
+			out["clock"] = clk
+		}
+		writeJSON(w, http.StatusServiceUnavailable, out)
 		return
 	}
 	out := map[string]any{"ok": true, "status": "ok"}
+	if clk != nil {
+		out["clock"] = clk
+		if clk.Degraded {
+			out["status"], out["reason"] = "degraded", clk.Reason
+		}
+	}
 	if s.Fleet != nil {
 		out["fleet"] = s.Fleet() // a warning here stops no payment
 	}

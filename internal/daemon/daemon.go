@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/api"
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
@@ -30,6 +31,8 @@ type IO struct {
 	Stdin      io.Reader
 	Stdout     io.Writer
 	ConfigPath string
+	// Wall is the wall clock (nil: time.Now); a test moves its own.
+	Wall func() time.Time
 }
 
 // Run runs posd until ctx ends, then finishes in-flight work up to the
@@ -205,10 +208,12 @@ func displaysChanged(a, b config.Config) bool {
 }
 
 // prune keeps the journal bounded on a small SD card: at start, then daily,
-// final orders older than the retention go.
-func prune(ctx context.Context, j *journal.Journal, keep time.Duration, log *zap.Logger) {
+// final orders older than the retention go, and no record the head office
+// has not acknowledged (the journal keeps those).
+func prune(ctx context.Context, j *journal.Journal, clk *clock.Clock, keep time.Duration, log *zap.Logger) {
 	for {
-		o, c, err := j.Prune(time.Now().Add(-keep))
+		// By the observed time: a wall clock run ahead makes nothing old.
+		o, c, err := j.Prune(clk.Observed().Add(-keep))
 		switch {
 		case err != nil:
 			log.Error("prune", zap.Error(err))

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
@@ -26,6 +27,9 @@ type posdMetrics struct {
 	reverses prometheus.Counter
 	lateN    *prometheus.CounterVec
 	disagree *prometheus.CounterVec
+	// clockJumps and future are the signs of a clock fault.
+	clockJumps *prometheus.CounterVec
+	future     *prometheus.CounterVec
 	duration prometheus.Histogram
 }
 
@@ -42,10 +46,14 @@ func newMetrics() *posdMetrics {
 			Help: "Results of charges their lane had moved on from (kept off the customer displays), by charge state."}, []string{"state"}),
 		disagree: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_reconcile_disagreements_total",
 			Help: "Orders a reconciliation found the journal and the gateway disagree on, by what."}, []string{"what"}),
+		clockJumps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_clock_jumps_total",
+			Help: "Clock faults: at start, a wall clock behind the journal or far ahead of it; while running, a step against the monotonic clock."}, []string{"when", "direction"}),
+		future: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_clock_future_records_total",
+			Help: "Records dated in the future (a clock that ran ahead wrote them) that a window stepped over, by kind."}, []string{"kind"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "posd_payment_seconds",
 			Help: "From the scan to the attempt's final state.", Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}}),
 	}
-	r.MustRegister(m.payments, m.requests, m.reverses, m.lateN, m.disagree, m.duration,
+	r.MustRegister(m.payments, m.requests, m.reverses, m.lateN, m.disagree, m.clockJumps, m.future, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg = promhttp.HandlerFor(r, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}) // a bad series never hides the others
 	return m
@@ -68,8 +76,18 @@ func (m *posdMetrics) order(o money.Order) {
 	m.duration.Observe(o.FinishedAt.Sub(o.CreatedAt).Seconds())
 }
 
-func (m *posdMetrics) gauges(p *poller.Poller, j *journal.Journal, reg *device.Registry, gw *payment.Client) {
+func (m *posdMetrics) gauges(p *poller.Poller, j *journal.Journal, reg *device.Registry, gw *payment.Client, clk *clock.Clock) {
 	m.r.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_clock_offset_seconds",
+			Help: "The wall clock minus the time posd has measured (the journal's observed time plus the monotonic clock)."},
+			func() float64 { return clk.Status().Offset }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_clock_degraded",
+			Help: "1 while the clock is at fault (as /healthz says), 0 otherwise."}, func() float64 {
+			if clk.Status().Degraded {
+				return 1
+			}
+			return 0
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_gateway_up",
 			Help: "1 while the gateway can be reached (probe or last call), 0 while it cannot."}, func() float64 {
 			if up, _ := gw.LinkUp(); up {

@@ -17,6 +17,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/api"
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/fleet"
@@ -43,6 +44,7 @@ type Daemon struct {
 	wg      sync.WaitGroup
 	client  *payment.Client
 	journal *journal.Journal
+	clock   *clock.Clock
 	damaged bool // the journal failed its check: read-only, no payment
 	hub     *display.Hub
 	metrics *posdMetrics
@@ -79,6 +81,10 @@ func Open(cfg config.Config, log *zap.Logger, tio IO) (*Daemon, error) {
 		return nil, err
 	}
 	if err := d.openJournal(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.openClock(); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -176,6 +182,7 @@ func (d *Daemon) openLanes() error {
 		StoreID: cfg.Merchant.StoreID, ClientIP: cfg.Merchant.ClientIP, Sandbox: cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID,
 		DedupWindow: cfg.Scan.DuplicateWindow, Log: d.log.Named("lane"), OnLate: m.late,
 		RefundMaxCount: cfg.Refunds.MaxPerOrder, RefundMaxAge: cfg.Refunds.MaxAge, ReferenceWindow: cfg.Charges.ReferenceWindow,
+		Clock: d.clock, OnFuture: func(kind, _ string, _ time.Time) { m.future.WithLabelValues(kind).Inc() },
 	})
 	d.recon = &reconcile.Reconciler{Ctx: d.ctx, Journal: d.journal, Gateway: d.client, Rate: cfg.Reconcile.Rate,
 		Log: d.log.Named("reconcile"), OnDisagree: func(d money.Disagreement) { m.disagree.WithLabelValues(reconcile.Kind(d.What)).Inc() },
@@ -265,6 +272,11 @@ func (d *Daemon) resume() error {
 	if n > 0 {
 		d.log.Info("resumed unfinished orders", zap.Int("orders", n))
 	}
+	if n, err := d.recon.Resume(); err != nil {
+		d.log.Error("reconcile: runs cut short not resumed", zap.Error(err))
+	} else if n > 0 {
+		d.log.Info("resumed reconciliations cut short", zap.Int("days", n))
+	}
 	go func() { d.poller.Run(ctx); close(d.polling.done) }()
 	return nil
 }
@@ -312,10 +324,11 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	srv.Protect(p)
 	srv.Store = d.cfg.Merchant.StoreID
 	srv.Reconcile = d.recon
+	srv.Clock = d.clock.Status
 	if d.fleet != nil {
 		srv.Fleet = d.FleetStatus
 	}
-	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client) })
+	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client, d.clock) })
 	srv.Handle("GET /metrics", d.metrics.reg)
 	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
@@ -379,11 +392,12 @@ func (d *Daemon) startHousekeeping() {
 	if d.damaged {
 		return
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go func() { defer d.wg.Done(); probeJournal(d.ctx, d.journal, d.svc) }()
+	go func() { defer d.wg.Done(); d.watchClock(d.ctx) }()
 	go func() {
 		defer d.wg.Done()
-		prune(d.ctx, d.journal, d.cfg.Journal.Retention, d.log.Named("journal"))
+		prune(d.ctx, d.journal, d.clock, d.cfg.Journal.Retention, d.log.Named("journal"))
 	}()
 }
 

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/json"
 	"time"
 
 	"example.com/posd/internal/money"
@@ -11,22 +12,27 @@ const PruneBatch = 100
 
 // Prune deletes what was final before cutoff: orders (and their code's
 // index entry) and charges whose every attempt is gone, with their
-// idempotency keys. Unresolved orders and open charges are never pruned.
+// idempotency keys. Unresolved orders and open charges are never pruned,
+// nor a record the outbox still holds for the head office.
 // It reads the index of final records, oldest first, and deletes in small
 // transactions that hold no lane: a year of history to prune costs time,
 // never a payment's wait. It returns how many orders and charges went.
 func (j *Journal) Prune(cutoff time.Time) (orders, charges int, err error) {
-	orders, err = j.pruneBucket(orderBucket, cutoff, pruneOrder)
+	held, err := j.unpublished()
+	if err != nil {
+		return 0, 0, err
+	}
+	orders, err = j.pruneBucket(orderBucket, cutoff, held, pruneOrder)
 	if err != nil {
 		return orders, 0, err
 	}
-	charges, err = j.pruneBucket(chargeBucket, cutoff, pruneCharge)
+	charges, err = j.pruneBucket(chargeBucket, cutoff, held, pruneCharge)
 	return orders, charges, err
 }
 
 // pruneBucket deletes, batch by batch, the records of bucket final before
 // cutoff that one agrees to delete; the rest are stepped over.
-func (j *Journal) pruneBucket(bucket string, cutoff time.Time, one func(*Tx, string) (bool, error)) (int, error) {
+func (j *Journal) pruneBucket(bucket string, cutoff time.Time, held map[string]bool, one func(*Tx, string) (bool, error)) (int, error) {
 	total, after := 0, ""
 	for {
 		var ids []string
@@ -34,6 +40,9 @@ func (j *Journal) pruneBucket(bucket string, cutoff time.Time, one func(*Tx, str
 			var next string
 			ids, next = tx.doneBefore(bucket, cutoff, after, PruneBatch)
 			for _, id := range ids {
+				if held[id] {
+					continue
+				}
 				gone, err := one(tx, id)
 				if err != nil {
 					return err
@@ -102,4 +111,26 @@ func pruneCharge(tx *Tx, id string) (bool, error) {
 		return true, tx.remove(idemBucket, c.IdempotencyKey)
 	}
 	return true, nil
+}
+
+// unpublished are the ids of the records the outbox holds that the broker
+// has not acknowledged: the head office has not got them yet.
+func (j *Journal) unpublished() (map[string]bool, error) {
+	held := map[string]bool{}
+	acked := j.acked.Load()
+	err := j.View(func(tx *Tx) error {
+		b := tx.tx.Bucket([]byte(outboxBucket))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(u64(acked + 1)); k != nil; k, v = c.Next() {
+			var e OutboxEntry
+			if json.Unmarshal(v, &e) == nil && e.Kind != "device" {
+				held[e.ID] = true
+			}
+		}
+		return nil
+	})
+	return held, err
 }

@@ -322,3 +322,8 @@ func (t *Tx) ReconcileRun(date string) (money.ReconcileRun, bool, error) {
 // PutReconcileRun records a reconciliation's progress: a run that stops
 // (posd restarted) resumes from it.
 func (t *Tx) PutReconcileRun(r *money.ReconcileRun) error { return t.put(reconBucket, r.Date, r) }
+
+// EachReconcileRun calls fn with every day's reconciliation, by date.
+func (t *Tx) EachReconcileRun(fn func(money.ReconcileRun) error) error {
+	return t.forEach(reconBucket, func(_ string, v []byte) error { return decodeTo(v, fn) })
+}

@@ -46,7 +46,7 @@ const MaxTotalFee = 10_000_000_000
 // Open opens a charge on a lane. With an idempotency key that was used
 // before, it returns that charge (created false) instead.
 func (s *Service) Open(req OpenRequest) (View, bool, error) {
-	now := time.Now()
+	now := s.now()
 	l := s.lanes[req.Lane]
 	if l == nil {
 		return View{}, false, fmt.Errorf("%w: lane %q", ErrNotFound, req.Lane)
@@ -64,7 +64,7 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 		if err != nil {
 			return View{}, false, err
 		}
-		if found {
+		if found && !s.future("charge", prev.ID, prev.CreatedAt) {
 			if prev.Lane != req.Lane || prev.TotalFee != req.TotalFee {
 				return View{}, false, fmt.Errorf("%w: Idempotency-Key already used for charge %s with other parameters", ErrInvalid, prev.ID)
 			}
@@ -77,7 +77,7 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 	if len(req.Reference) > 64 || len(req.Shift) > 32 || payment.CleanText(req.Reference+req.Shift, 96) != req.Reference+req.Shift {
 		return View{}, false, fmt.Errorf("%w: reference (at most 64 bytes) and shift (at most 32) must be printable", ErrInvalid)
 	}
-	if prev, found, err := s.byReference(req, now); err != nil || found {
+	if prev, found, err := s.byReference(req); err != nil || found {
 		if err != nil {
 			return View{}, false, err
 		}
@@ -139,7 +139,9 @@ func (s *Service) armExpiry(l *lane, c *money.Charge) {
 		l.timer.Stop()
 	}
 	id := c.ID
-	l.timer = time.AfterFunc(time.Until(c.ExpiresAt), func() { s.expire(l, id) })
+	// An expiry further off than a charge lives was set by a clock that
+	// ran ahead: the charge lives its time from now instead.
+	l.timer = time.AfterFunc(min(c.ExpiresAt.Sub(s.now()), l.cfg.ChargeTTL), func() { s.expire(l, id) })
 }
 
 // expire cancels the charge if, as stored, it still waits for a code: the
@@ -350,7 +352,7 @@ func (s *Service) abortLocked(l *lane, c *money.Charge) error {
 	last := c.AttemptIDs[len(c.AttemptIDs)-1]
 	// The poller tells OrderUpdated, which takes the lane's lock.
 	l.mu.Unlock()
-	err := s.opt.Poller.Abort(last, time.Now())
+	err := s.opt.Poller.Abort(last, s.now())
 	l.mu.Lock()
 	if err != nil && !errors.Is(err, poller.ErrNotInFlight) {
 		return fmt.Errorf("%w: %v", ErrConflict, err)
@@ -384,7 +386,7 @@ func (s *Service) ResumeAborts() {
 // stopped (the till's abort), and ends canceled or paid by its attempt;
 // any other is left as it is. The lane's copy follows the journal's.
 func (s *Service) cancelLocked(l *lane, c *money.Charge, reason string, stop bool) {
-	now := time.Now()
+	now := s.now()
 	s.updateChargeLocked(c, func(sc *money.Charge) bool {
 		switch {
 		case sc.State == money.AwaitingScan:
@@ -442,7 +444,7 @@ func (s *Service) Reprint(id string) (View, error) {
 
 // Resolve is an operator's decision on an order that needs attention.
 func (s *Service) Resolve(id string, d poller.Decision) (money.Order, error) {
-	o, err := s.opt.Poller.Resolve(id, d, time.Now())
+	o, err := s.opt.Poller.Resolve(id, d, s.now())
 	if err != nil {
 		if errors.Is(err, poller.ErrBusy) || errors.Is(err, poller.ErrNotResolvable) {
 			return money.Order{}, fmt.Errorf("%w: %v", ErrConflict, err)

@@ -14,8 +14,9 @@ import (
 // and gets the first (with other parameters: refused, like an
 // Idempotency-Key). A charge that ended without a payment (canceled,
 // expired) no longer holds its reference: the sale is still to be paid,
-// and opening it again is a new charge.
-func (s *Service) byReference(req OpenRequest, now time.Time) (money.Charge, bool, error) {
+// and opening it again is a new charge. Nor does a charge dated in the
+// future: a clock that ran ahead wrote it, and it is another sale.
+func (s *Service) byReference(req OpenRequest) (money.Charge, bool, error) {
 	if req.Reference == "" {
 		return money.Charge{}, false, nil
 	}
@@ -26,7 +27,7 @@ func (s *Service) byReference(req OpenRequest, now time.Time) (money.Charge, boo
 		prev, found, err = tx.ChargeByReference(req.Lane, req.Reference)
 		return err
 	})
-	if err != nil || !found || now.Sub(prev.CreatedAt) > s.referenceWindow() || prev.State == money.Canceled && !defect.On(13) {
+	if err != nil || !found || !s.within("charge", prev.ID, prev.CreatedAt, s.referenceWindow()) || prev.State == money.Canceled && !defect.On(13) {
 		return money.Charge{}, false, err
 	}
 	if prev.TotalFee != req.TotalFee {

@@ -72,7 +72,7 @@ func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool
 	r := money.Refund{MchRefundID: mch, RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID, Shift: req.Shift}
 	// The poller tells OrderUpdated of the refund's start, which takes the
 	// lane's lock.
-	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, time.Now()); err != nil {
+	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, s.now()); err != nil {
 		switch {
 		case errors.Is(err, poller.ErrRefundExists): // asked twice at once
 			if refunds, _, err = s.refundsAndPaid(&charge); err != nil {
@@ -144,9 +144,12 @@ func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req Refun
 		return fmt.Errorf("%w: refund_id (at most 64 bytes), reason (256) or shift (32) too long", ErrInvalid)
 	case s.opt.RefundMaxCount > 0 && n >= s.opt.RefundMaxCount:
 		return fmt.Errorf("%w: charge %s has had %d refunds, the gateway's most (refunds.max_per_order)", ErrInvalid, c.ID, n)
-	case s.opt.RefundMaxAge > 0 && time.Since(paid.CreatedAt) > s.opt.RefundMaxAge:
+	case s.future("order", paid.MchTradeID, paid.CreatedAt):
+		return fmt.Errorf("%w: charge %s was paid at %s, later than this box's clock (%s): the clock is or was wrong, and refunds.max_age cannot be judged; set the clock right, or refund from the merchant platform",
+			ErrConflict, c.ID, paid.CreatedAt.UTC().Format(time.RFC3339), s.now().UTC().Format(time.RFC3339))
+	case s.opt.RefundMaxAge > 0 && !s.opt.Clock.Within(paid.CreatedAt, s.opt.RefundMaxAge):
 		return fmt.Errorf("%w: charge %s was paid %s ago; the gateway refunds within %s (refunds.max_age)", ErrInvalid, c.ID,
-			time.Since(paid.CreatedAt).Round(time.Hour), s.opt.RefundMaxAge)
+			s.opt.Clock.Observed().Sub(paid.CreatedAt).Round(time.Hour), s.opt.RefundMaxAge)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func (s *Service) Scan(laneID string, sc scanner.Scan) error {
 }
 
 func (s *Service) scan(laneID string, sc scanner.Scan) error {
-	now := time.Now()
+	now := s.now()
 	code, wallet, err := s.opt.Router.Route(sc.Code)
 	if err != nil {
 		return err
@@ -168,13 +168,13 @@ func (s *Service) payable(l *lane, req OpenRequest) error {
 	if defect.On(7) {
 		return nil
 	}
-	if now := time.Now(); now.Year() < 2020 {
+	if now := s.now(); now.Year() < 2020 {
 		// A box whose clock battery died boots in 1970 or 2000: every pay
 		// would carry an impossible time_start.
 		return fmt.Errorf("%w: the box's clock says %s: set the time (timedatectl) before taking payments", ErrOutOfService, now.Format(time.DateOnly))
 	}
 	// The order a scan would make, but for the code and wallet.
-	o := money.Order{PayType: "check", AuthCode: "0", TimeStart: time.Now().Unix(),
+	o := money.Order{PayType: "check", AuthCode: "0", TimeStart: s.now().Unix(),
 		DeviceInfo: l.cfg.DeviceInfo, ClientIP: s.opt.ClientIP, TotalFee: max(req.TotalFee, 1),
 		Subject: orDefault(req.Subject, l.cfg.Subject), Body: orDefault(req.Body, l.cfg.Body),
 		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag}

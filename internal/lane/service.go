@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/display"
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
 	"example.com/posd/poller"
@@ -36,6 +37,12 @@ type Options struct {
 	// ReferenceWindow: how long a till's reference names one charge of a
 	// lane (0: DefaultReferenceWindow).
 	ReferenceWindow time.Duration
+	// Clock dates the records and judges their windows (nil: the wall
+	// clock, trusted as it is).
+	Clock *clock.Clock
+	// OnFuture, if set, is told of a record dated in the future that a
+	// window stepped over: a sign of a clock fault.
+	OnFuture func(kind, id string, at time.Time)
 }
 
 // Service is the store's lanes.
@@ -73,6 +80,9 @@ func New(opt Options) *Service {
 	}
 	if opt.DedupWindow == 0 {
 		opt.DedupWindow = 10 * time.Second
+	}
+	if opt.Clock == nil {
+		opt.Clock = clock.New(time.Time{}, nil)
 	}
 	s := &Service{opt: opt, log: opt.Log, lanes: map[string]*lane{}, retired: newLane(Config{}, opt.DedupWindow)}
 	for _, lc := range opt.Lanes {
@@ -150,7 +160,7 @@ func (s *Service) Start() error {
 		}
 		if c := l.charges[o.ChargeID]; c != nil {
 			cc := *c
-			if money.Settle(&cc, &o, time.Now()) {
+			if money.Settle(&cc, &o, s.now()) {
 				behind = append(behind, o)
 			}
 		}
@@ -170,7 +180,7 @@ func (s *Service) resettle(o money.Order) {
 	var st money.Settled
 	err := s.opt.Journal.Update(func(tx *journal.Tx) error {
 		var err error
-		st, err = tx.SaveStep(&o, time.Now())
+		st, err = tx.SaveStep(&o, s.now())
 		return err
 	})
 	if err != nil {
@@ -282,4 +292,26 @@ func (s *Service) GatewayState(up bool, reason string) {
 	for _, id := range s.laneIDs() {
 		s.publish(display.Event{Lane: id, Kind: display.Device, Reason: what})
 	}
+}
+
+// now is the wall clock, as the records are dated.
+func (s *Service) now() time.Time { return s.opt.Clock.Now() }
+
+// within says whether a record of kind dated at is inside a window of
+// length d; one from the future never is.
+func (s *Service) within(kind, id string, at time.Time, d time.Duration) bool {
+	return !s.future(kind, id, at) && s.opt.Clock.Within(at, d)
+}
+
+// future says whether a record is dated in the future, and reports it.
+func (s *Service) future(kind, id string, at time.Time) bool {
+	if s.opt.Clock.Future(at) {
+		s.log.Warn("a record is dated in the future: the clock is or was wrong; it binds nothing",
+			zap.String("kind", kind), zap.String("id", id), zap.Time("dated", at), zap.Time("now", s.now()))
+		if s.opt.OnFuture != nil {
+			s.opt.OnFuture(kind, id, at)
+		}
+		return true
+	}
+	return false
 }

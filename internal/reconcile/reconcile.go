@@ -57,11 +57,11 @@ func (r *Reconciler) Start(day time.Time) (money.ReconcileRun, error) {
 	}
 	r.running[date] = true
 	r.mu.Unlock()
-	run, found, err := r.Status(date)
+	run, found, err := r.stored(date)
 	if err == nil && (!found || run.State == "done") {
 		run = money.ReconcileRun{Date: date, State: "running", StartedAt: time.Now(), Disagreements: []money.Disagreement{}}
 	}
-	run.State = "running"
+	run.State, run.Reason = "running", ""
 	if err == nil {
 		err = r.save(&run)
 	}
@@ -87,8 +87,21 @@ func (r *Reconciler) done(date string) {
 	r.mu.Unlock()
 }
 
-// Status is the reconciliation of a day as it stands.
+// Status is the reconciliation of a day as it stands. A run the journal
+// says is running that no one runs (posd was killed in it, and it could
+// not be resumed) is interrupted: never "running" without running.
 func (r *Reconciler) Status(date string) (money.ReconcileRun, bool, error) {
+	run, found, err := r.stored(date)
+	r.mu.Lock()
+	running := r.running[date]
+	r.mu.Unlock()
+	if found && run.State == "running" && !running {
+		run.State, run.Reason = "interrupted", "posd stopped while it ran and has not resumed it: POST /v1/reconcile again"
+	}
+	return run, found, err
+}
+
+func (r *Reconciler) stored(date string) (money.ReconcileRun, bool, error) {
 	var run money.ReconcileRun
 	var found bool
 	err := r.Journal.View(func(tx *journal.Tx) error {
@@ -97,6 +110,32 @@ func (r *Reconciler) Status(date string) (money.ReconcileRun, bool, error) {
 		return err
 	})
 	return run, found, err
+}
+
+// Resume starts again every run a stop or a crash cut short, at start. It
+// returns how many it resumed.
+func (r *Reconciler) Resume() (int, error) {
+	var days []string
+	err := r.Journal.View(func(tx *journal.Tx) error {
+		return tx.EachReconcileRun(func(run money.ReconcileRun) error {
+			if run.State == "running" || run.State == "stopped" {
+				days = append(days, run.Date)
+			}
+			return nil
+		})
+	})
+	n := 0
+	for _, d := range days {
+		day, perr := time.ParseInLocation(time.DateOnly, d, time.Local)
+		if perr != nil {
+			continue
+		}
+		if _, serr := r.Start(day); serr != nil {
+			return n, serr
+		}
+		n++
+	}
+	return n, err
 }
 
 func (r *Reconciler) save(run *money.ReconcileRun) error {

@@ -1,0 +1,207 @@
+// Package clock is posd's reading of time when the wall clock may be wrong.
+//
+// A store's box starts in 1970 on a flat CMOS battery, runs a year ahead
+// after a technician's typo, and is set right later by NTP. Money must not
+// follow it: a record dated in the future binds nothing, and nothing is
+// deleted because the wall clock says it is old. The Clock keeps, beside
+// the wall clock, the time posd has seen pass (Observed): the newest time
+// the journal recorded before this start plus what the monotonic clock has
+// measured since. The wall clock is taken at a start only when it agrees
+// with the journal (not behind it, and not further ahead than a box is
+// ever switched off); otherwise, and whenever it steps while posd runs,
+// the fault is logged, counted and shown, and the observed time goes on
+// from the journal's.
+package clock
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+const (
+	// Tolerance: a record dated more than this after the wall clock is from
+	// the future, and a step of the wall clock against the monotonic one
+	// larger than this is a jump. NTP slews small errors and steps large
+	// ones; a few minutes is far above a slew and far below any window.
+	Tolerance = 5 * time.Minute
+	// MaxOffline: a start whose wall clock is further than this ahead of
+	// the journal's observed time is a clock fault, not a box that was
+	// switched off. The observed time then goes on from the journal's.
+	MaxOffline = 30 * 24 * time.Hour
+)
+
+// Fault is a clock fault: a start whose wall clock disagrees with the
+// journal, or a step while running.
+type Fault struct {
+	When   string        `json:"when"`      // "start" or "running"
+	Way    string        `json:"direction"` // "ahead" or "behind"
+	Offset time.Duration `json:"-"`         // wall clock minus what posd expected
+	At     time.Time     `json:"at"`        // the wall clock when it was seen
+	Reason string        `json:"reason"`
+	mono   time.Duration // the monotonic time since start when it was seen
+}
+
+// Clock is posd's clock. Its methods are safe for concurrent use.
+type Clock struct {
+	wall  func() time.Time
+	start time.Time // a monotonic reading, at New
+	base  time.Time // the observed time at start
+
+	mu       sync.Mutex
+	lastWall time.Time // the wall clock at the last Check (no monotonic reading)
+	lastMono time.Duration
+	faults   []Fault // every fault seen, oldest first (a few at most)
+}
+
+// New starts a clock from the journal's observed time (zero: none yet).
+// wall is the wall clock (time.Now; the simulation moves its own); the
+// monotonic clock is the runtime's.
+func New(seen time.Time, wall func() time.Time) *Clock {
+	if wall == nil {
+		wall = time.Now
+	}
+	c := &Clock{wall: wall, start: time.Now()}
+	now := wall().Round(0)
+	c.lastWall, c.base = now, now
+	switch off := now.Sub(seen); {
+	case seen.IsZero():
+	case off < -Tolerance:
+		c.base = seen
+		c.fault(Fault{When: "start", Way: "behind", Offset: off, At: now,
+			Reason: fmt.Sprintf("the wall clock (%s) is %s behind the newest time the journal recorded (%s)", stamp(now), round(-off), stamp(seen))})
+	case off > MaxOffline:
+		c.base = seen
+		c.fault(Fault{When: "start", Way: "ahead", Offset: off, At: now,
+			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of the newest time the journal recorded (%s), more than a box is switched off (%s)",
+				stamp(now), round(off), stamp(seen), round(MaxOffline))})
+	case off < 0:
+		c.base = seen // a clean restart within the tolerance: never backwards
+	}
+	return c
+}
+
+// Now is the wall clock: what records are dated with.
+func (c *Clock) Now() time.Time { return c.wall() }
+
+// Measured is the journal's observed time at start plus the monotonic time
+// since: what posd has seen pass, whatever the wall clock says.
+func (c *Clock) Measured() time.Time { return c.base.Add(time.Since(c.start)) }
+
+// Observed is the later of nothing posd cannot vouch for: the wall clock,
+// but never ahead of Measured. Pruning's cutoff and the age of a record
+// are taken from it, so that a clock run ahead makes nothing old.
+func (c *Clock) Observed() time.Time {
+	now, m := c.wall().Round(0), c.Measured().Round(0)
+	if now.After(m) {
+		return m
+	}
+	return now
+}
+
+// Future says whether t is later than the wall clock by more than the
+// tolerance: a record written under a clock that ran ahead.
+func (c *Clock) Future(t time.Time) bool { return t.After(c.wall().Add(Tolerance)) }
+
+// Within says whether a record dated t is inside a window of length d: not
+// from the future, and not older than d by the observed time.
+func (c *Clock) Within(t time.Time, d time.Duration) bool {
+	return !c.Future(t) && c.Observed().Sub(t) <= d
+}
+
+// Check compares how far the wall clock moved since the last Check with
+// what the monotonic clock measured; a step larger than the tolerance is a
+// fault, returned (and kept). Call it every few seconds.
+func (c *Clock) Check() (Fault, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now, mono := c.wall().Round(0), time.Since(c.start)
+	step := now.Sub(c.lastWall) - (mono - c.lastMono)
+	c.lastWall, c.lastMono = now, mono
+	if step <= Tolerance && step >= -Tolerance {
+		return Fault{}, false
+	}
+	f := Fault{When: "running", Way: "ahead", Offset: step, At: now, mono: mono}
+	if step < 0 {
+		f.Way = "behind"
+	}
+	f.Reason = fmt.Sprintf("the wall clock stepped %s %s while posd ran (now %s)", round(abs(step)), map[string]string{"ahead": "forward", "behind": "back"}[f.Way], stamp(now))
+	c.faultLocked(f)
+	return f, true
+}
+
+func (c *Clock) fault(f Fault) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faultLocked(f)
+}
+
+// MaxFaults bounds the faults kept: the first ones say how it began.
+const MaxFaults = 16
+
+func (c *Clock) faultLocked(f Fault) {
+	if len(c.faults) == MaxFaults {
+		c.faults = append(c.faults[:1], c.faults[2:]...)
+	}
+	c.faults = append(c.faults, f)
+}
+
+// Faults are the faults seen since start, oldest first.
+func (c *Clock) Faults() []Fault {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Fault(nil), c.faults...)
+}
+
+// Status is the clock as /healthz shows it. The clock is degraded while
+// the wall clock and the measured time disagree by more than the
+// tolerance, or for a day after a fault: long enough for a monitor that
+// polls to see a step NTP corrected at once.
+type Status struct {
+	Degraded bool      `json:"degraded"`
+	Reason   string    `json:"reason,omitempty"`
+	Wall     time.Time `json:"wall"`
+	Observed time.Time `json:"observed"`
+	Offset   float64   `json:"offset_seconds"` // wall clock minus measured time
+	Faults   []Fault   `json:"faults,omitempty"`
+}
+
+// FaultHold is how long a fault keeps the clock degraded after it is seen.
+const FaultHold = 24 * time.Hour
+
+// Status is the clock's state now.
+func (c *Clock) Status() Status {
+	now, m := c.wall().Round(0), c.Measured().Round(0)
+	st := Status{Wall: now, Observed: c.Observed(), Offset: now.Sub(m).Seconds(), Faults: c.Faults()}
+	off := now.Sub(m)
+	switch {
+	case off > Tolerance || off < -Tolerance:
+		way := "ahead of"
+		if off < 0 {
+			way = "behind"
+		}
+		st.Degraded, st.Reason = true, fmt.Sprintf("clock: the wall clock is %s %s the time posd has measured (%s)", round(abs(off)), way, stamp(m))
+	case len(st.Faults) > 0 && time.Since(c.start)-st.Faults[len(st.Faults)-1].mono < FaultHold:
+		st.Degraded, st.Reason = true, "clock: "+st.Faults[len(st.Faults)-1].Reason
+	}
+	return st
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func round(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%.0f days", d.Hours()/24)
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}

@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"example.com/posd/internal/clock"
+)
+
+// ObserveEvery is how often the time posd has seen pass is written to the
+// journal (and at a stop): a crash costs at most this much of it, which
+// the next start takes as time the box was off.
+const ObserveEvery = 5 * time.Minute
+
+// clockCheckEvery is how often the wall clock is compared with the
+// monotonic one.
+const clockCheckEvery = 10 * time.Second
+
+// openClock starts posd's clock from the journal's observed time: a wall
+// clock behind it, or far ahead, is a fault from the first second.
+func (d *Daemon) openClock() error {
+	seen, err := d.journal.Observed()
+	if err != nil {
+		return err
+	}
+	d.clock = clock.New(seen, d.tio.Wall)
+	for _, f := range d.clock.Faults() {
+		d.clockFault(f)
+	}
+	if !d.damaged {
+		if err := d.journal.SetObserved(d.clock.Measured()); err != nil {
+			d.log.Warn("journal: observed time not written", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// clockFault says a fault where operators look: the log and /metrics
+// (/healthz reads the clock itself).
+func (d *Daemon) clockFault(f clock.Fault) {
+	d.metrics.clockJumps.WithLabelValues(f.When, f.Way).Inc()
+	d.log.Error("CLOCK FAULT: records dated in the future bind nothing and pruning goes by the time posd measured; set the clock right (timedatectl, NTP)",
+		zap.String("when", f.When), zap.String("direction", f.Way), zap.Duration("offset", f.Offset), zap.String("reason", f.Reason))
+}
+
+// watchClock compares the wall clock with the monotonic one every few
+// seconds, and writes the observed time to the journal now and then and
+// when posd stops.
+func (d *Daemon) watchClock(ctx context.Context) {
+	check := time.NewTicker(clockCheckEvery)
+	defer check.Stop()
+	observe := time.NewTicker(ObserveEvery)
+	defer observe.Stop()
+	save := func() {
+		if err := d.journal.SetObserved(d.clock.Measured()); err != nil {
+			d.log.Warn("journal: observed time not written", zap.Error(err))
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			save()
+			return
+		case <-check.C:
+			if f, ok := d.clock.Check(); ok {
+				d.clockFault(f)
+			}
+		case <-observe.C:
+			save()
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"example.com/posd/internal/money"
+)
+
+// keyObserved: the time posd had seen pass when it last wrote it (Unix
+// nanoseconds): never the wall clock alone, which may have run ahead.
+var keyObserved = []byte("observed")
+
+// Observed is the newest time this journal has seen pass: the one posd
+// recorded (SetObserved) or, in a journal from a posd that recorded none,
+// the newest time its records hold. Zero for an empty journal.
+func (j *Journal) Observed() (time.Time, error) {
+	var t time.Time
+	err := j.View(func(tx *Tx) error {
+		if v := tx.tx.Bucket([]byte(meta)).Get(keyObserved); len(v) == 8 {
+			t = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			return nil
+		}
+		t = tx.newest()
+		return nil
+	})
+	return t, err
+}
+
+// SetObserved records t as the time posd has seen pass.
+func (j *Journal) SetObserved(t time.Time) error {
+	return j.Update(func(tx *Tx) error {
+		return tx.tx.Bucket([]byte(meta)).Put(keyObserved, u64(uint64(t.UnixNano())))
+	})
+}
+
+// newest is the newest time the records hold: the last final order and
+// charge by the index, and every unfinished order.
+func (t *Tx) newest() time.Time {
+	var n time.Time
+	c := t.tx.Bucket([]byte(doneIndex)).Cursor()
+	for _, bucket := range []string{orderBucket, chargeBucket} {
+		p := []byte(bucket + "/")
+		k, _ := c.Seek(append(bytes.Clone(p), 0xff))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		if k == nil || !bytes.HasPrefix(k, p) || len(k) < len(p)+16 {
+			continue
+		}
+		if ns, err := strconv.ParseUint(string(k[len(p):len(p)+16]), 16, 64); err == nil {
+			n = later(n, time.Unix(0, int64(ns)))
+		}
+	}
+	_ = t.forEachLive(orderBucket, func(_ string, v []byte) error {
+		var o money.Order
+		if json.Unmarshal(v, &o) == nil {
+			n = later(n, o.UpdatedAt)
+		}
+		return nil
+	})
+	return n
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
