@@ -30,7 +30,7 @@ type posdMetrics struct {
 	// clockJumps and future are the signs of a clock fault.
 	clockJumps *prometheus.CounterVec
 	future     *prometheus.CounterVec
-	duration prometheus.Histogram
+	duration   prometheus.Histogram
 }
 
 func newMetrics() *posdMetrics {

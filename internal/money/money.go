@@ -453,7 +453,7 @@ func (t *WalletTotals) Add(o *Order) {
 // each order queried, every disagreement listed, nothing changed.
 type ReconcileRun struct {
 	Date          string         `json:"date"`
-	State         string         `json:"state"` // running, done, stopped (posd stopped: it resumes at start), interrupted
+	State         string         `json:"state"`            // running, done, stopped (posd stopped: it resumes at start), interrupted
 	Reason        string         `json:"reason,omitempty"` // why it is interrupted
 	Total         int            `json:"total"`
 	Checked       int            `json:"checked"`
