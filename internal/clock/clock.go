@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"example.com/posd/internal/defect"
 )
 
 const (
@@ -99,6 +101,16 @@ func (c *Clock) Observed() time.Time {
 	return now
 }
 
+// Cutoff is the time before which a record final that long ago (keep) may
+// be pruned: by the observed time, so that a clock run ahead makes nothing
+// old.
+func (c *Clock) Cutoff(keep time.Duration) time.Time {
+	if defect.On(15) {
+		return c.wall().Add(-keep)
+	}
+	return c.Observed().Add(-keep)
+}
+
 // Future says whether t is later than the wall clock by more than the
 // tolerance: a record written under a clock that ran ahead.
 func (c *Clock) Future(t time.Time) bool { return t.After(c.wall().Add(Tolerance)) }
@@ -106,6 +118,9 @@ func (c *Clock) Future(t time.Time) bool { return t.After(c.wall().Add(Tolerance
 // Within says whether a record dated t is inside a window of length d: not
 // from the future, and not older than d by the observed time.
 func (c *Clock) Within(t time.Time, d time.Duration) bool {
+	if defect.On(14) {
+		return c.wall().Sub(t) <= d
+	}
 	return !c.Future(t) && c.Observed().Sub(t) <= d
 }
 

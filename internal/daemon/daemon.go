@@ -213,7 +213,7 @@ func displaysChanged(a, b config.Config) bool {
 func prune(ctx context.Context, j *journal.Journal, clk *clock.Clock, keep time.Duration, log *zap.Logger) {
 	for {
 		// By the observed time: a wall clock run ahead makes nothing old.
-		o, c, err := j.Prune(clk.Observed().Add(-keep))
+		o, c, err := j.Prune(clk.Cutoff(keep))
 		switch {
 		case err != nil:
 			log.Error("prune", zap.Error(err))

@@ -27,4 +27,9 @@
 //  12. a reconciliation that compares the gateway with the journal as it
 //     was when the run began
 //  13. a sale's reference kept by its charge after it ended canceled
+//  14. a window judged one-sided by the wall clock: a record dated in the
+//     future (a clock that ran ahead wrote it) binds a reference, an
+//     Idempotency-Key and a refund
+//  15. pruning's cutoff taken from the wall clock: a clock run ahead
+//     deletes the store's history
 package defect
