@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/display"
+	"example.com/posd/internal/defect"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
