@@ -166,6 +166,11 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 				return 0, err
 			}
 		}
+		if o.NextAt.After(now) {
+			// Scheduled under a wall clock that may have run ahead (a
+			// year, and the order would wait a year): a start asks at once.
+			o.NextAt = now
+		}
 		p.log.Info("resume order", zap.String("mch_trade_id", o.MchTradeID), zap.String("phase", string(o.Phase)))
 		p.enqueue(o)
 	}

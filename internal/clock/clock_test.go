@@ -1,0 +1,135 @@
+package clock
+
+import (
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// skewed is a wall clock off by *off from the true (monotonic) time, as
+// a box's is; the test moves it.
+func skewed(off *time.Duration) func() time.Time {
+	return func() time.Time { return time.Now().Round(0).Add(*off) }
+}
+
+func TestStartAgreeingWithTheJournalTakesTheWallClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		// Switched off for a week: the wall clock is right.
+		c := New(time.Now().Add(-7*24*time.Hour), skewed(&off))
+		assert.Empty(t, c.Faults())
+		assert.False(t, c.Status().Degraded)
+		time.Sleep(time.Hour)
+		assert.Equal(t, time.Now().Round(0), c.Observed())
+		assert.Equal(t, time.Now().Add(-48*time.Hour).Round(0), c.Cutoff(48*time.Hour))
+	})
+}
+
+func TestStartAYearAheadOfTheJournalPrunesByTheJournal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		off := 365 * 24 * time.Hour
+		seen := time.Now().Add(-time.Minute)
+		c := New(seen, skewed(&off))
+		f := c.Faults()
+		require.Len(t, f, 1)
+		assert.Equal(t, "start", f[0].When)
+		assert.Equal(t, "ahead", f[0].Way)
+		time.Sleep(2 * time.Hour)
+		// Nothing is older than what posd has seen pass.
+		assert.Equal(t, seen.Add(2*time.Hour).Round(0), c.Observed())
+		st := c.Status()
+		assert.True(t, st.Degraded)
+		assert.Contains(t, st.Reason, "ahead of")
+		assert.InDelta(t, off.Seconds()+60, st.Offset, 1)
+	})
+}
+
+func TestStartBehindTheJournalIsAFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		off := -26 * 365 * 24 * time.Hour // a flat CMOS battery
+		c := New(time.Now(), skewed(&off))
+		f := c.Faults()
+		require.Len(t, f, 1)
+		assert.Equal(t, "behind", f[0].Way)
+		assert.True(t, strings.Contains(f[0].Reason, "behind"), f[0].Reason)
+		// The wall clock is earlier: pruning by it removes less, never more.
+		assert.Equal(t, time.Now().Round(0).Add(off), c.Observed())
+		assert.True(t, c.Status().Degraded)
+	})
+}
+
+func TestAStartWithinTheToleranceIsNoFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		off := -Tolerance + time.Second
+		c := New(time.Now(), skewed(&off))
+		assert.Empty(t, c.Faults())
+		assert.False(t, c.Status().Degraded)
+	})
+}
+
+func TestAStepWhileRunningIsAFaultAndMakesNothingOld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now(), skewed(&off))
+		time.Sleep(10 * time.Second)
+		_, ok := c.Check()
+		assert.False(t, ok, "a steady clock is no fault")
+
+		off = 365 * 24 * time.Hour
+		time.Sleep(10 * time.Second)
+		f, ok := c.Check()
+		require.True(t, ok)
+		assert.Equal(t, "running", f.When)
+		assert.Equal(t, "ahead", f.Way)
+		assert.Equal(t, off, f.Offset)
+		assert.Equal(t, time.Now().Round(0), c.Observed(), "pruning goes by the time measured, not the wall clock")
+		assert.Equal(t, time.Now().Add(-24*time.Hour).Round(0), c.Cutoff(24*time.Hour))
+		_, again := c.Check()
+		assert.False(t, again, "a step is seen once")
+		assert.True(t, c.Status().Degraded, "the wall clock still disagrees with the measured time")
+
+		off = 0 // NTP sets it right
+		time.Sleep(10 * time.Second)
+		f, ok = c.Check()
+		require.True(t, ok)
+		assert.Equal(t, "behind", f.Way)
+		st := c.Status()
+		assert.True(t, st.Degraded, "for a day after a fault")
+		assert.Len(t, st.Faults, 2)
+		time.Sleep(FaultHold)
+		assert.False(t, c.Status().Degraded)
+	})
+}
+
+func TestARecordFromTheFutureIsInNoWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Time{}, skewed(&off))
+		now := time.Now()
+		assert.True(t, c.Within(now.Add(-time.Hour), 2*time.Hour))
+		assert.False(t, c.Within(now.Add(-3*time.Hour), 2*time.Hour))
+		assert.True(t, c.Within(now.Add(Tolerance), 2*time.Hour), "a little ahead is drift")
+		assert.False(t, c.Within(now.Add(Tolerance+time.Second), 2*time.Hour))
+		assert.True(t, c.Future(now.AddDate(12, 0, 0)))
+		assert.False(t, c.Within(now.AddDate(12, 0, 0), 100*365*24*time.Hour), "however long the window")
+	})
+}
+
+func TestTheFaultsKeptAreBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now(), skewed(&off))
+		for i := range 3 * MaxFaults {
+			off = time.Duration(i%2) * time.Hour
+			time.Sleep(time.Second)
+			c.Check()
+		}
+		f := c.Faults()
+		assert.Len(t, f, MaxFaults)
+		assert.Equal(t, "ahead", f[0].Way, "the first fault is kept: it says how it began")
+	})
+}
