@@ -153,3 +153,43 @@ func TestRunResumes(t *testing.T) {
 	r.Wait()
 	assert.Equal(t, []string{"A4", "A5", "A6"}, gw.asked, "nothing checked before is asked again")
 }
+
+// A run a kill cut short says "running" in the journal: until a start
+// resumes it, it is reported interrupted, never running; Resume picks up
+// every such run (and every stopped one) by itself, from where it was.
+func TestAKilledRunIsResumedAndNeverRunningWithoutRunning(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+	require.NoError(t, err)
+	defer j.Close()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
+	gw := &answers{by: map[string]payment.Result{}}
+	for _, id := range []string{"B1", "B2", "B3", "B4"} {
+		o := money.NewOrder(money.Order{MchTradeID: id, AuthCode: "28" + id, TotalFee: 100}, day.Add(time.Hour))
+		o.State, o.Phase = money.Paid, money.PhaseDone
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, time.Now()); return err }))
+		gw.by[id] = payment.Result{Outcome: payment.Paid, TradeState: 0}
+	}
+	killed := money.ReconcileRun{Date: "2026-11-25", State: "running", Total: 4, Checked: 2, Agreed: 2, Next: "B2",
+		Disagreements: []money.Disagreement{}}
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.PutReconcileRun(&killed) }))
+	done := money.ReconcileRun{Date: "2026-11-24", State: "done", Disagreements: []money.Disagreement{}}
+	require.NoError(t, j.Update(func(tx *journal.Tx) error { return tx.PutReconcileRun(&done) }))
+
+	r := &Reconciler{Ctx: context.Background(), Journal: j, Gateway: gw, Rate: 1000, Log: zap.NewNop()}
+	run, found, err := r.Status("2026-11-25")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, "interrupted", run.State)
+	assert.NotEmpty(t, run.Reason)
+
+	n, err := r.Resume()
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "a finished run is not run again")
+	r.Wait()
+	run, _, err = r.Status("2026-11-25")
+	require.NoError(t, err)
+	assert.Equal(t, "done", run.State)
+	assert.Empty(t, run.Reason)
+	assert.Equal(t, [3]int{4, 4, 4}, [3]int{run.Total, run.Checked, run.Agreed})
+	assert.Equal(t, []string{"B3", "B4"}, gw.asked, "what the killed run checked is not asked again")
+}
