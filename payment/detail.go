@@ -3,6 +3,7 @@ package payment
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // PayDetail is what a paid answer (pay or query) says beyond the state:
@@ -19,6 +20,22 @@ type PayDetail struct {
 	BankType       string `json:"bank_type,omitempty"`
 	FundBillList   string `json:"fund_bill_list,omitempty"` // its JSON, as sent
 	BuyerLogonID   string `json:"buyer_logon_id,omitempty"` // masked
+}
+
+// Completed is when the gateway says the payment completed (time_end):
+// Unix seconds as the seed has it, or milliseconds, which its note warns
+// some systems send; false when absent or not a time.
+func (d PayDetail) Completed() (time.Time, bool) {
+	n, err := strconv.ParseInt(d.TimeEnd, 10, 64)
+	switch {
+	case err != nil || n <= 0:
+		return time.Time{}, false
+	case len(d.TimeEnd) == 13:
+		return time.UnixMilli(n), true
+	case len(d.TimeEnd) == 10:
+		return time.Unix(n, 0), true
+	}
+	return time.Time{}, false
 }
 
 // payDetail reads the detail of a trusted answer.

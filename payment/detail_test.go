@@ -25,3 +25,18 @@ func TestMaskLogon(t *testing.T) {
 	assert.Equal(t, "x***", MaskLogon("xyz"))
 	assert.Equal(t, "", MaskLogon(""))
 }
+
+func TestCompletedReadsTheGatewaysTime(t *testing.T) {
+	for in, want := range map[string]int64{"1765000000": 1765000000_000, "1765000000123": 1765000000123, "": -1, "abc": -1, "-5": -1, "20261207180000": -1} {
+		got, ok := PayDetail{TimeEnd: in}.Completed()
+		if want < 0 {
+			if ok {
+				t.Errorf("%q: %s, want none", in, got)
+			}
+			continue
+		}
+		if !ok || got.UnixMilli() != want {
+			t.Errorf("%q: %s %v, want %d ms", in, got, ok, want)
+		}
+	}
+}

@@ -36,7 +36,7 @@ const (
 // Fault is a clock fault: a start whose wall clock disagrees with the
 // journal, or a step while running.
 type Fault struct {
-	When   string        `json:"when"`      // "start" or "running"
+	When   string        `json:"when"`      // "start", "running" or "gateway"
 	Way    string        `json:"direction"` // "ahead" or "behind"
 	Offset time.Duration `json:"-"`         // wall clock minus what posd expected
 	At     time.Time     `json:"at"`        // the wall clock when it was seen
@@ -48,9 +48,12 @@ type Fault struct {
 type Clock struct {
 	wall  func() time.Time
 	start time.Time // a monotonic reading, at New
-	base  time.Time // the observed time at start
 
 	mu       sync.Mutex
+	base     time.Time     // the measured time at start (a gateway's answer may set it again)
+	gwOff    time.Duration // the wall clock's offset from the gateway's time at the last fault it showed
+	seenN    int           // faults seen since start
+	sureN    int           // of which the gateway had confirmed the wall clock after
 	lastWall time.Time // the wall clock at the last Check (no monotonic reading)
 	lastMono time.Duration
 	faults   []Fault // every fault seen, oldest first (a few at most)
@@ -64,17 +67,19 @@ func New(seen time.Time, wall func() time.Time) *Clock {
 		wall = time.Now
 	}
 	c := &Clock{wall: wall, start: time.Now()}
+	c.mu.Lock() // New's faults are recorded like any other
+	defer c.mu.Unlock()
 	now := wall().Round(0)
 	c.lastWall, c.base = now, now
 	switch off := now.Sub(seen); {
 	case seen.IsZero():
 	case off < -Tolerance:
 		c.base = seen
-		c.fault(Fault{When: "start", Way: "behind", Offset: off, At: now,
+		c.faultLocked(Fault{When: "start", Way: "behind", Offset: off, At: now,
 			Reason: fmt.Sprintf("the wall clock (%s) is %s behind the newest time the journal recorded (%s)", stamp(now), round(-off), stamp(seen))})
 	case off > MaxOffline:
 		c.base = seen
-		c.fault(Fault{When: "start", Way: "ahead", Offset: off, At: now,
+		c.faultLocked(Fault{When: "start", Way: "ahead", Offset: off, At: now,
 			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of the newest time the journal recorded (%s), more than a box is switched off (%s)",
 				stamp(now), round(off), stamp(seen), round(MaxOffline))})
 	case off < 0:
@@ -83,12 +88,49 @@ func New(seen time.Time, wall func() time.Time) *Clock {
 	return c
 }
 
+// Gateway is the time a gateway's signed answer to a pay just made says
+// the payment completed (its time_end): a witness of the true time,
+// within the call's latency. When the wall clock agrees with it, the wall
+// clock is believed, whatever the journal said (a journal dated by a
+// clock that ran ahead, a box stored for months). When they disagree, it
+// is a fault, and the measured time may move back to the gateway's, never
+// forward: two sources must agree before anything becomes older.
+func (c *Clock) Gateway(g time.Time) (Fault, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now, since := c.wall().Round(0), time.Since(c.start)
+	off := now.Sub(g)
+	if off <= Tolerance && off >= -Tolerance {
+		c.base, c.gwOff, c.sureN = now.Add(-since), 0, c.seenN
+		return Fault{}, false
+	}
+	if m := c.base.Add(since); g.Before(m) {
+		c.base = g.Add(-since)
+	}
+	if c.gwOff != 0 && (off-c.gwOff).Abs() <= Tolerance {
+		return Fault{}, false // the same fault, told again by each payment
+	}
+	c.gwOff = off
+	f := Fault{When: "gateway", Way: "ahead", Offset: off, At: now, mono: since}
+	if off < 0 {
+		f.Way = "behind"
+	}
+	f.Reason = fmt.Sprintf("the wall clock (%s) is %s %s the gateway's time of a payment just made (%s)", stamp(now), round(off.Abs()),
+		map[string]string{"ahead": "ahead of", "behind": "behind"}[f.Way], stamp(g))
+	c.faultLocked(f)
+	return f, true
+}
+
 // Now is the wall clock: what records are dated with.
 func (c *Clock) Now() time.Time { return c.wall() }
 
 // Measured is the journal's observed time at start plus the monotonic time
 // since: what posd has seen pass, whatever the wall clock says.
-func (c *Clock) Measured() time.Time { return c.base.Add(time.Since(c.start)) }
+func (c *Clock) Measured() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.Add(time.Since(c.start))
+}
 
 // Observed is the later of nothing posd cannot vouch for: the wall clock,
 // but never ahead of Measured. Pruning's cutoff and the age of a record
@@ -145,16 +187,11 @@ func (c *Clock) Check() (Fault, bool) {
 	return f, true
 }
 
-func (c *Clock) fault(f Fault) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.faultLocked(f)
-}
-
 // MaxFaults bounds the faults kept: the first ones say how it began.
 const MaxFaults = 16
 
 func (c *Clock) faultLocked(f Fault) {
+	c.seenN++
 	if len(c.faults) == MaxFaults {
 		c.faults = append(c.faults[:1], c.faults[2:]...)
 	}
@@ -181,6 +218,14 @@ type Status struct {
 	Faults   []Fault   `json:"faults,omitempty"`
 }
 
+// unconfirmed says whether a fault came after the gateway last confirmed
+// the wall clock.
+func (c *Clock) unconfirmed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seenN > c.sureN
+}
+
 // FaultHold is how long a fault keeps the clock degraded after it is seen.
 const FaultHold = 24 * time.Hour
 
@@ -196,7 +241,7 @@ func (c *Clock) Status() Status {
 			way = "behind"
 		}
 		st.Degraded, st.Reason = true, fmt.Sprintf("clock: the wall clock is %s %s the time posd has measured (%s)", round(abs(off)), way, stamp(m))
-	case len(st.Faults) > 0 && time.Since(c.start)-st.Faults[len(st.Faults)-1].mono < FaultHold:
+	case len(st.Faults) > 0 && c.unconfirmed() && time.Since(c.start)-st.Faults[len(st.Faults)-1].mono < FaultHold:
 		st.Degraded, st.Reason = true, "clock: "+st.Faults[len(st.Faults)-1].Reason
 	}
 	return st

@@ -133,3 +133,57 @@ func TestTheFaultsKeptAreBounded(t *testing.T) {
 		assert.Equal(t, "ahead", f[0].Way, "the first fault is kept: it says how it began")
 	})
 }
+
+// The journal was dated by a clock twelve years ahead; the wall clock is
+// right. The first payment's time from the gateway agrees with the wall
+// clock: it is believed, and the clock is no longer at fault.
+func TestTheGatewayConfirmsARightWallClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now().AddDate(12, 0, 0), skewed(&off))
+		require.Len(t, c.Faults(), 1)
+		require.True(t, c.Status().Degraded)
+		f, bad := c.Gateway(time.Now().Add(-3 * time.Second))
+		assert.False(t, bad, "%+v", f)
+		assert.Equal(t, time.Now().Round(0), c.Measured().Round(0))
+		st := c.Status()
+		assert.False(t, st.Degraded, st.Reason)
+		assert.Len(t, st.Faults, 1, "the start's fault stays in the history")
+	})
+}
+
+// A wall clock a year ahead after a typo, on a box whose journal is right:
+// the gateway shows it wrong (once, not at every payment), and nothing
+// becomes older for it.
+func TestTheGatewayShowsAWallClockAhead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		off := 365 * 24 * time.Hour
+		c := New(time.Now().Add(-time.Minute), skewed(&off))
+		f, bad := c.Gateway(time.Now())
+		require.True(t, bad)
+		assert.Equal(t, "gateway", f.When)
+		assert.Equal(t, "ahead", f.Way)
+		assert.Contains(t, f.Reason, "ahead of the gateway")
+		_, again := c.Gateway(time.Now().Add(time.Second))
+		assert.False(t, again, "the same fault is told once")
+		assert.Equal(t, time.Now().Add(-time.Minute).Round(0), c.Observed().Round(0), "the journal's, as measured since")
+		assert.True(t, c.Status().Degraded)
+	})
+}
+
+// A gateway's time earlier than what posd measured moves the measured time
+// back (pruning then removes less); a later one, with the wall clock
+// disagreeing, never moves it forward.
+func TestTheGatewayNeverMakesAnythingOlderAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		off := -26 * 365 * 24 * time.Hour // the wall clock in 2000
+		seen := time.Now().Add(-40 * 24 * time.Hour)
+		c := New(seen, skewed(&off))
+		_, bad := c.Gateway(time.Now()) // the gateway's true time, 40 days after the journal
+		require.True(t, bad)
+		assert.Equal(t, seen.Round(0), c.Measured().Round(0), "not forward on the gateway's word alone")
+		_, bad = c.Gateway(seen.Add(-time.Hour))
+		require.True(t, bad)
+		assert.Equal(t, seen.Add(-time.Hour).Round(0), c.Measured().Round(0), "back is safe")
+	})
+}

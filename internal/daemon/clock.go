@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/clock"
+	"example.com/posd/payment"
 )
 
 // ObserveEvery is how often the time posd has seen pass is written to the
@@ -69,6 +70,20 @@ func (d *Daemon) watchClock(ctx context.Context) {
 			}
 		case <-observe.C:
 			save()
+		}
+	}
+}
+
+// gatewayTime hands the clock the time a pay just answered "paid" says the
+// payment completed: the gateway's word confirms the wall clock, or shows
+// it wrong.
+func (d *Daemon) gatewayTime(c payment.Call, r payment.Result) {
+	if c != payment.CallPay || r.Outcome != payment.Paid {
+		return
+	}
+	if t, ok := r.Detail.Completed(); ok {
+		if f, bad := d.clock.Gateway(t); bad {
+			d.clockFault(f)
 		}
 	}
 }

@@ -174,7 +174,7 @@ func (d *Daemon) openLanes() error {
 				d.fleet.Wake()
 			}
 		},
-		OnCall:         m.call,
+		OnCall:         func(c payment.Call, r payment.Result) { m.call(c, r); d.gatewayTime(c, r) },
 		OnJournalError: func(err error) { d.svc.JournalError(err) },
 	})
 	d.svc = lane.New(lane.Options{
