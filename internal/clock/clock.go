@@ -54,7 +54,7 @@ type Clock struct {
 	gwOff    time.Duration // the wall clock's offset from the gateway's time at the last fault it showed
 	seenN    int           // faults seen since start
 	sureN    int           // of which the gateway had confirmed the wall clock after
-	lastWall time.Time // the wall clock at the last Check (no monotonic reading)
+	lastWall time.Time     // the wall clock at the last Check (no monotonic reading)
 	lastMono time.Duration
 	faults   []Fault // every fault seen, oldest first (a few at most)
 }
