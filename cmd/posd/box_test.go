@@ -399,6 +399,29 @@ func TestInstalledBox(t *testing.T) {
 		t.Log("box: no upgrade package (POSD_BOX_DEB without POSD_BOX_DEB_UPGRADE): upgrade not checked")
 	}
 
+	// The wall clock stepped a year ahead while posd runs (a technician's
+	// typo): seen within a check, /healthz degraded and the step counted;
+	// restarted under that clock, posd is a year ahead of its journal and
+	// prunes nothing (the retention is 180 days: by the wall clock, every
+	// charge would be old). Then the clock is set right again.
+	phase = time.Now()
+	const year = 365 * 24 * 3600
+	health := "curl -sS --unix-socket /run/posd/api.sock http://localhost/healthz"
+	g.must(fmt.Sprintf("date -s @$(( $(date +%%s) + %d )) >/dev/null", year), time.Minute)
+	check(g.waitGuest(health+" | grep -q 'stepped'", 60*time.Second), "a year's step of the wall clock was not shown in /healthz")
+	jumps, _ := g.run("curl -sS --unix-socket /run/posd/api.sock http://localhost/metrics | grep '^posd_clock_jumps_total'", time.Minute)
+	check(strings.Contains(jumps, `direction="ahead",when="running"} 1`), "the step is not counted: %q", jumps)
+	p0 = g.show()
+	g.must("systemctl restart posd", 2*time.Minute)
+	g.waitGuest(`[ "$(systemctl is-active posd)" = active ]`, 60*time.Second)
+	hz, _ := g.run(health, time.Minute)
+	check(strings.Contains(hz, `"status":"degraded"`) && strings.Contains(hz, "ahead of") && strings.Contains(hz, `"ok":true`),
+		"restarted a year ahead of its journal, posd's /healthz says %s", hz)
+	stillPaid("after a restart under a clock a year ahead (nothing pruned)")
+	g.must(fmt.Sprintf("date -s @$(( $(date +%%s) - %d )) >/dev/null", year), time.Minute)
+	check(g.waitGuest(health+" | grep -q 'stepped .* back'", 60*time.Second), "the clock set right again was not seen")
+	t.Logf("box: clock a year ahead and back, checked in %s", since(phase))
+
 	// systemctl stop posd: clean.
 	phase = time.Now()
 	out2, rc = g.run("systemctl stop posd", time.Minute)
