@@ -107,7 +107,9 @@ func pruneCharge(tx *Tx, id string) (bool, error) {
 			return false, err
 		}
 	}
-	if c.IdempotencyKey != "" {
+	// A key a later charge took over (this one was dated in the future)
+	// stays that charge's.
+	if id, ok := tx.getString(idemBucket, c.IdempotencyKey); ok && c.IdempotencyKey != "" && id == c.ID {
 		return true, tx.remove(idemBucket, c.IdempotencyKey)
 	}
 	return true, nil
