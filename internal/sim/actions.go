@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"example.com/posd/display"
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
@@ -82,6 +83,12 @@ func (w *world) act() {
 		w.gw.linkDown = !w.gw.linkDown
 		w.log(fmt.Sprintf("link down %v", w.gw.linkDown))
 		w.gw.mu.Unlock()
+	case r < 698:
+		w.jump()
+	case r < 706:
+		w.prune("now and then")
+	case r < 716:
+		w.retryKey()
 	default:
 		d := time.Duration(w.rng.IntN(20_000)) * time.Millisecond
 		time.Sleep(d)
@@ -118,45 +125,131 @@ func (w *world) open(laneID string) {
 	case 2:
 		req.TotalFee, valid = 0, false
 	}
-	prev, prevState := w.sale(&req, valid)
+	prev := w.sale(&req, valid)
+	if valid && req.Reference == "" && w.rng.IntN(8) == 0 {
+		w.seq++
+		req.IdempotencyKey = fmt.Sprintf("K%d", w.seq)
+	}
 	before, _ := p.svc.Lane(laneID)
 	v, created, err := p.svc.Open(req)
-	w.log(fmt.Sprintf("open %s ¥%s valid=%v ref=%q -> %s created=%v %v", laneID, display.Yuan(req.TotalFee), valid, req.Reference, v.Charge.ID, created, err))
-	if err == nil && prev != "" {
+	w.log(fmt.Sprintf("open %s ¥%s valid=%v ref=%q key=%q -> %s created=%v %v", laneID, display.Yuan(req.TotalFee), valid, req.Reference, req.IdempotencyKey, v.Charge.ID, created, err))
+	w.answered(req, v, created, err)
+	if err == nil && prev.ID != "" {
 		w.report.Checks++
-		switch prevState {
+		switch prev.State {
 		case money.Canceled:
-			if !created || v.Charge.ID == prev {
-				w.violate("sale %q of lane %s: its charge %s ended canceled, and opening it again answered that charge", req.Reference, laneID, prev)
+			if !created || v.Charge.ID == prev.ID {
+				w.violate("sale %q of lane %s: its charge %s ended canceled, and opening it again answered that charge", req.Reference, laneID, prev.ID)
 			}
 		case money.Paid, money.PartiallyRefunded, money.Refunded:
-			if created || v.Charge.ID != prev {
-				w.violate("sale %q of lane %s was paid (charge %s), and opening it again made charge %s", req.Reference, laneID, prev, v.Charge.ID)
+			// A charge dated in the future binds nothing (the wall clock
+			// is behind now, or was ahead when it was dated); nor one the
+			// reference window left behind.
+			age := time.Since(w.created[prev.ID])
+			if (created || v.Charge.ID != prev.ID) && !w.future(prev.CreatedAt) && age <= lane.DefaultReferenceWindow &&
+				!(w.posd.clk.Observed().Sub(prev.CreatedAt) > lane.DefaultReferenceWindow && w.backdated(fmt.Sprintf("sale %q of lane %s, paid %s ago (charge %s, dated %s), opened again made charge %s",
+					req.Reference, laneID, age.Round(time.Second), prev.ID, prev.CreatedAt.Format(time.RFC3339), v.Charge.ID))) {
+				w.violate("sale %q of lane %s was paid (charge %s, dated %s, opened %s ago), and opening it again made charge %s (wall clock %s off)",
+					req.Reference, laneID, prev.ID, prev.CreatedAt.Format(time.RFC3339), time.Since(w.created[prev.ID]).Round(time.Second), v.Charge.ID, time.Duration(w.offset.Load()))
 			}
 		}
 	}
 	if err == nil {
 		if created {
-			w.current[laneID] = v.Charge.ID
-			w.charges = append(w.charges, v.Charge.ID)
-			if req.Reference != "" {
-				w.sales[laneID+"/"+req.Reference] = v.Charge.ID
-			}
+			w.opened(req, v.Charge.ID)
 		}
 		return
 	}
 	inService, _ := p.svc.InService()
-	if valid && before.Charge == nil && inService {
+	// A wall clock before 2020 refuses every payment, rightly.
+	if valid && before.Charge == nil && inService && w.wall().Year() >= 2020 {
 		w.violate("lane %s has no charge in flight but refused a valid new charge: %v", laneID, err)
+	}
+}
+
+// opened records a charge the till opened.
+func (w *world) opened(req lane.OpenRequest, id string) {
+	w.current[req.Lane] = id
+	w.charges = append(w.charges, id)
+	w.created[id] = time.Now()
+	if req.Reference != "" {
+		w.sales[req.Lane+"/"+req.Reference] = id
+		w.saleOf[id] = req.Lane + "/" + req.Reference
+	}
+	if req.IdempotencyKey != "" {
+		if _, ok := w.keys[req.IdempotencyKey]; !ok {
+			w.keyList = append(w.keyList, req.IdempotencyKey)
+		}
+		req.Reference = id // the key's last charge
+		w.keys[req.IdempotencyKey] = req
+		w.keyOf[id] = req.IdempotencyKey
+	}
+}
+
+// future says whether a record dated t is from the future by posd's wall
+// clock now.
+func (w *world) future(t time.Time) bool { return t.After(w.wall().Add(clock.Tolerance)) }
+
+// answered holds an open that gave back an existing charge against the
+// sale or the key it was asked for: never a charge dated in the future
+// (a clock that ran ahead wrote it: another sale), never another sale's or
+// another key's charge.
+func (w *world) answered(req lane.OpenRequest, v lane.View, created bool, err error) {
+	if err != nil || created {
+		return
+	}
+	c := v.Charge
+	w.report.Checks++
+	if w.future(c.CreatedAt) {
+		w.violate("lane %s's open (reference %q, key %q) answered with charge %s, dated %s: later than the wall clock (%s) by more than %s",
+			req.Lane, req.Reference, req.IdempotencyKey, c.ID, c.CreatedAt.Format(time.RFC3339), w.wall().Format(time.RFC3339), clock.Tolerance)
+	}
+	switch {
+	case req.IdempotencyKey != "":
+		if k := w.keyOf[c.ID]; k != req.IdempotencyKey {
+			w.violate("lane %s's open with Idempotency-Key %q answered with charge %s, opened with key %q", req.Lane, req.IdempotencyKey, c.ID, k)
+		}
+	case req.Reference != "":
+		if s := w.saleOf[c.ID]; s != req.Lane+"/"+req.Reference {
+			w.violate("sale %q of lane %s answered with charge %s, opened for sale %q", req.Reference, req.Lane, c.ID, s)
+		}
+	}
+}
+
+// retryKey is the till opening again, with its Idempotency-Key, a charge
+// whose reply it lost: it gets that charge back, unless posd no longer
+// has it or it is dated in the future (a clock that ran ahead wrote it).
+func (w *world) retryKey() {
+	if len(w.keyList) == 0 {
+		return
+	}
+	key := w.keyList[w.rng.IntN(len(w.keyList))]
+	k := w.keys[key]
+	last := k.Reference
+	req := k
+	req.Reference = ""
+	prev, perr := w.posd.svc.Get(last)
+	v, created, err := w.posd.svc.Open(req)
+	w.log(fmt.Sprintf("open %s again with key %q (its charge %s) -> %s created=%v %v", req.Lane, key, last, v.Charge.ID, created, err))
+	w.answered(req, v, created, err)
+	if err != nil {
+		return
+	}
+	if created {
+		w.opened(req, v.Charge.ID)
+		w.report.Checks++
+		if perr == nil && !w.future(prev.Charge.CreatedAt) {
+			w.violate("Idempotency-Key %q opened charge %s, though its charge %s (dated %s) is still in the journal", key, v.Charge.ID, last, prev.Charge.CreatedAt.Format(time.RFC3339))
+		}
 	}
 }
 
 // sale gives now and then the till's own sale id to a valid open: a new
 // one, or one opened before on the lane (the till opening its sale again).
-// It returns the charge the sale had and that charge's state.
-func (w *world) sale(req *lane.OpenRequest, valid bool) (string, money.State) {
+// It returns the charge the sale had, as the journal holds it.
+func (w *world) sale(req *lane.OpenRequest, valid bool) money.Charge {
 	if !valid || w.rng.IntN(4) != 0 {
-		return "", ""
+		return money.Charge{}
 	}
 	var known []string
 	for k := range w.sales {
@@ -168,16 +261,16 @@ func (w *world) sale(req *lane.OpenRequest, valid bool) (string, money.State) {
 	if len(known) == 0 || w.rng.IntN(2) == 0 {
 		w.seq++
 		req.Reference = fmt.Sprintf("SALE%d", w.seq)
-		return "", ""
+		return money.Charge{}
 	}
 	k := known[w.rng.IntN(len(known))]
 	prev := w.sales[k]
 	v, err := w.posd.svc.Get(prev)
 	if err != nil {
-		return "", "" // a restored journal that never saw it
+		return money.Charge{} // a restored journal that never saw it, or pruned
 	}
 	req.Reference, req.TotalFee = strings.TrimPrefix(k, req.Lane+"/"), v.Charge.TotalFee
-	return prev, v.Charge.State
+	return v.Charge
 }
 
 func (w *world) scan(laneID, code string) {

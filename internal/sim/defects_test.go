@@ -16,7 +16,7 @@ func TestSimulationCatchesDefects(t *testing.T) {
 	seeds := envInt("POSD_SIM_DEFECT_SEEDS", 200)
 	events := envInt("POSD_SIM_DEFECT_EVENTS", 5000)
 	only := envInt("POSD_SIM_DEFECT", 0) // one defect alone, to study it
-	for n := 1; n <= 13; n++ {
+	for n := 1; n <= 15; n++ {
 		if only != 0 && n != only {
 			continue
 		}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"example.com/posd/display"
@@ -49,6 +50,8 @@ func (w *world) check() {
 		}
 		return nil
 	})
+	w.publish()
+	w.tick()
 }
 
 // checkAll runs the rules on every order the journal holds.
@@ -165,12 +168,12 @@ func (w *world) checkShown(lane string, e display.Event) {
 	}
 }
 
-// checkOutbox: the outbox (nothing drains it here) holds every change of
-// every order, charge and refund: for each record, an entry with the
-// version the journal holds (nothing that happened is lost), and none
-// with a higher one (nothing is published that did not happen: a crash
-// took the entry with its transaction). Entries of one record come in
-// the order of their versions.
+// checkOutbox: the outbox and what the head office acknowledged (publish)
+// hold every change of every order, charge and refund: for each record,
+// an entry with the version the journal holds (nothing that happened is
+// lost), and none with a higher one (nothing is published that did not
+// happen: a crash took the entry with its transaction). Entries of one
+// record come in the order of their versions.
 func (w *world) checkOutbox() {
 	p := w.posd
 	type key struct{ kind, id string }
@@ -192,6 +195,10 @@ func (w *world) checkOutbox() {
 			}
 		}
 	})
+	for k, r := range w.pub.recs {
+		kind, id, _ := strings.Cut(k, "/")
+		last[key{kind, id}] = max(last[key{kind, id}], r.version)
+	}
 	w.report.Checks++
 	_ = p.j.View(func(tx *journal.Tx) error {
 		return tx.EachOrder(func(o money.Order) error {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
@@ -26,6 +27,10 @@ func (w *world) witnessPath() string { return filepath.Join(w.cfg.Dir, "cache", 
 // state folder does.
 func (w *world) backup() {
 	path := filepath.Join(w.cfg.Dir, fmt.Sprintf("backup-%d.db", len(w.backups)))
+	// What the head office holds before the copy: the copy holds the rest
+	// in its outbox.
+	w.publish()
+	pub := w.pub.clone()
 	if err := w.posd.j.Backup(path); err != nil {
 		return
 	}
@@ -33,6 +38,7 @@ func (w *world) backup() {
 		_ = os.WriteFile(path+".seen", b, 0o600)
 	}
 	w.backups = append(w.backups, path)
+	w.backupPubs[path] = pub
 	w.backupDigests[path] = w.orderDigest()
 	w.log("backup " + filepath.Base(path))
 }
@@ -95,6 +101,7 @@ func (w *world) restore(path string) {
 	w.gw.mu.Unlock()
 	w.codes = nil
 	clear(w.aborted) // the restored journal never heard of those stops
+	w.pub = w.backupPubs[path].clone()
 	w.restoring = true
 	w.boot()
 	w.restoring = false
@@ -147,8 +154,9 @@ func (w *world) refund() {
 	p := w.posd
 	if len(w.tillRefunds) > 0 && w.rng.IntN(4) == 0 {
 		tr := w.tillRefunds[w.rng.IntN(len(w.tillRefunds))]
-		r, _, err := p.svc.RefundCharge(tr.charge, lane.RefundRequest{RefundFee: tr.fee, RefundID: tr.id, Rest: tr.id == ""})
+		r, made, err := p.svc.RefundCharge(tr.charge, lane.RefundRequest{RefundFee: tr.fee, RefundID: tr.id, Rest: tr.id == ""})
 		w.log(fmt.Sprintf("refund %s again (%q, %d fen): %s %s %v", tr.charge, tr.id, tr.fee, r.MchRefundID, r.State, err))
+		w.refundMade(r, made, err)
 		w.heard(tr, r, err)
 		return
 	}
@@ -167,13 +175,30 @@ func (w *world) refund() {
 		w.seq++
 		tr.id, tr.fee = fmt.Sprintf("T%d", w.seq), 1+w.rng.Int64N(left-1)
 	}
-	r, _, err := p.svc.RefundCharge(id, lane.RefundRequest{RefundFee: tr.fee, RefundID: tr.id, Rest: tr.id == ""})
+	r, made, err := p.svc.RefundCharge(id, lane.RefundRequest{RefundFee: tr.fee, RefundID: tr.id, Rest: tr.id == ""})
 	w.log(fmt.Sprintf("refund %s %q %d of %d fen left: %s %v", id, tr.id, tr.fee, left, r.MchRefundID, err))
+	w.refundMade(r, made, err)
 	if err == nil {
 		tr.fee = r.RefundFee
 		w.tillRefunds = append(w.tillRefunds, tr)
 	}
 	w.heard(tr, r, err)
+}
+
+// refundMade: a refund posd starts belongs to a payment dated no later
+// than its wall clock: one dated in the future (a clock that ran ahead
+// wrote it) cannot be judged against the gateway's refund window.
+func (w *world) refundMade(r money.Refund, made bool, err error) {
+	if err != nil || !made {
+		return
+	}
+	var o money.Order
+	_ = w.posd.j.View(func(tx *journal.Tx) error { o, _, _ = tx.Order(r.MchTradeID); return nil })
+	w.report.Checks++
+	if w.future(o.CreatedAt) {
+		w.violate("refund %s of %s started, though the payment is dated %s, later than the wall clock (%s) by more than %s",
+			r.MchRefundID, r.MchTradeID, o.CreatedAt.Format(time.RFC3339), w.wall().Format(time.RFC3339), clock.Tolerance)
+	}
 }
 
 // heard holds posd's answer to a till's refund: the same till refund

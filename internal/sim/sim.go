@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/display"
+	"example.com/posd/internal/clock"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
@@ -36,13 +37,23 @@ type Config struct {
 
 // Report is what a run did and found.
 type Report struct {
-	Seed       uint64
-	Events     int
-	Virtual    time.Duration // virtual time covered
-	Orders     int           // pay requests the gateway received
-	Crashes    int
-	Restores   int
-	Checks     int // invariant checks made
+	Seed     uint64
+	Events   int
+	Virtual  time.Duration // virtual time covered
+	Orders   int           // pay requests the gateway received
+	Crashes  int
+	Restores int
+	Checks   int // invariant checks made
+	Jumps    int // moves of the wall clock
+	Futures  int // records dated in the future that a window stepped over (lane.Options.OnFuture)
+	// ClockFaults are the faults posd's clock reported (at a start, or a
+	// step while running); Pruned the records pruning removed.
+	ClockFaults int
+	Pruned      int
+	// Backdated: records dated by a wall clock that was behind that posd
+	// took for old (pruned early, out of a reference window): a gap in
+	// posd the run shows rather than fails on, unless strictBackdated.
+	Backdated  int
 	Reached    Coverage
 	Violations []string
 	Trace      []string // the last events before the first violation (or the end)
@@ -56,8 +67,8 @@ func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %d events, %s virtual, %d orders, %d crashes, %d restores, %d checks",
-		r.Seed, r.Events, r.Virtual.Round(time.Second), r.Orders, r.Crashes, r.Restores, r.Checks)
+	fmt.Fprintf(&b, "seed %d: %d events, %s virtual, %d orders, %d crashes, %d restores, %d clock jumps (%d faults seen, %d future records), %d pruned, %d backdated taken for old, %d checks",
+		r.Seed, r.Events, r.Virtual.Round(time.Second), r.Orders, r.Crashes, r.Restores, r.Jumps, r.ClockFaults, r.Futures, r.Pruned, r.Backdated, r.Checks)
 	if r.Failed() {
 		b.WriteString("\nVIOLATIONS:\n  " + strings.Join(r.Violations, "\n  "))
 		b.WriteString("\nTRACE (last events):\n  " + strings.Join(r.Trace, "\n  "))
@@ -103,6 +114,25 @@ type world struct {
 	backupDigests map[string]string
 	zlog          *zap.Logger
 	covMu         sync.Mutex // Report.Reached, counted from the poller's goroutines
+
+	// offset is how far posd's wall clock is off the true time (the
+	// bubble's); read by the lanes' goroutines.
+	offset                 atomic.Int64
+	futures                atomic.Int64
+	lastCheck, lastObserve time.Time
+	// pub is what the head office holds, and backupPubs what it held when
+	// each backup was taken; pruned are the orders pruning removed.
+	pub        pubState
+	backupPubs map[string]pubState
+	pruned     map[string]bool
+	// created is the true time each charge was opened; saleOf and keyOf
+	// the sale (lane/reference) and the Idempotency-Key it was opened
+	// for; keys what each key was opened with.
+	created map[string]time.Time
+	saleOf  map[string]string
+	keyOf   map[string]string
+	keys    map[string]lane.OpenRequest // Reference: the key's last charge
+	keyList []string
 }
 
 // process is one run of posd, from boot to crash.
@@ -113,6 +143,7 @@ type process struct {
 	hub    *display.Hub
 	client *payment.Client
 	subs   map[string]*display.Sub
+	clk    *clock.Clock
 	recon  *reconcile.Reconciler // started by the back office (startReconcile)
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -124,7 +155,9 @@ type process struct {
 func Run(cfg Config) *Report {
 	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5151)),
 		current: map[string]string{}, changed: map[string]struct{}{}, inFlight: map[string]bool{}, aborted: map[string]bool{},
-		refundIDs: map[string]string{}, refundOf: map[string]string{}, backupDigests: map[string]string{}, sales: map[string]string{}, zlog: zap.NewNop()}
+		refundIDs: map[string]string{}, refundOf: map[string]string{}, backupDigests: map[string]string{}, sales: map[string]string{}, zlog: zap.NewNop(),
+		pub: pubState{recs: map[string]published{}}, backupPubs: map[string]pubState{}, pruned: map[string]bool{},
+		created: map[string]time.Time{}, saleOf: map[string]string{}, keyOf: map[string]string{}, keys: map[string]lane.OpenRequest{}}
 	w.report.Seed, w.report.Reached = cfg.Seed, Coverage{}
 	// The bubble's clock starts in 2000; the gateway wants this century's
 	// time_start.
@@ -147,6 +180,7 @@ func Run(cfg Config) *Report {
 		w.heal()
 	}
 	w.report.Virtual = time.Since(w.start)
+	w.report.Futures = int(w.futures.Load())
 	w.report.Digest = w.digest()
 	w.gw.mu.Lock()
 	w.report.Orders = len(w.gw.payCount)
@@ -205,6 +239,8 @@ func (w *world) boot() {
 	}
 	p.j = j
 	j.SetOutbox(true) // the head office's copy: checked at the end (checkOutbox)
+	j.OutboxAcked(w.pub.seq)
+	w.openClock(p)
 	p.client, err = payment.NewClient(payment.ClientOptions{
 		BaseURL: "http://127.0.0.1:9/", MerchantID: merchantID, Key: merchantKy,
 		Timeout: 3 * time.Second, ConnectTimeout: time.Second,
@@ -231,7 +267,8 @@ func (w *world) boot() {
 		OnStep:         func(b money.Order, r payment.Result, a money.Order) { w.reach(poller.TransitionOf(b, r, a)) },
 	})
 	p.svc = lane.New(lane.Options{Journal: j, Poller: p.pol, Hub: p.hub, Router: router, Lanes: lcs,
-		StoreID: "S1", ClientIP: "127.0.0.1", DedupWindow: 10 * time.Second})
+		StoreID: "S1", ClientIP: "127.0.0.1", DedupWindow: 10 * time.Second,
+		Clock: p.clk, OnFuture: func(kind, id string, at time.Time) { w.futures.Add(1) }})
 	p.client.OnLink(p.svc.GatewayState)
 	if err := p.svc.Start(); err != nil {
 		panic(err)
@@ -264,6 +301,7 @@ func (w *world) boot() {
 	synctest.Wait()
 	w.drain() // what Start shows is checked like everything else
 	w.checkAll()
+	w.prune("start")
 }
 
 // crash kills the process: nothing more is written or sent.
@@ -383,7 +421,7 @@ func (w *world) heal() {
 		}
 		found := false
 		_ = p.j.View(func(tx *journal.Tx) error { _, found, _ = tx.Order(id); return nil })
-		if !found {
+		if !found && !w.pruned[id] {
 			w.violate("the gateway charged %s, which posd lost", id)
 		}
 	}

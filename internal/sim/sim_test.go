@@ -41,7 +41,7 @@ func TestSimulation(t *testing.T) {
 	start := time.Now()
 	var mu sync.Mutex
 	var virtual time.Duration
-	var total, checks, orders, crashes, restores int
+	var total, checks, orders, crashes, restores, jumps, pruned, backdated int
 	reached := Coverage{}
 	t.Run("seeds", func(t *testing.T) {
 		for s := first; s < first+uint64(seeds); s++ {
@@ -62,12 +62,15 @@ func TestSimulation(t *testing.T) {
 				orders += r.Orders
 				crashes += r.Crashes
 				restores += r.Restores
+				jumps += r.Jumps
+				pruned += r.Pruned
+				backdated += r.Backdated
 			})
 		}
 	})
 	el := time.Since(start)
-	t.Logf("seeds %d..%d: %d events, %d orders, %d crashes, %d restores, %.0f events/s, %.1f virtual hours, %d invariant checks, in %s",
-		first, first+uint64(seeds)-1, total, orders, crashes, restores, float64(total)/el.Seconds(), virtual.Hours(), checks, el.Round(time.Millisecond))
+	t.Logf("seeds %d..%d: %d events, %d orders, %d crashes, %d restores, %d clock jumps, %d records pruned (%d dated by a clock behind taken for old), %.0f events/s, %.1f virtual hours, %d invariant checks, in %s",
+		first, first+uint64(seeds)-1, total, orders, crashes, restores, jumps, pruned, backdated, float64(total)/el.Seconds(), virtual.Hours(), checks, el.Round(time.Millisecond))
 	checkCoverage(t, reached, seeds*events)
 }
 
