@@ -121,6 +121,25 @@ func (c *Clock) Gateway(g time.Time) (Fault, bool) {
 	return f, true
 }
 
+// Records tells the clock the newest time the journal's records hold: one
+// later than the wall clock is a start's fault (a clock that ran ahead
+// wrote them, or this one is behind), though the journal's observed time
+// agreed.
+func (c *Clock) Records(newest time.Time) (Fault, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.wall().Round(0)
+	if !newest.After(now.Add(Tolerance)) {
+		return Fault{}, false
+	}
+	off := now.Sub(newest)
+	f := Fault{When: "start", Way: "behind", Offset: off, At: now,
+		Reason: fmt.Sprintf("the journal holds records dated up to %s, %s after the wall clock (%s): written under a clock that ran ahead, or this one is behind",
+			stamp(newest), round(-off), stamp(now))}
+	c.faultLocked(f)
+	return f, true
+}
+
 // Now is the wall clock: what records are dated with.
 func (c *Clock) Now() time.Time { return c.wall() }
 

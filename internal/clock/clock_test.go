@@ -187,3 +187,21 @@ func TestTheGatewayNeverMakesAnythingOlderAlone(t *testing.T) {
 		assert.Equal(t, seen.Add(-time.Hour).Round(0), c.Measured().Round(0), "back is safe")
 	})
 }
+
+// A journal whose observed time agreed with the wall clock, but whose
+// records were dated by a clock that ran ahead: a start's fault too.
+func TestRecordsFromTheFutureAreAStartFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now().Add(-time.Hour), skewed(&off))
+		_, bad := c.Records(time.Now().Add(Tolerance))
+		assert.False(t, bad, "within the tolerance")
+		f, bad := c.Records(time.Now().AddDate(12, 0, 0))
+		require.True(t, bad)
+		assert.Equal(t, "start", f.When)
+		assert.Contains(t, f.Reason, "records dated up to")
+		assert.True(t, c.Status().Degraded)
+		c.Gateway(time.Now()) // the first payment shows the wall clock right
+		assert.False(t, c.Status().Degraded)
+	})
+}

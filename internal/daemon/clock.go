@@ -27,6 +27,9 @@ func (d *Daemon) openClock() error {
 		return err
 	}
 	d.clock = clock.New(seen, d.tio.Wall)
+	if newest, err := d.journal.Newest(); err == nil && newest.After(seen) {
+		d.clock.Records(newest)
+	}
 	for _, f := range d.clock.Faults() {
 		d.clockFault(f)
 	}

@@ -30,6 +30,14 @@ func (j *Journal) Observed() (time.Time, error) {
 	return t, err
 }
 
+// Newest is the newest time the journal's records hold (an order's or a
+// charge's): later than the wall clock, a clock that ran ahead wrote them.
+func (j *Journal) Newest() (time.Time, error) {
+	var t time.Time
+	err := j.View(func(tx *Tx) error { t = tx.newest(); return nil })
+	return t, err
+}
+
 // SetObserved records t as the time posd has seen pass.
 func (j *Journal) SetObserved(t time.Time) error {
 	return j.Update(func(tx *Tx) error {

@@ -87,7 +87,7 @@ func TestAChargeFromTheFutureBindsNothing(t *testing.T) {
 
 	_, _, err = s.RefundCharge(old.Charge.ID, RefundRequest{RefundID: "r1", RefundFee: 100})
 	require.Error(t, err)
-	assert.True(t, errors.Is(err, ErrConflict), "%v", err)
+	assert.True(t, errors.Is(err, ErrInvalid), "a till must not retry it: %v", err)
 	assert.Contains(t, err.Error(), "clock")
 	assert.NotEmpty(t, futures, "each record stepped over is reported")
 }
