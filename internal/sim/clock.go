@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"strings"
 	"time"
 
 	"example.com/posd/internal/clock"
@@ -180,17 +181,27 @@ func (w *world) publish() {
 func (w *world) prune(why string) {
 	p := w.posd
 	w.publish()
+	// Only what is dated before the cutoff can go: those are read before
+	// and after, not the whole journal.
+	cutoff := p.clk.Cutoff(retention)
 	orders := map[string]money.Order{}
 	charges := map[string]money.Charge{}
 	_ = p.j.View(func(tx *journal.Tx) error {
-		for _, id := range w.charges {
-			if c, ok, _ := tx.Charge(id); ok {
+		for k, r := range w.pub.recs {
+			if r.done.IsZero() || !r.done.Before(cutoff) {
+				continue
+			}
+			kind, id, _ := strings.Cut(k, "/")
+			if kind == "order" {
+				if o, ok, _ := tx.Order(id); ok {
+					orders[id] = o
+				}
+			} else if c, ok, _ := tx.Charge(id); ok {
 				charges[id] = c
 			}
 		}
-		return tx.EachOrder(func(o money.Order) error { orders[o.MchTradeID] = o; return nil })
+		return nil
 	})
-	cutoff := p.clk.Cutoff(retention)
 	no, nc, err := p.j.Prune(cutoff)
 	if err != nil {
 		panic(err)
