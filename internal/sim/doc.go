@@ -11,8 +11,13 @@
 // copies. After every event the money rules are checked as invariants: a
 // pay is never sent twice, a code never goes out under two ids, no refund
 // exceeds what was paid, what posd reports paid the ledger has as paid, a
-// customer display never shows another charge's result. The same seed
-// gives the same run, so a violation is a replayable trace.
+// customer display never shows another charge's result. posd's wall clock
+// jumps (seconds to years, either way, set right later or not until a
+// restart) while the virtual clock is the truth: no record is pruned
+// before its retention by the true time or before the head office had it,
+// and no till reference, Idempotency-Key or refund binds a record dated
+// in the future or another sale's charge. The same seed gives the same
+// run, so a violation is a replayable trace.
 //
 // With a posd_defects build, internal/defect puts old bugs back one at a
 // time to show that the simulation catches each. Nothing here runs in the
