@@ -103,8 +103,9 @@ func Step(o money.Order, r payment.Result, now time.Time, p Policy) money.Order 
 }
 
 // stepVerify settles a paid order of a restored journal on a trusted
-// answer; without one it stays as the journal had it and is asked again,
-// ever less often, a bounded number of times.
+// answer; without one it is asked again, ever less often, for as long as
+// it takes: the copy's "paid" may have been refunded since, and is never
+// taken for the gateway's word.
 func stepVerify(o *money.Order, r payment.Result, now time.Time, p Policy) {
 	switch r.Outcome {
 	case payment.Paid, payment.NotPaid:
@@ -120,13 +121,8 @@ func stepVerify(o *money.Order, r payment.Result, now time.Time, p Policy) {
 		}
 		return
 	}
-	o.Tries++
-	if o.Tries >= 12 {
-		end(o, o.State, now)
-		o.Reason = "paid as the restored journal says; the gateway could not confirm it"
-		return
-	}
-	wait := p.ReconcileInterval << min(o.Tries, 16)
+	o.Tries = min(o.Tries+1, 16)
+	wait := p.ReconcileInterval << o.Tries
 	if wait > p.ReconcileMax || wait <= 0 {
 		wait = p.ReconcileMax
 	}

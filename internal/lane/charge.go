@@ -353,7 +353,7 @@ func (s *Service) abortLocked(l *lane, c *money.Charge) error {
 	last := c.AttemptIDs[len(c.AttemptIDs)-1]
 	// The poller tells OrderUpdated, which takes the lane's lock.
 	l.mu.Unlock()
-	err := s.opt.Poller.Abort(last, s.now())
+	err := s.opt.Poller.Abort(last, time.Now())
 	l.mu.Lock()
 	if err != nil && !errors.Is(err, poller.ErrNotInFlight) {
 		return fmt.Errorf("%w: %v", ErrConflict, err)
@@ -445,7 +445,7 @@ func (s *Service) Reprint(id string) (View, error) {
 
 // Resolve is an operator's decision on an order that needs attention.
 func (s *Service) Resolve(id string, d poller.Decision) (money.Order, error) {
-	o, err := s.opt.Poller.Resolve(id, d, s.now())
+	o, err := s.opt.Poller.Resolve(id, d, time.Now())
 	if err != nil {
 		if errors.Is(err, poller.ErrBusy) || errors.Is(err, poller.ErrNotResolvable) {
 			return money.Order{}, fmt.Errorf("%w: %v", ErrConflict, err)

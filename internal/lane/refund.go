@@ -72,7 +72,7 @@ func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool
 	r := money.Refund{MchRefundID: mch, RefundID: req.RefundID, RefundFee: req.RefundFee, Reason: req.Reason, OpUserID: req.OpUserID, Shift: req.Shift}
 	// The poller tells OrderUpdated of the refund's start, which takes the
 	// lane's lock.
-	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, s.now()); err != nil {
+	if _, err := s.opt.Poller.StartRefund(paid.MchTradeID, &r, time.Now()); err != nil {
 		switch {
 		case errors.Is(err, poller.ErrRefundExists): // asked twice at once
 			if refunds, _, err = s.refundsAndPaid(&charge); err != nil {

@@ -295,7 +295,10 @@ func (s *Service) GatewayState(up bool, reason string) {
 	}
 }
 
-// now is the wall clock, as the records are dated.
+// now is the wall clock, as the lanes date their records. What is handed
+// to the poller is dated by the runtime's clock instead: the poller
+// schedules by it, and its readings carry the monotonic clock, which a
+// step of the wall clock does not move.
 func (s *Service) now() time.Time { return s.opt.Clock.Now() }
 
 // within says whether a record of kind dated at is inside a window of

@@ -314,12 +314,12 @@ func (g *Gateway) fault(call payment.Call, key string, n int) fault {
 // hostile: a few orders meet a gateway that fails every call of one kind
 // about them, whether faults are on or not, until they stop for good: so
 // that every retry of a phase is used up, which faults drawn call by call
-// almost never do (six queries, five reverses, twelve verifying queries
-// over four hours). Some orders' queries fail only until the query phase
+// almost never do (six queries, five reverses, verifying queries backed
+// off to their longest wait). Some orders' queries fail only until the query phase
 // is used up, so that the phases after it meet trusted answers. A pay is
 // made and its answer lost; a refund fails (-1) or never arrives. An
-// order the gateway gave money back for is answered again: posd ends a
-// verify it cannot confirm as the journal says, paid.
+// order the gateway gave money back for is answered again: posd keeps
+// asking a verify it cannot confirm, and never takes the copy's "paid".
 func (g *Gateway) hostile(call payment.Call, key string, n int) fault {
 	if g.calm {
 		return noFault

@@ -358,8 +358,8 @@ func (w *world) heal() {
 	w.gw.faulty, w.gw.linkDown = false, false
 	w.gw.mu.Unlock()
 	// The few hostile orders stay so for five more hours: long enough for
-	// posd to give up verifying one (twelve queries over four hours), which
-	// the restores, every half hour or so, never leave time for.
+	// posd's verifying of one to back off to its longest wait, which the
+	// restores, every half hour or so, never leave time for.
 	w.log("HEAL: faults off, link up; the hostile orders stay so for five virtual hours")
 	for range 60 {
 		time.Sleep(5 * time.Minute)
