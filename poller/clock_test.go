@@ -16,8 +16,9 @@ import (
 )
 
 // An order journaled while the wall clock ran a year ahead has its next
-// query a year off once the clock is set right: resumed, it is asked at
-// once and reaches its final state, not a year later.
+// query a year off once the clock is set right: resumed, it is asked
+// within the machine's first reconciling wait and reaches its final
+// state, not a year later.
 func TestResumeAsksAnOrderScheduledByAClockRunAhead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
@@ -27,6 +28,11 @@ func TestResumeAsksAnOrderScheduledByAClockRunAhead(t *testing.T) {
 		o := newJournalOrder(t, j, "AHEAD1", now)
 		o.AuthCode, o.Phase, o.Queries, o.NextAt = "", money.PhaseQuery, 1, now.AddDate(1, 0, 0)
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
+		// One put off as the machine does (a lagging replica's 301 must
+		// outlast the wait): kept as it was.
+		soon := newJournalOrder(t, j, "SOON1", now)
+		soon.AuthCode, soon.Phase, soon.Queries, soon.NextAt = "", money.PhaseReconcile, 6, now.Add(50*time.Second)
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, soon) }))
 
 		gw := &fakeGateway{answer: func(payment.Call, string, int) payment.Result { return res(payment.Paid, 0) }}
 		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
@@ -34,7 +40,10 @@ func TestResumeAsksAnOrderScheduledByAClockRunAhead(t *testing.T) {
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
 		go p.Run(ctx)
-		time.Sleep(time.Minute)
+		time.Sleep(40 * time.Second)
+		synctest.Wait()
+		assert.Empty(t, gw.callsOf("SOON1"), "an order put off by the machine waits its time")
+		time.Sleep(2 * time.Minute)
 		synctest.Wait()
 		cancel()
 		p.Wait(time.Second)

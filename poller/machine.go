@@ -23,6 +23,11 @@ type Policy struct {
 	ReconcileMax      time.Duration // the longest wait between reconciling queries
 }
 
+// longestWait is the longest the machine ever puts an order off.
+func (p Policy) longestWait() time.Duration {
+	return max(p.ReconcileMax, p.QueryInterval, p.ReverseInterval, p.ReconcileInterval)
+}
+
 // DefaultPolicy is PROTOCOL.md's schedule.
 func DefaultPolicy() Policy {
 	return Policy{
@@ -49,10 +54,12 @@ func Step(o money.Order, r payment.Result, now time.Time, p Policy) money.Order 
 		// replica or a fault, never proof that nothing was created.
 		r.Outcome, r.Reason = payment.Unknown, "not found (301), though a signed answer showed the order: "+r.Reason
 	case r.Outcome == payment.NotFound && (o.Phase == money.PhaseConfirm || o.Phase == money.PhaseFallback) &&
-		now.Sub(o.CreatedAt) < time.Duration(p.QueryAttempts)*p.QueryInterval:
+		o.Queries < p.QueryAttempts:
 		// "Nothing was created" takes a whole confirmation window of 301s;
 		// a payment the till stopped gets here within seconds, while a
-		// replica may still lag: ask again later.
+		// replica may still lag: ask again later. The window is counted in
+		// the queries made, not read off the wall clock, which a step
+		// across a restart would stretch.
 		r.Outcome, r.Reason = payment.Unknown, "not found (301) yet, too soon after the pay to be sure: "+r.Reason
 	}
 	record(&o, r)

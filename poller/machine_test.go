@@ -492,6 +492,12 @@ func TestAbortReversesAtOnce(t *testing.T) {
 	r.Phase = money.PhaseConfirm
 	n := Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(2*time.Second), p)
 	assert.NotEqual(t, money.Failed, n.State, "a replica may still lag")
-	n = Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(time.Minute), p)
+	require.Equal(t, money.PhaseReconcile, n.Phase)
+	assert.Equal(t, t0.Add(2*time.Second+p.ReconcileInterval), n.NextAt, "asked again a minute later")
+	n = Step(n, res(payment.NotFound, payment.NoTradeState), n.NextAt, p)
 	assert.Equal(t, money.Failed, n.State, "after a whole window of 301s it is")
+	// The window is counted in queries, not read off the wall clock: a
+	// clock that stepped a day ahead across a restart does not shorten it.
+	n = Step(r, res(payment.NotFound, payment.NoTradeState), t0.Add(24*time.Hour), p)
+	assert.NotEqual(t, money.Failed, n.State, "a clock's step is no window")
 }

@@ -166,10 +166,12 @@ func (p *Poller) Resume(now time.Time) (int, error) {
 				return 0, err
 			}
 		}
-		if o.NextAt.After(now) {
-			// Scheduled under a wall clock that may have run ahead (a
-			// year, and the order would wait a year): a start asks at once.
-			o.NextAt = now
+		if o.NextAt.After(now.Add(p.opt.Policy.longestWait())) {
+			// Further off than the machine ever waits: scheduled under a
+			// wall clock that ran ahead (a year, and the order would wait a
+			// year). Asked after the first reconciling wait instead, which a
+			// lagging replica's 301 must outlast anyway.
+			o.NextAt = now.Add(p.opt.Policy.ReconcileInterval)
 		}
 		p.log.Info("resume order", zap.String("mch_trade_id", o.MchTradeID), zap.String("phase", string(o.Phase)))
 		p.enqueue(o)

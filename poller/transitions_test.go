@@ -79,7 +79,7 @@ func grid() []cell {
 		}
 	}
 	seen := variant{"seen", func(o *money.Order) { o.Seen, o.TradeID = true, "T1" }}
-	recent := variant{"recent (stopped by the till)", func(o *money.Order) { o.CreatedAt = t0.Add(-2 * time.Second) }}
+	recent := variant{"recent (stopped by the till)", func(o *money.Order) { o.CreatedAt, o.Queries = t0.Add(-2*time.Second), 1 }}
 	restored := variant{"restored", func(o *money.Order) { o.Restored = true }}
 	last := func(f func(*money.Order)) variant { return variant{"last try", f} }
 	none := func(*money.Order) {}
@@ -90,7 +90,7 @@ func grid() []cell {
 	each(money.PhaseCheck, none, nil, paid, ans("declined", payment.NotPaid, payment.StateFailed),
 		ans("closed", payment.NotPaid, payment.StateClosed), ans("paying", payment.Pending, payment.StatePaying), missing, lost, notSent)
 
-	reversing := func(o *money.Order) { o.ReverseSent = true }
+	reversing := func(o *money.Order) { o.ReverseSent, o.Queries = true, p.QueryAttempts }
 	each(money.PhaseReverse, reversing, []variant{seen, recent, last(func(o *money.Order) { o.Reverses = p.ReverseAttempts - 1 })},
 		ans("reversed", payment.NotPaid, payment.StateReversed), missing, ans("no reverse", payment.NoReverse, payment.NoTradeState),
 		ans("recall Y", payment.Pending, payment.StateRevoking), lost, notSent)

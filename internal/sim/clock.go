@@ -220,7 +220,7 @@ func (w *world) prune(why string) {
 		switch {
 		case !ok || r.version < version:
 			w.violate("%s %s (version %d) pruned before the head office had it (it has version %d)", kind, id, version, r.version)
-		case r.since.IsZero() || now.Sub(r.since) >= retention-slack:
+		case r.since.IsZero() || now.Sub(r.since) >= retention-slack-clock.Tolerance: // a clock within the tolerance is taken as it is
 		case r.done.Before(r.since.Add(-clock.Tolerance)) && w.backdated(fmt.Sprintf("%s %s pruned %s after it became final: dated %s by a wall clock %s behind",
 			kind, id, now.Sub(r.since).Round(time.Second), dated.Format(time.RFC3339), r.since.Sub(r.done).Round(time.Second))):
 		default:
