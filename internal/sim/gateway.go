@@ -80,8 +80,9 @@ type ledgerOrder struct {
 	lagUntil             time.Time // answers 301 until then: a lagging replica
 	queries, reverses    int
 	refunds              []string
-	refundedByRefund     bool // a refund, not a reverse, gave money back
-	generation           int  // the journal lineage that created it (restores start new ones)
+	refundedByRefund     bool      // a refund, not a reverse, gave money back
+	noReverseAt          time.Time // a reverse was answered "none here": a query at once is the fallback's
+	generation           int       // the journal lineage that created it (restores start new ones)
 }
 
 type ledgerRefund struct {

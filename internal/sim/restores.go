@@ -128,15 +128,20 @@ func (w *world) backOffice() {
 		if w.rng.IntN(2) == 0 && fee > 1 {
 			fee = 1 + w.rng.Int64N(fee-1)
 		}
-		w.gw.seq++
-		rid := fmt.Sprintf("BO%08d", w.gw.seq)
-		w.gw.refunds[rid] = &ledgerRefund{ID: rid, Order: o.ID, RefundID: rid, Fee: fee}
-		o.refunds = append(o.refunds, rid)
-		o.Charged -= fee
-		o.Refunded += fee
-		o.State, o.refundedByRefund = payment.StateRefunding, true
-		w.log(fmt.Sprintf("BACK OFFICE refunds %d of %s's %d fen", fee, o.ID, o.TotalFee))
+		w.log(w.gw.backOfficeRefund(o, fee))
 	}
+}
+
+// backOfficeRefund refunds fee of o under an id posd never made.
+func (g *Gateway) backOfficeRefund(o *ledgerOrder, fee int64) string {
+	g.seq++
+	rid := fmt.Sprintf("BO%08d", g.seq)
+	g.refunds[rid] = &ledgerRefund{ID: rid, Order: o.ID, RefundID: rid, Fee: fee}
+	o.refunds = append(o.refunds, rid)
+	o.Charged -= fee
+	o.Refunded += fee
+	o.State, o.refundedByRefund = payment.StateRefunding, true
+	return fmt.Sprintf("BACK OFFICE refunds %d of %s's %d fen", fee, o.ID, o.TotalFee)
 }
 
 // tillRefund is one refund as the till knows it: its charge, its id for
