@@ -411,7 +411,6 @@ func TestInstalledBox(t *testing.T) {
 	check(g.waitGuest(health+" | grep -q 'stepped'", 60*time.Second), "a year's step of the wall clock was not shown in /healthz")
 	jumps, _ := g.run("curl -sS --unix-socket /run/posd/api.sock http://localhost/metrics | grep '^posd_clock_jumps_total'", time.Minute)
 	check(strings.Contains(jumps, `direction="ahead",when="running"} 1`), "the step is not counted: %q", jumps)
-	p0 = g.show()
 	g.must("systemctl restart posd", 2*time.Minute)
 	g.waitGuest(`[ "$(systemctl is-active posd)" = active ]`, 60*time.Second)
 	hz, _ := g.run(health, time.Minute)
