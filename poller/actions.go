@@ -80,7 +80,9 @@ func (p *Poller) Reopen(id, why string, now time.Time) (money.Order, error) {
 			return journal.Fail(fmt.Errorf("%w: order %s: %s; an operator decides", ErrNotReopenable, id, why))
 		}
 		toReverse(o, now)
-		o.Tries, o.FinishedAt, o.UpdatedAt = 0, time.Time{}, now
+		// The gateway showed the order (a signed answer, still open): a
+		// 301 now is a lagging replica, never "nothing was created".
+		o.Tries, o.Seen, o.FinishedAt, o.UpdatedAt = 0, true, time.Time{}, now
 		o.Reopened = why
 		return nil
 	})

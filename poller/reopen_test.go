@@ -79,3 +79,42 @@ func TestReopen(t *testing.T) {
 		assert.Zero(t, p.Pending())
 	})
 }
+
+// A reconciliation's signed answer showed an order posd ended failed
+// (its first run met only a lagging replica's 301s, and used up its
+// queries): reopened, the 301s of the replica still lagging are never
+// "nothing was created" again.
+func TestAReopenedOrderIsNotFailedOnALaggingReplicasFirst301(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
+		require.NoError(t, err)
+		defer j.Close()
+		gw := laggingReplica{&fakeGateway{answer: func(payment.Call, string, int) payment.Result { return res(payment.NotFound, payment.NoTradeState) }}}
+		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+
+		now := time.Now()
+		o := newJournalOrder(t, j, "LAGGING01", now)
+		o.Phase, o.State, o.FinishedAt, o.Queries, o.AuthCode = money.PhaseDone, money.Failed, now, DefaultPolicy().QueryAttempts, ""
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
+		_, err = p.Reopen("LAGGING01", "reconciliation: open at the gateway, final in the journal", now)
+		require.NoError(t, err)
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+
+		var got money.Order
+		require.NoError(t, j.View(func(tx *journal.Tx) error { got, _, err = tx.Order("LAGGING01"); return err }))
+		assert.False(t, got.Final(), "the gateway showed it: a 301 is a lagging replica, not an end (%s)", got.State)
+		assert.Equal(t, money.Unknown, got.State, "asked again until the gateway answers")
+	})
+}
+
+// laggingReplica answers 301 to everything, queries after a reverse too.
+type laggingReplica struct{ *fakeGateway }
+
+func (g laggingReplica) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
+	g.rec(payment.CallQuery, r.MchTradeID)
+	return res(payment.NotFound, payment.NoTradeState)
+}

@@ -29,7 +29,7 @@ import (
 
 // setObserved records t as the time the journal has seen pass: what a posd
 // that started under that clock would have left in it.
-func setObserved(j *journal.Journal, t time.Time) error { return j.SetObserved(t) }
+func setObserved(j *journal.Journal, t time.Time) error { return j.SetObserved(t, t) }
 
 // healthJSON is GET /healthz as a monitor reads it.
 type healthJSON struct {

@@ -4,13 +4,13 @@
 // after a technician's typo, and is set right later by NTP. Money must not
 // follow it: a record dated in the future binds nothing, and nothing is
 // deleted because the wall clock says it is old. The Clock keeps, beside
-// the wall clock, the time posd has seen pass (Observed): the newest time
-// the journal recorded before this start plus what the monotonic clock has
-// measured since. The wall clock is taken at a start only when it agrees
-// with the journal (not behind it, and not further ahead than a box is
-// ever switched off); otherwise, and whenever it steps while posd runs,
-// the fault is logged, counted and shown, and the observed time goes on
-// from the journal's.
+// the wall clock, the time posd has seen pass (Measured): the time the
+// journal kept at posd's last save, plus the time the box was off as the
+// wall clock tells it (up to a month), plus what the monotonic clock has
+// measured since. A wall clock that disagrees with it at a start, a step
+// while posd runs, or a payment's time from the gateway that disagrees
+// with the wall clock is a fault: logged, counted and shown, and the
+// measured time goes on as measured.
 package clock
 
 import (
@@ -59,33 +59,66 @@ type Clock struct {
 	faults   []Fault // every fault seen, oldest first (a few at most)
 }
 
-// New starts a clock from the journal's observed time (zero: none yet).
-// wall is the wall clock (time.Now; the simulation moves its own); the
-// monotonic clock is the runtime's.
-func New(seen time.Time, wall func() time.Time) *Clock {
+// New starts a clock from the journal's observed time (zero: none yet),
+// for a journal that kept no reading of the wall clock beside it: the two
+// agreed when it was written. wall is the wall clock (time.Now; the
+// simulation moves its own); the monotonic clock is the runtime's.
+func New(seen time.Time, wall func() time.Time) *Clock { return Resume(seen, time.Time{}, wall) }
+
+// Resume starts a clock from what the journal kept at posd's last save
+// (Saved): the measured time then, and the wall clock then. The wall
+// clock's move since is taken as time the box was off, up to MaxOffline; the measured time goes on from there, and a wall
+// clock that disagrees with it (it stepped while posd ran, or was set
+// while the box was off) is a fault from the first second: a restart
+// never makes a known-wrong wall clock right.
+func Resume(seen, seenWall time.Time, wall func() time.Time) *Clock {
 	if wall == nil {
 		wall = time.Now
 	}
 	c := &Clock{wall: wall, start: time.Now()}
-	c.mu.Lock() // New's faults are recorded like any other
+	c.mu.Lock() // the start's faults are recorded like any other
 	defer c.mu.Unlock()
 	now := wall().Round(0)
 	c.lastWall, c.base = now, now
-	switch off := now.Sub(seen); {
-	case seen.IsZero():
-	case off < -Tolerance:
+	if seen.IsZero() {
+		return c
+	}
+	if seenWall.IsZero() {
+		seenWall = seen
+	}
+	// How long the box was off, as the wall clock tells. One that went back
+	// meanwhile (set right, or a CMOS battery) tells nothing of it: it is
+	// judged against the measured time alone.
+	off := now.Sub(seenWall)
+	if off < 0 {
+		off = max(now.Sub(seen), 0)
+	}
+	if off > MaxOffline {
 		c.base = seen
-		c.faultLocked(Fault{When: "start", Way: "behind", Offset: off, At: now,
-			Reason: fmt.Sprintf("the wall clock (%s) is %s behind the newest time the journal recorded (%s)", stamp(now), round(-off), stamp(seen))})
-	case off > MaxOffline:
-		c.base = seen
-		c.faultLocked(Fault{When: "start", Way: "ahead", Offset: off, At: now,
-			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of the newest time the journal recorded (%s), more than a box is switched off (%s)",
-				stamp(now), round(off), stamp(seen), round(MaxOffline))})
-	case off < 0:
-		c.base = seen // a clean restart within the tolerance: never backwards
+		c.faultLocked(Fault{When: "start", Way: "ahead", Offset: now.Sub(seen), At: now,
+			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of where it stood at posd's last save (%s), more than a box is switched off (%s)",
+				stamp(now), round(now.Sub(seenWall)), stamp(seenWall), round(MaxOffline))})
+		return c
+	}
+	c.base = seen.Add(off)
+	switch d := now.Sub(c.base); {
+	case d < -Tolerance:
+		c.faultLocked(Fault{When: "start", Way: "behind", Offset: d, At: now,
+			Reason: fmt.Sprintf("the wall clock (%s) is %s behind the time posd has measured (%s)", stamp(now), round(-d), stamp(c.base))})
+	case d > Tolerance:
+		c.faultLocked(Fault{When: "start", Way: "ahead", Offset: d, At: now,
+			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of the time posd has measured (%s): it stepped while posd ran, or was set ahead while the box was off",
+				stamp(now), round(d), stamp(c.base))})
+	case d > 0:
+		c.base = now // agreeing: the wall clock, to the second (never backwards)
 	}
 	return c
+}
+
+// Saved is what the journal keeps for the next start (Resume): the
+// measured time and the wall clock, now.
+func (c *Clock) Saved() (observed, wall time.Time) {
+	return c.Measured(), c.wall().Round(0)
 }
 
 // Gateway is the time a gateway's signed answer to a pay just made says
@@ -151,9 +184,8 @@ func (c *Clock) Measured() time.Time {
 	return c.base.Add(time.Since(c.start))
 }
 
-// Observed is the later of nothing posd cannot vouch for: the wall clock,
-// but never ahead of Measured. Pruning's cutoff and the age of a record
-// are taken from it, so that a clock run ahead makes nothing old.
+// Observed is the wall clock, but never ahead of Measured: pruning's
+// cutoff is taken from it, so that a clock run ahead makes nothing old.
 func (c *Clock) Observed() time.Time {
 	now, m := c.wall().Round(0), c.Measured().Round(0)
 	if now.After(m) {
@@ -176,13 +208,17 @@ func (c *Clock) Cutoff(keep time.Duration) time.Time {
 // tolerance: a record written under a clock that ran ahead.
 func (c *Clock) Future(t time.Time) bool { return t.After(c.wall().Add(Tolerance)) }
 
-// Within says whether a record dated t is inside a window of length d: not
-// from the future, and not older than d by the observed time.
+// Within says whether a record dated t is inside a window of length d,
+// judged by the clock that dated it: not from the future, and not older
+// than d by the wall clock. A wall clock run ahead closes a window early
+// (a till's retry opens a new charge, which the cashier sees); it never
+// keeps one open for another sale. (Pruning, which can only err one way,
+// goes by the observed time instead: Cutoff.)
 func (c *Clock) Within(t time.Time, d time.Duration) bool {
 	if defect.On(14) {
 		return c.wall().Sub(t) <= d
 	}
-	return !c.Future(t) && c.Observed().Sub(t) <= d
+	return !c.Future(t) && c.wall().Sub(t) <= d
 }
 
 // Check compares how far the wall clock moved since the last Check with

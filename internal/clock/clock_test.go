@@ -205,3 +205,72 @@ func TestRecordsFromTheFutureAreAStartFault(t *testing.T) {
 		assert.False(t, c.Status().Degraded)
 	})
 }
+
+// The wall clock steps 20 days ahead while posd runs; posd restarts a
+// second later (a crash, an upgrade, an operator clearing /healthz). The
+// box was off for a second: the restart keeps the fault, and pruning's
+// cutoff stays with the true time.
+func TestARestartKeepsAStepSeenWhileRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now().Add(-time.Minute), skewed(&off))
+		time.Sleep(10 * time.Second)
+		off = 20 * 24 * time.Hour
+		time.Sleep(10 * time.Second)
+		_, ok := c.Check()
+		require.True(t, ok)
+		seen, seenWall := c.Saved() // written at the stop
+
+		time.Sleep(time.Second)
+		c2 := Resume(seen, seenWall, skewed(&off))
+		require.NotEmpty(t, c2.Faults(), "a known-wrong wall clock is not taken as right after a restart")
+		assert.Equal(t, "ahead", c2.Faults()[0].Way)
+		assert.True(t, c2.Status().Degraded)
+		assert.Equal(t, time.Now().Round(0), c2.Observed().Round(0))
+	})
+}
+
+// Each run the wall clock steps 25 days ahead and posd restarts a second
+// later: no restart takes the step for time the box was off, so the
+// observed time never ratchets ahead of the true time.
+func TestRestartsNeverRatchetTheObservedTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now().Add(-time.Minute), skewed(&off))
+		for range 3 {
+			time.Sleep(10 * time.Second)
+			off += 25 * 24 * time.Hour
+			time.Sleep(10 * time.Second)
+			c.Check()
+			seen, seenWall := c.Saved()
+			time.Sleep(time.Second)
+			c = Resume(seen, seenWall, skewed(&off))
+		}
+		assert.LessOrEqual(t, c.Observed().Sub(time.Now().Round(0)), time.Second)
+	})
+}
+
+// Switched off for three days with a right clock: the wall clock's account
+// of the time off is taken; set right while the box was off (it had run
+// ahead), the wall clock agrees with the measured time again.
+func TestResumeTakesTheTimeTheBoxWasOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var off time.Duration
+		c := New(time.Now(), skewed(&off))
+		seen, seenWall := c.Saved()
+		time.Sleep(3 * 24 * time.Hour) // off: the monotonic clock starts again at the next start
+		c2 := Resume(seen, seenWall, skewed(&off))
+		assert.Empty(t, c2.Faults())
+		assert.Equal(t, time.Now().Round(0), c2.Measured().Round(0))
+
+		off = 20 * 24 * time.Hour
+		time.Sleep(time.Minute)
+		c2.Check()
+		seen, seenWall = c2.Saved()
+		off = 0 // set right while the box was off
+		time.Sleep(time.Hour)
+		c3 := Resume(seen, seenWall, skewed(&off))
+		assert.Empty(t, c3.Faults(), "the wall clock agrees with the measured time again")
+		assert.LessOrEqual(t, time.Now().Round(0).Sub(c3.Measured()), time.Hour+time.Second, "the hour off is not known: never ahead")
+	})
+}

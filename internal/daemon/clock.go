@@ -22,11 +22,11 @@ const clockCheckEvery = 10 * time.Second
 // openClock starts posd's clock from the journal's observed time: a wall
 // clock behind it, or far ahead, is a fault from the first second.
 func (d *Daemon) openClock() error {
-	seen, err := d.journal.Observed()
+	seen, seenWall, err := d.journal.Observed()
 	if err != nil {
 		return err
 	}
-	d.clock = clock.New(seen, d.tio.Wall)
+	d.clock = clock.Resume(seen, seenWall, d.tio.Wall)
 	if newest, err := d.journal.Newest(); err == nil && newest.After(seen) {
 		d.clock.Records(newest)
 	}
@@ -34,7 +34,7 @@ func (d *Daemon) openClock() error {
 		d.clockFault(f)
 	}
 	if !d.damaged {
-		if err := d.journal.SetObserved(d.clock.Measured()); err != nil {
+		if err := d.journal.SetObserved(d.clock.Saved()); err != nil {
 			d.log.Warn("journal: observed time not written", zap.Error(err))
 		}
 	}
@@ -58,7 +58,7 @@ func (d *Daemon) watchClock(ctx context.Context) {
 	observe := time.NewTicker(ObserveEvery)
 	defer observe.Stop()
 	save := func() {
-		if err := d.journal.SetObserved(d.clock.Measured()); err != nil {
+		if err := d.journal.SetObserved(d.clock.Saved()); err != nil {
 			d.log.Warn("journal: observed time not written", zap.Error(err))
 		}
 	}

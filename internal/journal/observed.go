@@ -10,24 +10,29 @@ import (
 	"example.com/posd/internal/money"
 )
 
-// keyObserved: the time posd had seen pass when it last wrote it (Unix
-// nanoseconds): never the wall clock alone, which may have run ahead.
+// keyObserved: the time posd had seen pass when it last wrote it, and the
+// wall clock then (Unix nanoseconds each): never the wall clock alone,
+// which may have run ahead.
 var keyObserved = []byte("observed")
 
-// Observed is the newest time this journal has seen pass: the one posd
-// recorded (SetObserved) or, in a journal from a posd that recorded none,
-// the newest time its records hold. Zero for an empty journal.
-func (j *Journal) Observed() (time.Time, error) {
-	var t time.Time
-	err := j.View(func(tx *Tx) error {
-		if v := tx.tx.Bucket([]byte(meta)).Get(keyObserved); len(v) == 8 {
-			t = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+// Observed is the newest time this journal has seen pass and the wall
+// clock when it was written (SetObserved); in a journal from a posd that
+// recorded none, the newest time its records hold, and no wall reading.
+// Zero for an empty journal.
+func (j *Journal) Observed() (observed, wall time.Time, err error) {
+	err = j.View(func(tx *Tx) error {
+		v := tx.tx.Bucket([]byte(meta)).Get(keyObserved)
+		if len(v) >= 8 {
+			observed = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			if len(v) == 16 {
+				wall = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+			}
 			return nil
 		}
-		t = tx.newest()
+		observed = tx.newest()
 		return nil
 	})
-	return t, err
+	return observed, wall, err
 }
 
 // Newest is the newest time the journal's records hold (an order's or a
@@ -38,10 +43,10 @@ func (j *Journal) Newest() (time.Time, error) {
 	return t, err
 }
 
-// SetObserved records t as the time posd has seen pass.
-func (j *Journal) SetObserved(t time.Time) error {
+// SetObserved records the time posd has seen pass, and the wall clock now.
+func (j *Journal) SetObserved(observed, wall time.Time) error {
 	return j.Update(func(tx *Tx) error {
-		return tx.tx.Bucket([]byte(meta)).Put(keyObserved, u64(uint64(t.UnixNano())))
+		return tx.tx.Bucket([]byte(meta)).Put(keyObserved, append(u64(uint64(observed.UnixNano())), u64(uint64(wall.UnixNano()))...))
 	})
 }
 

@@ -29,22 +29,24 @@ func putFinal(t *testing.T, j *Journal, id string, at time.Time) {
 // the records (which a clock run ahead may have dated).
 func TestObservedTime(t *testing.T) {
 	j := openTest(t)
-	seen, err := j.Observed()
+	seen, _, err := j.Observed()
 	require.NoError(t, err)
 	assert.True(t, seen.IsZero(), "an empty journal has seen nothing")
 
 	now := time.Now().Round(0)
 	putFinal(t, j, "OLD000001", now.Add(-48*time.Hour))
 	putFinal(t, j, "NEWEST001", now.Add(-time.Hour))
-	seen, err = j.Observed()
+	seen, wall, err := j.Observed()
 	require.NoError(t, err)
 	assert.True(t, seen.Equal(now.Add(-time.Hour)), "%s", seen)
+	assert.True(t, wall.IsZero(), "no wall reading was kept")
 
 	putFinal(t, j, "AHEAD0001", now.AddDate(12, 0, 0)) // a clock twelve years ahead wrote it
-	require.NoError(t, j.SetObserved(now))
-	seen, err = j.Observed()
+	require.NoError(t, j.SetObserved(now, now.AddDate(0, 0, 20)))
+	seen, wall, err = j.Observed()
 	require.NoError(t, err)
 	assert.True(t, seen.Equal(now), "%s", seen)
+	assert.True(t, wall.Equal(now.AddDate(0, 0, 20)), "%s", wall)
 }
 
 // A record the outbox holds for the head office is not pruned, however

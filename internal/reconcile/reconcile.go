@@ -91,14 +91,22 @@ func (r *Reconciler) done(date string) {
 // says is running that no one runs (posd was killed in it, and it could
 // not be resumed) is interrupted: never "running" without running.
 func (r *Reconciler) Status(date string) (money.ReconcileRun, bool, error) {
+	// The flag is read before the record and after it: a run saves "done"
+	// before it lets go of its flag, and one starting takes the flag before
+	// it saves "running", so a record read between is never taken for an
+	// orphan.
+	before := r.isRunning(date)
 	run, found, err := r.stored(date)
-	r.mu.Lock()
-	running := r.running[date]
-	r.mu.Unlock()
-	if found && run.State == "running" && !running {
+	if found && run.State == "running" && !before && !r.isRunning(date) {
 		run.State, run.Reason = "interrupted", "posd stopped while it ran and has not resumed it: POST /v1/reconcile again"
 	}
 	return run, found, err
+}
+
+func (r *Reconciler) isRunning(date string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running[date]
 }
 
 func (r *Reconciler) stored(date string) (money.ReconcileRun, bool, error) {

@@ -77,16 +77,16 @@ func (w *world) jump() {
 // openClock starts the process's clock from the journal as the daemon
 // does, and records the time it has seen pass.
 func (w *world) openClock(p *process) {
-	seen, err := p.j.Observed()
+	seen, seenWall, err := p.j.Observed()
 	if err != nil {
 		panic(err)
 	}
-	p.clk = clock.New(seen, w.wall)
+	p.clk = clock.Resume(seen, seenWall, w.wall)
 	for _, f := range p.clk.Faults() {
 		w.report.ClockFaults++
 		w.log("posd: CLOCK FAULT " + f.Reason)
 	}
-	_ = p.j.SetObserved(p.clk.Measured())
+	_ = p.j.SetObserved(p.clk.Saved())
 	w.lastCheck, w.lastObserve = time.Now(), time.Now()
 }
 
@@ -105,7 +105,7 @@ func (w *world) tick() {
 	}
 	if now.Sub(w.lastObserve) >= 5*time.Minute {
 		w.lastObserve = now
-		_ = p.j.SetObserved(p.clk.Measured())
+		_ = p.j.SetObserved(p.clk.Saved())
 	}
 }
 
