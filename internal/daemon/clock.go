@@ -22,11 +22,17 @@ const clockCheckEvery = 10 * time.Second
 // openClock starts posd's clock from the journal's observed time: a wall
 // clock behind it, or far ahead, is a fault from the first second.
 func (d *Daemon) openClock() error {
-	seen, seenWall, err := d.journal.Observed()
-	if err != nil {
-		return err
+	var seen, seenWall time.Time
+	if !d.damaged { // a damaged journal is read as little as can be: it takes no payment anyway
+		var err error
+		if seen, seenWall, err = d.journal.Observed(); err != nil {
+			d.log.Warn("journal: observed time not read; the clock starts from the wall clock", zap.Error(err))
+		}
 	}
 	d.clock = clock.Resume(seen, seenWall, d.tio.Wall)
+	if d.damaged {
+		return nil
+	}
 	if newest, err := d.journal.Newest(); err == nil && newest.After(seen) {
 		d.clock.Records(newest)
 	}

@@ -144,11 +144,14 @@ func (w *world) open(laneID string) {
 		case money.Paid, money.PartiallyRefunded, money.Refunded:
 			// A charge dated in the future binds nothing (the wall clock
 			// is behind now, or was ahead when it was dated); nor one the
-			// reference window left behind.
+			// reference window left behind. A window is judged by the wall
+			// clock that dated it: one that ran ahead since, or was behind
+			// then, closes it early (counted apart, never answered with
+			// another sale's charge).
 			age := time.Since(w.created[prev.ID])
 			if (created || v.Charge.ID != prev.ID) && !w.future(prev.CreatedAt) && age <= lane.DefaultReferenceWindow &&
-				!(w.posd.clk.Observed().Sub(prev.CreatedAt) > lane.DefaultReferenceWindow && w.backdated(fmt.Sprintf("sale %q of lane %s, paid %s ago (charge %s, dated %s), opened again made charge %s",
-					req.Reference, laneID, age.Round(time.Second), prev.ID, prev.CreatedAt.Format(time.RFC3339), v.Charge.ID))) {
+				!(w.wall().Sub(prev.CreatedAt) > lane.DefaultReferenceWindow && w.backdated(fmt.Sprintf("sale %q of lane %s, paid %s ago (charge %s, dated %s), opened again made charge %s: the wall clock, %s off, closed its window early",
+					req.Reference, laneID, age.Round(time.Second), prev.ID, prev.CreatedAt.Format(time.RFC3339), v.Charge.ID, time.Duration(w.offset.Load())))) {
 				w.violate("sale %q of lane %s was paid (charge %s, dated %s, opened %s ago), and opening it again made charge %s (wall clock %s off)",
 					req.Reference, laneID, prev.ID, prev.CreatedAt.Format(time.RFC3339), time.Since(w.created[prev.ID]).Round(time.Second), v.Charge.ID, time.Duration(w.offset.Load()))
 			}
@@ -355,8 +358,8 @@ func (w *world) reconcile() {
 	what := reconcile.Compare(pick, q)
 	w.reconciled(pick, q, what)
 	w.log(fmt.Sprintf("reconcile %s (%s): gateway %s %q", pick.MchTradeID, pick.State, reconcile.GatewayWord(q), what))
-	if what != reconcile.OpenThere && w.rng.IntN(4) != 0 {
-		return
+	if what != reconcile.OpenThere && (w.rng.IntN(4) != 0 || !w.gw.has(pick.MchTradeID)) {
+		return // misled, a reconciliation still had a signed answer: the gateway has the order
 	}
 	o, err := p.pol.Reopen(pick.MchTradeID, "sim reconciliation", time.Now())
 	w.reopened(pick, o, err)

@@ -38,7 +38,7 @@ func (w *world) backdated(what string) bool {
 		return false
 	}
 	w.report.Backdated++
-	w.log("KNOWN GAP (a record dated by a clock that was behind taken for old): " + what)
+	w.log("KNOWN GAP (a wrong wall clock: a record it dated early taken for old, or a window it closed early): " + what)
 	return true
 }
 

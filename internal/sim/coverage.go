@@ -120,6 +120,9 @@ var notAimedAt = map[poller.Transition]string{
 		"(reached once in CI's budget before the back office's reconciliations grew; poller's TestRefundCheck* hold it)",
 	{Phase: money.PhaseRefundQuery, Mode: "discover", Call: payment.CallRefundQuery, Class: "done processing → again"}: "a refund still in progress when a restored journal's discovery asks it; " +
 		"Step takes it as any answer without a verdict (unknown → again)",
+	{Phase: money.PhaseDone, Mode: string(money.Failed), Class: "reopen → reverse"}: "a failed order the gateway holds (an upstream's error though the order was made), " +
+		"its charge not moved on, reopened by a misled reconciliation: a reopened order is one the gateway showed, and the model reopens no order it lacks " +
+		"(poller's TestReopen and TestAReopenedOrderIsNotFailedOnALaggingReplicasFirst301 hold the path)",
 }
 
 const beyondRestored = "a till's refund an operator's figure counts, asked again of a restored order"

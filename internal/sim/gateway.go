@@ -462,3 +462,10 @@ func (g *Gateway) lagging(o *ledgerOrder) bool { return now().Before(o.lagUntil)
 
 // now is the simulation's clock: inside the synctest bubble, virtual.
 func now() time.Time { return time.Now() }
+
+// has says whether the ledger holds an order.
+func (g *Gateway) has(id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.orders[id] != nil
+}
