@@ -281,6 +281,9 @@ func (w *world) startReconcile() {
 	}
 	run, err := p.recon.Start(time.Now())
 	w.log(fmt.Sprintf("reconciliation of %s: %s, %d checked, %v", run.Date, run.State, run.Checked, err))
+	if err == nil {
+		w.refund() // a till's refund while the run goes on: compared as the journal has it then
+	}
 }
 
 // disagreed: a reconciliation says the gateway refunded an order the
