@@ -27,14 +27,15 @@ const (
 	// larger than this is a jump. NTP slews small errors and steps large
 	// ones; a few minutes is far above a slew and far below any window.
 	Tolerance = 5 * time.Minute
-	// MaxOffline: a start whose wall clock is further than this ahead of
-	// the journal's observed time is a clock fault, not a box that was
-	// switched off. The observed time then goes on from the journal's.
+	// MaxOffline: a wall clock that moved further than this since posd's
+	// last save is a clock fault at the next start, not a box that was
+	// switched off. The measured time then goes on from the journal's.
 	MaxOffline = 30 * 24 * time.Hour
 )
 
 // Fault is a clock fault: a start whose wall clock disagrees with the
-// journal, or a step while running.
+// measured time or the journal's records, a step while running, or a
+// payment's time from the gateway that disagrees with the wall clock.
 type Fault struct {
 	When   string        `json:"when"`      // "start", "running" or "gateway"
 	Way    string        `json:"direction"` // "ahead" or "behind"
@@ -67,10 +68,11 @@ func New(seen time.Time, wall func() time.Time) *Clock { return Resume(seen, tim
 
 // Resume starts a clock from what the journal kept at posd's last save
 // (Saved): the measured time then, and the wall clock then. The wall
-// clock's move since is taken as time the box was off, up to MaxOffline; the measured time goes on from there, and a wall
-// clock that disagrees with it (it stepped while posd ran, or was set
-// while the box was off) is a fault from the first second: a restart
-// never makes a known-wrong wall clock right.
+// clock's move since is taken as time the box was off, up to MaxOffline;
+// the measured time goes on from there, and a wall clock that disagrees
+// with it (it stepped while posd ran, or was set while the box was off)
+// is a fault from the first second: a restart never makes a known-wrong
+// wall clock right.
 func Resume(seen, seenWall time.Time, wall func() time.Time) *Clock {
 	if wall == nil {
 		wall = time.Now
@@ -87,28 +89,26 @@ func Resume(seen, seenWall time.Time, wall func() time.Time) *Clock {
 		seenWall = seen
 	}
 	// How long the box was off, as the wall clock tells. One that went back
-	// meanwhile (set right, or a CMOS battery) tells nothing of it: it is
-	// judged against the measured time alone.
+	// meanwhile, or moved more than a box is switched off (set right, or a
+	// CMOS battery), tells nothing of it: it is judged against the
+	// measured time alone.
 	off := now.Sub(seenWall)
-	if off < 0 {
+	if off < 0 || off > MaxOffline {
 		off = max(now.Sub(seen), 0)
 	}
 	if off > MaxOffline {
 		c.base = seen
 		c.faultLocked(Fault{When: "start", Way: "ahead", Offset: now.Sub(seen), At: now,
-			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of where it stood at posd's last save (%s), more than a box is switched off (%s)",
-				stamp(now), round(now.Sub(seenWall)), stamp(seenWall), round(MaxOffline))})
+			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of the time posd had measured at its last save (%s), more than a box is switched off (%s)",
+				stamp(now), round(now.Sub(seen)), stamp(seen), round(MaxOffline))})
 		return c
 	}
 	c.base = seen.Add(off)
 	switch d := now.Sub(c.base); {
-	case d < -Tolerance:
-		c.faultLocked(Fault{When: "start", Way: "behind", Offset: d, At: now,
-			Reason: fmt.Sprintf("the wall clock (%s) is %s behind the time posd has measured (%s)", stamp(now), round(-d), stamp(c.base))})
-	case d > Tolerance:
-		c.faultLocked(Fault{When: "start", Way: "ahead", Offset: d, At: now,
-			Reason: fmt.Sprintf("the wall clock (%s) is %s ahead of the time posd has measured (%s): it stepped while posd ran, or was set ahead while the box was off",
-				stamp(now), round(d), stamp(c.base))})
+	case d.Abs() > Tolerance:
+		c.faultLocked(Fault{When: "start", Way: direction(d), Offset: d, At: now,
+			Reason: fmt.Sprintf("the wall clock (%s) is %s %s the time posd has measured (%s): it stepped while posd ran, or was set while the box was off",
+				stamp(now), round(d.Abs()), relation(d), stamp(c.base))})
 	case d > 0:
 		c.base = now // agreeing: the wall clock, to the second (never backwards)
 	}
@@ -133,7 +133,7 @@ func (c *Clock) Gateway(g time.Time) (Fault, bool) {
 	defer c.mu.Unlock()
 	now, since := c.wall().Round(0), time.Since(c.start)
 	off := now.Sub(g)
-	if off <= Tolerance && off >= -Tolerance {
+	if off.Abs() <= Tolerance {
 		c.base, c.gwOff, c.sureN = now.Add(-since), 0, c.seenN
 		return Fault{}, false
 	}
@@ -144,12 +144,8 @@ func (c *Clock) Gateway(g time.Time) (Fault, bool) {
 		return Fault{}, false // the same fault, told again by each payment
 	}
 	c.gwOff = off
-	f := Fault{When: "gateway", Way: "ahead", Offset: off, At: now, mono: since}
-	if off < 0 {
-		f.Way = "behind"
-	}
-	f.Reason = fmt.Sprintf("the wall clock (%s) is %s %s the gateway's time of a payment just made (%s)", stamp(now), round(off.Abs()),
-		map[string]string{"ahead": "ahead of", "behind": "behind"}[f.Way], stamp(g))
+	f := Fault{When: "gateway", Way: direction(off), Offset: off, At: now, mono: since,
+		Reason: fmt.Sprintf("the wall clock (%s) is %s %s the gateway's time of a payment just made (%s)", stamp(now), round(off.Abs()), relation(off), stamp(g))}
 	c.faultLocked(f)
 	return f, true
 }
@@ -176,22 +172,26 @@ func (c *Clock) Records(newest time.Time) (Fault, bool) {
 // Now is the wall clock: what records are dated with.
 func (c *Clock) Now() time.Time { return c.wall() }
 
-// Measured is the journal's observed time at start plus the monotonic time
-// since: what posd has seen pass, whatever the wall clock says.
+// Measured is what posd has seen pass, whatever the wall clock says: the
+// measured time at start (or as a payment's time reset it) plus the
+// monotonic time since.
 func (c *Clock) Measured() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.base.Add(time.Since(c.start))
+	return c.measuredLocked()
 }
+
+func (c *Clock) measuredLocked() time.Time { return c.base.Add(time.Since(c.start)).Round(0) }
 
 // Observed is the wall clock, but never ahead of Measured: pruning's
 // cutoff is taken from it, so that a clock run ahead makes nothing old.
-func (c *Clock) Observed() time.Time {
-	now, m := c.wall().Round(0), c.Measured().Round(0)
-	if now.After(m) {
-		return m
+func (c *Clock) Observed() time.Time { return earlier(c.wall().Round(0), c.Measured()) }
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
 	}
-	return now
+	return a
 }
 
 // Cutoff is the time before which a record final that long ago (keep) may
@@ -230,14 +230,15 @@ func (c *Clock) Check() (Fault, bool) {
 	now, mono := c.wall().Round(0), time.Since(c.start)
 	step := now.Sub(c.lastWall) - (mono - c.lastMono)
 	c.lastWall, c.lastMono = now, mono
-	if step <= Tolerance && step >= -Tolerance {
+	if step.Abs() <= Tolerance {
 		return Fault{}, false
 	}
-	f := Fault{When: "running", Way: "ahead", Offset: step, At: now, mono: mono}
+	way := "forward"
 	if step < 0 {
-		f.Way = "behind"
+		way = "back"
 	}
-	f.Reason = fmt.Sprintf("the wall clock stepped %s %s while posd ran (now %s)", round(abs(step)), map[string]string{"ahead": "forward", "behind": "back"}[f.Way], stamp(now))
+	f := Fault{When: "running", Way: direction(step), Offset: step, At: now, mono: mono,
+		Reason: fmt.Sprintf("the wall clock stepped %s %s while posd ran (now %s)", round(step.Abs()), way, stamp(now))}
 	c.faultLocked(f)
 	return f, true
 }
@@ -273,31 +274,21 @@ type Status struct {
 	Faults   []Fault   `json:"faults,omitempty"`
 }
 
-// unconfirmed says whether a fault came after the gateway last confirmed
-// the wall clock.
-func (c *Clock) unconfirmed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seenN > c.sureN
-}
-
 // FaultHold is how long a fault keeps the clock degraded after it is seen.
 const FaultHold = 24 * time.Hour
 
 // Status is the clock's state now.
 func (c *Clock) Status() Status {
-	now, m := c.wall().Round(0), c.Measured().Round(0)
-	st := Status{Wall: now, Observed: c.Observed(), Offset: now.Sub(m).Seconds(), Faults: c.Faults()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now, m := c.wall().Round(0), c.measuredLocked()
 	off := now.Sub(m)
+	st := Status{Wall: now, Observed: earlier(now, m), Offset: off.Seconds(), Faults: append([]Fault(nil), c.faults...)}
 	switch {
-	case off > Tolerance || off < -Tolerance:
-		way := "ahead of"
-		if off < 0 {
-			way = "behind"
-		}
-		st.Degraded, st.Reason = true, fmt.Sprintf("clock: the wall clock is %s %s the time posd has measured (%s)", round(abs(off)), way, stamp(m))
-	case len(st.Faults) > 0 && c.unconfirmed() && time.Since(c.start)-st.Faults[len(st.Faults)-1].mono < FaultHold:
-		st.Degraded, st.Reason = true, "clock: "+st.Faults[len(st.Faults)-1].Reason
+	case off.Abs() > Tolerance:
+		st.Degraded, st.Reason = true, fmt.Sprintf("clock: the wall clock is %s %s the time posd has measured (%s)", round(off.Abs()), relation(off), stamp(m))
+	case len(c.faults) > 0 && c.seenN > c.sureN && time.Since(c.start)-c.faults[len(c.faults)-1].mono < FaultHold:
+		st.Degraded, st.Reason = true, "clock: "+c.faults[len(c.faults)-1].Reason
 	}
 	return st
 }
@@ -314,9 +305,17 @@ func round(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-func abs(d time.Duration) time.Duration {
+// direction and relation name which way the wall clock is off by d.
+func direction(d time.Duration) string {
 	if d < 0 {
-		return -d
+		return "behind"
 	}
-	return d
+	return "ahead"
+}
+
+func relation(d time.Duration) string {
+	if d < 0 {
+		return "behind"
+	}
+	return "ahead of"
 }

@@ -19,32 +19,28 @@ const ObserveEvery = 5 * time.Minute
 // monotonic one.
 const clockCheckEvery = 10 * time.Second
 
-// openClock starts posd's clock from the journal's observed time: a wall
-// clock behind it, or far ahead, is a fault from the first second.
-func (d *Daemon) openClock() error {
-	var seen, seenWall time.Time
-	if !d.damaged { // a damaged journal is read as little as can be: it takes no payment anyway
-		var err error
-		if seen, seenWall, err = d.journal.Observed(); err != nil {
-			d.log.Warn("journal: observed time not read; the clock starts from the wall clock", zap.Error(err))
-		}
-	}
-	d.clock = clock.Resume(seen, seenWall, d.tio.Wall)
+// openClock starts posd's clock from the journal (clock.Open). A damaged
+// journal is read as little as can be: it takes no payment anyway.
+func (d *Daemon) openClock() {
 	if d.damaged {
-		return nil
+		d.clock = clock.New(time.Time{}, d.tio.Wall)
+		return
 	}
-	if newest, err := d.journal.Newest(); err == nil && newest.After(seen) {
-		d.clock.Records(newest)
+	var err error
+	if d.clock, err = clock.Open(d.journal, d.tio.Wall); err != nil {
+		d.log.Warn("journal: observed time not read; the clock starts from the wall clock", zap.Error(err))
 	}
 	for _, f := range d.clock.Faults() {
 		d.clockFault(f)
 	}
-	if !d.damaged {
-		if err := d.journal.SetObserved(d.clock.Saved()); err != nil {
-			d.log.Warn("journal: observed time not written", zap.Error(err))
-		}
+	d.saveClock()
+}
+
+// saveClock writes what the next start resumes from.
+func (d *Daemon) saveClock() {
+	if err := d.clock.Save(d.journal); err != nil {
+		d.log.Warn("journal: observed time not written", zap.Error(err))
 	}
-	return nil
 }
 
 // clockFault says a fault where operators look: the log and /metrics
@@ -63,22 +59,17 @@ func (d *Daemon) watchClock(ctx context.Context) {
 	defer check.Stop()
 	observe := time.NewTicker(ObserveEvery)
 	defer observe.Stop()
-	save := func() {
-		if err := d.journal.SetObserved(d.clock.Saved()); err != nil {
-			d.log.Warn("journal: observed time not written", zap.Error(err))
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			save()
+			d.saveClock()
 			return
 		case <-check.C:
 			if f, ok := d.clock.Check(); ok {
 				d.clockFault(f)
 			}
 		case <-observe.C:
-			save()
+			d.saveClock()
 		}
 	}
 }

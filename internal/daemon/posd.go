@@ -84,10 +84,7 @@ func Open(cfg config.Config, log *zap.Logger, tio IO) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	if err := d.openClock(); err != nil {
-		d.Close()
-		return nil, err
-	}
+	d.openClock()
 	if err := d.openFleet(); err != nil {
 		d.Close()
 		return nil, err

@@ -15,21 +15,14 @@ import (
 // which may have run ahead.
 var keyObserved = []byte("observed")
 
-// Observed is the newest time this journal has seen pass and the wall
-// clock when it was written (SetObserved); in a journal from a posd that
-// recorded none, the newest time its records hold, and no wall reading.
-// Zero for an empty journal.
+// Observed is the time posd had seen pass at its last save and the wall
+// clock then (SetObserved); zero in a journal no posd saved them in.
 func (j *Journal) Observed() (observed, wall time.Time, err error) {
 	err = j.View(func(tx *Tx) error {
-		v := tx.tx.Bucket([]byte(meta)).Get(keyObserved)
-		if len(v) >= 8 {
+		if v := tx.tx.Bucket([]byte(meta)).Get(keyObserved); len(v) == 16 {
 			observed = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-			if len(v) == 16 {
-				wall = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
-			}
-			return nil
+			wall = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
 		}
-		observed = tx.newest()
 		return nil
 	})
 	return observed, wall, err

@@ -24,22 +24,24 @@ func putFinal(t *testing.T, j *Journal, id string, at time.Time) {
 	}))
 }
 
-// A journal of a posd that recorded no observed time is judged by the
-// newest time its records hold; once recorded, the record decides, not
-// the records (which a clock run ahead may have dated).
+// The newest time the records hold (what a journal of a posd that saved
+// no observed time is judged by), and the observed time once saved: the
+// save decides, not the records (which a clock run ahead may have dated).
 func TestObservedTime(t *testing.T) {
 	j := openTest(t)
-	seen, _, err := j.Observed()
+	newest, err := j.Newest()
 	require.NoError(t, err)
-	assert.True(t, seen.IsZero(), "an empty journal has seen nothing")
+	assert.True(t, newest.IsZero(), "an empty journal has seen nothing")
 
 	now := time.Now().Round(0)
 	putFinal(t, j, "OLD000001", now.Add(-48*time.Hour))
 	putFinal(t, j, "NEWEST001", now.Add(-time.Hour))
+	newest, err = j.Newest()
+	require.NoError(t, err)
+	assert.True(t, newest.Equal(now.Add(-time.Hour)), "%s", newest)
 	seen, wall, err := j.Observed()
 	require.NoError(t, err)
-	assert.True(t, seen.Equal(now.Add(-time.Hour)), "%s", seen)
-	assert.True(t, wall.IsZero(), "no wall reading was kept")
+	assert.True(t, seen.IsZero() && wall.IsZero(), "nothing saved yet")
 
 	putFinal(t, j, "AHEAD0001", now.AddDate(12, 0, 0)) // a clock twelve years ahead wrote it
 	require.NoError(t, j.SetObserved(now, now.AddDate(0, 0, 20)))
@@ -47,6 +49,9 @@ func TestObservedTime(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, seen.Equal(now), "%s", seen)
 	assert.True(t, wall.Equal(now.AddDate(0, 0, 20)), "%s", wall)
+	newest, err = j.Newest()
+	require.NoError(t, err)
+	assert.True(t, newest.Equal(now.AddDate(12, 0, 0)), "%s", newest)
 }
 
 // A record the outbox holds for the head office is not pruned, however

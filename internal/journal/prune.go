@@ -109,7 +109,7 @@ func pruneCharge(tx *Tx, id string) (bool, error) {
 	}
 	// A key a later charge took over (this one was dated in the future)
 	// stays that charge's.
-	if id, ok := tx.getString(idemBucket, c.IdempotencyKey); ok && c.IdempotencyKey != "" && id == c.ID {
+	if id, ok := tx.getString(idemBucket, c.IdempotencyKey); c.IdempotencyKey != "" && ok && id == c.ID {
 		return true, tx.remove(idemBucket, c.IdempotencyKey)
 	}
 	return true, nil

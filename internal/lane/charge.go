@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/display"
-	"example.com/posd/internal/defect"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
@@ -65,7 +64,7 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 		if err != nil {
 			return View{}, false, err
 		}
-		if found && (defect.On(14) || !s.future("charge", prev.ID, prev.CreatedAt)) {
+		if found && !s.future("charge", prev.ID, prev.CreatedAt) {
 			if prev.Lane != req.Lane || prev.TotalFee != req.TotalFee {
 				return View{}, false, fmt.Errorf("%w: Idempotency-Key already used for charge %s with other parameters", ErrInvalid, prev.ID)
 			}

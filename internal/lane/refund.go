@@ -144,14 +144,14 @@ func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req Refun
 		return fmt.Errorf("%w: refund_id (at most 64 bytes), reason (256) or shift (32) too long", ErrInvalid)
 	case s.opt.RefundMaxCount > 0 && n >= s.opt.RefundMaxCount:
 		return fmt.Errorf("%w: charge %s has had %d refunds, the gateway's most (refunds.max_per_order)", ErrInvalid, c.ID, n)
-	case !defect.On(14) && s.future("order", paid.MchTradeID, paid.CreatedAt):
+	case s.future("order", paid.MchTradeID, paid.CreatedAt):
 		// Invalid, not a conflict: asking again changes nothing until the
 		// clock passes that date.
 		return fmt.Errorf("%w: charge %s was paid at %s, later than this box's clock (%s): the clock is or was wrong, and refunds.max_age cannot be judged; set the clock right, or refund from the merchant platform",
 			ErrInvalid, c.ID, paid.CreatedAt.UTC().Format(time.RFC3339), s.now().UTC().Format(time.RFC3339))
 	case s.opt.RefundMaxAge > 0 && !s.opt.Clock.Within(paid.CreatedAt, s.opt.RefundMaxAge):
 		return fmt.Errorf("%w: charge %s was paid %s ago; the gateway refunds within %s (refunds.max_age)", ErrInvalid, c.ID,
-			s.opt.Clock.Observed().Sub(paid.CreatedAt).Round(time.Hour), s.opt.RefundMaxAge)
+			s.now().Sub(paid.CreatedAt).Round(time.Hour), s.opt.RefundMaxAge)
 	}
 	return nil
 }

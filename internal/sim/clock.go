@@ -77,16 +77,15 @@ func (w *world) jump() {
 // openClock starts the process's clock from the journal as the daemon
 // does, and records the time it has seen pass.
 func (w *world) openClock(p *process) {
-	seen, seenWall, err := p.j.Observed()
-	if err != nil {
+	var err error
+	if p.clk, err = clock.Open(p.j, w.wall); err != nil {
 		panic(err)
 	}
-	p.clk = clock.Resume(seen, seenWall, w.wall)
 	for _, f := range p.clk.Faults() {
 		w.report.ClockFaults++
 		w.log("posd: CLOCK FAULT " + f.Reason)
 	}
-	_ = p.j.SetObserved(p.clk.Saved())
+	_ = p.clk.Save(p.j)
 	w.lastCheck, w.lastObserve = time.Now(), time.Now()
 }
 
@@ -105,7 +104,7 @@ func (w *world) tick() {
 	}
 	if now.Sub(w.lastObserve) >= 5*time.Minute {
 		w.lastObserve = now
-		_ = p.j.SetObserved(p.clk.Saved())
+		_ = p.clk.Save(p.j)
 	}
 }
 
