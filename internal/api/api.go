@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/clock"
+	"example.com/posd/internal/csvsafe"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/poller"
@@ -374,9 +374,11 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, attemptOf(&o), err)
 }
 
+// writeCSV writes rows a spreadsheet reads as text: till, gateway and
+// fleet values could otherwise be run as formulas on the office's desktop.
 func writeCSV(w http.ResponseWriter, rows [][]string) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	cw := csv.NewWriter(w)
+	cw := csvsafe.NewWriter(w)
 	_ = cw.WriteAll(rows)
 }
 
@@ -494,7 +496,7 @@ var exportColumns = []string{"created_at", "finished_at", "lane", "charge_id", "
 
 func (s *Server) exportCSV(w http.ResponseWriter, each func(func(*money.Order) error) error) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	cw := csv.NewWriter(w)
+	cw := csvsafe.NewWriter(w) // every cell: op_user_id and shift are the till's, err_msg the gateway's
 	_ = cw.Write(exportColumns)
 	rows := 0
 	err := each(func(o *money.Order) error {
