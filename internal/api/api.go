@@ -236,6 +236,11 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, fmt.Errorf("%w: Idempotency-Key longer than 255", lane.ErrInvalid))
 		return
 	}
+	if err := checkText("lane", body.Lane, "subject", body.Subject, "body", body.Body, "attach", body.Attach, "op_user_id", body.OpUserID,
+		"shift", body.Shift, "goods_tag", body.GoodsTag, "reference", body.Reference, "Idempotency-Key", key); err != nil {
+		s.fail(w, err)
+		return
+	}
 	v, created, err := s.svc.Open(lane.OpenRequest{Lane: body.Lane, TotalFee: body.TotalFee, Subject: body.Subject, Body: body.Body,
 		Attach: body.Attach, OpUserID: body.OpUserID, Shift: body.Shift, GoodsTag: body.GoodsTag, IdempotencyKey: key,
 		Reference: body.Reference})
@@ -368,6 +373,10 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Decision != "paid" && body.Decision != "not_paid" {
 		s.fail(w, fmt.Errorf("%w: decision %q: paid or not_paid", lane.ErrInvalid, body.Decision))
+		return
+	}
+	if err := checkText("by", body.By, "why", body.Why); err != nil {
+		s.fail(w, err)
 		return
 	}
 	o, err := s.svc.Resolve(r.PathValue("id"), poller.Decision{Paid: body.Decision == "paid", RefundedFee: body.RefundedFee, By: body.By, Why: body.Why})

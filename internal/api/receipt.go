@@ -78,6 +78,12 @@ func (s *Server) showLines(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	for i, l := range body.Lines {
+		if err := checkText(fmt.Sprintf("lines[%d]", i), l); err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
 	ttl := 30 * time.Second
 	if body.TTL != "" {
 		d, err := time.ParseDuration(body.TTL)

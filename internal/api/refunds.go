@@ -31,6 +31,11 @@ func (s *Server) newRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
+	if err := checkText("refund_id", body.RefundID, "reason", body.Reason, "op_user_id", body.OpUserID, "shift", body.Shift,
+		"Idempotency-Key", key); err != nil {
+		s.fail(w, err)
+		return
+	}
 	switch {
 	case body.RefundFee <= 0:
 		s.fail(w, fmt.Errorf("%w: refund_fee must be a positive number of fen", lane.ErrInvalid))
