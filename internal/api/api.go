@@ -37,7 +37,7 @@ type Server struct {
 	token   string
 	prot    Protection
 	guard   *Guard
-	slow    Throttle
+	lock    *Lockout
 	exports chan struct{} // one export at a time: each holds its range's ids
 	// Store is the name a receipt carries (merchant.store_id).
 	Store string
@@ -84,7 +84,7 @@ func openRoute(r *http.Request) bool {
 // devices lists the devices for GET /v1/devices.
 func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, devices func() any) *Server {
 	s := &Server{svc: svc, hist: hist, log: log, health: health, devices: devices, mux: http.NewServeMux(),
-		slow: Throttle{Interval: 250 * time.Millisecond}, exports: make(chan struct{}, 1)}
+		lock: NewLockout(), exports: make(chan struct{}, 1)}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("GET /v1/charges", s.findCharges)
@@ -134,21 +134,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := openRoute(r) && !(s.prot.Remote && r.URL.Path == "/metrics")
-	if s.token != "" && !open {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
-			// Logged without the token; answered slowly, for everyone
-			// together, so guessing it takes forever.
-			s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr),
-				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", ok))
-			s.slow.Wait(r.Context())
-			w.Header().Set("Connection", "close") // a refused client keeps no connection slot
-			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
-			return
-		}
+	if s.token != "" && !open && !s.tokenOK(w, r) {
+		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// tokenOK checks the request's token, or answers for it. Nobody waits:
+// a client out of guesses is refused at once without its token being
+// compared, so that the refusal tells a guesser nothing; a wrong token
+// is 401 at once. Either closes the connection, so a refused client
+// keeps no connection slot the till needs.
+func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
+	ci := connOf(r)
+	client := ClientOf(r)
+	done := func(bool) {}
+	if ci == nil || !ci.authed.Load() {
+		var ok bool
+		if done, ok = s.lock.Try(client); !ok {
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", s.lock.RetryAfter())
+			writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many wrong tokens from this client: try again later", Kind: "busy"})
+			return false
+		}
+	}
+	got, sent := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if sent && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1 {
+		done(false)
+		if ci != nil {
+			ci.authed.Store(true)
+		}
+		return true
+	}
+	done(true)
+	// Logged without the token, as often as the lock-out lets guesses in.
+	s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr), zap.String("client", client),
+		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", sent))
+	w.Header().Set("Connection", "close")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
+	writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
+	return false
 }
 
 // Listen opens "host:port" or "unix:/path" (mode 0660, a stale socket
@@ -584,7 +609,7 @@ func (s *Server) fleet(w http.ResponseWriter, _ *http.Request) {
 // route has read, write and idle timeouts; a long-poll and an event
 // stream set their own.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+	srv := &http.Server{Handler: h, ConnContext: ConnContext, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

@@ -203,6 +203,10 @@ type limitConn struct {
 	release func()
 }
 
+// NetConn is the connection under the cap (to ask the kernel about its
+// peer).
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
+
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
