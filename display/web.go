@@ -1,10 +1,10 @@
 package display
 
 import (
-	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -51,20 +51,30 @@ type Web struct {
 	// browsers from timing the stream out.
 	KeepAlive time.Duration
 	// MaxStreams bounds the open streams of each route and lane (a lane's
-	// customer page, the till's stream). One more closes the oldest: the
-	// newest is most likely the real display reconnecting, and a client
-	// that opened many cannot lock the display out. 0: 16.
+	// customer page, the till's stream), and a client may hold half of
+	// them. One more is refused (429) and no open stream is ever closed
+	// for it: otherwise any process that reaches the port, without a
+	// token, could close the real display's stream again and again. 0: 16.
 	MaxStreams int
+	// Client names a request's client (nil: its remote address).
+	Client func(*http.Request) string
 
 	mu      sync.Mutex
-	streams map[string][]*slot // open streams, oldest first, by route and lane
+	streams map[string][]*slot // open streams by route and lane
 }
 
-type slot struct{ cancel context.CancelFunc }
+type slot struct{ client string }
 
-// enter admits a stream under key, closing the oldest if the key is full;
-// the returned context ends when the stream is closed that way.
-func (w *Web) enter(ctx context.Context, key string) (context.Context, func()) {
+// enter admits a stream under key, unless the key or the client's share
+// of it is full; leave ends it.
+func (w *Web) enter(r *http.Request, key string) (leave func(), ok bool) {
+	client := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(client); err == nil {
+		client = host
+	}
+	if w.Client != nil {
+		client = w.Client(r)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	limit := w.MaxStreams
@@ -74,21 +84,24 @@ func (w *Web) enter(ctx context.Context, key string) (context.Context, func()) {
 	if w.streams == nil {
 		w.streams = map[string][]*slot{}
 	}
-	for len(w.streams[key]) >= limit {
-		w.streams[key][0].cancel()
-		w.streams[key] = w.streams[key][1:]
+	mine := 0
+	for _, sl := range w.streams[key] {
+		if sl.client == client {
+			mine++
+		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	sl := &slot{cancel: cancel}
+	if len(w.streams[key]) >= limit || mine >= max(1, limit/2) {
+		return nil, false
+	}
+	sl := &slot{client: client}
 	w.streams[key] = append(w.streams[key], sl)
-	return ctx, func() {
-		cancel()
+	return func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if i := slices.Index(w.streams[key], sl); i >= 0 {
 			w.streams[key] = slices.Delete(w.streams[key], i, i+1)
 		}
-	}
+	}, true
 }
 
 // Page serves GET /display/{lane}.
@@ -130,8 +143,15 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 	if idleFirst {
 		key = "customer/" + lane
 	}
-	ctx, leave := w.enter(r.Context(), key)
+	leave, ok := w.enter(r, key)
+	if !ok {
+		rw.Header().Set("Connection", "close")
+		rw.Header().Set("Retry-After", "3")
+		http.Error(rw, "too many event streams: try again later", http.StatusTooManyRequests)
+		return
+	}
 	defer leave()
+	ctx := r.Context()
 	// A stream outlives the server's timeouts; each write gets its own
 	// deadline instead, so a reader that stalls is dropped.
 	rc := http.NewResponseController(rw)
