@@ -44,12 +44,16 @@ func run(args []string) error {
 	creds := fs.String("creds", "", "NATS credentials: a creds file (user JWT and seed) or an nkey seed file")
 	stream := fs.String("stream", "POSD", "the JetStream stream the boxes publish to")
 	durable := fs.String("durable", "posd-hq", "the durable consumer's name")
-	filter := fs.String("subjects", "posd.>", "subjects consumed")
+	prefix := fs.String("prefix", "posd", "the boxes' subjects' prefix (their fleet.subject_prefix): a record is taken only on exactly PREFIX.<merchant>.<store>.<lane>.<kind>")
+	filter := fs.String("subjects", "", "subjects consumed (default: PREFIX.>)")
 	dsn := fs.String("db", "posd-hq.db", "a SQLite file, or a postgres:// URL")
 	listen := fs.String("listen", "127.0.0.1:8322", "the fleet view's address")
 	tokenFile := fs.String("token-file", "", "a file holding the token the fleet view asks for (needed off loopback)")
 	hosts := fs.String("hosts", "", "DNS names the fleet view is reached by, comma-separated (requests naming another host are refused)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkPrefix(*prefix); err != nil {
 		return err
 	}
 	token, err := viewToken(*listen, *tokenFile)
@@ -104,12 +108,23 @@ func run(args []string) error {
 		}
 	}()
 	log.Info("posd-hq ready", zap.String("listen", ln.Addr().String()), zap.String("stream", *stream), zap.String("durable", *durable))
-	c := &hq.Consumer{Store: store, Stream: *stream, Durable: *durable, Filter: *filter, Log: log, Metrics: m}
+	c := &hq.Consumer{Store: store, Stream: *stream, Durable: *durable, Prefix: *prefix, Filter: *filter, Log: log, Metrics: m}
 	err = c.Run(ctx, js)
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return err
+}
+
+// checkPrefix refuses a prefix no box's subject can begin with: one or
+// more tokens, none empty, no wildcard or white space.
+func checkPrefix(p string) error {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return fmt.Errorf("-prefix %q: subject tokens separated by dots, without * > or white space", p)
+		}
+	}
+	return nil
 }
 
 // viewToken reads the fleet view's token, checked like a box's merchant

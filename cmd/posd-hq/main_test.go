@@ -40,3 +40,14 @@ func TestViewToken(t *testing.T) {
 	_, err = viewToken("0.0.0.0:8322", filepath.Join(dir, "absent"))
 	assert.Error(t, err)
 }
+
+// -prefix is the boxes' subjects' first tokens: nothing a subject gives a
+// meaning to.
+func TestPrefixIsSubjectTokens(t *testing.T) {
+	for _, p := range []string{"posd", "acme.posd", "a-b_c"} {
+		assert.NoError(t, checkPrefix(p), p)
+	}
+	for _, p := range []string{"", ".", "posd.", ".posd", "a..b", "posd.*", "posd.>", "po sd", "posd\t"} {
+		assert.Error(t, checkPrefix(p), p)
+	}
+}

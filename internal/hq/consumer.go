@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,20 +18,70 @@ import (
 // acknowledged only after it committed. A consumer killed mid-batch has
 // acknowledged nothing of it: the stream delivers it again, and the
 // versions make the second time change nothing.
+//
+// A message that cannot be stored is terminated and counted
+// (posd_hq_rejected_total), never delivered again: the consumer's
+// MaxDeliver is unlimited, so one message sent back forever would hold
+// every later record of every store behind it. A batch the database fails
+// is stored one record at a time to find the record at fault; while the
+// database is unavailable nothing is terminated, and the batch is
+// delivered again.
 type Consumer struct {
 	Store   *Store
 	Stream  string // the stream the operator created
 	Durable string // the consumer's name (created if missing)
-	Filter  string // subjects, e.g. posd.>
+	Prefix  string // the boxes' subjects' prefix ("": posd)
+	Filter  string // subjects ("": Prefix.>)
 	Batch   int    // messages a fetch (0: 500)
 	Log     *zap.Logger
 	Metrics *Metrics
+	Now     func() time.Time // head office's clock (nil: time.Now)
 }
+
+// Why a message was terminated, the values of posd_hq_rejected_total's
+// why label.
+const (
+	// WhyMalformed: not a box's record (not a JSON object, not UTF-8, a
+	// NUL, a control character or an overlong name, no id or version, an
+	// unknown type).
+	WhyMalformed = "malformed"
+	// WhySubject: the body's merchant, store, lane or kind is not its
+	// subject's.
+	WhySubject = "subject"
+	// WhyVersion: a version no box makes (MaxVersionAhead).
+	WhyVersion = "version"
+	// WhyStoreRefused: the database refused the record while it stored
+	// others.
+	WhyStoreRefused = "store_refused"
+)
+
+// MaxVersionAhead bounds a record's version above head office's clock in
+// Unix milliseconds. A box's versions are its own: a record's grows by one
+// a change, but after a journal restore it starts again above the box's
+// clock in milliseconds, and a device's is that plus the box's outbox
+// sequence; a box's clock ahead of head office's or a long outbox
+// sequence fits in 2^40 (35 years of milliseconds, a trillion entries).
+// A version above it is forged or broken, and stored it would pin its
+// record for ever: no later genuine version would replace it.
+const MaxVersionAhead = 1 << 40
+
+// FutureSlack is how far ahead of head office's clock a record may be
+// dated before it counts as from the future.
+const FutureSlack = 24 * time.Hour
 
 // Run consumes until ctx ends.
 func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream) error {
 	if c.Batch <= 0 {
 		c.Batch = 500
+	}
+	if c.Prefix == "" {
+		c.Prefix = "posd"
+	}
+	if c.Filter == "" {
+		c.Filter = c.Prefix + ".>"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	cons, err := c.consumer(ctx, js)
 	if err != nil {
@@ -70,19 +119,13 @@ func (c *Consumer) one(ctx context.Context, cons jetstream.Consumer) error {
 	if err != nil {
 		return err
 	}
+	now := c.Now()
 	var msgs []jetstream.Msg
 	var recs []Record
 	for m := range b.Messages() {
-		r, perr := Parse(m.Data())
-		if perr == nil {
-			perr = fromItsSubject(&r, m.Subject())
-		}
-		if perr != nil {
-			// Not a box's message: it would come back forever. Kept out,
-			// counted and logged.
-			c.Metrics.malformed.Inc()
-			c.Log.Error("hq: message refused", zap.String("subject", m.Subject()), zap.Error(perr))
-			_ = m.Term()
+		r, why, err := c.admit(m, now)
+		if err != nil {
+			c.refuse(m, why, err)
 			continue
 		}
 		msgs, recs = append(msgs, m), append(recs, r)
@@ -94,29 +137,126 @@ func (c *Consumer) one(ctx context.Context, cons jetstream.Consumer) error {
 		return nil
 	}
 	began := time.Now()
-	if err := c.Store.Apply(ctx, recs); err != nil {
-		for _, m := range msgs {
-			_ = m.Nak()
+	err = c.Store.Apply(ctx, recs)
+	if err == nil {
+		c.Metrics.batch.Observe(time.Since(began).Seconds())
+		for i, m := range msgs {
+			c.stored(m, &recs[i], now)
 		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		nakAll(msgs)
 		return err
 	}
-	c.Metrics.batch.Observe(time.Since(began).Seconds())
-	for i, m := range msgs {
-		_ = m.Ack()
-		c.Metrics.records.WithLabelValues(recs[i].Kind).Inc()
-		c.Metrics.heard(&recs[i])
+	if perr := c.Store.Ping(ctx); perr != nil {
+		nakAll(msgs)
+		return fmt.Errorf("%w (the database does not answer: %v)", err, perr)
 	}
-	return nil
+	return c.oneByOne(ctx, msgs, recs, now, err)
 }
 
-// fromItsSubject refuses a record whose merchant, store, lane or kind is
-// not its subject's: a box may publish only under its own store (the
-// store's NATS server gives each store's lanes their subjects,
-// docs/fleet), and the body must not claim another.
-func fromItsSubject(r *Record, subject string) error {
-	want := fleet.Subject("p", r.Merchant, r.Store, r.Lane, r.Kind)
-	if !strings.HasSuffix(subject, want[1:]) {
-		return fmt.Errorf("hq: a %s of %s/%s/%s published on %s", r.Kind, r.Merchant, r.Store, r.Lane, subject)
+// oneByOne stores a batch the database failed one record at a time. A
+// record the database refuses (Refused), or fails while it stores a
+// record after it, is the record's fault: terminated. A record that
+// fails with no record stored after it may have met the database going
+// away: delivered again.
+func (c *Consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, recs []Record, now time.Time, batchErr error) error {
+	c.Log.Warn("hq: batch not stored; storing its records one at a time", zap.Int("records", len(recs)), zap.Error(batchErr))
+	var unsure []int // failed, not refused: judged by what follows
+	errs := map[int]error{}
+	lastOK := -1
+	for i := range recs {
+		err := c.Store.Apply(ctx, recs[i:i+1])
+		switch {
+		case err == nil:
+			c.stored(msgs[i], &recs[i], now)
+			lastOK = i
+		case Refused(err):
+			c.refuse(msgs[i], WhyStoreRefused, err)
+		case ctx.Err() != nil:
+			nakAll(msgs[i:])
+			for _, j := range unsure {
+				_ = msgs[j].Nak()
+			}
+			return err
+		default:
+			if perr := c.Store.Ping(ctx); perr != nil {
+				nakAll(msgs[i:])
+				for _, j := range unsure {
+					_ = msgs[j].Nak()
+				}
+				return fmt.Errorf("%w (the database does not answer: %v)", err, perr)
+			}
+			unsure, errs[i] = append(unsure, i), err
+		}
+	}
+	var again error
+	for _, i := range unsure {
+		if i < lastOK {
+			c.refuse(msgs[i], WhyStoreRefused, errs[i])
+			continue
+		}
+		_ = msgs[i].Nak()
+		again = errs[i]
+	}
+	return again
+}
+
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// admit reads a message and says why it is not a record head office
+// stores.
+func (c *Consumer) admit(m jetstream.Msg, now time.Time) (Record, string, error) {
+	r, err := Parse(m.Data())
+	if err != nil {
+		return r, WhyMalformed, err
+	}
+	if err := fromItsSubject(&r, c.Prefix, m.Subject()); err != nil {
+		return r, WhySubject, err
+	}
+	if limit := uint64(max(now.UnixMilli(), 0)) + MaxVersionAhead; r.Version > limit {
+		return r, WhyVersion, fmt.Errorf("hq: a %s of %s/%s at version %d, above %d", r.Kind, r.Merchant, r.Store, r.Version, limit)
+	}
+	return r, "", nil
+}
+
+// refuse terminates a message that will never be stored: delivered again
+// it would come back for ever.
+func (c *Consumer) refuse(m jetstream.Msg, why string, err error) {
+	c.Metrics.rejected.WithLabelValues(why).Inc()
+	c.Log.Error("hq: message refused, not delivered again", zap.String("why", why), zap.String("subject", m.Subject()), zap.Error(err))
+	_ = m.Term()
+}
+
+// stored acknowledges a message whose record is stored.
+func (c *Consumer) stored(m jetstream.Msg, r *Record, now time.Time) {
+	_ = m.Ack()
+	c.Metrics.records.WithLabelValues(r.Kind).Inc()
+	if r.ChangedAt.After(now.Add(FutureSlack)) || r.CreatedAt.After(now.Add(FutureSlack)) {
+		// Kept: a box whose clock ran ahead still took the money. Its date
+		// says nothing of when the store was last heard of.
+		c.Metrics.future.WithLabelValues(r.Merchant, r.Store).Inc()
+		c.Log.Warn("hq: a record dated in the future (the box's clock?)", zap.String("merchant", r.Merchant),
+			zap.String("store", r.Store), zap.String("lane", r.Lane), zap.String("kind", r.Kind), zap.String("id", r.ID),
+			zap.Time("changed_at", r.ChangedAt), zap.Time("created_at", r.CreatedAt))
+		return
+	}
+	c.Metrics.heard(r)
+}
+
+// fromItsSubject refuses a record published anywhere but on the one
+// subject its merchant, store, lane and kind make under prefix: a box may
+// publish only under its own store (the store's NATS server gives each
+// store's lanes their subjects, docs/fleet), and the body must not claim
+// another, nor hide its own behind tokens of its own before them.
+func fromItsSubject(r *Record, prefix, subject string) error {
+	if want := fleet.Subject(prefix, r.Merchant, r.Store, r.Lane, r.Kind); subject != want {
+		return fmt.Errorf("hq: a %s of %s/%s/%s published on %s, not %s", r.Kind, r.Merchant, r.Store, r.Lane, subject, want)
 	}
 	return nil
 }
@@ -135,11 +275,12 @@ func (c *Consumer) watchLag(ctx context.Context, cons jetstream.Consumer) {
 
 // Metrics are posd-hq's series on /metrics.
 type Metrics struct {
-	Registry  *prometheus.Registry
-	records   *prometheus.CounterVec
-	malformed prometheus.Counter
-	lag       prometheus.Gauge
-	batch     prometheus.Histogram
+	Registry *prometheus.Registry
+	records  *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	future   *prometheus.CounterVec
+	lag      prometheus.Gauge
+	batch    prometheus.Histogram
 	// last is each store's newest change stored: a store whose lanes'
 	// changes stop arriving (its link down, its stream not sourced) shows
 	// as an age, before its server's stream drops anything (max_age).
@@ -161,8 +302,10 @@ func NewMetrics() *Metrics {
 		Registry: prometheus.NewRegistry(),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_hq_records_total",
 			Help: "Box messages stored (rate(): records per second), by kind."}, []string{"kind"}),
-		malformed: prometheus.NewCounter(prometheus.CounterOpts{Name: "posd_hq_malformed_total",
-			Help: "Messages refused as not a box's (terminated, never stored)."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_hq_rejected_total",
+			Help: "Messages terminated, never stored, by why: malformed, subject, version, store_refused."}, []string{"why"}),
+		future: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posd_hq_future_records_total",
+			Help: "Records stored dated more than a day ahead of head office's clock (a box's clock ahead), by store."}, []string{"merchant", "store"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "posd_hq_consumer_lag",
 			Help: "Messages in the stream not yet stored and acknowledged."}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "posd_hq_batch_seconds",
@@ -171,6 +314,9 @@ func NewMetrics() *Metrics {
 			Help: "When the newest change stored of each store was made (alert on time() minus it in opening hours)."}, []string{"merchant", "store"}),
 		lastSeen: map[[2]string]time.Time{},
 	}
-	m.Registry.MustRegister(m.records, m.malformed, m.lag, m.batch, m.last)
+	for _, why := range []string{WhyMalformed, WhySubject, WhyVersion, WhyStoreRefused} {
+		m.rejected.WithLabelValues(why)
+	}
+	m.Registry.MustRegister(m.records, m.rejected, m.future, m.lag, m.batch, m.last)
 	return m
 }

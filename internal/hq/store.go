@@ -1,15 +1,22 @@
 package hq
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite", pure Go
+	"modernc.org/sqlite"               // database/sql driver "sqlite", pure Go
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store is the head office's database: one table of every box's records,
@@ -30,7 +37,7 @@ type Record struct {
 	Day                             string // the box's local date of the record's creation
 	Final                           bool
 	CreatedAt, ChangedAt            time.Time
-	Body                            []byte // the message as it came
+	Body                            []byte // the message as it came, less what head office does not keep (Parse)
 }
 
 const schema = `CREATE TABLE IF NOT EXISTS records (
@@ -84,6 +91,32 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Ping tells whether the database answers at all.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Refused tells whether err is the database refusing the data it was
+// given (a value out of range, a constraint, a limit), as opposed to the
+// database being unavailable or failing: a record refused is that
+// record's fault, and storing it again will not help.
+func Refused(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && len(pg.Code) == 5 {
+		switch pg.Code[:2] {
+		case "22", "23", "54": // data exception, integrity constraint, program limit exceeded
+			return true
+		}
+		return false
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		switch lite.Code() & 0xff { // the primary code, without the extended one
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE:
+			return true
+		}
+	}
+	return false
+}
 
 // DB is the database, for tests and tools.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -175,8 +208,24 @@ func args(batch []Record) []any {
 	return out
 }
 
-// Parse reads a message of a box's publisher (internal/fleet).
+// maxField bounds each name, id and state a record carries. A box's are
+// a few dozen bytes; the bound keeps a record's key well under
+// PostgreSQL's limit for an index entry (about 2.7 kB), which SQLite does
+// not have: both databases take what Parse accepts.
+const maxField = 256
+
+// Parse reads a message of a box's publisher (internal/fleet) and returns
+// the record as head office keeps it: what head office must not keep (the
+// code hash, a full payment code) is dropped from its body. What no
+// database may be asked to store (NUL, invalid UTF-8) and what no box
+// writes (control characters in names, ids and states) is refused here,
+// so that SQLite and PostgreSQL accept the same records and a refusal is
+// the message's, not the database's.
 func Parse(data []byte) (Record, error) {
+	body, err := cleanBody(data)
+	if err != nil {
+		return Record{}, err
+	}
 	var m struct {
 		Type        string    `json:"type"`
 		Merchant    string    `json:"merchant"`
@@ -201,9 +250,16 @@ func Parse(data []byte) (Record, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return Record{}, fmt.Errorf("hq: message: %w", err)
 	}
+	for _, f := range [...]struct{ name, v string }{{"type", m.Type}, {"merchant", m.Merchant}, {"store", m.Store},
+		{"lane", m.Lane}, {"mch_trade_id", m.MchTradeID}, {"mch_refund_id", m.MchRefundID}, {"id", m.ID},
+		{"role", m.Role}, {"name", m.Name}, {"state", m.State}, {"phase", m.Phase}, {"wallet", m.Wallet}} {
+		if err := plainText(f.v); err != nil {
+			return Record{}, fmt.Errorf("hq: message: %s %q: %w", f.name, f.v, err)
+		}
+	}
 	r := Record{Merchant: m.Merchant, Store: m.Store, Kind: m.Type, Lane: m.Lane, Version: m.Version, State: m.State,
 		Phase: m.Phase, Wallet: m.Wallet, TotalFee: m.TotalFee, RefundedFee: m.RefundedFee,
-		CreatedAt: m.CreatedAt, ChangedAt: m.ChangedAt, Body: data}
+		CreatedAt: m.CreatedAt, ChangedAt: m.ChangedAt, Body: body}
 	switch m.Type {
 	case "order":
 		r.ID, r.Final = m.MchTradeID, m.Phase == "done"
@@ -225,4 +281,88 @@ func Parse(data []byte) (Record, error) {
 		r.Day = r.CreatedAt.Format(time.DateOnly) // in the box's own zone, as it wrote it
 	}
 	return r, nil
+}
+
+// plainText refuses what no box writes in a name, an id or a state, and
+// what a database would refuse or mangle.
+func plainText(s string) error {
+	if len(s) > maxField {
+		return fmt.Errorf("longer than %d bytes", maxField)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not UTF-8")
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("a control character (%U)", c)
+		}
+	}
+	return nil
+}
+
+// dropped are the fields head office does not keep of a box's record, at
+// any depth: an unsalted SHA-256 of a payment code is the code to anyone
+// who tries the few codes that end in its last four digits (code_masked,
+// which is kept); a full code should never be there.
+var dropped = map[string]bool{"code_sha256": true, "auth_code": true}
+
+// cleanBody returns the message's JSON as head office stores it (TEXT):
+// UTF-8, no NUL anywhere (PostgreSQL's text and jsonb refuse it), without
+// the dropped fields. Free text a box carries (an order's subject or
+// body) may hold other control characters: they are escaped in the JSON.
+func cleanBody(data []byte) ([]byte, error) {
+	if !utf8.Valid(data) {
+		return nil, errors.New("hq: message: not UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // amounts and versions as they were written, not through a float
+	var v map[string]any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("hq: message: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("hq: message: more than one JSON value")
+	}
+	if v == nil {
+		return nil, errors.New("hq: message: not a JSON object")
+	}
+	if err := strip(v); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("hq: message: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func strip(v any) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if dropped[strings.ToLower(k)] { // encoding/json reads a field whatever its case
+				delete(v, k)
+				continue
+			}
+			if strings.IndexByte(k, 0) >= 0 {
+				return errors.New("hq: message: a NUL in a field's name")
+			}
+			if err := strip(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := strip(e); err != nil {
+				return err
+			}
+		}
+	case string:
+		if strings.IndexByte(v, 0) >= 0 {
+			return errors.New("hq: message: a NUL in a value")
+		}
+	}
+	return nil
 }
