@@ -21,9 +21,10 @@ import (
 type topo struct {
 	hub         *server.Server
 	hubURL      string
-	storeURL    map[string]string // by domain
-	admin, hq   natstest.User
-	lanes       map[string]natstest.User // by domain
+	storeURL    map[string]string        // by domain
+	admin, hq   natstest.User            // head office's
+	lanes       map[string]natstest.User // box POS1's (lane L1), by domain
+	storeAdmin  map[string]natstest.User // by domain
 	hubStream   jetstream.Stream
 	storeStream map[string]jetstream.Stream
 }
@@ -49,8 +50,8 @@ func startConf(t *testing.T, path string) *server.Server {
 }
 
 // connectAs connects as a user; nil: with no credentials.
-func connectAs(t *testing.T, url string, auth nats.Option) (*nats.Conn, error) {
-	var opts []nats.Option
+func connectAs(t *testing.T, url string, auth nats.Option, more ...nats.Option) (*nats.Conn, error) {
+	opts := more
 	if auth != nil {
 		opts = append(opts, auth)
 	}
@@ -64,15 +65,16 @@ func connectAs(t *testing.T, url string, auth nats.Option) (*nats.Conn, error) {
 func startTopology(t *testing.T) *topo {
 	ctx := context.Background()
 	tp := &topo{admin: natstest.NewUser(t), hq: natstest.NewUser(t), storeURL: map[string]string{}, lanes: map[string]natstest.User{},
-		storeStream: map[string]jetstream.Stream{}}
+		storeAdmin: map[string]natstest.User{}, storeStream: map[string]jetstream.Stream{}}
 	hubAddr, leafAddr := freeAddr(t), freeAddr(t)
 	tp.hubURL = "nats://" + hubAddr
 	tp.hub = startConf(t, natstest.HQConf(t, hubAddr, leafAddr, tp.hq, tp.admin))
 	for _, d := range []string{"s001", "s002"} {
 		addr := freeAddr(t)
-		tp.storeURL[d], tp.lanes[d] = "nats://"+addr, natstest.NewUser(t)
-		startConf(t, natstest.StoreConf(t, strings.ToUpper(d), d, addr, leafAddr, tp.lanes[d], tp.admin))
-		nc, err := connectAs(t, tp.storeURL[d], tp.admin.Auth)
+		tp.storeURL[d], tp.lanes[d], tp.storeAdmin[d] = "nats://"+addr, natstest.NewUser(t), natstest.NewUser(t)
+		startConf(t, natstest.StoreConf(t, natstest.Store{Merchant: "M1", ID: strings.ToUpper(d), Domain: d, Client: addr, HQLeaf: leafAddr,
+			Boxes: [2]natstest.User{tp.lanes[d], natstest.NewUser(t)}, Admin: tp.storeAdmin[d]}))
+		nc, err := connectAs(t, tp.storeURL[d], tp.storeAdmin[d].Auth)
 		require.NoError(t, err)
 		js, err := jetstream.New(nc)
 		require.NoError(t, err)
@@ -84,7 +86,7 @@ func startTopology(t *testing.T) *topo {
 	require.NoError(t, err)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	tp.hubStream, err = js.CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json"))
+	tp.hubStream, err = js.CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json", "MERCHANT", "M1"))
 	require.NoError(t, err, "hq-stream.json on hq.conf, as written")
 	return tp
 }
@@ -114,7 +116,7 @@ func TestTopologyKeepsStoresApart(t *testing.T) {
 	_, err := connectAs(t, tp.hubURL, tp.lanes["s001"].Auth)
 	assert.Error(t, err, "a store's lanes at head office")
 
-	nc, err := connectAs(t, tp.storeURL["s001"], tp.lanes["s001"].Auth)
+	nc, err := connectAs(t, tp.storeURL["s001"], tp.lanes["s001"].Auth, nats.CustomInboxPrefix("_INBOX_POS1"))
 	require.NoError(t, err)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -134,7 +136,7 @@ func TestTopologyKeepsStoresApart(t *testing.T) {
 	_, err = hqjs.Stream(short, "POSD")
 	assert.Error(t, err, "the lanes reach head office's JetStream")
 
-	admin, err := connectAs(t, tp.storeURL["s001"], tp.admin.Auth)
+	admin, err := connectAs(t, tp.storeURL["s001"], tp.storeAdmin["s001"].Auth)
 	require.NoError(t, err)
 	hqjs, err = jetstream.NewWithDomain(admin, "hq")
 	require.NoError(t, err)
@@ -162,17 +164,23 @@ func TestTopologyKeepsStoresApart(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// A record's body must name the merchant, store, lane and kind its subject
-// does: a box can publish only under its own store's subjects, and its
-// body cannot claim another store.
-func TestRecordFromItsSubject(t *testing.T) {
-	r, err := Parse(msg("order", "S002", "S002_POS1_X", "paid", "done", 1<<62, 99999900, 0, time.Now()))
+// A record is taken only on exactly the subject its merchant, store, lane
+// and kind make under the configured prefix: a box can publish only under
+// its own store's subjects, its body cannot claim another store, and
+// tokens of its own before another store's subject do not pass as a
+// prefix.
+func TestRecordOnlyOnItsExactSubject(t *testing.T) {
+	r, err := Parse(msg("order", "S002", "S002_POS1_X", "paid", "done", 1<<40, 99999900, 0, time.Now()))
 	require.NoError(t, err)
-	assert.Error(t, fromItsSubject(&r, "posd.M1.S001.L1.orders"), "another store's record under S001's subject")
-	assert.NoError(t, fromItsSubject(&r, "posd.M1.S002.L1.orders"))
-	assert.NoError(t, fromItsSubject(&r, "acme.posd.M1.S002.L1.orders"), "a prefix of two tokens")
-	assert.Error(t, fromItsSubject(&r, "posd.M1.S002.L2.orders"), "another lane")
-	assert.Error(t, fromItsSubject(&r, "posd.M1.S002.L1.refunds"), "another kind")
-	assert.Error(t, fromItsSubject(&r, "posd.M2.S002.L1.orders"), "another merchant")
-	assert.Error(t, fromItsSubject(&r, "xM1.S002.L1.orders"))
+	assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S001.L1.orders"), "another store's record under S001's subject")
+	assert.NoError(t, fromItsSubject(&r, "posd", "posd.M1.S002.L1.orders"))
+	assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S001.x.M1.S002.L1.orders"), "S001's lane publishing S002's subject as its tail")
+	assert.Error(t, fromItsSubject(&r, "posd", "acme.posd.M1.S002.L1.orders"), "a prefix of two tokens, not the configured one")
+	assert.NoError(t, fromItsSubject(&r, "acme.posd", "acme.posd.M1.S002.L1.orders"), "a prefix of two tokens, configured")
+	assert.Error(t, fromItsSubject(&r, "acme.posd", "posd.M1.S002.L1.orders"), "not under the configured prefix")
+	assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S002.L2.orders"), "another lane")
+	assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S002.L1.refunds"), "another kind")
+	assert.Error(t, fromItsSubject(&r, "posd", "posd.M2.S002.L1.orders"), "another merchant")
+	assert.Error(t, fromItsSubject(&r, "posd", "xM1.S002.L1.orders"))
+	assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S002.L1.orders.more"))
 }
