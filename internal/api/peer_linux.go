@@ -1,19 +1,14 @@
 package api
 
 import (
-	"bufio"
-	"encoding/hex"
-	"fmt"
+	"encoding/binary"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
 // peerUID is the uid of the process at the other end of a unix socket
-// (SO_PEERCRED) or of a loopback TCP connection (the kernel's socket
-// table, /proc/self/net/tcp: every local user connects from 127.0.0.1).
+// (SO_PEERCRED) or of a loopback TCP connection (every local user
+// connects from 127.0.0.1).
 func peerUID(c net.Conn) (int, bool) {
 	switch s := netConn(c).(type) {
 	case *net.UnixConn:
@@ -40,48 +35,43 @@ func peerUID(c net.Conn) (int, bool) {
 	return 0, false
 }
 
-// loopbackUID finds the client's socket — its local address the peer's
-// remote one — in the socket tables and reads its owner.
+// loopbackUID asks the kernel (sock_diag, one exact lookup) who owns the
+// client's end of a loopback connection.
 func loopbackUID(server, client *net.TCPAddr) (int, bool) {
-	for _, table := range []struct {
-		path string
-		ip   func(net.IP) net.IP
-	}{{"/proc/self/net/tcp", net.IP.To4}, {"/proc/self/net/tcp6", net.IP.To16}} {
-		sip, cip := table.ip(server.IP), table.ip(client.IP)
-		if sip == nil || cip == nil {
-			continue
-		}
-		want := procAddr(cip, client.Port) + " " + procAddr(sip, server.Port)
-		if uid, ok := findUID(table.path, want); ok {
-			return uid, true
-		}
+	family, sip, cip := syscall.AF_INET, server.IP.To4(), client.IP.To4()
+	if sip == nil || cip == nil {
+		family, sip, cip = syscall.AF_INET6, server.IP.To16(), client.IP.To16()
 	}
-	return 0, false
-}
-
-// procAddr is an address as the kernel prints it there: each 32-bit word
-// of the address in the host's (little-endian) order, then the port.
-func procAddr(ip net.IP, port int) string {
-	b := make([]byte, len(ip))
-	for i := 0; i < len(ip); i += 4 {
-		b[i], b[i+1], b[i+2], b[i+3] = ip[i+3], ip[i+2], ip[i+1], ip[i]
-	}
-	return strings.ToUpper(hex.EncodeToString(b)) + fmt.Sprintf(":%04X", port)
-}
-
-func findUID(path, addrs string) (int, bool) {
-	f, err := os.Open(path)
+	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 4) // NETLINK_SOCK_DIAG
 	if err != nil {
 		return 0, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 7 && fs[1]+" "+fs[2] == addrs {
-			uid, err := strconv.Atoi(fs[7])
-			return uid, err == nil
-		}
+	defer syscall.Close(fd)
+	tv := syscall.Timeval{Usec: 100_000}
+	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	// nlmsghdr (16) + inet_diag_req_v2 (8 + inet_diag_sockid 48).
+	req := make([]byte, 16+56)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], 20) // SOCK_DIAG_BY_FAMILY
+	binary.NativeEndian.PutUint16(req[6:], syscall.NLM_F_REQUEST)
+	req[16], req[17] = byte(family), syscall.IPPROTO_TCP
+	binary.NativeEndian.PutUint32(req[20:], 0xffffffff) // every state
+	id := req[24:]
+	binary.BigEndian.PutUint16(id[0:], uint16(client.Port))
+	binary.BigEndian.PutUint16(id[2:], uint16(server.Port))
+	copy(id[4:20], cip)
+	copy(id[20:36], sip)
+	binary.NativeEndian.PutUint32(id[40:], 0xffffffff) // no cookie
+	binary.NativeEndian.PutUint32(id[44:], 0xffffffff)
+	if err := syscall.Sendto(fd, req, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		return 0, false
 	}
-	return 0, false
+	buf := make([]byte, 4096)
+	n, _, err := syscall.Recvfrom(fd, buf, 0)
+	// nlmsghdr, then inet_diag_msg: family, state, timer, retrans, the
+	// sockid (48), expires, rqueue, wqueue, uid.
+	if err != nil || n < 16+68 || binary.NativeEndian.Uint16(buf[4:]) != 20 {
+		return 0, false
+	}
+	return int(binary.NativeEndian.Uint32(buf[16+64:])), true
 }
