@@ -18,8 +18,9 @@
 // listener, a foreign Origin is refused, a state change must be
 // application/json, and no CORS header is ever sent. A token, when set, is
 // required for every route that changes state or shows order details; it is
-// compared in constant time and wrong guesses are answered slowly, for
-// everyone together. On a TCP listener, routes that move money are refused
+// compared in constant time, and each client (a local uid, a LAN address)
+// may try a few wrong ones a second (Lockout): past that it is refused
+// without the token being compared, while a valid token never waits. On a TCP listener, routes that move money are refused
 // without a token unless the config allows it. Serve gives every connection
 // read, write and idle timeouts and shuts down when its context ends.
 package api
