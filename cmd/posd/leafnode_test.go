@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/hq"
-	"example.com/posd/internal/natstest"
 	"example.com/posd/payment/sandbox"
 )
 
@@ -27,32 +26,16 @@ import (
 // the boxes' journals have it.
 func TestStoreLeafNodes(t *testing.T) {
 	t.Parallel()
-	hqBin, natsBin := buildFleet(t)
+	c := startChain(t)
 	g := startSandbox(t)
 	ctx := context.Background()
 
-	// The keys the configs list (public) and the parties hold (seeds).
-	admin, hqKey := natstest.NewUser(t), natstest.NewUser(t)
-	hubAddr, leafAddr := freePort(t), freePort(t)
-	hub := startProc(t, natsBin, nil, "-c", natstest.HQConf(t, hubAddr, leafAddr, hqKey, admin))
-	stores := map[string]string{"S001": "s001", "S002": "s002"} // posd's store id → its NATS domain
-	storeURL, lanes := map[string]string{}, map[string]natstest.User{}
-	for s, domain := range stores {
-		addr := freePort(t)
-		storeURL[s], lanes[s] = "nats://"+addr, natstest.NewUser(t)
-		startProc(t, natsBin, nil, "-c", natstest.StoreConf(t, s, domain, addr, leafAddr, lanes[s], admin))
-		_, err := jetStream(t, storeURL[s], admin.Auth).CreateStream(ctx, natstest.FleetStream(t, "store-stream.json"))
-		require.NoError(t, err, "the store's stream")
-	}
-	_, err := jetStream(t, "nats://"+hubAddr, admin.Auth).CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json"))
-	require.NoError(t, err, "head office's stream")
-
 	dbPath := filepath.Join(t.TempDir(), "hq.db")
-	startProc(t, hqBin, nil, "-nats", "nats://"+hubAddr, "-creds", hqKey.SeedFile, "-db", dbPath, "-listen", "127.0.0.1:0")
+	startProc(t, c.hqBin, nil, "-nats", c.hubURL, "-creds", c.hq.SeedFile, "-db", dbPath, "-listen", "127.0.0.1:0")
 	boxes := map[string]*posdProc{}
-	for s := range stores {
-		boxes[s] = newDaemon(t, g, opts{store: s, extra: "fleet: {url: \"" + storeURL[s] + "\", credentials_file: " + lanes[s].SeedFile + "}\n"})
-		boxes[s].start()
+	for id, s := range c.stores {
+		boxes[id] = newDaemon(t, g, opts{store: id, extra: "fleet: {url: \"" + s.URL + "\", credentials_file: " + s.Boxes[0].SeedFile + ", box: POS1}\n"})
+		boxes[id].start()
 	}
 	pay := func(n int) {
 		for _, d := range boxes {
@@ -82,12 +65,12 @@ func TestStoreLeafNodes(t *testing.T) {
 
 	// Head office goes away: the stores keep what the boxes publish (their
 	// outboxes drain all the same), and head office sources it when back.
-	hub.kill()
+	c.hub.kill()
 	pay(2)
 	for s, d := range boxes {
 		waitOutboxDrained(t, d, s+", into its store's stream while head office is away,")
 	}
-	hub.start()
+	c.hub.start()
 	atHQ("after head office came back")
 	n, err := store.Count(ctx, "order")
 	require.NoError(t, err)
@@ -95,8 +78,7 @@ func TestStoreLeafNodes(t *testing.T) {
 	// Head office's stream holds each version of each record once: not a
 	// copy by another path (a leaf link carrying the lanes' publishes, a
 	// store's stream capturing another's).
-	hs, err := jetStream(t, "nats://"+hubAddr, admin.Auth).Stream(ctx, "POSD")
-	require.NoError(t, err)
+	hs := c.hubStream(t)
 	info, err := hs.Info(ctx)
 	require.NoError(t, err)
 	ids := map[string]int{}
@@ -133,9 +115,15 @@ func waitOutboxDrained(t *testing.T, d *posdProc, what string) {
 			Pending uint64 `json:"pending"`
 		} `json:"status"`
 	}
+	var last []byte
+	defer func() {
+		if t.Failed() {
+			t.Logf("the box's fleet status: %s", last)
+		}
+	}()
 	waitFor(t, 30*time.Second, func() bool {
-		_, body := d.do("GET", "/v1/fleet", nil)
-		return json.Unmarshal(body, &fs) == nil && fs.Status.Pending == 0
+		_, last = d.do("GET", "/v1/fleet", nil)
+		return json.Unmarshal(last, &fs) == nil && fs.Status.Pending == 0
 	}, what+" outbox drained")
 }
 

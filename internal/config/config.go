@@ -123,6 +123,9 @@ type Fleet struct {
 	URL             string `yaml:"url"`
 	CredentialsFile string `yaml:"credentials_file"` // a NATS creds file
 	SubjectPrefix   string `yaml:"subject_prefix"`
+	// Box names this box in its store's NATS config (its inbox prefix is
+	// _INBOX_<box>); empty: its lanes' ids joined by -.
+	Box string `yaml:"box"`
 	// OutboxWarn: past this many changes waiting, or the oldest waiting
 	// longer than OutboxWarnAge, /healthz and the log warn.
 	OutboxWarn    uint64        `yaml:"outbox_warn"`
@@ -371,6 +374,19 @@ func Parse(b []byte) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// FleetBox is the box's name in its store's NATS config: fleet.box, or
+// its lanes' ids joined by -.
+func (c *Config) FleetBox() string {
+	if c.Fleet.Box != "" {
+		return c.Fleet.Box
+	}
+	ids := make([]string, 0, len(c.Lanes))
+	for _, l := range c.Lanes {
+		ids = append(ids, l.ID)
+	}
+	return strings.Join(ids, "-")
 }
 
 // IsSandbox reports whether posd runs its own sandbox gateway.

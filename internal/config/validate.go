@@ -295,6 +295,17 @@ func (c *Config) checkFleet(p *problems) {
 	if !validSubjectToken(f.SubjectPrefix) {
 		p.bad("fleet.subject_prefix %q: letters, digits, - and _ (one subject token)", f.SubjectPrefix)
 	}
+	if box := c.FleetBox(); !validSubjectToken(box) {
+		p.bad("fleet.box %q: letters, digits, - and _ (one subject token; empty: the lanes' ids joined by -)", box)
+	}
+	for _, l := range c.Lanes {
+		if !validSubjectToken(l.ID) {
+			p.bad("lanes[].id %q: letters, digits, - and _ with fleet.url set (a token of the lane's subjects)", l.ID)
+		}
+	}
+	if c.Merchant.ID != "" && !validSubjectToken(c.Merchant.ID) || !validSubjectToken(c.Merchant.StoreID) {
+		p.bad("merchant.id %q and merchant.store_id %q: letters, digits, - and _ with fleet.url set (tokens of the subjects)", c.Merchant.ID, c.Merchant.StoreID)
+	}
 	if f.OutboxWarn == 0 || f.OutboxWarnAge <= 0 {
 		p.bad("fleet.outbox_warn and fleet.outbox_warn_age must be positive")
 	}

@@ -11,6 +11,7 @@ import (
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/natsauth"
+	"example.com/posd/payment/sandbox"
 )
 
 // openFleet turns the journal's outbox on and makes the publisher, when
@@ -22,18 +23,23 @@ func (d *Daemon) openFleet() error {
 		return nil
 	}
 	var auth nats.Option
+	var creds string
 	if f.CredentialsFile != "" {
-		creds, err := config.ReadSecret(f.CredentialsFile)
-		if err != nil {
+		var err error
+		if creds, err = config.ReadSecret(f.CredentialsFile); err != nil {
 			return err
 		}
 		if auth, err = natsauth.Option(creds); err != nil { // config validation refused it already
 			return err
 		}
 	}
+	merchant := d.cfg.Merchant.ID
+	if merchant == "" && d.cfg.IsSandbox() {
+		merchant = sandbox.MerchantID // the merchant the sandbox answers for
+	}
 	d.journal.SetOutbox(true)
-	d.fleet = fleet.New(fleet.Options{URL: f.URL, Auth: auth, Prefix: f.SubjectPrefix,
-		Merchant: d.cfg.Merchant.ID, Store: d.cfg.Merchant.StoreID, Journal: d.journal, Log: d.log.Named("fleet")})
+	d.fleet = fleet.New(fleet.Options{URL: f.URL, Auth: auth, Prefix: f.SubjectPrefix, Box: d.cfg.FleetBox(), IDKey: fleet.IDKey(creds),
+		Merchant: merchant, Store: d.cfg.Merchant.StoreID, Journal: d.journal, Log: d.log.Named("fleet")})
 	m := d.metrics
 	m.r.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_outbox_pending",

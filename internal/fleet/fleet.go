@@ -2,6 +2,9 @@ package fleet
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -24,8 +27,16 @@ type Options struct {
 	Prefix   string      // the subjects' first token
 	Merchant string
 	Store    string
-	Journal  *journal.Journal
-	Log      *zap.Logger
+	// Box names this box in its store's NATS config: the stream's acks
+	// come to _INBOX_<box>, an inbox prefix no other box may hear.
+	Box string
+	// IDKey keys the message ids (MsgID): a box that cannot compute
+	// another's ids cannot publish one first and have the stream drop the
+	// real record as its copy. The box's credentials serve (IDKey); nil:
+	// plain ids (a broker without credentials has no boundaries).
+	IDKey   []byte
+	Journal *journal.Journal
+	Log     *zap.Logger
 	// Batch is how many outbox entries are published before their removal
 	// is committed (0: 256).
 	Batch int
@@ -174,6 +185,9 @@ func (p *Publisher) connectOptions() []nats.Option {
 	if p.o.Auth != nil {
 		opts = append(opts, p.o.Auth)
 	}
+	if p.o.Box != "" {
+		opts = append(opts, nats.CustomInboxPrefix(Inbox(p.o.Box)))
+	}
 	return opts
 }
 
@@ -205,7 +219,7 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 	var perr error
 	done := map[string]bool{} // versions sent in this batch: a later entry of the same version is the same message
 	for _, e := range batch {
-		id := MsgID(p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version)
+		id := MsgID(p.o.IDKey, p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version)
 		if !live[e.Seq] || done[id] {
 			acked = e.Seq
 			continue
@@ -277,23 +291,34 @@ func (p *Publisher) message(e *journal.OutboxEntry) (*nats.Msg, error) {
 	if err := json.Unmarshal(e.Record, &body); err != nil || body == nil {
 		body = map[string]json.RawMessage{"record": e.Record}
 	}
+	// The code's hash finds a code scanned twice on this box; with the
+	// last four digits beside it, a hash of a code of 18 digits falls to
+	// a brute force. Head office has no use for it.
+	delete(body, "code_sha256")
 	add := func(k string, v any) {
 		b, _ := json.Marshal(v)
 		body[k] = b
 	}
+	// What belongs to the box rather than a lane (its gateway link) goes
+	// under the box's name: its key publishes its own lanes' subjects and
+	// its own, and two boxes of a store no longer share one device record.
+	lane := e.Lane
+	if lane == "" && p.o.Box != "" {
+		lane = p.o.Box
+	}
 	add("type", e.Kind)
 	add("merchant", p.o.Merchant)
 	add("store", p.o.Store)
-	add("lane", e.Lane)
+	add("lane", lane)
 	add("version", e.Version)
 	add("changed_at", e.At)
 	data, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(Subject(p.o.Prefix, p.o.Merchant, p.o.Store, e.Lane, e.Kind))
+	m := nats.NewMsg(Subject(p.o.Prefix, p.o.Merchant, p.o.Store, lane, e.Kind))
 	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, MsgID(p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version))
+	m.Header.Set(jetstream.MsgIDHeader, MsgID(p.o.IDKey, p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version))
 	return m, nil
 }
 
@@ -314,10 +339,34 @@ func Subject(prefix, merchant, store, lane, kind string) string {
 // MsgID names one version of one record, for the stream's deduplication.
 // The store is in it: a device's id (lane/role/name) and its version (the
 // box's outbox sequence) are alike in boxes set up alike, and the stream
-// would drop one store's device state as a copy of another's.
-func MsgID(merchant, store, kind, id string, version uint64) string {
-	return fmt.Sprintf("%s:%s:%s:%s:%d", merchant, store, kind, id, version)
+// would drop one store's device state as a copy of another's. With a key,
+// it ends in a MAC of the rest: the stream deduplicates on the id alone,
+// whatever the subject, so an id another box could compute is one it
+// could publish first, and the stream would ack the real record as a copy.
+func MsgID(key []byte, merchant, store, kind, id string, version uint64) string {
+	s := fmt.Sprintf("%s:%s:%s:%s:%d", merchant, store, kind, id, version)
+	if key == nil {
+		return s
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(s))
+	return s + ":" + hex.EncodeToString(mac.Sum(nil)[:12])
 }
+
+// IDKey is the key of a box's message ids, from its NATS credentials
+// (which only the box and no other holds): the same across restarts, so a
+// record sent again after a crash is dropped as the copy it is.
+func IDKey(credentials string) []byte {
+	if credentials == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte("posd fleet message ids\x00" + credentials))
+	return sum[:]
+}
+
+// Inbox is the inbox prefix of a box: what its store's NATS config lets
+// it hear (docs/fleet/store.conf).
+func Inbox(box string) string { return "_INBOX_" + token(box) }
 
 // token makes s one subject token: what a subject gives a meaning to
 // becomes _.

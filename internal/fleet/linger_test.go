@@ -144,5 +144,5 @@ func TestDeviceMsgIDsOfTwoStores(t *testing.T) {
 		info, err := hq.Info(ctx)
 		return err == nil && info.State.Msgs == 2
 	}, 10*time.Second, 20*time.Millisecond, "head office has both stores' gateway states")
-	assert.NotEqual(t, MsgID("M1", "S001", "device", "/gateway/gateway", 1), MsgID("M1", "S002", "device", "/gateway/gateway", 1))
+	assert.NotEqual(t, MsgID(nil, "M1", "S001", "device", "/gateway/gateway", 1), MsgID(nil, "M1", "S002", "device", "/gateway/gateway", 1))
 }

@@ -51,7 +51,7 @@ func fleetConf(t testing.TB, name string, repl ...string) string {
 }
 
 // HQConf is hq.conf listening on client and leaf (host:port), keeping its
-// streams under a new directory, for the posd-hq and admin users.
+// streams under a new directory, for posd-hq and head office's admin.
 func HQConf(t testing.TB, client, leaf string, posdHQ, admin User) string {
 	return fleetConf(t, "hq.conf",
 		"listen: 0.0.0.0:4222", "listen: "+client,
@@ -59,27 +59,54 @@ func HQConf(t testing.TB, client, leaf string, posdHQ, admin User) string {
 		"/var/lib/nats", t.TempDir(),
 		"  tls {\n    cert_file: /etc/nats/hq.pem\n    key_file: /etc/nats/hq.key\n  }\n", "",
 		"tls {\n  cert_file: /etc/nats/hq.pem\n  key_file: /etc/nats/hq.key\n}\n", "",
-		"POSD_HQ_PUBLIC_NKEY", posdHQ.Pub, "ADMIN_PUBLIC_NKEY", admin.Pub)
+		"POSD_HQ_PUBLIC_NKEY", posdHQ.Pub, "HQ_ADMIN_PUBLIC_NKEY", admin.Pub)
 }
 
-// StoreConf is store.conf for posd's store (S001…) as JetStream domain
-// (s001…), listening on client, a leaf node of head office's leaf address,
-// for the store's lanes and the admin.
-func StoreConf(t testing.TB, store, domain, client, hqLeaf string, lanes, admin User) string {
-	return fleetConf(t, "store.conf",
-		"s001", domain, // server name, domain and leaf user
-		"S001", store, // the lanes' subjects
-		"listen: 0.0.0.0:4222", "listen: "+client,
+// Store is what store.conf is written for: a store (S001…) of a merchant,
+// its JetStream domain (s001…), the addresses, and the keys of its two
+// boxes (POS1 runs lane L1, POS2 lane L2) and of its admin.
+type Store struct {
+	Merchant, ID, Domain string
+	Client, HQLeaf       string // host:port
+	Boxes                [2]User
+	Admin                User
+	// NoDenyRules leaves out the leaf link's deny rules: a store server
+	// set up by someone who wants more than their store.
+	NoDenyRules bool
+}
+
+// StoreConf is store.conf for s.
+func StoreConf(t testing.TB, s Store) string {
+	repl := []string{
+		"s001", s.Domain, // server name, domain and leaf user
+		"S001", s.ID, // the lanes' subjects
+		"MERCHANT", s.Merchant,
+		"listen: 0.0.0.0:4222", "listen: " + s.Client,
 		"/var/lib/nats", t.TempDir(),
-		"tls://", "nats://", "nats.hq.example:7422", hqLeaf,
-		"LANES_PUBLIC_NKEY", lanes.Pub, "ADMIN_PUBLIC_NKEY", admin.Pub)
+		"tls://", "nats://", "nats.hq.example:7422", s.HQLeaf,
+		"BOX_POS1_PUBLIC_NKEY", s.Boxes[0].Pub, "BOX_POS2_PUBLIC_NKEY", s.Boxes[1].Pub,
+		"STORE_ADMIN_PUBLIC_NKEY", s.Admin.Pub,
+	}
+	if s.NoDenyRules {
+		repl = append(repl, "deny_exports:", "# deny_exports:", "deny_imports:", "# deny_imports:")
+	}
+	return fleetConf(t, "store.conf", repl...)
 }
 
 // FleetStream is a stream's configuration from docs/fleet, as the
-// operator gives it to `nats stream add --config`.
-func FleetStream(t testing.TB, name string) jetstream.StreamConfig {
+// operator gives it to `nats stream add --config`, with the replacements
+// (old, new, …) an operator makes (MERCHANT: the merchant's id).
+func FleetStream(t testing.TB, name string, repl ...string) jetstream.StreamConfig {
+	t.Helper()
+	s := fleetFile(t, name)
+	for i := 0; i+1 < len(repl); i += 2 {
+		if !strings.Contains(s, repl[i]) {
+			t.Fatalf("docs/fleet/%s changed: %q is no longer in it", name, repl[i])
+		}
+		s = strings.ReplaceAll(s, repl[i], repl[i+1])
+	}
 	var c jetstream.StreamConfig
-	if err := json.Unmarshal([]byte(fleetFile(t, name)), &c); err != nil {
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
 		t.Fatalf("docs/fleet/%s: %v", name, err)
 	}
 	return c

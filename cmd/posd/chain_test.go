@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"example.com/posd/internal/natstest"
+	"example.com/posd/payment/sandbox"
+)
+
+// chain is docs/fleet's topology run by real nats-server processes: head
+// office's server (hq.conf) with its stream (hq-stream.json), and two
+// stores' servers (store.conf), leaf nodes of it, with theirs
+// (store-stream.json). Each store has two boxes: POS1 (lane L1) and POS2
+// (lane L2), each with its own key.
+type chain struct {
+	hub            *proc
+	hubURL         string
+	hubAdmin, hq   natstest.User
+	stores         map[string]*chainStore // by store id
+	natsBin, hqBin string
+}
+
+type chainStore struct {
+	natstest.Store
+	URL    string
+	server *proc
+}
+
+// startChain starts the chain; rogue names stores whose server's leaf
+// link has no deny rules (set up by someone who wants more than their
+// store).
+func startChain(t *testing.T, rogue ...string) *chain {
+	t.Helper()
+	c := &chain{hubAdmin: natstest.NewUser(t), hq: natstest.NewUser(t), stores: map[string]*chainStore{}}
+	c.hqBin, c.natsBin = buildFleet(t)
+	ctx := context.Background()
+	hubAddr, leafAddr := freePort(t), freePort(t)
+	c.hubURL = "nats://" + hubAddr
+	c.hub = startProc(t, c.natsBin, nil, "-c", natstest.HQConf(t, hubAddr, leafAddr, c.hq, c.hubAdmin))
+	for _, id := range []string{"S001", "S002"} {
+		s := &chainStore{Store: natstest.Store{Merchant: sandbox.MerchantID, ID: id, Domain: strings.ToLower(id),
+			Client: freePort(t), HQLeaf: leafAddr, Boxes: [2]natstest.User{natstest.NewUser(t), natstest.NewUser(t)},
+			Admin: natstest.NewUser(t)}}
+		for _, r := range rogue {
+			s.NoDenyRules = s.NoDenyRules || r == id
+		}
+		s.URL = "nats://" + s.Client
+		s.server = startProc(t, c.natsBin, nil, "-c", natstest.StoreConf(t, s.Store))
+		_, err := jetStream(t, s.URL, s.Admin.Auth).CreateStream(ctx, natstest.FleetStream(t, "store-stream.json"))
+		require.NoError(t, err, "store %s's stream", id)
+		c.stores[id] = s
+	}
+	_, err := jetStream(t, c.hubURL, c.hubAdmin.Auth).CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json", "MERCHANT", sandbox.MerchantID))
+	require.NoError(t, err, "head office's stream")
+	return c
+}
+
+// hubStream is head office's stream, as its admin sees it.
+func (c *chain) hubStream(t *testing.T) jetstream.Stream {
+	st, err := jetStream(t, c.hubURL, c.hubAdmin.Auth).Stream(context.Background(), "POSD")
+	require.NoError(t, err)
+	return st
+}
