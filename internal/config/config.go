@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
+	"example.com/posd/payment/sandbox"
 	"example.com/posd/scanner"
 )
 
@@ -374,6 +375,16 @@ func Parse(b []byte) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// FleetMerchant is the merchant a box's records are published under: the
+// sandbox's own when posd runs it and merchant.id is empty (the subjects
+// need a token there).
+func (c *Config) FleetMerchant() string {
+	if c.Merchant.ID == "" && c.IsSandbox() {
+		return sandbox.MerchantID
+	}
+	return c.Merchant.ID
 }
 
 // FleetBox is the box's name in its store's NATS config: fleet.box, or

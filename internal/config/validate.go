@@ -303,7 +303,7 @@ func (c *Config) checkFleet(p *problems) {
 			p.bad("lanes[].id %q: letters, digits, - and _ with fleet.url set (a token of the lane's subjects)", l.ID)
 		}
 	}
-	if c.Merchant.ID != "" && !validSubjectToken(c.Merchant.ID) || !validSubjectToken(c.Merchant.StoreID) {
+	if !validSubjectToken(c.FleetMerchant()) || !validSubjectToken(c.Merchant.StoreID) {
 		p.bad("merchant.id %q and merchant.store_id %q: letters, digits, - and _ with fleet.url set (tokens of the subjects)", c.Merchant.ID, c.Merchant.StoreID)
 	}
 	if f.OutboxWarn == 0 || f.OutboxWarnAge <= 0 {

@@ -11,7 +11,6 @@ import (
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/natsauth"
-	"example.com/posd/payment/sandbox"
 )
 
 // openFleet turns the journal's outbox on and makes the publisher, when
@@ -33,13 +32,9 @@ func (d *Daemon) openFleet() error {
 			return err
 		}
 	}
-	merchant := d.cfg.Merchant.ID
-	if merchant == "" && d.cfg.IsSandbox() {
-		merchant = sandbox.MerchantID // the merchant the sandbox answers for
-	}
 	d.journal.SetOutbox(true)
 	d.fleet = fleet.New(fleet.Options{URL: f.URL, Auth: auth, Prefix: f.SubjectPrefix, Box: d.cfg.FleetBox(), IDKey: fleet.IDKey(creds),
-		Merchant: merchant, Store: d.cfg.Merchant.StoreID, Journal: d.journal, Log: d.log.Named("fleet")})
+		Merchant: d.cfg.FleetMerchant(), Store: d.cfg.Merchant.StoreID, Journal: d.journal, Log: d.log.Named("fleet")})
 	m := d.metrics
 	m.r.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "posd_outbox_pending",
