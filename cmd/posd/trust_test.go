@@ -257,4 +257,3 @@ func stream(t *testing.T, s *chainStore) jetstream.Stream {
 	require.NoError(t, err)
 	return st
 }
-
