@@ -58,6 +58,9 @@ type Web struct {
 	MaxStreams int
 	// Client names a request's client (nil: its remote address).
 	Client func(*http.Request) string
+	// Admitted, when set, is told of each stream the caps admit (its
+	// connection is then one a full listener keeps).
+	Admitted func(*http.Request)
 
 	mu      sync.Mutex
 	streams map[string][]*slot // open streams by route and lane
@@ -151,6 +154,9 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 		return
 	}
 	defer leave()
+	if w.Admitted != nil {
+		w.Admitted(r)
+	}
 	ctx := r.Context()
 	// A stream outlives the server's timeouts; each write gets its own
 	// deadline instead, so a reader that stalls is dropped.

@@ -28,6 +28,9 @@ import (
 var posdBin, posctlBin string
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv("POSD_TEST_WRONG_TOKENS"); url != "" {
+		os.Exit(loopWrongTokens(url)) // this binary, run as another user's process
+	}
 	dir, err := os.MkdirTemp("", "posd-e2e")
 	if err != nil {
 		panic(err)

@@ -6,14 +6,17 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +53,10 @@ func newTCPTill(t *testing.T, lanes, api string) *tcpTill {
 }
 
 func (c *tcpTill) do(method, path string, body any) (int, []byte) {
+	return c.doWith(c.http, method, path, body)
+}
+
+func (c *tcpTill) doWith(cl *http.Client, method, path string, body any) (int, []byte) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -60,7 +67,7 @@ func (c *tcpTill) do(method, path string, body any) (int, []byte) {
 	if body != nil {
 		r.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(r)
+	resp, err := cl.Do(r)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
@@ -70,12 +77,14 @@ func (c *tcpTill) do(method, path string, body any) (int, []byte) {
 }
 
 // Two hundred clients looping wrong tokens (a new connection each, or
-// keep-alive) do not keep the till from its charges: each of its requests
+// keep-alive) do not keep the till from its charges, whether it keeps its
+// connection or opens one a request (as curl does): each of its requests
 // has its usual answer in about its usual time.
 func TestTillServedWhileWrongTokensLoop(t *testing.T) {
 	c := newTCPTill(t, "", "\n  max_connections: 32")
+	fresh := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	// A sale: open, read, cancel; fifteen of them.
-	sales := func() (worst time.Duration) {
+	sales := func(t *testing.T, cl *http.Client) (worst time.Duration) {
 		t.Helper()
 		for range 15 {
 			for _, step := range []struct {
@@ -89,13 +98,13 @@ func TestTillServedWhileWrongTokensLoop(t *testing.T) {
 			} {
 				path := step.path
 				if step.method == "DELETE" {
-					_, b := c.do("GET", "/v1/lanes/L1", nil)
+					_, b := c.doWith(cl, "GET", "/v1/lanes/L1", nil)
 					var l struct{ Charge struct{ ID string } }
 					require.NoError(t, json.Unmarshal(b, &l))
 					path += l.Charge.ID
 				}
 				start := time.Now()
-				code, b := c.do(step.method, path, step.body)
+				code, b := c.doWith(cl, step.method, path, step.body)
 				took := time.Since(start)
 				require.Equal(t, step.want, code, "%s %s: %s", step.method, path, b)
 				worst = max(worst, took)
@@ -103,9 +112,127 @@ func TestTillServedWhileWrongTokensLoop(t *testing.T) {
 		}
 		return worst
 	}
-	baseline := sales()
+	baseline := max(sales(t, c.http), sales(t, fresh))
 
+	for _, tc := range []struct {
+		name    string
+		other   bool // the attackers run as another user
+		clients []*http.Client
+	}{
+		{"attackers of the till's own user, the till keeping its connection", false, []*http.Client{c.http}},
+		{"attackers of another user, the till keeping its connection or opening one a request", true, []*http.Client{c.http, fresh}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.other {
+				needRoot(t, "to run the attackers as another user")
+			}
+			a := startWrongTokens(t, c.base, tc.other)
+			waitFor(t, 10*time.Second, func() bool { return a.counts().refused > 200 }, "the attack under way")
+			var attacked time.Duration
+			for _, cl := range tc.clients {
+				attacked = max(attacked, sales(t, cl))
+			}
+			got, lasted := a.stop()
+			bound := max(10*baseline, time.Second)
+			t.Logf("the till's slowest request: %s alone, %s under attack; wrong tokens answered 401: %d, refused: %d", baseline, attacked, got.answered, got.refused)
+			assert.LessOrEqual(t, attacked, bound, "the till in about its usual time")
+			assert.LessOrEqual(t, got.answered, int64(4+4*lasted.Seconds()+4), "wrong tokens compared: four a second for the attackers' client (a burst of four)")
+		})
+	}
+}
+
+// needRoot skips (loudly; a failure under POSD_REQUIRE_ALL=1) a test that
+// must run a process as another user.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	msg := fmt.Sprintf("SKIPPED: %s needs root %s (.ci/run runs as root)", t.Name(), why)
+	if os.Getenv("POSD_REQUIRE_ALL") == "1" {
+		t.Fatal(msg + " — POSD_REQUIRE_ALL=1 makes this a failure")
+	}
+	fmt.Fprintln(os.Stderr, "!!! "+msg)
+	t.Skip(msg)
+}
+
+type wrongTokenCounts struct{ answered, refused int64 }
+
+// wrongTokens is a process of 200 clients looping wrong tokens at posd
+// (half with a new connection each, half keep-alive): this test binary,
+// run again (loopWrongTokens).
+type wrongTokens struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	began  time.Time
+	mu     sync.Mutex
+	last   wrongTokenCounts
+	closed chan struct{}
+}
+
+func startWrongTokens(t *testing.T, base string, asNobody bool) *wrongTokens {
+	self, err := os.Executable()
+	require.NoError(t, err)
+	if asNobody { // a copy another user may run
+		dir, err := os.MkdirTemp("", "posd-attack")
+		require.NoError(t, err)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		require.NoError(t, os.Chmod(dir, 0o755))
+		b, err := os.ReadFile(self)
+		require.NoError(t, err)
+		self = filepath.Join(dir, "attack")
+		require.NoError(t, os.WriteFile(self, b, 0o755))
+	}
+	a := &wrongTokens{t: t, began: time.Now(), closed: make(chan struct{})}
+	a.cmd = diesWithTest(exec.Command(self))
+	a.cmd.Env = append(os.Environ(), "POSD_TEST_WRONG_TOKENS="+base)
+	if asNobody {
+		a.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	in, err := a.cmd.StdinPipe()
+	require.NoError(t, err)
+	a.stdin = in
+	out, err := a.cmd.StdoutPipe()
+	require.NoError(t, err)
+	a.cmd.Stderr = os.Stderr
+	require.NoError(t, a.cmd.Start())
+	go func() {
+		defer close(a.closed)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var n wrongTokenCounts
+			if _, err := fmt.Sscanf(sc.Text(), "%d %d", &n.answered, &n.refused); err == nil {
+				a.mu.Lock()
+				a.last = n
+				a.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = a.cmd.Process.Kill(); _ = a.cmd.Wait() })
+	return a
+}
+
+func (a *wrongTokens) counts() wrongTokenCounts {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last
+}
+
+// stop ends the attack: its final counts, and how long it lasted.
+func (a *wrongTokens) stop() (wrongTokenCounts, time.Duration) {
+	a.stdin.Close()
+	<-a.closed
+	require.NoError(a.t, a.cmd.Wait())
+	return a.counts(), time.Since(a.began)
+}
+
+// loopWrongTokens is the attackers' process: it loops wrong tokens at
+// base until its standard input closes, printing "answered refused" (401s;
+// 429s, 503s and connections closed for room) as it goes and at the end.
+func loopWrongTokens(base string) int {
 	ctx, stop := context.WithCancel(context.Background())
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); stop() }()
 	var wg sync.WaitGroup
 	var answered, refused atomic.Int64
 	for i := range 200 {
@@ -114,10 +241,13 @@ func TestTillServedWhileWrongTokensLoop(t *testing.T) {
 			defer tr.CloseIdleConnections()
 			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			for ctx.Err() == nil {
-				r, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/lanes/L1", nil)
+				r, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/lanes/L1", nil)
 				r.Header.Set("Authorization", "Bearer "+strings.Repeat("g", 40))
 				resp, err := cl.Do(r)
 				if err != nil {
+					if ctx.Err() == nil {
+						refused.Add(1) // closed to make room
+					}
 					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
@@ -128,21 +258,22 @@ func TestTillServedWhileWrongTokensLoop(t *testing.T) {
 				case 429, 503:
 					refused.Add(1)
 				default:
-					t.Errorf("a wrong token: %d", resp.StatusCode)
+					fmt.Fprintln(os.Stderr, "a wrong token answered", resp.StatusCode)
+					os.Exit(2)
 				}
 			}
 		})
 	}
-	began := time.Now()
-	waitFor(t, 10*time.Second, func() bool { return refused.Load() > 200 }, "the attack under way")
-	attacked := sales()
-	stop()
+	report := func() { fmt.Printf("%d %d\n", answered.Load(), refused.Load()) }
+	go func() {
+		for ctx.Err() == nil {
+			report()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 	wg.Wait()
-	lasted := time.Since(began)
-	bound := max(10*baseline, time.Second)
-	t.Logf("the till's slowest request: %s alone, %s under attack; wrong tokens answered 401: %d, refused: %d", baseline, attacked, answered.Load(), refused.Load())
-	assert.LessOrEqual(t, attacked, bound, "the till in about its usual time")
-	assert.LessOrEqual(t, answered.Load(), int64(4+4*lasted.Seconds()+4), "wrong tokens compared: four a second for this client (a burst of four)")
+	report()
+	return 0
 }
 
 // A tokenless client opening stream after stream does not close the

@@ -152,6 +152,7 @@ func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 	if ci == nil || !ci.authed.Load() {
 		var ok bool
 		if done, ok = s.lock.Try(client); !ok {
+			RefuseConn(r)
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", s.lock.RetryAfter())
 			writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many wrong tokens from this client: try again later", Kind: "busy"})
@@ -163,6 +164,7 @@ func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 		done(false)
 		if ci != nil {
 			ci.authed.Store(true)
+			KeepConn(r)
 		}
 		return true
 	}
@@ -170,6 +172,7 @@ func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 	// Logged without the token, as often as the lock-out lets guesses in.
 	s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr), zap.String("client", client),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", sent))
+	RefuseConn(r)
 	w.Header().Set("Connection", "close")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
 	writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})

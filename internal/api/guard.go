@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"context"
 	"mime"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -163,15 +165,25 @@ func (t *Throttle) Wait(ctx context.Context) {
 	}
 }
 
-// LimitListener accepts at most n connections at once; one more is
-// answered 503 and closed, so memory stays bounded whatever connects.
+// LimitListener holds at most n connections at once, so memory stays
+// bounded whatever connects. One more makes room by closing a connection
+// of the client that holds the most (its refused one first, then its
+// oldest) among those not kept (Keep: it showed the token, or carries an
+// admitted event stream): clients flooding the port, under however many
+// connections, cannot keep a till's new connection out (a till that opens
+// one per request, as curl does). A client is a local uid or a remote
+// address (ClientOf); a process running as the till's own user is the
+// till's, and can read its token anyway. Only when every connection is
+// kept is the new one answered 503 and closed.
 func LimitListener(l net.Listener, n int) net.Listener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n)}
+	return &limitListener{Listener: l, max: n}
 }
 
 type limitListener struct {
 	net.Listener
-	sem chan struct{}
+	max   int
+	mu    sync.Mutex
+	conns list.List // *limitConn, oldest first
 }
 
 var busy = func() []byte {
@@ -186,22 +198,81 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.sem <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write(busy)
-			c.Close()
+		lc := &limitConn{Conn: c, l: l, client: connClient(c)}
+		victim, ok := l.admit(lc)
+		if victim != nil {
+			_ = victim.Conn.Close() // its server sees the end and closes it
+		}
+		if ok {
+			return lc, nil
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write(busy)
+		c.Close()
+	}
+}
+
+// admit makes room for c, choosing the connection to close.
+func (l *limitListener) admit(c *limitConn) (victim *limitConn, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns.Len() >= l.max {
+		e := l.victim()
+		if e == nil {
+			return nil, false
+		}
+		victim = l.conns.Remove(e).(*limitConn)
+		victim.elem = nil
+	}
+	c.elem = l.conns.PushBack(c)
+	return victim, true
+}
+
+// victim is the connection to close for room: of the client holding the
+// most that are not kept, its refused one, or else its oldest.
+func (l *limitListener) victim() *list.Element {
+	held := map[string]int{}
+	top := ""
+	for e := l.conns.Front(); e != nil; e = e.Next() {
+		if v := e.Value.(*limitConn); !v.kept.Load() {
+			held[v.client]++
+			if held[v.client] > held[top] {
+				top = v.client
+			}
 		}
 	}
+	var oldest *list.Element
+	for e := l.conns.Front(); e != nil; e = e.Next() {
+		v := e.Value.(*limitConn)
+		if v.client != top || v.kept.Load() {
+			continue
+		}
+		if v.refused.Load() {
+			return e
+		}
+		if oldest == nil {
+			oldest = e
+		}
+	}
+	return oldest
 }
 
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	client string // ClientOf, found once
+	l      *limitListener
+	elem   *list.Element // nil once out of the listener's list
+	kept   atomic.Bool
+	// refused: its request was refused and it is closing; the first to
+	// go for room.
+	refused atomic.Bool
 }
+
+// Keep marks the connection as one not closed to make room.
+func (c *limitConn) Keep() { c.kept.Store(true) }
+
+// Refuse marks the connection as the first to close to make room.
+func (c *limitConn) Refuse() { c.refused.Store(true) }
 
 // NetConn is the connection under the cap (to ask the kernel about its
 // peer).
@@ -209,6 +280,47 @@ func (c *limitConn) NetConn() net.Conn { return c.Conn }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.l.mu.Lock()
+	if c.elem != nil {
+		c.l.conns.Remove(c.elem)
+		c.elem = nil
+	}
+	c.l.mu.Unlock()
 	return err
+}
+
+// KeepConn marks the connection of r as one a full listener does not close
+// to make room (LimitListener): its client showed the token, or it
+// carries an event stream the stream caps admitted.
+func KeepConn(r *http.Request) {
+	if c := limitConnOf(r); c != nil {
+		c.Keep()
+	}
+}
+
+// RefuseConn marks the connection of r, whose request was refused and
+// which closes, as the first a full listener closes to make room.
+func RefuseConn(r *http.Request) {
+	if c := limitConnOf(r); c != nil {
+		c.Refuse()
+	}
+}
+
+func limitConnOf(r *http.Request) *limitConn {
+	ci := connOf(r)
+	if ci == nil {
+		return nil
+	}
+	c := ci.conn
+	for c != nil {
+		if lc, ok := c.(*limitConn); ok {
+			return lc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
 }

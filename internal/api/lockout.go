@@ -163,18 +163,26 @@ func connOf(r *http.Request) *connInfo {
 // ClientOf names the request's client: "uid:N" for a local peer whose
 // uid posd can read, the address (an IPv6 /64) otherwise.
 func ClientOf(r *http.Request) string {
+	if lc := limitConnOf(r); lc != nil {
+		return lc.client
+	}
 	ci := connOf(r)
 	if ci == nil {
 		return addrClient(r.RemoteAddr)
 	}
-	ci.once.Do(func() {
-		if uid, ok := peerUID(ci.conn); ok {
-			ci.client = "uid:" + strconv.Itoa(uid)
-			return
-		}
-		ci.client = addrClient(r.RemoteAddr)
-	})
+	ci.once.Do(func() { ci.client = connClient(ci.conn) })
 	return ci.client
+}
+
+// connClient names a connection's client (ClientOf).
+func connClient(c net.Conn) string {
+	if uid, ok := peerUID(c); ok {
+		return "uid:" + strconv.Itoa(uid)
+	}
+	if a := c.RemoteAddr(); a != nil && a.Network() != "unix" {
+		return addrClient(a.String())
+	}
+	return "local"
 }
 
 func addrClient(remote string) string {

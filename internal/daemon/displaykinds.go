@@ -156,7 +156,7 @@ var displayKinds = map[string]displayKind{
 		lasting: true,
 		build: func(e *displayEnv, d config.Display) (display.Display, time.Duration, error) {
 			if e.web == nil {
-				e.web = &display.Web{Hub: e.hub, Lanes: map[string]bool{}, MaxStreams: e.cfg.API.MaxStreams, Client: api.ClientOf}
+				e.web = &display.Web{Hub: e.hub, Lanes: map[string]bool{}, MaxStreams: e.cfg.API.MaxStreams, Client: api.ClientOf, Admitted: api.KeepConn}
 			}
 			e.web.Lanes[e.lane] = true
 			if d.Listen != "" {

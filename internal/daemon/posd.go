@@ -327,7 +327,7 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	}
 	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client, d.clock) })
 	srv.Handle("GET /metrics", d.metrics.reg)
-	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams, Client: api.ClientOf}
+	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams, Client: api.ClientOf, Admitted: api.KeepConn}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
 	if d.web != nil && !strings.HasPrefix(d.cfg.API.Listen, "unix:") {
 		routeWeb(srv, d.web)
