@@ -36,6 +36,11 @@ type Consumer struct {
 	Log     *zap.Logger
 	Metrics *Metrics
 	Now     func() time.Time // head office's clock (nil: time.Now)
+	// Unsure is how many deliveries of a record the database fails, while
+	// it stores others, come before it is terminated (0: MaxUnsure);
+	// Pause, the wait before each (0: a second).
+	Unsure int
+	Pause  time.Duration
 }
 
 // Why a message was terminated, the values of posd_hq_rejected_total's
@@ -82,6 +87,12 @@ func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream) error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Unsure <= 0 {
+		c.Unsure = MaxUnsure
+	}
+	if c.Pause <= 0 {
+		c.Pause = time.Second
 	}
 	cons, err := c.consumer(ctx, js)
 	if err != nil {
@@ -157,35 +168,33 @@ func (c *Consumer) one(ctx context.Context, cons jetstream.Consumer) error {
 }
 
 // oneByOne stores a batch the database failed one record at a time. A
-// record the database refuses (Refused), or fails while it stores a
-// record after it, is the record's fault: terminated. A record that
-// fails with no record stored after it may have met the database going
-// away: delivered again.
+// record the database refuses (Refused: its data) is terminated. One
+// that fails otherwise may have met a passing fault (a deadlock, a
+// restart, a full disk): it is delivered again after a pause; only once
+// it has been delivered MaxUnsure times, failing while the database
+// stored other records, is it taken for the record's fault and
+// terminated rather than sent back for ever.
 func (c *Consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, recs []Record, now time.Time, batchErr error) error {
 	c.Log.Warn("hq: batch not stored; storing its records one at a time", zap.Int("records", len(recs)), zap.Error(batchErr))
-	var unsure []int // failed, not refused: judged by what follows
+	var unsure []int
 	errs := map[int]error{}
-	lastOK := -1
+	storedAny := false
 	for i := range recs {
 		err := c.Store.Apply(ctx, recs[i:i+1])
 		switch {
 		case err == nil:
 			c.stored(msgs[i], &recs[i], now)
-			lastOK = i
+			storedAny = true
 		case Refused(err):
 			c.refuse(msgs[i], WhyStoreRefused, err)
 		case ctx.Err() != nil:
 			nakAll(msgs[i:])
-			for _, j := range unsure {
-				_ = msgs[j].Nak()
-			}
+			nakEach(msgs, unsure)
 			return err
 		default:
 			if perr := c.Store.Ping(ctx); perr != nil {
 				nakAll(msgs[i:])
-				for _, j := range unsure {
-					_ = msgs[j].Nak()
-				}
+				nakEach(msgs, unsure)
 				return fmt.Errorf("%w (the database does not answer: %v)", err, perr)
 			}
 			unsure, errs[i] = append(unsure, i), err
@@ -193,15 +202,25 @@ func (c *Consumer) oneByOne(ctx context.Context, msgs []jetstream.Msg, recs []Re
 	}
 	var again error
 	for _, i := range unsure {
-		if i < lastOK {
-			c.refuse(msgs[i], WhyStoreRefused, errs[i])
+		if md, err := msgs[i].Metadata(); storedAny && err == nil && md.NumDelivered >= uint64(c.Unsure) {
+			c.refuse(msgs[i], WhyStoreRefused, fmt.Errorf("%w (delivered %d times)", errs[i], md.NumDelivered))
 			continue
 		}
-		_ = msgs[i].Nak()
+		_ = msgs[i].NakWithDelay(c.Pause)
 		again = errs[i]
 	}
 	return again
 }
+
+func nakEach(msgs []jetstream.Msg, which []int) {
+	for _, i := range which {
+		_ = msgs[i].Nak()
+	}
+}
+
+// MaxUnsure is how many times a record the database fails, while it
+// answers, is delivered before it is terminated.
+const MaxUnsure = 10
 
 func nakAll(msgs []jetstream.Msg) {
 	for _, m := range msgs {

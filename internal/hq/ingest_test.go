@@ -281,6 +281,39 @@ func TestUnavailableDatabaseTerminatesNothing(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "every record once the database takes writes again")
 }
 
+// A record the database fails in a way that names no fault of its data
+// (here a trigger that breaks for it alone) is delivered again, a few
+// times, while the records around it are stored; then it is terminated
+// and counted, not sent back for ever.
+func TestRecordTheDatabaseKeepsFailingEnds(t *testing.T) {
+	ctx := context.Background()
+	in := startIngest(t, databases(t)["sqlite"](t), func(s *Store) {
+		_, err := s.DB().ExecContext(ctx, `CREATE TRIGGER odd BEFORE INSERT ON records WHEN NEW.id = 'S001_POS1_ODD' BEGIN SELECT json('{'); END`)
+		require.NoError(t, err)
+	})
+	now := time.Now()
+	publish(t, in.js, "posd.M1.S001.L1.orders", msg("order", "S001", "S001_POS1_ODD", "paid", "done", 1, 100, 0, now))
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c := &Consumer{Store: in.store, Stream: "POSD", Durable: "hq", Batch: 50, Log: zap.NewNop(), Metrics: in.m, Unsure: 3, Pause: 20 * time.Millisecond}
+	go func() { defer close(done); _ = c.Run(cctx, in.js) }()
+	defer func() { cancel(); <-done }()
+	refused := func() float64 {
+		return metric(t, in.m, "posd_hq_rejected_total", map[string]string{"why": WhyStoreRefused})
+	}
+	for i := 0; refused() == 0; i++ {
+		require.Less(t, i, 200, "the failing record terminated")
+		publish(t, in.js, "posd.M1.S001.L1.orders", msg("order", "S001", fmt.Sprintf("S001_POS1_%d", i), "paid", "done", 1, 100, 0, now))
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Equal(t, 1.0, refused())
+	require.Eventually(t, func() bool { return in.info().NumAckPending == 0 && in.info().NumPending == 0 }, 10*time.Second, 20*time.Millisecond)
+	o, err := in.store.Orders(ctx, "M1", "S001")
+	require.NoError(t, err)
+	assert.NotContains(t, o, "S001_POS1_ODD")
+	assert.Greater(t, len(o), 1, "the records around it stored")
+}
+
 // The database's refusals that are a record's fault, and the failures
 // that are not.
 func TestRefusedTellsARecordsFaultFromTheDatabases(t *testing.T) {
