@@ -13,13 +13,14 @@ import (
 )
 
 // chain is docs/fleet's topology run by real nats-server processes: head
-// office's server (hq.conf) with its stream (hq-stream.json), and two
-// stores' servers (store.conf), leaf nodes of it, with theirs
-// (store-stream.json). Each store has two boxes: POS1 (lane L1) and POS2
+// office's server (hq.conf) with each store's relay (relay-stream.json)
+// and its own stream (hq-stream.json), and two stores' servers
+// (store.conf), leaf nodes of it, with theirs (store-stream.json). Each store has two boxes: POS1 (lane L1) and POS2
 // (lane L2), each with its own key.
 type chain struct {
 	hub            *proc
 	hubURL         string
+	leafAddr       string // head office's leaf port
 	hubAdmin, hq   natstest.User
 	stores         map[string]*chainStore // by store id
 	natsBin, hqBin string
@@ -40,7 +41,7 @@ func startChain(t *testing.T, rogue ...string) *chain {
 	c.hqBin, c.natsBin = buildFleet(t)
 	ctx := context.Background()
 	hubAddr, leafAddr := freePort(t), freePort(t)
-	c.hubURL = "nats://" + hubAddr
+	c.hubURL, c.leafAddr = "nats://"+hubAddr, leafAddr
 	c.hub = startProc(t, c.natsBin, nil, "-c", natstest.HQConf(t, hubAddr, leafAddr, c.hq, c.hubAdmin))
 	for _, id := range []string{"S001", "S002"} {
 		s := &chainStore{Store: natstest.Store{Merchant: sandbox.MerchantID, ID: id, Domain: strings.ToLower(id),
@@ -55,7 +56,13 @@ func startChain(t *testing.T, rogue ...string) *chain {
 		require.NoError(t, err, "store %s's stream", id)
 		c.stores[id] = s
 	}
-	_, err := jetStream(t, c.hubURL, c.hubAdmin.Auth).CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json", "MERCHANT", sandbox.MerchantID))
+	// Each store's relay at head office, made by head office's operator
+	// through the store's account's API as head office's account imports it.
+	admin := jetStream(t, c.hubURL, c.hubAdmin.Auth)
+	for id := range c.stores {
+		natstest.Relay(t, admin.Conn(), id, strings.ToLower(id))
+	}
+	_, err := admin.CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json", "MERCHANT", sandbox.MerchantID))
 	require.NoError(t, err, "head office's stream")
 	return c
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,4 +258,145 @@ func stream(t *testing.T, s *chainStore) jetstream.Stream {
 	st, err := jetStream(t, s.URL, s.Admin.Auth).Stream(context.Background(), "POSD")
 	require.NoError(t, err)
 	return st
+}
+
+// leafLink is a leaf connection to head office made with nothing but a
+// store's leaf password (as its store.conf holds it): no store server.
+type leafLink struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialLeaf(t *testing.T, addr, user, password string) *leafLink {
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	l := &leafLink{t: t, conn: conn, r: bufio.NewReader(conn)}
+	fmt.Fprintf(conn, "CONNECT {\"user\":%q,\"pass\":%q,\"headers\":true,\"name\":\"rogue\",\"server_id\":\"NROGUE\",\"version\":\"2.15.2\"}\r\nPING\r\n", user, password)
+	l.until(func(line string) bool { return line == "PONG\r\n" })
+	return l
+}
+
+// until reads the link's protocol lines until done says so.
+func (l *leafLink) until(done func(string) bool) {
+	l.t.Helper()
+	require.NoError(l.t, l.conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	for {
+		line, err := l.r.ReadString('\n')
+		require.NoError(l.t, err)
+		require.False(l.t, strings.HasPrefix(line, "-ERR"), line)
+		if done(line) {
+			return
+		}
+	}
+}
+
+// send sends one message with a raw header block (a status line, as a
+// consumer's flow control and heartbeats have) and waits for the server.
+func (l *leafLink) send(subject, reply, hdr, body string) {
+	if reply != "" {
+		reply += " "
+	}
+	fmt.Fprintf(l.conn, "HMSG %s %s%d %d\r\n%s%s\r\nPING\r\n", subject, reply, len(hdr), len(hdr)+len(body), hdr, body)
+	l.until(func(line string) bool { return line == "PONG\r\n" })
+}
+
+// A store's leaf password alone, or a rogue store server, forging what a
+// sourcing consumer sends (a flow control whose answer is head office's
+// purge, a heartbeat "stalled" naming head office's delete, a delivery
+// of a subject head office does not rewrite) reaches the store's relay
+// at most: head office's stream keeps every record, and takes nothing
+// that is not a record of the store it came through.
+func TestALeafPasswordCannotReachHeadOfficesStream(t *testing.T) {
+	t.Parallel()
+	c := startChain(t, "S001")
+	s1, s2 := c.stores["S001"], c.stores["S002"]
+	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS1")))
+	js2 := jsOf(t, box2)
+	for i := range 3 {
+		_, err := publish(js2, "posd."+merchant+".S002.L1.orders", "", order("S002", "L1", fmt.Sprint("S002_POS1_", i), "paid", 1))
+		require.NoError(t, err)
+	}
+	hub := c.hubStream(t)
+	waitFor(t, 30*time.Second, func() bool { return streamMsgs(t, hub, ">") == 3 }, "S002's records at head office")
+
+	// The rogue store's admin hears its own server deliver to its relay
+	// (the delivery subject, the consumer, its sequence).
+	rogue, _ := connect(t, s1.URL, s1.Admin.Auth)
+	heard := make(chan *nats.Msg, 64)
+	_, err := rogue.ChanSubscribe("posd-deliver.>", heard)
+	require.NoError(t, err)
+	require.NoError(t, rogue.Flush())
+	_, err = publish(jsOf(t, rogue), "posd."+merchant+".S001.L1.orders", "", order("S001", "L1", "S001_POS1_OWN", "paid", 1))
+	require.NoError(t, err)
+	var deliver, ack string
+	for deliver == "" {
+		select {
+		case m := <-heard:
+			if strings.HasPrefix(m.Reply, "$JS.ACK.") {
+				deliver, ack = m.Subject, m.Reply
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("no delivery to the relay heard")
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool { return streamMsgs(t, hub, ">") == 4 }, "S001's record at head office")
+
+	link := dialLeaf(t, c.leafAddr, "s001", "change-me-s001")
+	for _, target := range []string{"$JS.API.STREAM.PURGE.POSD", "$JS.API.STREAM.DELETE.POSD", "$JS.API.CONSUMER.DELETE.POSD.posd-hq"} {
+		link.send(deliver, "", "NATS/1.0 100 Idle Heartbeat\r\nNats-Consumer-Stalled: "+target+"\r\n\r\n", "")
+		link.send(deliver, target, "NATS/1.0 100 FlowControl Request\r\n\r\n", "")
+	}
+	// A delivery of a subject that is no record's: v1 ack reply
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>,
+	// the subject after the @ as a link carries it.
+	tok := strings.Split(ack, ".")
+	require.GreaterOrEqual(t, len(tok), 9, ack)
+	var sseq, dseq uint64
+	fmt.Sscan(tok[5], &sseq)
+	fmt.Sscan(tok[6], &dseq)
+	forged := string(order("S002", "L1", "S002_POS1_0", "refunded", 1<<40))
+	for i, subj := range []string{"posd." + merchant + ".S002.L1.orders.x", "posd." + merchant + ".S002.L1"} {
+		reply := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.%d.%d.0@%s", tok[2], tok[3], sseq+uint64(i)+1, dseq+uint64(i)+1, time.Now().UnixNano(), subj)
+		link.send(deliver, reply, "NATS/1.0\r\n\r\n", forged)
+	}
+
+	// Head office's stream still holds every record of the other store,
+	// and one published now arrives; the rogue's forgeries are at most
+	// its own store's records over again (a sourcing restarted), never a
+	// subject of another store or none.
+	_, err = publish(js2, "posd."+merchant+".S002.L1.orders", "", order("S002", "L1", "S002_POS1_3", "paid", 1))
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, func() bool { return streamMsgs(t, c.hubStream(t), "posd.*.S002.>") == 4 }, "head office's stream, whole, taking S002's next record")
+	info, err := c.hubStream(t).Info(context.Background(), jetstream.WithSubjectFilter(">"))
+	require.NoError(t, err)
+	for subj := range info.State.Subjects {
+		assert.Contains(t, []string{"posd." + merchant + ".S002.L1.orders", "posd." + merchant + ".S001.L1.orders"}, subj)
+	}
+}
+
+// Head office takes a store's backlog whatever its size: the flow
+// control's answers find their way back to the store's relay (a
+// sourcing consumer stops for good once about 2 MB go unanswered).
+func TestHeadOfficeTakesABacklogOfMegabytes(t *testing.T) {
+	t.Parallel()
+	c := startChain(t)
+	s2 := c.stores["S002"]
+	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS1")))
+	js2 := jsOf(t, box2)
+	const n = 500
+	pad := strings.Repeat("x", 10_000) // 5 MB in all
+	for i := range n {
+		b, _ := json.Marshal(map[string]any{"type": "order", "merchant": merchant, "store": "S002", "lane": "L1", "version": 1,
+			"mch_trade_id": fmt.Sprint("S002_POS1_", i), "state": "paid", "phase": "done", "body": pad})
+		_, err := js2.PublishAsync("posd."+merchant+".S002.L1.orders", b)
+		require.NoError(t, err)
+	}
+	select {
+	case <-js2.PublishAsyncComplete():
+	case <-time.After(60 * time.Second):
+		t.Fatal("the store's stream did not take the backlog")
+	}
+	waitFor(t, 120*time.Second, func() bool { return streamMsgs(t, c.hubStream(t), ">") == n }, "the whole backlog at head office")
 }

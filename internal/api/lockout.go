@@ -106,6 +106,14 @@ func (l *Lockout) Try(client string) (done func(wrong bool), ok bool) {
 		}
 		return nil, false
 	}
+	// A quiet client's try outside the global budget counts as a wrong
+	// one until it proves valid: its other tries meanwhile are not quiet,
+	// so many clients at once cannot each add a burst to the global rate.
+	var before time.Time
+	exempt := !spent
+	if exempt {
+		before, g.lastWrong = g.lastWrong, now
+	}
 	return func(wrong bool) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -114,6 +122,9 @@ func (l *Lockout) Try(client string) (done func(wrong bool), ok bool) {
 				g.lastWrong = l.now()
 			}
 			return
+		}
+		if exempt {
+			g.lastWrong = before
 		}
 		if g != nil {
 			g.full = g.full.Add(-l.Interval)

@@ -92,6 +92,34 @@ func TestLockoutBoundsAllClientsTogether(t *testing.T) {
 	assert.True(t, guess(l, clients[0]), "quiet again")
 }
 
+// Quiet clients trying at once, the global budget spent, are let in one
+// try each outside it, not a burst each: many addresses do not multiply
+// the rate. A valid token gives the quiet back.
+func TestLockoutQuietClientsGetOneTryEach(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1e9, 0)}
+	l := NewLockout()
+	l.Now = c.now
+	for i := range l.GlobalBurst {
+		done, ok := l.Try("10.0.0." + strconv.Itoa(i))
+		require.True(t, ok)
+		done(true)
+	}
+	let := 0
+	for i := range 100 {
+		for range l.Burst { // the whole burst at once, before any answer
+			if _, ok := l.Try("10.0.2." + strconv.Itoa(i)); ok {
+				let++
+			}
+		}
+	}
+	assert.Equal(t, 100, let, "one try a quiet client, the global budget spent")
+	done, ok := l.Try("10.0.3.1")
+	require.True(t, ok)
+	done(false) // the till's token
+	_, ok = l.Try("10.0.3.1")
+	assert.True(t, ok, "the till is quiet still")
+}
+
 func TestClientOfGroupsIPv6ByPrefix(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.RemoteAddr = "[2001:db8:1:2:aaaa::1]:5555"

@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -274,6 +275,13 @@ func (c *Consumer) stored(m jetstream.Msg, r *Record, now time.Time) {
 // store's lanes their subjects, docs/fleet), and the body must not claim
 // another, nor hide its own behind tokens of its own before them.
 func fromItsSubject(r *Record, prefix, subject string) error {
+	// A subject turns what it gives a meaning to into _: names holding it
+	// would pass as another's (S.01 on S_01's subject).
+	for _, name := range []string{r.Merchant, r.Store, r.Lane} {
+		if strings.ContainsAny(name, ".*> \t") {
+			return fmt.Errorf("hq: a %s of %q/%q/%q: a name a subject cannot carry", r.Kind, r.Merchant, r.Store, r.Lane)
+		}
+	}
 	if want := fleet.Subject(prefix, r.Merchant, r.Store, r.Lane, r.Kind); subject != want {
 		return fmt.Errorf("hq: a %s of %s/%s/%s published on %s, not %s", r.Kind, r.Merchant, r.Store, r.Lane, subject, want)
 	}

@@ -86,6 +86,9 @@ func startTopology(t *testing.T) *topo {
 	require.NoError(t, err)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
+	for _, d := range []string{"s001", "s002"} {
+		natstest.Relay(t, nc, strings.ToUpper(d), d)
+	}
 	tp.hubStream, err = js.CreateStream(ctx, natstest.FleetStream(t, "hq-stream.json", "MERCHANT", "M1"))
 	require.NoError(t, err, "hq-stream.json on hq.conf, as written")
 	return tp
@@ -183,4 +186,9 @@ func TestRecordOnlyOnItsExactSubject(t *testing.T) {
 	assert.Error(t, fromItsSubject(&r, "posd", "posd.M2.S002.L1.orders"), "another merchant")
 	assert.Error(t, fromItsSubject(&r, "posd", "xM1.S002.L1.orders"))
 	assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S002.L1.orders.more"))
+	for _, look := range []string{"S.002", "S*002", "S>002", "S 002"} { // all S_002 on a subject
+		r, err := Parse(msg("order", look, "X", "paid", "done", 1, 1, 0, time.Now()))
+		require.NoError(t, err)
+		assert.Error(t, fromItsSubject(&r, "posd", "posd.M1.S_002.L1.orders"), "store %q passing as S_002", look)
+	}
 }

@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -110,6 +111,20 @@ func FleetStream(t testing.TB, name string, repl ...string) jetstream.StreamConf
 		t.Fatalf("docs/fleet/%s: %v", name, err)
 	}
 	return c
+}
+
+// Relay makes store's relay at head office (relay-stream.json), as head
+// office's operator does: through the store's account's JetStream API,
+// which head office's account imports under $JS.relay-<domain>.API.
+func Relay(t testing.TB, hqAdmin *nats.Conn, store, domain string) {
+	t.Helper()
+	js, err := jetstream.NewWithAPIPrefix(hqAdmin, "$JS.relay-"+domain+".API")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(context.Background(), FleetStream(t, "relay-stream.json", "S001", store, "s001", domain)); err != nil {
+		t.Fatalf("store %s's relay at head office: %v", store, err)
+	}
 }
 
 // User is a NATS user's nkey: the public key a server's config lists, the
