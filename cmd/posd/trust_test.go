@@ -119,8 +119,8 @@ func TestHeadOfficeConfinesARogueStore(t *testing.T) {
 		require.NoError(t, err, "S002's box publishes its record")
 	}
 	hub := c.hubStream(t)
-	waitFor(t, 20*time.Second, func() bool { return streamMsgs(t, hub, "posd.*.S002.>") == 2 }, "S002's record at head office")
-	waitFor(t, 20*time.Second, func() bool {
+	waitFor(t, 60*time.Second, func() bool { return streamMsgs(t, hub, "posd.*.S002.>") == 2 }, "S002's record at head office")
+	waitFor(t, 60*time.Second, func() bool {
 		got, err := db.Orders(ctx, merchant, "S002")
 		return err == nil && got["S002_POS1_A"].Version == 2
 	}, "S002's record stored by posd-hq")
@@ -146,14 +146,14 @@ func TestHeadOfficeConfinesARogueStore(t *testing.T) {
 	// Head office sources records (subjects of five tokens) and names the
 	// store each came through: the one of seven tokens stays in the
 	// store, the others arrive as store S001's.
-	waitFor(t, 20*time.Second, func() bool { return streamMsgs(t, hub, ">") == before["hq"]+2 }, "the rogue's records at head office")
+	waitFor(t, 60*time.Second, func() bool { return streamMsgs(t, hub, ">") == before["hq"]+2 }, "the rogue's records at head office")
 	assert.Equal(t, uint64(2), streamMsgs(t, hub, "posd.*.S001.L1.orders"), "the rogue's records, as store S001's")
 	assert.Equal(t, uint64(2), streamMsgs(t, hub, "posd.*.S002.>"), "records at head office under S002's subjects: only S002's")
 	// posd-hq refuses them (their subjects are S001's or not a record's);
 	// a record S002's box sends later is stored.
 	_, err = publish(js2, "posd."+merchant+".S002.L1.orders", "S002-A-3", order("S002", "L1", "S002_POS1_A", "refunding", 3))
 	require.NoError(t, err)
-	waitFor(t, 20*time.Second, func() bool {
+	waitFor(t, 60*time.Second, func() bool {
 		got, err := db.Orders(ctx, merchant, "S002")
 		return err == nil && got["S002_POS1_A"].Version == 3
 	}, "S002's next version stored")
@@ -319,7 +319,7 @@ func TestALeafPasswordCannotReachHeadOfficesStream(t *testing.T) {
 		require.NoError(t, err)
 	}
 	hub := c.hubStream(t)
-	waitFor(t, 30*time.Second, func() bool { return streamMsgs(t, hub, ">") == 3 }, "S002's records at head office")
+	waitFor(t, 60*time.Second, func() bool { return streamMsgs(t, hub, ">") == 3 }, "S002's records at head office")
 
 	// The rogue store's admin hears its own server deliver to its relay
 	// (the delivery subject, the consumer, its sequence).
@@ -341,7 +341,7 @@ func TestALeafPasswordCannotReachHeadOfficesStream(t *testing.T) {
 			t.Fatal("no delivery to the relay heard")
 		}
 	}
-	waitFor(t, 30*time.Second, func() bool { return streamMsgs(t, hub, ">") == 4 }, "S001's record at head office")
+	waitFor(t, 60*time.Second, func() bool { return streamMsgs(t, hub, ">") == 4 }, "S001's record at head office")
 
 	link := dialLeaf(t, c.leafAddr, "s001", "change-me-s001")
 	for _, target := range []string{"$JS.API.STREAM.PURGE.POSD", "$JS.API.STREAM.DELETE.POSD", "$JS.API.CONSUMER.DELETE.POSD.posd-hq"} {
@@ -368,7 +368,7 @@ func TestALeafPasswordCannotReachHeadOfficesStream(t *testing.T) {
 	// subject of another store or none.
 	_, err = publish(js2, "posd."+merchant+".S002.L1.orders", "", order("S002", "L1", "S002_POS1_3", "paid", 1))
 	require.NoError(t, err)
-	waitFor(t, 30*time.Second, func() bool { return streamMsgs(t, c.hubStream(t), "posd.*.S002.>") == 4 }, "head office's stream, whole, taking S002's next record")
+	waitFor(t, 60*time.Second, func() bool { return streamMsgs(t, c.hubStream(t), "posd.*.S002.>") == 4 }, "head office's stream, whole, taking S002's next record")
 	info, err := c.hubStream(t).Info(context.Background(), jetstream.WithSubjectFilter(">"))
 	require.NoError(t, err)
 	for subj := range info.State.Subjects {
