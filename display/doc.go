@@ -1,5 +1,5 @@
 // Package display shows what happens at a lane to the customer and the
-// cashier. checkout publishes an Event to a Hub for every change of a lane:
+// cashier. The lanes (internal/lane) publish an Event to a Hub for every change of a lane:
 // a charge awaiting a scan, paying, paid, declined, a scan refused, the
 // gateway offline, a device come or gone. Each display subscribes with its
 // own bounded queue and runs on its own goroutine (RunDevice, Printer.Run,

@@ -2,7 +2,7 @@
 // six calls (pay, query, reverse, order_close, refund, refund_query), signs
 // them with the merchant key, and classifies every answer into a Result.
 // A scanned code reaches it only as the AuthCode of a PayRequest that the
-// poller sends for an order checkout has journaled; the Result goes back to
+// poller sends for an order a lane has journaled; the Result goes back to
 // the poller's state machine, which alone decides what happens next. The
 // package knows no lane, device, display or journal.
 //

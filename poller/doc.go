@@ -1,8 +1,8 @@
 // Package poller drives every payment attempt to a final state. An attempt
-// is an Order: one code, one mch_trade_id, forever. checkout journals a new
+// is an Order: one code, one mch_trade_id, forever. The lane journals a new
 // order in its pay phase and hands it to Launch, which sends the pay at
 // once; from then on the poller alone makes the order's gateway calls, and
-// it tells checkout of every change through Options.OnUpdate.
+// it tells the lane of every change through Options.OnUpdate.
 //
 // The flow is a pure state machine, Step: given an order, the classified
 // answer to the call its phase made, and the time, it returns the next

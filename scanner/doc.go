@@ -16,7 +16,7 @@
 //
 // Router checks a code against the wallet table (digits, prefix, length)
 // and names its wallet and pay_type; Dedup makes the same code read twice
-// within a window one scan. checkout uses both before anything is written.
+// within a window one scan. The lane uses both before anything is written.
 //
 // A reader never pays: it does not talk to the gateway, never sees a
 // charge or an order, and nothing comes back to it from a payment. A

@@ -26,7 +26,7 @@ import (
 	"example.com/posd/scanner"
 )
 
-// Server serves the API over a checkout service.
+// Server serves the API over the lanes' service (lane.Service).
 type Server struct {
 	svc     *lane.Service
 	hist    History

@@ -9,7 +9,7 @@
 // scanner.
 //
 // Handlers only translate: they decode strictly (an unknown field is an
-// error), call checkout.Service, and map its errors to status codes (404,
+// error), call lane.Service, and map its errors to status codes (404,
 // 409, 422, 503). The package keeps no state about charges or orders and
 // never calls the gateway, the poller or the journal itself.
 //

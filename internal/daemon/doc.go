@@ -1,15 +1,15 @@
 // Package daemon wires posd together and runs it: the gateway client (or
 // the sandbox, embedded and listening on loopback), the journal, the
-// poller, checkout's lanes, the scanners, the displays, the local API and
+// poller, the lanes (internal/lane), the scanners, the displays, the local API and
 // the link probe. cmd/posd only parses flags and calls Run, or Scan, which
 // reads the scanners and pays nothing.
 //
 // Start-up goes in the order that keeps money safe. The journal is checked
 // in a process of its own (bbolt may panic on damage) and, if damaged,
 // opened read-only with the lanes out of service. Displays start before
-// checkout publishes the lanes' state. The poller resumes every unfinished
+// the lanes publish their state. The poller resumes every unfinished
 // order before the API or a scanner can start a new one. Each scanner hands
-// its codes to checkout through a small queue, so that the reader keeps
+// its codes to its lane through a small queue, so that the reader keeps
 // draining its device while a pay's journal commit runs; a code read while
 // posd stops is not paid.
 //

@@ -1,7 +1,7 @@
 // Package defect puts back, on purpose, the money-path defects that issue 9
 // fixed, one at a time, so that the simulation (internal/sim) can prove it
 // catches each of them: a check that never fails proves nothing. The
-// journal, the poller and checkout ask On(n) at the spot where defect n
+// journal, the poller and the lanes ask On(n) at the spot where defect n
 // lived.
 //
 // Only a binary built with the posd_defects tag can turn one on; in every

@@ -24,7 +24,7 @@ const formatFlate = 0x01
 // makes every value written before unreadable: add a format byte instead.
 // DEFLATE codes a near match in fewer bits, so the commonest text comes
 // last: a final order, and before it a charge; rarer fields and values
-// first. The names are those of poller.Order and checkout.Charge, copied
+// first. The names are those of money.Order and money.Charge, copied
 // (the journal knows nothing of its callers' types); the values, the
 // shipped configuration's.
 const dictText = `"attach":"","op_user_id":"","goods_tag":"","adopt":true,"seen":true,` +

@@ -2,7 +2,7 @@
 // confirmation and every charge, written and fsync'd before the request
 // that depends on it leaves the box. It owns its schema: the house's
 // records (internal/money) are written only through its typed operations
-// (records.go), each one change in the caller's transaction. checkout
+// (records.go), each one change in the caller's transaction. The lane
 // records a scan's attempt — the code's hash, the order and its charge —
 // in one transaction before the pay (RecordAttempt); the poller saves each
 // step before the next call (SaveStep, in a Batch: concurrent steps share

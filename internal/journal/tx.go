@@ -90,7 +90,7 @@ func (t *Tx) putRecord(bucket, key string, v any, old, now entries, done bool, l
 // times). Appended keys only land in the last page, so the pages split off
 // behind it are not written again, and bbolt's default (half full; with an
 // order's 714 bytes of JSON, a third) wastes the rest. Random keys keep the
-// default (codes; charges, whose ids checkout draws at random): at 90% an
+// default (codes; charges, whose ids the lane draws at random): at 90% an
 // insert into a full page splits it into a full one and an almost empty
 // one (charges' pages were 40% full instead of 69%). bbolt does not store
 // the setting: it is set on the handle in each transaction that writes.
