@@ -70,7 +70,7 @@ fuzz:
 # detector on, then the seeds that ever failed. It prints how often it
 # reached each transition of the state machine, and fails, at CI's budget
 # or more, if one was never reached; then each money-path defect
-# of issue 9, put back on purpose (-tags posd_defects), must be caught
+# (internal/defect), put back on purpose (-tags posd_defects), must be caught
 # within DEFECT_SEEDS seeds of DEFECT_EVENTS events.
 #   make sim SEED=123 SEEDS=1 EVENTS=20000   replays one seed
 sim: SEED ?= 1
@@ -125,7 +125,7 @@ deb: build
 	sed 's/@VERSION@/$(DEBVER)/; s/@ARCH@/$(ARCH)/' packaging/debian/control.in > $(BIN)/deb/DEBIAN/control
 	dpkg-deb --root-owner-group --build $(BIN)/deb $(BIN)/posd_$(DEBVER)_$(ARCH).deb
 
-# The installed box (TestInstalledBox, issue 10 §4): a Debian guest with
+# The installed box (TestInstalledBox): a Debian guest with
 # systemd under QEMU (.ci/box-image builds it once, as root, into
 # BOX_CACHE), the package made by `make deb` installed as the README says,
 # the service checked. The guest's console, the test's transcript and

@@ -295,7 +295,7 @@ func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, err
 			// A call is in flight: say what posd is doing with the order.
 			var o money.Order
 			_ = p.opt.Journal.View(func(tx *journal.Tx) error { o, _, _ = tx.Order(id); return nil })
-			if o.MchTradeID != "" && !o.NeedsAttention() && !defect.On(4) {
+			if o.MchTradeID != "" && !o.NeedsAttention() && !defect.On(defect.ResolveWhileConfirming) {
 				return money.Order{}, fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase))
 			}
 			return money.Order{}, ErrBusy
@@ -315,7 +315,7 @@ func (p *Poller) Resolve(id string, d Decision, now time.Time) (money.Order, err
 		if o.Phase == money.PhaseDone {
 			return journal.Fail(fmt.Errorf("%w: order %s is final (%s): nothing to resolve", ErrNotResolvable, id, o.State))
 		}
-		if !o.NeedsAttention() && !defect.On(4) {
+		if !o.NeedsAttention() && !defect.On(defect.ResolveWhileConfirming) {
 			return journal.Fail(fmt.Errorf("%w: order %s is still being confirmed by posd (%s); only an order that needs attention is resolved", ErrNotResolvable, id, doing(o.Phase)))
 		}
 		if d.RefundedFee > o.TotalFee {

@@ -49,7 +49,7 @@ func Step(o money.Order, r payment.Result, now time.Time, p Policy) money.Order 
 	switch {
 	case r.Outcome == payment.NotSent && o.Phase != money.PhasePay:
 		r.Outcome = payment.Unknown // only a pay ends on "never sent"; the rest is asked again
-	case r.Outcome == payment.NotFound && o.Seen && o.Phase != money.PhaseRefundQuery && !defect.On(6): // that 301 is about the refund
+	case r.Outcome == payment.NotFound && o.Seen && o.Phase != money.PhaseRefundQuery && !defect.On(defect.NotFoundAfterSignedAnswer): // that 301 is about the refund
 		// A signed answer showed this order: a 301 now is a lagging
 		// replica or a fault, never proof that nothing was created.
 		r.Outcome, r.Reason = payment.Unknown, "not found (301), though a signed answer showed the order: "+r.Reason
@@ -176,7 +176,7 @@ func stepPay(o *money.Order, r payment.Result, now time.Time, p Policy) {
 		end(o, money.Failed, now)
 		o.ErrMsg = "gateway unreachable — not charged, take another payment method"
 	case payment.Duplicate:
-		if defect.On(3) { // taken for posd's own order, as before
+		if defect.On(defect.ReusedIDsAdopted) { // taken for posd's own order, as before
 			o.Phase, o.Queries, o.NextAt = money.PhaseQuery, 0, now
 			return
 		}
@@ -272,7 +272,7 @@ func settle(o *money.Order, r payment.Result, now time.Time) {
 	switch {
 	case r.Outcome == payment.NotFound:
 		end(o, money.Failed, now)
-	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && !defect.On(2):
+	case r.Outcome == payment.Paid && r.TradeState == payment.StateRefunding && !defect.On(defect.ReverseTakenForPaid):
 		switch {
 		case (o.RefundBy == "fallback" || o.ReverseSent) && o.Phase != money.PhaseVerify && !o.Restored:
 			// Paid too late; posd's reverse or fallback refunds it. (An

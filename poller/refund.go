@@ -33,8 +33,8 @@ func startRefundOf(o *money.Order, by string, fee int64, id string, now time.Tim
 		fee = o.TotalFee - o.RefundedFee
 	}
 	o.Phase, o.RefundID, o.RefundBy, o.Tries, o.NextAt = money.PhaseRefundQuery, id, by, 0, now
-	o.RefundFee, o.RefundResult, o.RefundCheck, o.RefundFound = fee, "", !defect.On(10), false
-	if defect.On(10) {
+	o.RefundFee, o.RefundResult, o.RefundCheck, o.RefundFound = fee, "", !defect.On(defect.RefundIDByCount), false
+	if defect.On(defect.RefundIDByCount) {
 		o.Phase = money.PhaseRefund // sent at once, as before
 	}
 	o.RefundUnknown, o.RefundSends, o.RefundMissing = false, 0, 0
@@ -129,7 +129,7 @@ func stepRefund(o *money.Order, r payment.Result, now time.Time, p Policy) {
 		// In progress: refund_query follows it.
 		o.Phase, o.Tries, o.NextAt = money.PhaseRefundQuery, 0, now.Add(p.ReverseInterval)
 	case payment.Rejected:
-		if o.RefundUnknown && !defect.On(5) {
+		if o.RefundUnknown && !defect.On(defect.LostRefundAnswerTakenAsRefused) {
 			o.Phase, o.Tries, o.NextAt = money.PhaseRefundQuery, 0, now
 			return
 		}
@@ -142,7 +142,7 @@ func stepRefund(o *money.Order, r payment.Result, now time.Time, p Policy) {
 		}
 		o.NextAt = now.Add(p.ReverseInterval)
 	default:
-		if defect.On(5) { // sent again at once, as before
+		if defect.On(defect.LostRefundAnswerTakenAsRefused) { // sent again at once, as before
 			o.Tries++
 			o.NextAt = now.Add(p.ReverseInterval)
 			return
@@ -261,7 +261,7 @@ func endDiscovery(o *money.Order, now time.Time) {
 	switch {
 	case o.RefundedFee >= o.TotalFee:
 		end(o, money.Refunded, now)
-	case unaccounted && defect.On(11) && o.RefundedFee == 0:
+	case unaccounted && defect.On(defect.UnaccountedRefundInFull) && o.RefundedFee == 0:
 		end(o, money.Refunded, now) // taken for a refund in full, as before
 	case unaccounted:
 		// The gateway shows a refund (trade_state 1) that posd cannot

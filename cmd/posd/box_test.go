@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The installed box (issue 10 §4): a real Debian stable with systemd,
+// The installed box: a real Debian stable with systemd,
 // booted under QEMU, with the package `make deb` builds installed exactly
 // as the README's "Running it in stores" says (dpkg -i, fill in
 // /etc/posd/config.yaml, install the key, systemctl enable --now posd),
@@ -47,7 +47,7 @@ import (
 // of running `make deb` twice; POSD_BOX_ACCEL=kvm uses KVM (the default is
 // TCG: nested KVM has been seen to hang the guest's boot).
 //
-// Checks that fail say what the README or issue 10 asks; the ones that do
+// Checks that fail say what the README asks; the ones that do
 // not stop the rest are collected and listed at the end.
 
 const boxAgentPort = "org.posd.agent"
@@ -156,7 +156,7 @@ func TestInstalledBox(t *testing.T) {
 	g.run("stat -c '%U:%G %a %n' /etc/posd /etc/posd/config.yaml /etc/posd/merchant.key", time.Minute)
 	perms, _ := g.run("stat -c '%U:%G %a' /etc/posd/config.yaml", time.Minute)
 	_, rc = g.run("setpriv --reuid=posd --regid=posd --init-groups cat /etc/posd/config.yaml >/dev/null", time.Minute)
-	check(rc == 0, "the packaged /etc/posd/config.yaml (%s) is not readable by the posd user: the service cannot read its config (issue 10 §3)", strings.TrimSpace(perms))
+	check(rc == 0, "the packaged /etc/posd/config.yaml (%s) is not readable by the posd user: the service cannot read its config", strings.TrimSpace(perms))
 	// The template says to run check-config after filling it in.
 	out2, rc := g.run("posd check-config -config /etc/posd/config.yaml", time.Minute)
 	check(rc == 0, "posd check-config -config /etc/posd/config.yaml, as the template says, refuses the filled-in config (exit %d): %s", rc, strings.TrimSpace(out2))
@@ -196,7 +196,7 @@ func TestInstalledBox(t *testing.T) {
 	if len(f) >= 3 {
 		for _, grp := range strings.Split(f[2], ",") {
 			check(grp != "input" && grp != "dialout" && grp != "root",
-				"posd runs with the supplementary group %s (groups %s): issue 10 §3 wants only the devices it is configured for", grp, f[2])
+				"posd runs with the supplementary group %s (groups %s): posd should have only the devices it is configured for", grp, f[2])
 		}
 	}
 	status, _ := g.run("grep -E '^(Uid|Gid|Groups|CapEff|NoNewPrivs):' /proc/"+pid+"/status", time.Minute)
@@ -206,7 +206,7 @@ func TestInstalledBox(t *testing.T) {
 	if kbd = strings.TrimSpace(kbd); check(kbd != "", "no QEMU USB keyboard in /dev/input/by-id") {
 		g.run("ls -lL "+kbd, time.Minute)
 		_, rc = g.run("setpriv --reuid=posd --regid=posd --init-groups dd if="+kbd+" of=/dev/null count=0 status=none", time.Minute)
-		check(rc != 0, "the posd user can open the cashier's keyboard %s (issue 10 §3)", kbd)
+		check(rc != 0, "the posd user can open the cashier's keyboard %s", kbd)
 	}
 
 	// A scan on the template's own scanner, an FTDI USB serial adapter

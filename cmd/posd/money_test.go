@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The money-path defects of issue 9, each through the real binary. Each
-// test failed on the main this issue was filed against.
+// Money-path defects posd once had (internal/defect names them for the
+// simulation), each through the real binary.
 
 // sse collects the data lines of a server-sent event stream.
 type sse struct {

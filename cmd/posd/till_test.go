@@ -14,7 +14,7 @@ import (
 	"example.com/posd/payment/sandbox"
 )
 
-// What a till does in a day (issue 13), through the real binary against
+// What a till does in a day, through the real binary against
 // the standalone sandbox: partial refunds until the paid amount is used
 // up, a lost reply found again by the till's reference, totals per cashier
 // and shift, the wallet's coupon on the receipt, and a reconciliation that

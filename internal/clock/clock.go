@@ -198,7 +198,7 @@ func earlier(a, b time.Time) time.Time {
 // be pruned: by the observed time, so that a clock run ahead makes nothing
 // old.
 func (c *Clock) Cutoff(keep time.Duration) time.Time {
-	if defect.On(15) {
+	if defect.On(defect.PruneByWallClock) {
 		return c.wall().Add(-keep)
 	}
 	return c.Observed().Add(-keep)
@@ -215,7 +215,7 @@ func (c *Clock) Future(t time.Time) bool { return t.After(c.wall().Add(Tolerance
 // keeps one open for another sale. (Pruning, which can only err one way,
 // goes by the observed time instead: Cutoff.)
 func (c *Clock) Within(t time.Time, d time.Duration) bool {
-	if defect.On(14) {
+	if defect.On(defect.OneSidedWindow) {
 		return c.wall().Sub(t) <= d
 	}
 	return !c.Future(t) && c.wall().Sub(t) <= d

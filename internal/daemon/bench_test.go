@@ -41,7 +41,7 @@ func BenchmarkScanToPay(b *testing.B) {
 	b.Run("stdin", func(b *testing.B) { benchScanToPay(b, false, fleetOff) })
 	b.Run("serial-pty", func(b *testing.B) { benchScanToPay(b, true, fleetOff) })
 	// The outbox written in the scan's transaction, and the publisher
-	// sending it to a real JetStream meanwhile (issue 14: no cost
+	// sending it to a real JetStream meanwhile (no cost
 	// measurable).
 	b.Run("stdin-fleet", func(b *testing.B) { benchScanToPay(b, false, fleetBroker) })
 	// The outbox alone: the broker cannot be reached (a store offline).
@@ -190,7 +190,7 @@ lanes:
 }
 
 // BenchmarkJournalFsync is the journal's own cost on the scan path: one
-// order written and fsync'd. With the outbox on (issue 14: its cost on the
+// order written and fsync'd. With the outbox on (its cost on the
 // scan path must not be measurable), each write also adds its entry, and
 // removes the entries the broker acknowledged since the last write:
 // "outbox" acknowledges each write's entry before the next, as a publisher

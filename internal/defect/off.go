@@ -2,11 +2,11 @@
 
 package defect
 
-// On reports whether defect n is put back: never, in this build.
-func On(int) bool { return false }
+// On reports whether d is put back: never, in this build.
+func On(Defect) bool { return false }
 
 // Set is a no-op in this build.
-func Set(int) {}
+func Set(Defect) {}
 
 // Enabled reports whether this build can put defects back.
 const Enabled = false

@@ -6,11 +6,11 @@ import "sync/atomic"
 
 var active atomic.Int32
 
-// On reports whether defect n is put back.
-func On(n int) bool { return int(active.Load()) == n }
+// On reports whether d is put back.
+func On(d Defect) bool { return Defect(active.Load()) == d }
 
-// Set puts defect n back (0: none).
-func Set(n int) { active.Store(int32(n)) }
+// Set puts d back (0: none).
+func Set(d Defect) { active.Store(int32(d)) }
 
 // Enabled reports whether this build can put defects back.
 const Enabled = true

@@ -209,7 +209,7 @@ func (j *Journal) init(tx *bolt.Tx) error {
 	// disk image cloned to a second box, holds a counter that was already
 	// used, and ids made from it would name orders the gateway has.
 	prev := m.Get(keyEpoch)
-	if prev != nil && defect.On(3) {
+	if prev != nil && defect.On(defect.ReusedIDsAdopted) {
 		j.epoch = string(prev)
 		return nil
 	}

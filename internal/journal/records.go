@@ -125,7 +125,7 @@ func (t *Tx) SaveStep(o *money.Order, now time.Time) (money.Settled, error) {
 	prev := c
 	if money.Settle(&c, o, now) {
 		st.Changed = true
-		if defect.On(8) { // the charge left to a write of its own, which a crash may never make
+		if defect.On(defect.ChargeStepApart) { // the charge left to a write of its own, which a crash may never make
 			st.Charge = c
 			return st, nil
 		}

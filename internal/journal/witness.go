@@ -105,7 +105,7 @@ func (j *Journal) checkWitness(tx *bolt.Tx, m *bolt.Bucket) error {
 	j.restored = j.seen.behind(run, txid) || j.away.behind(run, txid) ||
 		used && !j.seen.found && !j.away.found || // a journal that ran before, and no witness
 		used && j.away.f != nil && !j.away.found && m.Get(keyAway) != nil // the witness away was kept, and is not here
-	if defect.On(9) { // the witness beside the journal only, as before
+	if defect.On(defect.WitnessBesideJournal) { // the witness beside the journal only, as before
 		j.restored = j.seen.behind(run, txid)
 	}
 	// A copy stays one until its paid orders are marked to be asked again

@@ -27,7 +27,7 @@ func (s *Service) byReference(req OpenRequest) (money.Charge, bool, error) {
 		prev, found, err = tx.ChargeByReference(req.Lane, req.Reference)
 		return err
 	})
-	if err != nil || !found || !s.within("charge", prev.ID, prev.CreatedAt, s.referenceWindow()) || prev.State == money.Canceled && !defect.On(13) {
+	if err != nil || !found || !s.within("charge", prev.ID, prev.CreatedAt, s.referenceWindow()) || prev.State == money.Canceled && !defect.On(defect.CanceledKeepsReference) {
 		return money.Charge{}, false, err
 	}
 	if prev.TotalFee != req.TotalFee {

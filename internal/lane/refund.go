@@ -58,7 +58,7 @@ func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool
 	}
 	mch := poller.RefundIDFor(paid.MchTradeID, req.RefundID)
 	switch {
-	case defect.On(10): // numbered by the count a restored journal rewinds, as before
+	case defect.On(defect.RefundIDByCount): // numbered by the count a restored journal rewinds, as before
 		mch = poller.RefundIDN(paid.MchTradeID, len(refunds)+1)
 	case req.Rest:
 		mch = poller.RestRefundID(paid.MchTradeID)

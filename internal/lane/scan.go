@@ -119,7 +119,7 @@ func (s *Service) attempt(l *lane, c *money.Charge, code string, wallet scanner.
 	o.Subject, o.Body, o.Attach, o.OpUserID, o.GoodsTag = orDefault(c.Subject, l.cfg.Subject), orDefault(c.Body, l.cfg.Body), c.Attach, c.OpUserID, c.GoodsTag
 	o.Shift = c.Shift
 	o = money.NewOrder(o, now)
-	if err := o.CheckPay(s.opt.StoreID); err != nil && !defect.On(7) {
+	if err := o.CheckPay(s.opt.StoreID); err != nil && !defect.On(defect.CodeBurnedAtPay) {
 		return o, next, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return o, next, nil
@@ -165,7 +165,7 @@ func orDefault(v, d string) string {
 // so that a pay is never refused on the box after the customer's code was
 // taken. The error names the field.
 func (s *Service) payable(l *lane, req OpenRequest) error {
-	if defect.On(7) {
+	if defect.On(defect.CodeBurnedAtPay) {
 		return nil
 	}
 	if now := s.now(); now.Year() < 2020 {

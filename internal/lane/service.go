@@ -309,7 +309,7 @@ func (s *Service) within(kind, id string, at time.Time, d time.Duration) bool {
 
 // future says whether a record is dated in the future, and reports it.
 func (s *Service) future(kind, id string, at time.Time) bool {
-	if defect.On(14) {
+	if defect.On(defect.OneSidedWindow) {
 		return false
 	}
 	if s.opt.Clock.Future(at) {

@@ -52,7 +52,7 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 		return // still paying: the view shows the attempt's progress
 	}
 	ev := stepEvent(&o, &st)
-	if (l == s.retired || l.current != c.ID) && !defect.On(1) {
+	if (l == s.retired || l.current != c.ID) && !defect.On(defect.StaleChargeShown) {
 		s.lateLocked(l, c, &o, ev)
 		return
 	}

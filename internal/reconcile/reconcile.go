@@ -235,7 +235,7 @@ func (r *Reconciler) check(ctx context.Context, run *money.ReconcileRun, listed 
 // order that moved while it was asked (a refund, a step) is asked again,
 // a few times. ok is false when it kept moving.
 func (r *Reconciler) ask(ctx context.Context, listed *money.Order) (money.Order, payment.Result, bool) {
-	if defect.On(12) { // the list's copy, as before
+	if defect.On(defect.ReconcileAgainstStart) { // the list's copy, as before
 		return *listed, r.Gateway.Query(ctx, payment.OrderRef{MchTradeID: listed.MchTradeID}, listed.TotalFee), true
 	}
 	read := func() (money.Order, bool) {

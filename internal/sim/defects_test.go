@@ -15,9 +15,9 @@ import (
 func TestSimulationCatchesDefects(t *testing.T) {
 	seeds := envInt("POSD_SIM_DEFECT_SEEDS", 200)
 	events := envInt("POSD_SIM_DEFECT_EVENTS", 5000)
-	only := envInt("POSD_SIM_DEFECT", 0) // one defect alone, to study it
-	for n := 1; n <= 15; n++ {
-		if only != 0 && n != only {
+	only := envInt("POSD_SIM_DEFECT", 0) // one defect alone (its number in defect.All), to study it
+	for _, n := range defect.All {
+		if only != 0 && int(n) != only {
 			continue
 		}
 		defect.Set(n)
@@ -27,11 +27,11 @@ func TestSimulationCatchesDefects(t *testing.T) {
 			r := runSeed(t, s, events)
 			if r.Failed() {
 				caught = true
-				t.Logf("defect %d caught by seed %d after %d events: %s", n, s, r.Events, r.Violations[0])
+				t.Logf("defect %s caught by seed %d after %d events: %s", n, s, r.Events, r.Violations[0])
 			}
 		}
 		if !caught {
-			t.Errorf("defect %d put back, and %d seeds × %d events did not catch it", n, seeds, events)
+			t.Errorf("defect %s put back, and %d seeds × %d events did not catch it", n, seeds, events)
 		}
 	}
 	defect.Set(0)
