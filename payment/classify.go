@@ -48,7 +48,7 @@ func (o Outcome) String() string {
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
 
-// Gateway error codes (PROTOCOL.md, Envelope).
+// Gateway error codes (docs/protocol.md, "Error codes").
 const (
 	CodeOK             = 0
 	CodeParseError     = 100

@@ -1,4 +1,4 @@
-// Package payment speaks the gateway protocol of PROTOCOL.md: it builds the
+// Package payment speaks the gateway protocol of docs/protocol.md: it builds the
 // six calls (pay, query, reverse, order_close, refund, refund_query), signs
 // them with the merchant key, and classifies every answer into a Result.
 // A scanned code reaches it only as the AuthCode of a PayRequest that the

@@ -85,7 +85,8 @@ func ValidTradeID(id string) bool {
 
 func validTime(t int64) bool { return t >= 1_000_000_000 && t <= 9_999_999_999 }
 
-// Validate checks every field rule of PROTOCOL.md before the pay leaves.
+// Validate checks every field rule of docs/protocol.md, "Field rules
+// checked on the box", before the pay leaves.
 func (r *PayRequest) Validate() error {
 	switch {
 	case !ValidTradeID(r.MchTradeID):

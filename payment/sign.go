@@ -21,10 +21,10 @@ func byKey(a, b Param) int { return strings.Compare(a.Key, b.Key) }
 const upperHex = "0123456789ABCDEF"
 
 // Sign returns the upper-case hex MD5 signature of params under key, as
-// PROTOCOL.md defines it: empty values dropped, keys in byte order, k=v
-// joined with '&', then "&key=KEY". params is sorted in place if it is not
-// sorted already; the request builders emit sorted lists so that the hot
-// path never sorts.
+// docs/protocol.md, "Signing", defines it: empty values dropped, keys in
+// byte order, k=v joined with '&', then "&key=KEY". params is sorted in
+// place if it is not sorted already; the request builders emit sorted
+// lists so that the hot path never sorts.
 func Sign(params []Param, key string) string {
 	var out [32]byte
 	signInto(&out, params, key)

@@ -12,16 +12,17 @@
 // never sent again: the full code lives in memory only, and is dropped as
 // soon as the pay has any outcome.
 //
-// DefaultPolicy is PROTOCOL.md's schedule: query every 5 s, six times;
-// then reverse, a few times more while the gateway answers recall Y or
-// nothing trusted; a gateway without reverse gets the fallback instead
-// (query, then refund a paid order or close an unpaid one); then one
-// confirming query decides what posd reports. An order still unknown after
-// that needs attention: the reconciler asks again, ever less often, and
-// reverses it if it is still open, until an answer or an operator settles
-// it. Along the way an Unknown answer never becomes a decline, a 301 after
-// a signed answer showed the order is never taken for "nothing was
-// created", and trade_state 1 (a refund started) is never "paid".
+// DefaultPolicy is the schedule of docs/protocol.md, "The confirmation
+// flow": query every 5 s, six times; then reverse, a few times more while
+// the gateway answers recall Y or nothing trusted; a gateway without
+// reverse gets the fallback instead (query, then refund a paid order or
+// close an unpaid one); then one confirming query decides what posd
+// reports. An order still unknown after that needs attention: the
+// reconciler asks again, ever less often, and reverses it if it is still
+// open, until an answer or an operator settles it. Along the way an
+// Unknown answer never becomes a decline, a 301 after a signed answer
+// showed the order is never taken for "nothing was created", and
+// trade_state 1 (a refund started) is never "paid".
 //
 // Run dispatches due orders with a bounded number of calls in flight; Wait
 // lets those finish on shutdown, then cuts them short and leaves the rest

@@ -28,7 +28,7 @@ func (p Policy) longestWait() time.Duration {
 	return max(p.ReconcileMax, p.QueryInterval, p.ReverseInterval, p.ReconcileInterval)
 }
 
-// DefaultPolicy is PROTOCOL.md's schedule.
+// DefaultPolicy is the schedule of docs/protocol.md, "The confirmation flow".
 func DefaultPolicy() Policy {
 	return Policy{
 		QueryInterval:     5 * time.Second,

@@ -16,8 +16,8 @@ type Wallet struct {
 	MaxLength int      `yaml:"max_length"`
 }
 
-// DefaultWallets is PROTOCOL.md's table. UnionPay is left out: a merchant
-// who has it adds its row in the config.
+// DefaultWallets is the table of docs/protocol.md, "Payment codes".
+// UnionPay is left out: a merchant who has it adds its row in the config.
 func DefaultWallets() []Wallet {
 	return []Wallet{
 		{Name: "wechat", PayType: "wechat.micro", Prefixes: []string{"10", "11", "12", "13", "14", "15"}, MinLength: 18, MaxLength: 18},

@@ -140,8 +140,9 @@ type Charges struct {
 	ReferenceWindow time.Duration `yaml:"reference_window"`
 }
 
-// Refunds are the gateway's limits on refunding a payment (PROTOCOL.md):
-// a refund past them is refused on the box, before anything is sent.
+// Refunds are the gateway's limits on refunding a payment (docs/protocol.md,
+// "Refund limits"): a refund past them is refused on the box, before
+// anything is sent.
 type Refunds struct {
 	MaxPerOrder int           `yaml:"max_per_order"` // refunds of one payment (the gateway's: 50)
 	MaxAge      time.Duration `yaml:"max_age"`       // how long after the payment (the gateway's: a year)

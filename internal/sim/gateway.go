@@ -23,7 +23,7 @@ import (
 )
 
 // The gateway model: a ledger that is the truth, answering each call with
-// a behaviour PROTOCOL.md allows. Every choice comes from the seed and the
+// a behaviour docs/protocol.md allows. Every choice comes from the seed and the
 // call (order id, call kind, how many such calls came before), never from
 // the order in which goroutines happen to run.
 
@@ -104,7 +104,7 @@ type Gateway struct {
 	faulty     bool
 	calm       bool // the faults stopped for good (heal): no order is hostile any more
 	noReverse  bool
-	keepsTS0   bool // trade_state stays 0 after a refund (PROTOCOL.md: some gateways of the family)
+	keepsTS0   bool // trade_state stays 0 after a refund (docs/protocol.md, "Refunds": some gateways of the family)
 	generation int
 	seq        int
 	failed     map[string]string // mch_refund_id -> order, of refunds answered -1 and not made since
@@ -433,7 +433,8 @@ func (g *Gateway) pay(get func(string) string, f fault) ([]payment.Param, int) {
 		// it may lag through the whole confirmation window; otherwise only
 		// for seconds: a 301 through every query and the reverse, with no
 		// signed answer ever, is what "nothing was created" looks like
-		// (PROTOCOL.md, row 86), and posd rightly takes it so.
+		// (docs/protocol.md, "The sandbox gateway", row 86), and posd rightly
+		// takes it so.
 		lag := time.Duration(1+r.IntN(20)) * time.Second
 		if f == noFault {
 			lag = time.Duration(1+r.IntN(300)) * time.Second

@@ -11,7 +11,8 @@ import (
 	"example.com/posd/payment"
 )
 
-// Scenarios, by the last two digits of the payment code (PROTOCOL.md).
+// Scenarios, by the last two digits of the payment code (docs/protocol.md,
+// "The sandbox gateway").
 const (
 	scPayingThenPaid   = 80
 	scPayingForever    = 81
@@ -284,7 +285,7 @@ func (s *Sandbox) refund(r request) answer {
 }
 
 // refundOf gives fee of o back under rid, within the gateway's limits
-// (PROTOCOL.md, as this family documents them): no more than was paid, at
+// (docs/protocol.md, "Refund limits"): no more than was paid, at
 // most MaxRefunds refunds of a payment, and within RefundWindow of it.
 // The caller holds s.mu.
 func (s *Sandbox) refundOf(o *Order, rid string, fee int64) (*Refund, error) {

@@ -1,5 +1,5 @@
 // Package sandbox is a payment gateway simulator that speaks the protocol of
-// PROTOCOL.md, signature checks included. The last two digits of a payment
+// docs/protocol.md, signature checks included. The last two digits of a payment
 // code choose what happens, so that every path can be played by typing a
 // code. It keeps a ledger that tests compare with what posd believes.
 package sandbox
@@ -38,7 +38,7 @@ type Options struct {
 	// family report it, instead of 4.
 	RefundingAfterReverse bool
 	// RefundKeepsTradeState: the order keeps showing trade_state 0 after a
-	// refund, as some gateways of the family do (PROTOCOL.md "Refunds");
+	// refund, as some gateways of the family do (docs/protocol.md, "Refunds");
 	// refund_query still answers the refund.
 	RefundKeepsTradeState bool
 	// Now is the clock (time.Now when nil).
