@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"errors"
+	"example.com/posd/internal/httpguard"
 	"flag"
 	"fmt"
 	"net"
@@ -24,11 +25,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"example.com/posd/internal/api"
-	"example.com/posd/internal/config"
 	"example.com/posd/internal/hq"
 	"example.com/posd/internal/natsauth"
-	"example.com/posd/payment"
+	"example.com/posd/internal/secret"
 )
 
 func main() {
@@ -75,7 +74,7 @@ func run(args []string) error {
 	defer store.Close()
 	opts := []nats.Option{nats.Name("posd-hq"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
 	if *creds != "" {
-		c, err := config.ReadSecret(*creds) // the same checks as a box's key
+		c, err := secret.Read(*creds) // the same checks as a box's key
 		if err != nil {
 			return err
 		}
@@ -100,7 +99,7 @@ func run(args []string) error {
 		return err
 	}
 	access := hq.Access{Listen: ln.Addr().String(), Hosts: strings.Split(*hosts, ","), Token: token}
-	ln = api.LimitListener(ln, 64)
+	ln = httpguard.LimitListener(ln, 64)
 	srv := &http.Server{Handler: hq.Protect(hq.Handler(store, m), access), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -136,17 +135,17 @@ func viewToken(listen, file string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("-listen %s: %w", listen, err)
 		}
-		if !payment.IsLoopbackHost(host) {
+		if !httpguard.IsLoopback(host) {
 			return "", fmt.Errorf("-listen %s is reachable from other machines: give -token-file (the fleet view shows every store's takings)", listen)
 		}
 		return "", nil
 	}
-	token, err := config.ReadSecret(file)
+	token, err := secret.Read(file)
 	if err != nil {
 		return "", err
 	}
-	if len(token) < config.MinTokenLen {
-		return "", fmt.Errorf("-token-file %s: the token is %d bytes; at least %d (head -c 32 /dev/urandom | base64)", file, len(token), config.MinTokenLen)
+	if len(token) < secret.MinTokenLen {
+		return "", fmt.Errorf("-token-file %s: the token is %d bytes; at least %d (head -c 32 /dev/urandom | base64)", file, len(token), secret.MinTokenLen)
 	}
 	return token, nil
 }

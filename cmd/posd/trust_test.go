@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"example.com/posd/internal/fleet/wire"
 	"fmt"
 	"net"
 	"os"
@@ -19,7 +20,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/hq"
 	"example.com/posd/payment/sandbox"
 )
@@ -111,7 +111,7 @@ func TestHeadOfficeConfinesARogueStore(t *testing.T) {
 	require.NoError(t, rogue.Flush())
 
 	// Store S002's box sells; head office sources it and posd-hq stores it.
-	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS1")))
+	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(wire.Inbox("POS1")))
 	js2, err := jetstream.New(box2)
 	require.NoError(t, err)
 	for v := uint64(1); v <= 2; v++ {
@@ -197,7 +197,7 @@ func TestABoxStaysInItsLane(t *testing.T) {
 	c := startChain(t)
 	s1 := c.stores["S001"]
 	st := stream(t, s1)
-	pos1, errs := connect(t, s1.URL, s1.Boxes[0].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS1")))
+	pos1, errs := connect(t, s1.URL, s1.Boxes[0].Auth, nats.CustomInboxPrefix(wire.Inbox("POS1")))
 	js1 := jsOf(t, pos1)
 	p := "posd." + merchant + ".S001."
 	for _, subj := range []string{p + "L1.orders", p + "POS1.devices"} {
@@ -229,14 +229,14 @@ func TestABoxStaysInItsLane(t *testing.T) {
 	require.NoError(t, err)
 	seed1, err := os.ReadFile(s1.Boxes[0].SeedFile)
 	require.NoError(t, err)
-	real := fleet.MsgID(fleet.IDKey(strings.TrimSpace(string(seed2))), merchant, "S001", "order", "S001_POS2_B", 1)
-	for _, guess := range []string{fleet.MsgID(nil, merchant, "S001", "order", "S001_POS2_B", 1),
-		fleet.MsgID(fleet.IDKey(strings.TrimSpace(string(seed1))), merchant, "S001", "order", "S001_POS2_B", 1)} {
+	real := wire.MsgID(wire.IDKey(strings.TrimSpace(string(seed2))), merchant, "S001", "order", "S001_POS2_B", 1)
+	for _, guess := range []string{wire.MsgID(nil, merchant, "S001", "order", "S001_POS2_B", 1),
+		wire.MsgID(wire.IDKey(strings.TrimSpace(string(seed1))), merchant, "S001", "order", "S001_POS2_B", 1)} {
 		require.NotEqual(t, real, guess)
 		_, err := publish(js1, p+"L1.orders", guess, order("S001", "L2", "S001_POS2_B", "failed", 1))
 		require.NoError(t, err)
 	}
-	pos2, _ := connect(t, s1.URL, s1.Boxes[1].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS2")))
+	pos2, _ := connect(t, s1.URL, s1.Boxes[1].Auth, nats.CustomInboxPrefix(wire.Inbox("POS2")))
 	ack, err := publish(jsOf(t, pos2), p+"L2.orders", real, order("S001", "L2", "S001_POS2_B", "paid", 1))
 	require.NoError(t, err, "box POS2 publishes its record")
 	assert.False(t, ack.Duplicate, "box POS2's record taken for a copy of box POS1's")
@@ -312,7 +312,7 @@ func TestALeafPasswordCannotReachHeadOfficesStream(t *testing.T) {
 	t.Parallel()
 	c := startChain(t, "S001")
 	s1, s2 := c.stores["S001"], c.stores["S002"]
-	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS1")))
+	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(wire.Inbox("POS1")))
 	js2 := jsOf(t, box2)
 	for i := range 3 {
 		_, err := publish(js2, "posd."+merchant+".S002.L1.orders", "", order("S002", "L1", fmt.Sprint("S002_POS1_", i), "paid", 1))
@@ -383,7 +383,7 @@ func TestHeadOfficeTakesABacklogOfMegabytes(t *testing.T) {
 	t.Parallel()
 	c := startChain(t)
 	s2 := c.stores["S002"]
-	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(fleet.Inbox("POS1")))
+	box2, _ := connect(t, s2.URL, s2.Boxes[0].Auth, nats.CustomInboxPrefix(wire.Inbox("POS1")))
 	js2 := jsOf(t, box2)
 	const n = 500
 	pad := strings.Repeat("x", 10_000) // 5 MB in all

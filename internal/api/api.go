@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"example.com/posd/internal/httpguard"
 	"fmt"
 	"io"
 	"net"
@@ -36,8 +37,8 @@ type Server struct {
 	mux     *http.ServeMux
 	token   string
 	prot    Protection
-	guard   *Guard
-	lock    *Lockout
+	guard   *httpguard.Guard
+	lock    *httpguard.Lockout
 	exports chan struct{} // one export at a time: each holds its range's ids
 	// Store is the name a receipt carries (merchant.store_id).
 	Store string
@@ -66,7 +67,7 @@ type Protection struct {
 // routes need the token.
 func (s *Server) Protect(p Protection) {
 	s.prot = p
-	s.guard = NewGuard(p.Listen, p.TLS)
+	s.guard = httpguard.NewGuard(p.Listen, p.TLS)
 }
 
 // RequireToken makes every route that changes state or shows order
@@ -84,7 +85,7 @@ func openRoute(r *http.Request) bool {
 // devices lists the devices for GET /v1/devices.
 func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, devices func() any) *Server {
 	s := &Server{svc: svc, hist: hist, log: log, health: health, devices: devices, mux: http.NewServeMux(),
-		lock: NewLockout(), exports: make(chan struct{}, 1)}
+		lock: httpguard.NewLockout(), exports: make(chan struct{}, 1)}
 	s.mux.HandleFunc("POST /v1/charges", s.open)
 	s.mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	s.mux.HandleFunc("GET /v1/charges", s.findCharges)
@@ -127,7 +128,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.guard != nil && s.guard.Check(w, r) {
 		return
 	}
-	if s.token == "" && s.prot.MoneyNeedsToken && changesState(r) {
+	if s.token == "" && s.prot.MoneyNeedsToken && httpguard.ChangesState(r) {
 		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusForbidden, apiError{Kind: "forbidden",
 			Error: "changes on a TCP listener (charges, scans, refunds, resolutions) need a token: set api.token_file (or api.allow_money_without_token: true)"})
@@ -146,13 +147,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is 401 at once. Either closes the connection, so a refused client
 // keeps no connection slot the till needs.
 func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
-	ci := connOf(r)
-	client := ClientOf(r)
+	client := httpguard.ClientOf(r)
 	done := func(bool) {}
-	if ci == nil || !ci.authed.Load() {
+	if !httpguard.Authed(r) {
 		var ok bool
 		if done, ok = s.lock.Try(client); !ok {
-			RefuseConn(r)
+			httpguard.RefuseConn(r)
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", s.lock.RetryAfter())
 			writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many wrong tokens from this client: try again later", Kind: "busy"})
@@ -162,17 +162,14 @@ func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 	got, sent := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if sent && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1 {
 		done(false)
-		if ci != nil {
-			ci.authed.Store(true)
-			KeepConn(r)
-		}
+		httpguard.MarkAuthed(r)
 		return true
 	}
 	done(true)
 	// Logged without the token, as often as the lock-out lets guesses in.
 	s.log.Warn("api: request without a valid token", zap.String("remote", r.RemoteAddr), zap.String("client", client),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Bool("token_sent", sent))
-	RefuseConn(r)
+	httpguard.RefuseConn(r)
 	w.Header().Set("Connection", "close")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
 	writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
@@ -612,7 +609,7 @@ func (s *Server) fleet(w http.ResponseWriter, _ *http.Request) {
 // route has read, write and idle timeouts; a long-poll and an event
 // stream set their own.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ConnContext: ConnContext, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+	srv := &http.Server{Handler: h, ConnContext: httpguard.ConnContext, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

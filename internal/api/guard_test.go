@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,52 +88,6 @@ func TestTokenOnARemoteListener(t *testing.T) {
 	assert.Equal(t, http.StatusMisdirectedRequest, w.Code, "a name that is not the box's")
 	w = send(s, "GET", "192.168.1.20:8321", "/v1/lanes", "", "Authorization", "Bearer "+tok)
 	assert.Equal(t, http.StatusOK, w.Code)
-}
-
-// A full listener makes room by closing a connection that was not kept;
-// when every one is kept (it showed the token), one more is answered 503.
-func TestListenerCapClosesTheUnkeptFirst(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ll := api.LimitListener(l, 2)
-	defer ll.Close()
-	accepted := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := ll.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	dial := func() (net.Conn, net.Conn) {
-		c, err := net.Dial("tcp", l.Addr().String())
-		require.NoError(t, err)
-		t.Cleanup(func() { c.Close() })
-		select {
-		case s := <-accepted:
-			return c, s
-		case <-time.After(5 * time.Second):
-			t.Fatal("not accepted")
-			return nil, nil
-		}
-	}
-	_, kept := dial()
-	kept.(interface{ Keep() }).Keep()
-	unkept, _ := dial()
-	_, third := dial() // full: the unkept one is closed for it
-	_ = unkept.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = unkept.Read(make([]byte, 1))
-	assert.ErrorIs(t, err, io.EOF, "the connection not kept, closed to make room")
-	third.(interface{ Keep() }).Keep()
-
-	last, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	defer last.Close()
-	resp, err := http.ReadResponse(bufio.NewReader(last), nil)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "every connection kept")
 }
 
 // A stream past the cap is refused; no open stream is closed for it, so a

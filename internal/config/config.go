@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
+	"example.com/posd/internal/secret"
 	"example.com/posd/payment/sandbox"
 	"example.com/posd/scanner"
 )
@@ -281,7 +282,7 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s): -config names the YAML file itself", path, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("%s is not a regular file (%s): -config names the YAML file itself", path, secret.FileKind(fi.Mode()))
 	}
 	if fi.Size() > MaxConfigSize {
 		return nil, fmt.Errorf("%s is %d bytes, over the %d bytes a config file may have: is it the right file?", path, fi.Size(), MaxConfigSize)
@@ -294,25 +295,6 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is over the %d bytes a config file may have: is it the right file?", path, MaxConfigSize)
 	}
 	return b, nil
-}
-
-// fileKind names what a non-regular file is, for messages.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	case m&os.ModeSymlink != 0:
-		return "a symbolic link"
-	}
-	return "mode " + m.String()
 }
 
 // urlUserinfo matches the user[:password]@ of a URL in free text: from the

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"example.com/posd/internal/secret"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,9 +249,9 @@ func TestReadSecretRefusesAnotherOwner(t *testing.T) {
 func TestCredentialSourceWarning(t *testing.T) {
 	creds, etc := t.TempDir(), t.TempDir()
 	t.Setenv("CREDENTIALS_DIRECTORY", creds)
-	old := CredentialSourceDir
-	CredentialSourceDir = etc
-	t.Cleanup(func() { CredentialSourceDir = old })
+	old := secret.CredentialSourceDir
+	secret.CredentialSourceDir = etc
+	t.Cleanup(func() { secret.CredentialSourceDir = old })
 	require.NoError(t, os.WriteFile(filepath.Join(creds, "merchant.key"), []byte("k"), 0o400))
 	src := filepath.Join(etc, "merchant.key")
 	require.NoError(t, os.WriteFile(src, []byte("k"), 0o600))

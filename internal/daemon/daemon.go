@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"example.com/posd/internal/httpguard"
 	"fmt"
 	"io"
 	"net"
@@ -63,7 +64,7 @@ func listenAPI(c config.API) (net.Listener, api.Protection, error) {
 	if err != nil {
 		return nil, prot, err
 	}
-	ln = api.LimitListener(ln, c.MaxConnections)
+	ln = httpguard.LimitListener(ln, c.MaxConnections)
 	if !strings.HasPrefix(c.Listen, "unix:") {
 		host, _, _ := net.SplitHostPort(c.Listen)
 		prot.Remote = !payment.IsLoopbackHost(host)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"example.com/posd/internal/httpguard"
 	"fmt"
 	"io"
 	"maps"
@@ -156,7 +157,7 @@ var displayKinds = map[string]displayKind{
 		lasting: true,
 		build: func(e *displayEnv, d config.Display) (display.Display, time.Duration, error) {
 			if e.web == nil {
-				e.web = &display.Web{Hub: e.hub, Lanes: map[string]bool{}, MaxStreams: e.cfg.API.MaxStreams, Client: api.ClientOf, Admitted: api.KeepConn}
+				e.web = &display.Web{Hub: e.hub, Lanes: map[string]bool{}, MaxStreams: e.cfg.API.MaxStreams, Client: httpguard.ClientOf, Admitted: httpguard.KeepConn}
 			}
 			e.web.Lanes[e.lane] = true
 			if d.Listen != "" {
@@ -166,8 +167,8 @@ var displayKinds = map[string]displayKind{
 				}
 				mux := http.NewServeMux()
 				routeWeb(mux, e.web)
-				ln = api.LimitListener(ln, e.cfg.API.MaxConnections)
-				guarded := api.NewGuard(d.Listen, false).Wrap(mux)
+				ln = httpguard.LimitListener(ln, e.cfg.API.MaxConnections)
+				guarded := httpguard.NewGuard(d.Listen, false).Wrap(mux)
 				e.wg.Add(1)
 				go func() { defer e.wg.Done(); _ = api.Serve(e.ctx, ln, guarded) }()
 				e.log.Info("web customer display", zap.String("url", "http://"+ln.Addr().String()+"/display/"+e.lane))

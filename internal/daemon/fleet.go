@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"example.com/posd/internal/fleet/wire"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,7 +34,7 @@ func (d *Daemon) openFleet() error {
 		}
 	}
 	d.journal.SetOutbox(true)
-	d.fleet = fleet.New(fleet.Options{URL: f.URL, Auth: auth, Prefix: f.SubjectPrefix, Box: d.cfg.FleetBox(), IDKey: fleet.IDKey(creds),
+	d.fleet = fleet.New(fleet.Options{URL: f.URL, Auth: auth, Prefix: f.SubjectPrefix, Box: d.cfg.FleetBox(), IDKey: wire.IDKey(creds),
 		Merchant: d.cfg.FleetMerchant(), Store: d.cfg.Merchant.StoreID, Journal: d.journal, Log: d.log.Named("fleet")})
 	m := d.metrics
 	m.r.MustRegister(

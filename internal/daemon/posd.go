@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"example.com/posd/internal/httpguard"
 	"fmt"
 	"net"
 	"net/http"
@@ -327,7 +328,7 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	}
 	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client, d.clock) })
 	srv.Handle("GET /metrics", d.metrics.reg)
-	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams, Client: api.ClientOf, Admitted: api.KeepConn}
+	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams, Client: httpguard.ClientOf, Admitted: httpguard.KeepConn}
 	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
 	if d.web != nil && !strings.HasPrefix(d.cfg.API.Listen, "unix:") {
 		routeWeb(srv, d.web)

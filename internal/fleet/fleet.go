@@ -2,12 +2,8 @@ package fleet
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/config"
+	"example.com/posd/internal/ctxtime"
 	"example.com/posd/internal/failpoint"
+	"example.com/posd/internal/fleet/wire"
 	"example.com/posd/internal/journal"
 )
 
@@ -149,23 +147,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return p.remove(true)
 		case <-wake:
-			if !Sleep(ctx, p.o.Linger) {
+			if !ctxtime.Sleep(ctx, p.o.Linger) {
 				return p.remove(true)
 			}
 		case <-time.After(wait):
 		}
-	}
-}
-
-// Sleep waits d, or until ctx ends (false).
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -186,7 +172,7 @@ func (p *Publisher) connectOptions() []nats.Option {
 		opts = append(opts, p.o.Auth)
 	}
 	if p.o.Box != "" {
-		opts = append(opts, nats.CustomInboxPrefix(Inbox(p.o.Box)))
+		opts = append(opts, nats.CustomInboxPrefix(wire.Inbox(p.o.Box)))
 	}
 	return opts
 }
@@ -219,7 +205,7 @@ func (p *Publisher) drain(ctx context.Context, js jetstream.JetStream) (int, err
 	var perr error
 	done := map[string]bool{} // versions sent in this batch: a later entry of the same version is the same message
 	for _, e := range batch {
-		id := MsgID(p.o.IDKey, p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version)
+		id := wire.MsgID(p.o.IDKey, p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version)
 		if !live[e.Seq] || done[id] {
 			acked = e.Seq
 			continue
@@ -316,70 +302,10 @@ func (p *Publisher) message(e *journal.OutboxEntry) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(Subject(p.o.Prefix, p.o.Merchant, p.o.Store, lane, e.Kind))
+	m := nats.NewMsg(wire.Subject(p.o.Prefix, p.o.Merchant, p.o.Store, lane, e.Kind))
 	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, MsgID(p.o.IDKey, p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version))
+	m.Header.Set(jetstream.MsgIDHeader, wire.MsgID(p.o.IDKey, p.o.Merchant, p.o.Store, e.Kind, e.ID, e.Version))
 	return m, nil
-}
-
-// Subject is where a record of kind is published:
-// PREFIX.<merchant>.<store>.<lane>.orders|refunds|devices (a charge goes
-// with the orders).
-func Subject(prefix, merchant, store, lane, kind string) string {
-	group := "orders"
-	switch kind {
-	case "refund":
-		group = "refunds"
-	case "device":
-		group = "devices"
-	}
-	return strings.Join([]string{prefix, token(merchant), token(store), token(lane), group}, ".")
-}
-
-// MsgID names one version of one record, for the stream's deduplication.
-// The store is in it: a device's id (lane/role/name) and its version (the
-// box's outbox sequence) are alike in boxes set up alike, and the stream
-// would drop one store's device state as a copy of another's. With a key,
-// it ends in a MAC of the rest: the stream deduplicates on the id alone,
-// whatever the subject, so an id another box could compute is one it
-// could publish first, and the stream would ack the real record as a copy.
-func MsgID(key []byte, merchant, store, kind, id string, version uint64) string {
-	s := fmt.Sprintf("%s:%s:%s:%s:%d", merchant, store, kind, id, version)
-	if key == nil {
-		return s
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(s))
-	return s + ":" + hex.EncodeToString(mac.Sum(nil)[:12])
-}
-
-// IDKey is the key of a box's message ids, from its NATS credentials
-// (which only the box and no other holds): the same across restarts, so a
-// record sent again after a crash is dropped as the copy it is.
-func IDKey(credentials string) []byte {
-	if credentials == "" {
-		return nil
-	}
-	sum := sha256.Sum256([]byte("posd fleet message ids\x00" + credentials))
-	return sum[:]
-}
-
-// Inbox is the inbox prefix of a box: what its store's NATS config lets
-// it hear (docs/fleet/store.conf).
-func Inbox(box string) string { return "_INBOX_" + token(box) }
-
-// token makes s one subject token: what a subject gives a meaning to
-// becomes _.
-func token(s string) string {
-	if s == "" {
-		return "_"
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, s)
 }
 
 func (p *Publisher) setConnected(up bool) {

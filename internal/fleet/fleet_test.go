@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"example.com/posd/internal/fleet/wire"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/money"
 	"example.com/posd/internal/natstest"
@@ -180,7 +181,7 @@ func TestPublisher(t *testing.T) {
 }
 
 func TestSubjectTokens(t *testing.T) {
-	assert.Equal(t, "posd.M_1.S__1._.devices", Subject("posd", "M.1", "S *1", "", "device"))
+	assert.Equal(t, "posd.M_1.S__1._.devices", wire.Subject("posd", "M.1", "S *1", "", "device"))
 	assert.Equal(t, "nats://u:xxxxx@h:4222,nats://h2:4222", New(Options{URL: "nats://u:pw@h:4222,nats://h2:4222"}).Status().URL)
 }
 

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"example.com/posd/internal/fleet/wire"
 	"path/filepath"
 	"testing"
 	"time"
@@ -144,5 +145,5 @@ func TestDeviceMsgIDsOfTwoStores(t *testing.T) {
 		info, err := hq.Info(ctx)
 		return err == nil && info.State.Msgs == 2
 	}, 10*time.Second, 20*time.Millisecond, "head office has both stores' gateway states")
-	assert.NotEqual(t, MsgID(nil, "M1", "S001", "device", "/gateway/gateway", 1), MsgID(nil, "M1", "S002", "device", "/gateway/gateway", 1))
+	assert.NotEqual(t, wire.MsgID(nil, "M1", "S001", "device", "/gateway/gateway", 1), wire.MsgID(nil, "M1", "S002", "device", "/gateway/gateway", 1))
 }

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"example.com/posd/internal/fleet/wire"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestPublishedRecordsCarryNoCodeHash(t *testing.T) {
 	require.NoError(t, j.Update(func(tx *journal.Tx) error {
 		return tx.AddDevice("", "gateway/gateway", map[string]string{"role": "gateway", "name": "gateway", "state": "connected"})
 	}))
-	key := IDKey("SUAEXAMPLESEED")
+	key := wire.IDKey("SUAEXAMPLESEED")
 	p := New(Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Box: "POS1", IDKey: key, Journal: j, Log: zap.NewNop(), Poll: 20 * time.Millisecond})
 	stop := run(p)
 	defer stop()
@@ -49,13 +50,13 @@ func TestPublishedRecordsCarryNoCodeHash(t *testing.T) {
 		assert.NotContains(t, body, "code_sha256", "%s", m.Subject)
 		if body["type"] == "order" {
 			assert.Equal(t, "**************3456", body["code_masked"])
-			plain := MsgID(nil, "M1", "S1", "order", "S1_POS1_A", 2)
-			assert.Equal(t, MsgID(key, "M1", "S1", "order", "S1_POS1_A", 2), m.Header.Get("Nats-Msg-Id"))
+			plain := wire.MsgID(nil, "M1", "S1", "order", "S1_POS1_A", 2)
+			assert.Equal(t, wire.MsgID(key, "M1", "S1", "order", "S1_POS1_A", 2), m.Header.Get("Nats-Msg-Id"))
 			assert.NotEqual(t, plain, m.Header.Get("Nats-Msg-Id"))
 			assert.Contains(t, m.Header.Get("Nats-Msg-Id"), plain+":", "the id still says what it is")
 		}
 	}
 	assert.True(t, subjects["posd.M1.S1.POS1.devices"], "the box's gateway link under its name: %v", subjects)
-	assert.NotEqual(t, MsgID(IDKey("SUAOTHERSEED"), "M1", "S1", "order", "X", 1), MsgID(key, "M1", "S1", "order", "X", 1))
-	assert.Nil(t, IDKey(""), "no credentials, no key")
+	assert.NotEqual(t, wire.MsgID(wire.IDKey("SUAOTHERSEED"), "M1", "S1", "order", "X", 1), wire.MsgID(key, "M1", "S1", "order", "X", 1))
+	assert.Nil(t, wire.IDKey(""), "no credentials, no key")
 }

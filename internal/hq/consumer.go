@@ -3,6 +3,8 @@ package hq
 import (
 	"context"
 	"errors"
+	"example.com/posd/internal/ctxtime"
+	"example.com/posd/internal/fleet/wire"
 	"fmt"
 	"strings"
 	"time"
@@ -10,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-
-	"example.com/posd/internal/fleet"
 )
 
 // Consumer materializes a stream of box messages into a Store through a
@@ -103,7 +103,7 @@ func (c *Consumer) Run(ctx context.Context, js jetstream.JetStream) error {
 	for ctx.Err() == nil {
 		if err := c.one(ctx, cons); err != nil && ctx.Err() == nil {
 			c.Log.Warn("hq: batch not stored; delivered again", zap.Error(err))
-			fleet.Sleep(ctx, time.Second)
+			ctxtime.Sleep(ctx, time.Second)
 		}
 	}
 	return nil
@@ -119,7 +119,7 @@ func (c *Consumer) consumer(ctx context.Context, js jetstream.JetStream) (jetstr
 			return cons, nil
 		}
 		c.Log.Warn("hq: no consumer yet (is the stream there, the broker up?)", zap.String("stream", c.Stream), zap.Error(err))
-		if !fleet.Sleep(ctx, 2*time.Second) {
+		if !ctxtime.Sleep(ctx, 2*time.Second) {
 			return nil, ctx.Err()
 		}
 	}
@@ -282,7 +282,7 @@ func fromItsSubject(r *Record, prefix, subject string) error {
 			return fmt.Errorf("hq: a %s of %q/%q/%q: a name a subject cannot carry", r.Kind, r.Merchant, r.Store, r.Lane)
 		}
 	}
-	if want := fleet.Subject(prefix, r.Merchant, r.Store, r.Lane, r.Kind); subject != want {
+	if want := wire.Subject(prefix, r.Merchant, r.Store, r.Lane, r.Kind); subject != want {
 		return fmt.Errorf("hq: a %s of %s/%s/%s published on %s, not %s", r.Kind, r.Merchant, r.Store, r.Lane, subject, want)
 	}
 	return nil
@@ -294,7 +294,7 @@ func (c *Consumer) watchLag(ctx context.Context, cons jetstream.Consumer) {
 		if info, err := cons.Info(ctx); err == nil {
 			c.Metrics.lag.Set(float64(info.NumPending + uint64(info.NumAckPending)))
 		}
-		if !fleet.Sleep(ctx, 5*time.Second) {
+		if !ctxtime.Sleep(ctx, 5*time.Second) {
 			return
 		}
 	}

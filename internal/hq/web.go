@@ -3,6 +3,7 @@ package hq
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"example.com/posd/internal/httpguard"
 	"fmt"
 	"html/template"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"example.com/posd/internal/api"
 	"example.com/posd/internal/csvsafe"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -202,9 +202,9 @@ type Access struct {
 // carry it — as a bearer token (scripts, Prometheus) or as basic auth's
 // password (a browser asks for it). Wrong tokens are answered slowly.
 func Protect(h http.Handler, a Access) http.Handler {
-	g := api.NewGuard(a.Listen, false)
+	g := httpguard.NewGuard(a.Listen, false)
 	g.Allow(a.Hosts...)
-	slow := &api.Throttle{Interval: 250 * time.Millisecond}
+	slow := &httpguard.Throttle{Interval: 250 * time.Millisecond}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.Check(w, r) {
 			return

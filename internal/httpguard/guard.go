@@ -1,8 +1,9 @@
-package api
+package httpguard
 
 import (
 	"container/list"
 	"context"
+	"encoding/json"
 	"mime"
 	"net"
 	"net/http"
@@ -100,20 +101,20 @@ func (g *Guard) hostOK(host string) bool {
 func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
 	if !g.hostOK(r.Host) {
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusMisdirectedRequest, apiError{Error: "Host " + r.Host + " is not this listener", Kind: "forbidden"})
+		Refuse(w, http.StatusMisdirectedRequest, "Host "+r.Host+" is not this listener", "forbidden")
 		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" && (g.hosts == nil || o != g.scheme+"://"+r.Host) {
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusForbidden, apiError{Error: "cross-origin requests are refused", Kind: "forbidden"})
+		Refuse(w, http.StatusForbidden, "cross-origin requests are refused", "forbidden")
 		return true
 	}
-	if changesState(r) {
+	if ChangesState(r) {
 		ct := r.Header.Get("Content-Type")
 		mt, _, err := mime.ParseMediaType(ct)
 		if (ct != "" || r.Method != http.MethodDelete) && (err != nil || mt != "application/json") {
 			w.Header().Set("Connection", "close")
-			writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json", Kind: "invalid"})
+			Refuse(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", "invalid")
 			return true
 		}
 	}
@@ -129,7 +130,30 @@ func (g *Guard) Wrap(h http.Handler) http.Handler {
 	})
 }
 
-func changesState(r *http.Request) bool {
+// IsLoopback reports whether host (a name or an IP literal) is this
+// machine only: a listener there is reached by no other machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// Refuse answers a request refused before any handler, in the API's
+// error shape ({"error": …, "kind": …}).
+func Refuse(w http.ResponseWriter, code int, msg, kind string) {
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+		Kind  string `json:"kind"`
+	}{msg, kind})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// ChangesState reports whether r is a method that changes state.
+func ChangesState(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false

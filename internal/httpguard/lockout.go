@@ -1,4 +1,4 @@
-package api
+package httpguard
 
 import (
 	"context"
@@ -164,6 +164,21 @@ type connKey struct{}
 // a request name its client (ClientOf) and its connection's standing.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, &connInfo{conn: c})
+}
+
+// Authed reports whether r's connection has shown the token.
+func Authed(r *http.Request) bool {
+	ci := connOf(r)
+	return ci != nil && ci.authed.Load()
+}
+
+// MarkAuthed records that r's connection showed the token: its next
+// requests cost no guess, and a full listener keeps it (KeepConn).
+func MarkAuthed(r *http.Request) {
+	if ci := connOf(r); ci != nil {
+		ci.authed.Store(true)
+		KeepConn(r)
+	}
 }
 
 func connOf(r *http.Request) *connInfo {
