@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test ./scanner -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./display -run '^$$' -fuzz '^FuzzParseVFD$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/natsauth -run '^$$' -fuzz '^FuzzOption$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzAPIBodies$$' -fuzztime $(FUZZTIME)
 
 # The deterministic simulation of the whole daemon (internal/sim, see

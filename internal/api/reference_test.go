@@ -131,7 +131,7 @@ func TestPayDetail(t *testing.T) {
 
 // A day's reconciliation against the (sandbox) gateway: the paid order
 // agrees, nothing is listed.
-func TestReconcile(t *testing.T) {
+func TestReconcileOfAnAgreeingDayListsNothing(t *testing.T) {
 	s := newServer(t)
 	const host = "127.0.0.1:8321"
 	w := send(s, "POST", host, "/v1/charges", `{"lane":"L1","total_fee":300,"subject":"s","body":"b"}`, "Content-Type", "application/json")

@@ -67,7 +67,7 @@ func TestCheckStartWholeWhenInDoubt(t *testing.T) {
 	}
 }
 
-// The review's damage (a freelist that frees an orders leaf, while posd is
+// A damaged freelist (one that frees an orders leaf, while posd is
 // stopped) is found by the bounded start too: the CRC no longer matches.
 func TestCheckStartFindsDamagedFreelist(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")

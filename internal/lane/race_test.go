@@ -1,6 +1,6 @@
 package lane
 
-// Found by review of 17cc08d: the poller commits a step with its charge
+// The poller commits a step with its charge
 // (SaveStep), and tells the lane (OrderUpdated) only after the commit, once
 // it gets the lane's lock. A lane change that comes in between reads the
 // committed charge; these tests put each such change in that window.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Found by review of 17cc08d. A restored journal's paid order is verified
+// A restored journal's paid order is verified
 // at the gateway (poller stepVerify → settle): it may end closed or
 // reversed (trade_state 3/6, or a refund after posd's reverse). SaveStep
 // moves its charge by Settle, which keeps the charge "paid": the API, a

@@ -8,7 +8,7 @@ import (
 
 // No credentials content makes Option, or the callbacks it
 // installs, panic.
-func FuzzReview4Option(f *testing.F) {
+func FuzzOption(f *testing.F) {
 	f.Add("SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHT")
 	f.Add("-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.x\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHA\n------END USER NKEY SEED------\n")
 	f.Add("SO")

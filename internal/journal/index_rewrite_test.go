@@ -1,8 +1,7 @@
 package journal
 
-// Review of 00f33f5: a write derives the index entries of the record it
-// replaces from the record it read (typed), and compresses only done
-// records. Whatever format the replaced record was stored in (plain or
+// A write derives the index entries of the record it replaces from the
+// record it read (typed), and compresses only done records. Whatever format the replaced record was stored in (plain or
 // compressed, done or live, as this or an older posd wrote it), the index
 // must afterwards hold exactly the entries of the records stored.
 
@@ -21,9 +20,9 @@ import (
 	"example.com/posd/internal/money"
 )
 
-// r2IndexAgrees checks the live and done indexes against every stored
+// indexAgrees checks the live and done indexes against every stored
 // order and charge.
-func r2IndexAgrees(t *testing.T, j *Journal, step string) {
+func indexAgrees(t *testing.T, j *Journal, step string) {
 	t.Helper()
 	var want, got []string
 	require.NoError(t, j.db.View(func(tx *bolt.Tx) error {
@@ -49,7 +48,7 @@ func r2IndexAgrees(t *testing.T, j *Journal, step string) {
 	require.Equal(t, want, got, "after %s", step)
 }
 
-func TestReview2IndexFollowsEveryRewrite(t *testing.T) {
+func TestIndexFollowsEveryRewrite(t *testing.T) {
 	j := openTest(t)
 	rng := rand.New(rand.NewPCG(7, 7))
 	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
@@ -62,7 +61,7 @@ func TestReview2IndexFollowsEveryRewrite(t *testing.T) {
 		o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: c.ID, Lane: "L1", TotalFee: 100, AuthCode: "28" + id}, t0)
 		require.NoError(t, j.Update(func(tx *Tx) error { return tx.RecordAttempt(&o, &c) }))
 	}
-	r2IndexAgrees(t, j, "record")
+	indexAgrees(t, j, "record")
 	for i := 0; i < 3000; i++ {
 		id := ids[rng.IntN(len(ids))]
 		// Now and then the stored record is in the other format, as an
@@ -127,7 +126,7 @@ func TestReview2IndexFollowsEveryRewrite(t *testing.T) {
 				return tx.RecordRefund(&money.Refund{MchRefundID: fmt.Sprintf("%sR%d", id, i), ChargeID: "C" + id, MchTradeID: id, RefundFee: 1})
 			}))
 		}
-		r2IndexAgrees(t, j, step)
+		indexAgrees(t, j, step)
 		// An order just written is stored plain while live, compressed once done.
 		if strings.HasPrefix(step, "step") {
 			var o money.Order

@@ -1,8 +1,8 @@
 package money
 
-// Review of 4a1e580: Settle's new guard ("an attempt that is not the
-// charge's latest moves it only when paid") keys on the attempt's position,
-// not on which attempt the charge's money is.
+// Settle moves a charge by the attempt whose money it is, not by the
+// attempt's position: a guard "an attempt that is not the charge's latest
+// moves it only when paid" would keep a charge paid after its money went.
 
 import (
 	"testing"
@@ -16,7 +16,7 @@ import (
 // in full. Settle's guard drops the step and the charge stays paid.
 // (TestSettleCancelsAPaidChargeFoundNotPaid holds the same rule for a
 // charge paid by its latest attempt.)
-func TestReview2PaidByAnEarlierAttemptThenNotPaidAfterAll(t *testing.T) {
+func TestPaidByAnEarlierAttemptThenNotPaidAfterAll(t *testing.T) {
 	now := time.Now()
 	for _, st := range []State{Closed, Reversed, Refunded} {
 		c := Charge{ID: "CH1", State: Paid, AttemptIDs: []string{"A1", "A2"}, ExpiresAt: now.Add(-time.Hour)}

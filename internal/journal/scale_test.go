@@ -1,7 +1,7 @@
 package journal
 
-// Outside review of 3688da6 ("journal at the scale of years"). Each test
-// here demonstrates a defect; it fails on the code as committed.
+// The journal at the scale of years: what a damaged freelist, a schema
+// upgrade of a long history and Trim under reads must not do.
 
 import (
 	"encoding/binary"
@@ -20,9 +20,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// reviewOrder is shaped like a poller.Order's JSON (the fields the index
+// scaleOrder is shaped like a money.Order's JSON (the fields the index
 // reads, and about the size of a real record).
-type reviewOrder struct {
+type scaleOrder struct {
 	MchTradeID string    `json:"mch_trade_id"`
 	Phase      string    `json:"phase"`
 	State      string    `json:"state"`
@@ -39,7 +39,7 @@ func fillOrders(t *testing.T, j *Journal, n int) {
 	require.NoError(t, j.Update(func(tx *Tx) error {
 		for i := range n {
 			id := fmt.Sprintf("S1_POS1_AAAAAA%06d", i)
-			o := reviewOrder{MchTradeID: id, Phase: "done", State: "paid", Pad: pad,
+			o := scaleOrder{MchTradeID: id, Phase: "done", State: "paid", Pad: pad,
 				FinishedAt: t0.Add(time.Duration(i) * time.Second), UpdatedAt: t0}
 			if err := tx.putJSON(orderBucket, id, o); err != nil {
 				return err
@@ -101,18 +101,15 @@ func metaFreelist(t *testing.T, path string, pageSize int) uint64 {
 	return fl
 }
 
-// Found by review, fixed by checking the whole file at every start again
-// (the clean-close shortcut is gone): bbolt's freelist is
-// read from the file instead of rebuilt from the tree, and on a clean start
-// nothing checks it. One damaged freelist page that lists a page in use as
+// The whole file is checked at every start, a clean one too: bbolt's
+// freelist is read from the file, not rebuilt from the tree, and unchecked
+// it would be trusted. One damaged freelist page that lists a page in use as
 // free (media damage while posd is stopped) is trusted: the very first
 // commit (Open's own) allocates that page and overwrites a leaf of the
 // orders bucket with other data. orderBucket vanish silently, with no panic and
 // no ErrDamaged: paid orders gone from the records, unfinished ones never
-// driven again. Before 3688da6 the freelist was never read from disk
-// (NoFreelistSync) and the start-up check ("reachable page freed") ran on
-// every start.
-func TestReviewCleanStartTrustsDamagedFreelist(t *testing.T) {
+// driven again.
+func TestStartChecksADamagedFreelist(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	j, err := Open(path)
 	require.NoError(t, err)
@@ -203,9 +200,9 @@ func makeSchema1(t *testing.T, path string, n int) {
 	j.closeWitness()
 }
 
-// Found by review, fixed by upgrade(): the schema 1 -> 2 migration built both
-// indexes for the whole history in the one transaction that opens the
-// journal. bbolt splits nodes only at commit, so every index key of the
+// The schema 1 -> 2 migration (upgrade) builds the indexes in bounded
+// transactions. Built for the whole history in the one transaction that
+// opens the journal, bbolt splits nodes only at commit, so every index key of the
 // history is inserted into one ever-growing in-memory leaf node, each
 // insert shifting everything after it (runtime.memmove is 90% of the CPU
 // profile): the upgrade's first start is quadratic in the history
@@ -217,11 +214,11 @@ func makeSchema1(t *testing.T, path string, n int) {
 // it, nothing is committed, and every restart does it again: a box with
 // months of history never comes back up after the upgrade.
 // TestJournalAtScale never measures this path (it writes a schema-2
-// journal). POSD_REVIEW_MIGRATE_ORDERS sets the size (default 30,000, the
+// journal). POSD_MIGRATE_ORDERS sets the size (default 30,000, the
 // size make test gives TestJournalAtScale, whose target is READY < 1 s).
-func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
+func TestMigrationRunsInBoundedTransactions(t *testing.T) {
 	n := 30_000
-	if v, err := strconv.Atoi(os.Getenv("POSD_REVIEW_MIGRATE_ORDERS")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("POSD_MIGRATE_ORDERS")); err == nil && v > 0 {
 		n = v
 	}
 	path := filepath.Join(t.TempDir(), "j.db")
@@ -321,8 +318,8 @@ func TestReviewMigrationIsOneUnboundedTransaction(t *testing.T) {
 // MAP_SHARED file mapping only drops page-table entries; a slice held by a
 // read in flight is faulted in again from the page cache with the same
 // bytes, and bbolt cannot remap while Trim's read transaction holds the
-// mmap lock. This test is the evidence (it passes).
-func TestReviewTrimKeepsReadsInFlightIntact(t *testing.T) {
+// mmap lock.
+func TestTrimKeepsReadsInFlightIntact(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	j, err := Open(path)
 	require.NoError(t, err)

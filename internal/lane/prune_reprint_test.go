@@ -1,7 +1,6 @@
 package lane
 
-// Outside review of 3688da6 ("journal at the scale of years"): Prune now
-// deletes orders in one pass and charges in a second, in many transactions
+// Prune deletes orders in one pass and charges in a second, in many transactions
 // and without the service lock. Between the two passes (for a year of
 // history: hundreds of transactions) a paid charge is in the journal while
 // its only attempt is not, and the API reads it.
@@ -17,13 +16,13 @@ import (
 	"example.com/posd/internal/money"
 )
 
-// Found by review, fixed in Reprint: it indexed the last
+// Reprint checks the attempt it indexes was found: it indexed the last
 // attempt of the view without checking that it was found; between Prune's
 // orders pass and its charges pass the attempt is gone and Reprint panics
 // (index out of range) with s.mu held (released by its defer; net/http
 // drops the till's connection). Before 3688da6 both were deleted in one
 // transaction under the lock, so no reader saw the half-pruned state.
-func TestReviewReprintBetweenPrunePasses(t *testing.T) {
+func TestReprintBetweenPrunePasses(t *testing.T) {
 	s, j, _ := newService(t, Config{ID: "L1", DeviceInfo: "POS01"})
 	old := time.Now().Add(-200 * 24 * time.Hour)
 	o := money.NewOrder(money.Order{MchTradeID: "OLDPAID01", ChargeID: "CHOLDPAID01", Lane: "L1", AuthCode: "28OLDPAID01"}, old)

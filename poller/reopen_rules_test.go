@@ -1,12 +1,11 @@
 package poller
 
-// Review of 4a1e580 (poller.Reopen, money.Settle's latest-attempt guard,
-// Resolve's Decision with refunded_fee). Each test states the money rule it
-// holds posd to; a failing test is a defect. The review found that taking
-// up an earlier attempt, or the latest one of a sale still open, breaks the
-// charge's agreement with its money in six ways (paid twice silently, a
-// refund wiped, a paid charge canceled…): the guard is gone and Reopen
-// refuses both (TestReview2ReopenRefuses).
+// The money rules of Reopen, Settle and Resolve's Decision with
+// refunded_fee, each stated by its test. Taking up an earlier attempt, or
+// the latest one of a sale still open, would break the charge's agreement
+// with its money (paid twice silently, a refund wiped, a paid charge
+// canceled…): Reopen refuses both
+// (TestReopenRefusesAnEarlierAttemptOrAnOpenSale).
 
 import (
 	"context"
@@ -24,11 +23,11 @@ import (
 	"example.com/posd/payment"
 )
 
-// r2Gateway answers each call by a function of its own (nil: Unknown) and
+// rulesGateway answers each call by a function of its own (nil: Unknown) and
 // keeps the refunds it made by mch_refund_id, answering a refund asked
 // again with the same id as the one it made (as WeChat-like gateways and
 // the simulation's gateway do).
-type r2Gateway struct {
+type rulesGateway struct {
 	mu       sync.Mutex
 	query    func(id string) payment.Result
 	reverse  func(id string) payment.Result
@@ -37,11 +36,11 @@ type r2Gateway struct {
 	given    int64            // money actually given back by refunds made here
 }
 
-func (g *r2Gateway) Pay(context.Context, *payment.PayRequest) payment.Result {
+func (g *rulesGateway) Pay(context.Context, *payment.PayRequest) payment.Result {
 	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
 }
 
-func (g *r2Gateway) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
+func (g *rulesGateway) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.query == nil {
@@ -50,7 +49,7 @@ func (g *r2Gateway) Query(_ context.Context, r payment.OrderRef, _ int64) paymen
 	return g.query(r.MchTradeID)
 }
 
-func (g *r2Gateway) Reverse(_ context.Context, r payment.OrderRef) payment.Result {
+func (g *rulesGateway) Reverse(_ context.Context, r payment.OrderRef) payment.Result {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.reverse == nil {
@@ -59,11 +58,11 @@ func (g *r2Gateway) Reverse(_ context.Context, r payment.OrderRef) payment.Resul
 	return g.reverse(r.MchTradeID)
 }
 
-func (g *r2Gateway) Close(context.Context, payment.OrderRef) payment.Result {
+func (g *rulesGateway) Close(context.Context, payment.OrderRef) payment.Result {
 	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
 }
 
-func (g *r2Gateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
+func (g *rulesGateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refundRQ = append(g.refundRQ, r.MchRefundID)
@@ -79,7 +78,7 @@ func (g *r2Gateway) Refund(_ context.Context, r *payment.RefundRequest) payment.
 	return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: r.RefundFee}
 }
 
-func (g *r2Gateway) RefundQuery(_ context.Context, r *payment.RefundQueryRequest) payment.Result {
+func (g *rulesGateway) RefundQuery(_ context.Context, r *payment.RefundQueryRequest) payment.Result {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if fee, ok := g.refunds[r.MchRefundID]; ok {
@@ -92,8 +91,8 @@ func paidAnswer() payment.Result {
 	return payment.Result{Outcome: payment.Paid, TradeState: payment.StatePaid, TradeID: "T1"}
 }
 
-// r2World is a journal holding one charge and its attempts, and a poller.
-type r2World struct {
+// rulesWorld is a journal holding one charge and its attempts, and a poller.
+type rulesWorld struct {
 	j       *journal.Journal
 	p       *Poller
 	mu      sync.Mutex
@@ -101,11 +100,11 @@ type r2World struct {
 	charges []money.Charge
 }
 
-func newR2World(t *testing.T, gw Gateway) *r2World {
+func newRulesWorld(t *testing.T, gw Gateway) *rulesWorld {
 	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { j.Close() })
-	w := &r2World{j: j}
+	w := &rulesWorld{j: j}
 	w.p = New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order, st money.Settled) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -119,7 +118,7 @@ func newR2World(t *testing.T, gw Gateway) *r2World {
 
 // order journals a final attempt of charge "CH1" (before the charge, so
 // that nothing moves it).
-func (w *r2World) order(t *testing.T, id string, st money.State, now time.Time, edit func(*money.Order)) {
+func (w *rulesWorld) order(t *testing.T, id string, st money.State, now time.Time, edit func(*money.Order)) {
 	o := money.NewOrder(money.Order{MchTradeID: id, ChargeID: "CH1", Lane: "L1", TotalFee: 100, DeviceInfo: "L1",
 		AuthCode: "28123456789012345" + id[len(id)-1:], PayType: "alipay.micro", Subject: "s", Body: "b", ClientIP: "127.0.0.1"}, now)
 	o.Phase, o.State, o.FinishedAt, o.TradeState = money.PhaseDone, st, now, payment.StatePaid
@@ -129,19 +128,19 @@ func (w *r2World) order(t *testing.T, id string, st money.State, now time.Time, 
 	require.NoError(t, w.j.Update(func(tx *journal.Tx) error { _, err := tx.SaveStep(&o, now); return err }))
 }
 
-func (w *r2World) charge(t *testing.T, st money.State, refunded int64, now time.Time, attempts ...string) {
+func (w *rulesWorld) charge(t *testing.T, st money.State, refunded int64, now time.Time, attempts ...string) {
 	c := money.Charge{ID: "CH1", Lane: "L1", TotalFee: 100, State: st, RefundedFee: refunded, AttemptIDs: attempts,
 		CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute), UpdatedAt: now}
 	require.NoError(t, w.j.Update(func(tx *journal.Tx) error { return tx.OpenCharge(&c) }))
 }
 
-func (w *r2World) get(t *testing.T, id string) money.Order {
+func (w *rulesWorld) get(t *testing.T, id string) money.Order {
 	var o money.Order
 	require.NoError(t, w.j.View(func(tx *journal.Tx) error { o, _, _ = tx.Order(id); return nil }))
 	return o
 }
 
-func (w *r2World) getCharge(t *testing.T) money.Charge {
+func (w *rulesWorld) getCharge(t *testing.T) money.Charge {
 	var c money.Charge
 	require.NoError(t, w.j.View(func(tx *journal.Tx) error { c, _, _ = tx.Charge("CH1"); return nil }))
 	return c
@@ -155,11 +154,11 @@ func (w *r2World) getCharge(t *testing.T) money.Charge {
 // nothing more.
 func TestRestoredOrderRefundsUnderTheTillsIDs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw := &r2Gateway{query: func(string) payment.Result {
+		gw := &rulesGateway{query: func(string) payment.Result {
 			return payment.Result{Outcome: payment.Paid, TradeState: payment.StateRefunding, TradeID: "T1"}
 		}}
 		gw.refunds = map[string]int64{RefundIDFor("A0000001", "T1"): 30}
-		w := newR2World(t, gw)
+		w := newRulesWorld(t, gw)
 		now := time.Now()
 		w.order(t, "A0000001", money.Paid, now, nil)
 		w.charge(t, money.Paid, 0, now, "A0000001")
@@ -207,11 +206,11 @@ func TestRestoredOrderRefundsUnderTheTillsIDs(t *testing.T) {
 // by a new discovery that ends the order "unknown"/attention again (the
 // charge needs_attention) and leaves the till's refund record "pending"
 // for ever (the discovery moved o.RefundID on before the step was saved).
-func TestReview2ResolvedRestoredOrderPartialRefundNeverEnds(t *testing.T) {
+func TestResolvedRestoredOrderPartialRefundEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw := &r2Gateway{}
+		gw := &rulesGateway{}
 		gw.refunds = map[string]int64{RefundIDN("A0000001", 1): 30}
-		w := newR2World(t, gw)
+		w := newRulesWorld(t, gw)
 		now := time.Now()
 		// As endDiscovery leaves a restored order refunded in part.
 		w.order(t, "A0000001", money.Unknown, now, func(o *money.Order) {
@@ -251,10 +250,10 @@ func TestReview2ResolvedRestoredOrderPartialRefundNeverEnds(t *testing.T) {
 // still open for the till are left to an operator. Taken up, an attempt
 // whose reverse cannot land and that the gateway then finds paid makes
 // its charge paid, with an event: never kept silently.
-func TestReview2ReopenRefuses(t *testing.T) {
+func TestReopenRefusesAnEarlierAttemptOrAnOpenSale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw := &r2Gateway{query: func(string) payment.Result { return paidAnswer() }}
-		w := newR2World(t, gw)
+		gw := &rulesGateway{query: func(string) payment.Result { return paidAnswer() }}
+		w := newRulesWorld(t, gw)
 		now := time.Now()
 		w.order(t, "A0000001", money.Declined, now, nil)
 		w.order(t, "A0000002", money.Paid, now, nil)
@@ -262,13 +261,13 @@ func TestReview2ReopenRefuses(t *testing.T) {
 		_, err := w.p.Reopen("A0000001", "reconciliation", now)
 		require.ErrorIs(t, err, ErrNotReopenable, "an earlier attempt of a charge another attempt paid")
 
-		w2 := newR2World(t, gw)
+		w2 := newRulesWorld(t, gw)
 		w2.order(t, "A0000001", money.Declined, now, nil)
 		w2.charge(t, money.AwaitingScan, 0, now, "A0000001")
 		_, err = w2.p.Reopen("A0000001", "reconciliation", now)
 		require.ErrorIs(t, err, ErrNotReopenable, "the till's sale is still open")
 
-		w3 := newR2World(t, gw)
+		w3 := newRulesWorld(t, gw)
 		w3.order(t, "A0000001", money.Declined, now, nil)
 		w3.charge(t, money.Canceled, 0, now, "A0000001")
 		_, err = w3.p.Reopen("A0000001", "reconciliation", now)

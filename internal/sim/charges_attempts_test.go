@@ -1,8 +1,7 @@
 package sim
 
-// Review of 4a1e580: the simulation now reconciles and reopens, but its
-// charge rule (checkCharge) only holds a charge against its latest attempt.
-// This test runs seeds and then holds every charge of the final journal
+// The simulation reconciles and reopens; its charge rule (checkCharge)
+// holds a charge against its latest attempt. This test runs seeds and then holds every charge of the final journal
 // against all its attempts: no charge paid by two attempts that both kept
 // the money, no charge shown paid without an attempt that kept money, no
 // charge shown canceled while one of its attempts kept money.
@@ -17,7 +16,7 @@ import (
 	"example.com/posd/internal/money"
 )
 
-func TestReview2ChargesAgreeWithAllTheirAttempts(t *testing.T) {
+func TestChargesAgreeWithAllTheirAttempts(t *testing.T) {
 	first := uint64(envInt("POSD_SIM_SEED", 1))
 	seeds := envInt("POSD_SIM_SEEDS", 4)
 	events := envInt("POSD_SIM_EVENTS", 2000)
