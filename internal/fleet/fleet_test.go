@@ -218,14 +218,18 @@ func BenchmarkThousandBoxes(b *testing.B) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = p.Run(ctx) }()
 	}
-	for {
-		info, err := st.Info(context.Background())
-		require.NoError(b, err)
-		if info.State.Msgs >= want {
-			break
+	// Done when every box's outbox is acknowledged: two entries of one
+	// record go as one message (the record as it is when published), so
+	// the stream holds fewer messages than the outboxes held entries.
+	for left := len(pubs); left > 0; {
+		left = 0
+		for _, p := range pubs {
+			if p.Status().Pending > 0 {
+				left++
+			}
 		}
 		if time.Since(began) > 5*time.Minute {
-			b.Fatalf("%d of %d messages after 5 minutes", info.State.Msgs, want)
+			b.Fatalf("%d of %d boxes not drained after 5 minutes", left, len(pubs))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -233,10 +237,14 @@ func BenchmarkThousandBoxes(b *testing.B) {
 	b.StopTimer()
 	cancel()
 	wg.Wait()
+	info, err := st.Info(context.Background())
+	require.NoError(b, err)
+	require.NotZero(b, info.State.Msgs)
 	b.ReportMetric(float64(boxes), "boxes")
-	b.ReportMetric(float64(want), "messages")
+	b.ReportMetric(float64(want), "entries")
+	b.ReportMetric(float64(info.State.Msgs), "messages")
 	b.ReportMetric(took.Seconds(), "s")
-	b.ReportMetric(float64(want)/took.Seconds(), "msgs/s")
+	b.ReportMetric(float64(info.State.Msgs)/took.Seconds(), "msgs/s")
 }
 
 // payT is pay for a benchmark: one paid charge, journaled as a lane does.
