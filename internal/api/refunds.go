@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
-	"time"
 
 	"example.com/posd/internal/lane"
-	"example.com/posd/internal/money"
 )
 
 // refundRequest is POST /v1/charges/{id}/refunds.
@@ -68,51 +66,4 @@ func (s *Server) listRefunds(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getRefund(w http.ResponseWriter, r *http.Request) {
 	ref, err := s.svc.RefundOf(r.PathValue("id"), r.PathValue("refund_id"))
 	s.reply(w, http.StatusOK, ref, err)
-}
-
-// findCharges is GET /v1/charges?reference=…[&lane=…]: the charges opened
-// with the till's own sale reference (one per lane), for a till that lost
-// the reply.
-func (s *Server) findCharges(w http.ResponseWriter, r *http.Request) {
-	ref := r.URL.Query().Get("reference")
-	if ref == "" {
-		s.fail(w, fmt.Errorf("%w: reference is required", lane.ErrInvalid))
-		return
-	}
-	vs, err := s.svc.ByReference(r.URL.Query().Get("lane"), ref)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	out := make([]Charge, 0, len(vs))
-	for _, v := range vs {
-		out = append(out, chargeOf(v))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"charges": out})
-}
-
-// lastCharge is GET /v1/lanes/{lane}/last: the lane's latest charge.
-func (s *Server) lastCharge(w http.ResponseWriter, r *http.Request) {
-	v, err := s.svc.Last(r.PathValue("lane"))
-	s.reply(w, http.StatusOK, chargeOf(v), err)
-}
-
-// totals is GET /v1/totals?date=…[&lane=…][&op_user_id=…][&shift=…]: the
-// day's payments by wallet — paid, refunded of them, net — and their sum
-// (the row whose wallet is ""). The daily report carries the same figures.
-func (s *Server) totals(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	day, err := parseDay(q.Get("date"))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	f := money.TotalsFilter{Lane: q.Get("lane"), OpUserID: q.Get("op_user_id"), Shift: q.Get("shift")}
-	sums, err := s.hist.Totals(day, day.AddDate(0, 0, 1), f)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"date": day.Format(time.DateOnly), "lane": f.Lane, "op_user_id": f.OpUserID,
-		"shift": f.Shift, "wallets": sums[:len(sums)-1], "total": sums[len(sums)-1]})
 }
