@@ -156,12 +156,7 @@ func needRoot(t *testing.T, why string) {
 	if os.Geteuid() == 0 {
 		return
 	}
-	msg := fmt.Sprintf("SKIPPED: %s needs root %s (.ci/run runs as root)", t.Name(), why)
-	if os.Getenv("POSD_REQUIRE_ALL") == "1" {
-		t.Fatal(msg + " — POSD_REQUIRE_ALL=1 makes this a failure")
-	}
-	fmt.Fprintln(os.Stderr, "!!! "+msg)
-	t.Skip(msg)
+	skipLoudly(t, fmt.Sprintf("SKIPPED: %s needs root %s (.ci/run runs as root)", t.Name(), why), true)
 }
 
 type wrongTokenCounts struct{ answered, refused int64 }
@@ -400,9 +395,7 @@ func lanAddr(t *testing.T) string {
 		}
 	}
 	// Not a tool .ci/run can install: skipped, loudly, even there.
-	msg := fmt.Sprintf("SKIPPED: %s needs a non-loopback IPv4 address on this machine", t.Name())
-	fmt.Fprintln(os.Stderr, "!!! "+msg)
-	t.Skip(msg)
+	skipLoudly(t, fmt.Sprintf("SKIPPED: %s needs a non-loopback IPv4 address on this machine", t.Name()), false)
 	return ""
 }
 
