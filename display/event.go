@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"example.com/posd/internal/money"
@@ -192,11 +193,14 @@ func (h *Hub) SubscribeSince(lane string, depth int, lastID string) (*Sub, bool)
 type Sub struct {
 	lane    string
 	ch      chan Event
-	dropped uint64
+	dropped atomic.Uint64
 }
 
 // C delivers the events.
 func (s *Sub) C() <-chan Event { return s.ch }
+
+// Dropped counts the events pushed out unread because the queue was full.
+func (s *Sub) Dropped() uint64 { return s.dropped.Load() }
 
 // Subscribe returns a queue of depth events for one lane ("" for all),
 // primed with each lane's latest event. Unsubscribe frees it.
@@ -260,7 +264,7 @@ func offer(s *Sub, e Event) {
 		}
 		select {
 		case <-s.ch:
-			s.dropped++
+			s.dropped.Add(1)
 		default:
 		}
 	}

@@ -124,6 +124,10 @@ func (w *world) checkOrder(o *money.Order) {
 	}
 }
 
+// subDepth holds every event one step can show: the queue is read after
+// every step, and one that overflows is a violation, not a silent gap.
+const subDepth = 256
+
 // drain reads what the lanes' customer displays were sent and holds each
 // result against the till and the ledger.
 func (w *world) drain() {
@@ -140,6 +144,9 @@ func (w *world) drain() {
 				break
 			}
 			w.checkShown(lane, e)
+		}
+		if n := s.Dropped(); n > 0 {
+			w.violate("lane %s's display queue dropped %d events between two checks: the simulation no longer sees all it shows (raise subDepth)", lane, n)
 		}
 	}
 }

@@ -251,7 +251,7 @@ func (w *world) boot() {
 	}
 	p.hub = display.NewHub()
 	for _, l := range lanes {
-		p.subs[l] = p.hub.Subscribe(l, 1<<14)
+		p.subs[l] = p.hub.Subscribe(l, subDepth)
 	}
 	router, _ := scanner.NewRouter(scanner.DefaultWallets())
 	lcs := w.laneConfigs()
