@@ -92,6 +92,51 @@ type Order struct {
 	Queries  int   `json:"queries"`
 	Reverses int   `json:"reverses"`
 	Tries    int   `json:"tries"`
+	// The groups embedded here are runs of neighbouring keys: a field's
+	// place orders its key in the journal's JSON, whose bytes stay as
+	// older posds wrote them. RefundUnknown and RefundBy, of the refund in
+	// flight, stay out of RefundProgress, where their keys would move.
+	PayFlags
+	// RefundUnknown: a refund try got no trusted answer and may have been
+	// carried out; only refund_query may say it was not.
+	RefundUnknown bool `json:"refund_unknown,omitempty"`
+	// Abort: the till stopped the payment; posd reverses it at once
+	// instead of waiting out the queries.
+	Abort bool `json:"abort,omitempty"`
+	RefundProgress
+	// Restored: the order came from a journal restored from an older copy;
+	// what the gateway did since is asked before it is final again.
+	Restored bool `json:"restored,omitempty"`
+	// RefundBy is "fallback" (the reverse fallback refunds an order paid
+	// too late) or "operator" (a refund asked for through the API).
+	RefundBy string `json:"refund_by,omitempty"`
+
+	TradeState int    `json:"trade_state"`
+	TradeID    string `json:"trade_id,omitempty"`
+	OutTradeID string `json:"out_trade_id,omitempty"`
+	ErrMsg     string `json:"err_msg,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+
+	NextAt     time.Time `json:"next_at"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// Resolution records an operator's decision on an order that needed attention.
+	Resolution string `json:"resolution,omitempty"`
+	// Reopened says why a final order was taken back into the flow (a
+	// reconciliation found it still open at the gateway).
+	Reopened string `json:"reopened,omitempty"`
+	// The paid answer's detail: what the customer paid, the discount,
+	// the bank, the buyer's account (masked).
+	payment.PayDetail
+	// Version grows by one with each change the journal records.
+	Version uint64 `json:"version,omitempty"`
+}
+
+// PayFlags are what posd knows of what its pay left at the gateway: each
+// changes how a later answer about the order is read. They are embedded
+// in Order without a tag, so the journal's record stays one flat object.
+type PayFlags struct {
 	// Adopt marks an order of an older posd that took a 107 for its own;
 	// such an order is only queried, then left to an operator.
 	Adopt bool `json:"adopt,omitempty"`
@@ -104,12 +149,13 @@ type Order struct {
 	// NotSent: the pay never left the box (no connection): nothing was
 	// created and the code was not used.
 	NotSent bool `json:"not_sent,omitempty"`
-	// RefundUnknown: a refund try got no trusted answer and may have been
-	// carried out; only refund_query may say it was not.
-	RefundUnknown bool `json:"refund_unknown,omitempty"`
-	// Abort: the till stopped the payment; posd reverses it at once
-	// instead of waiting out the queries.
-	Abort bool `json:"abort,omitempty"`
+}
+
+// RefundProgress is where an order's refunds stand: the one in flight,
+// what was given back, and what a discovery found at the gateway. It is
+// embedded in Order without a tag, so the journal's record stays one flat
+// object.
+type RefundProgress struct {
 	// RefundSends counts refund requests sent with RefundID;
 	// RefundMissing the refund_query answers that did not know it.
 	RefundSends   int    `json:"refund_sends,omitempty"`
@@ -142,33 +188,6 @@ type Order struct {
 	RefundAsk    int   `json:"refund_ask,omitempty"`
 	RefundsFound int   `json:"refunds_found,omitempty"`
 	FoundFee     int64 `json:"found_fee,omitempty"`
-	// Restored: the order came from a journal restored from an older copy;
-	// what the gateway did since is asked before it is final again.
-	Restored bool `json:"restored,omitempty"`
-	// RefundBy is "fallback" (the reverse fallback refunds an order paid
-	// too late) or "operator" (a refund asked for through the API).
-	RefundBy string `json:"refund_by,omitempty"`
-
-	TradeState int    `json:"trade_state"`
-	TradeID    string `json:"trade_id,omitempty"`
-	OutTradeID string `json:"out_trade_id,omitempty"`
-	ErrMsg     string `json:"err_msg,omitempty"`
-	Reason     string `json:"reason,omitempty"`
-
-	NextAt     time.Time `json:"next_at"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-	// Resolution records an operator's decision on an order that needed attention.
-	Resolution string `json:"resolution,omitempty"`
-	// Reopened says why a final order was taken back into the flow (a
-	// reconciliation found it still open at the gateway).
-	Reopened string `json:"reopened,omitempty"`
-	// The paid answer's detail: what the customer paid, the discount,
-	// the bank, the buyer's account (masked).
-	payment.PayDetail
-	// Version grows by one with each change the journal records.
-	Version uint64 `json:"version,omitempty"`
 }
 
 // Final reports whether the order needs no more calls.

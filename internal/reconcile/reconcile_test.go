@@ -39,7 +39,7 @@ func TestCompare(t *testing.T) {
 		{money.Reversed, 0, paid, false},
 		{money.Closed, 0, paying, false},
 	} {
-		o := money.Order{Phase: money.PhaseDone, State: c.state, RefundedFee: c.refunded, TotalFee: 100}
+		o := money.Order{Phase: money.PhaseDone, State: c.state, RefundProgress: money.RefundProgress{RefundedFee: c.refunded}, TotalFee: 100}
 		what := Compare(&o, c.q)
 		assert.Equal(t, c.agree, what == "", "%s (%d refunded) vs %s: %q", c.state, c.refunded, GatewayWord(c.q), what)
 	}

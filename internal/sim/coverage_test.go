@@ -64,7 +64,7 @@ func TestReconcileClasses(t *testing.T) {
 	made := map[poller.Transition]bool{}
 	for _, s := range []money.State{money.Paid, money.Refunded, money.Reversed, money.Declined, money.Failed, money.Closed} {
 		for _, refunded := range []int64{0, 30} {
-			o := money.Order{State: s, Phase: money.PhaseDone, TotalFee: 100, RefundedFee: refunded}
+			o := money.Order{State: s, Phase: money.PhaseDone, TotalFee: 100, RefundProgress: money.RefundProgress{RefundedFee: refunded}}
 			for _, q := range answers {
 				made[poller.Transition{Phase: o.Phase, Mode: string(s), Call: payment.CallQuery, Class: reconcileClass(q, reconcile.Compare(&o, q))}] = true
 			}
