@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,6 +23,7 @@ import (
 	"example.com/posd/internal/journal"
 	"example.com/posd/payment/sandbox"
 	"example.com/posd/payment/sandbox/sandboxtest"
+	"example.com/posd/test/harness"
 )
 
 type sample struct {
@@ -96,26 +95,13 @@ lanes:
 		done <- run(ctx, cfg, zap.NewNop(), IO{Stdin: bytes.NewReader(nil), Stdout: io.Discard}, func(string, *journal.Journal) { ready <- nil })
 	}()
 	<-ready
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
+	client := harness.UnixClient(sock, 10*time.Second)
 	call := func(method, path string, body any) map[string]any {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, "http://posd"+path, rd)
-		if method != http.MethodGet {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
+		code, b, err := harness.Call(client, method, path, body)
 		require.NoError(t, err)
-		defer resp.Body.Close()
 		var out map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
-		require.Less(t, resp.StatusCode, 300, "%s %s: %v", method, path, out)
+		require.NoError(t, json.Unmarshal(b, &out))
+		require.Less(t, code, 300, "%s %s: %v", method, path, out)
 		return out
 	}
 

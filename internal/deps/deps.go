@@ -39,6 +39,8 @@ var Rules = []Rule{
 		Why: "the poller drives orders at the gateway; it knows no lane, device or display"},
 	{From: []string{"..."}, Not: []string{"internal/daemon"},
 		Why: "only the commands wire posd together (cmd/posd imports the daemon; nothing else may)"},
+	{From: []string{"cmd/...", "internal/...", "payment/...", "poller/...", "scanner/...", "display/..."}, Not: []string{"test/harness"},
+		Why: "what ships never depends on the system tests' harness"},
 }
 
 // exempt are the packages the catch-all rules leave out: the daemon's

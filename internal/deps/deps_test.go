@@ -50,10 +50,11 @@ func TestABrokenRuleIsNamed(t *testing.T) {
 	got := Check(map[string][]string{
 		"scanner":     {"internal/device", "payment"},
 		"internal/hq": {"internal/csvsafe", "internal/fleet", "internal/journal"},
-		"cmd/posd":    {"internal/daemon"},
+		"cmd/posd":    {"internal/daemon", "test/harness"},
 		"payment":     {"payment/sandbox"},
 	})
 	assert.Equal(t, []string{
+		"cmd/posd depends on test/harness: what ships never depends on the system tests' harness",
 		"internal/hq depends on internal/fleet: head office imports nothing of the box's money path: it trusts no box, and a change there must not move it",
 		"internal/hq depends on internal/journal: head office imports nothing of the box's money path: it trusts no box, and a change there must not move it",
 		"scanner depends on payment: a reader knows nothing of money: it turns a device's bytes into a code and hands it on",

@@ -17,7 +17,7 @@ import (
 )
 
 // The chain's NATS configuration as docs/fleet gives it to an operator,
-// for the tests that run it (cmd/posd's with nats-server processes,
+// for the tests that run it (test/e2e's with nats-server processes,
 // internal/hq's in process): the same files, with the test's addresses,
 // directories and keys, and without TLS. Every replacement must apply, so
 // the docs and the tests cannot drift apart.
