@@ -61,7 +61,7 @@ func ordersRoot(t *testing.T, j *Journal) (pgid uint64, pageSize int) {
 	return pgid, j.db.Info().PageSize
 }
 
-// fullCheck is bbolt's whole-file check, what Check did before 3688da6.
+// fullCheck is bbolt's whole-file check, which Check no longer runs at every start.
 func fullCheck(t *testing.T, path string) (errs []string) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})

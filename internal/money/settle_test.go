@@ -23,3 +23,22 @@ func TestSettleCancelsAPaidChargeFoundNotPaid(t *testing.T) {
 		}
 	}
 }
+
+// Rule: never shown as paid when it is not. A charge paid by an earlier
+// attempt (a reopened attempt that ended paid: TestSettleFollowsTheLatest
+// Attempt's {Paid, Canceled, Paid}) is verified after a journal restore, or
+// refunded: the gateway says that attempt is reversed, closed or refunded
+// in full. Settle's guard drops the step and the charge stays paid.
+// (TestSettleCancelsAPaidChargeFoundNotPaid holds the same rule for a
+// charge paid by its latest attempt.)
+func TestPaidByAnEarlierAttemptThenNotPaidAfterAll(t *testing.T) {
+	now := time.Now()
+	for _, st := range []State{Closed, Reversed, Refunded} {
+		c := Charge{ID: "CH1", State: Paid, AttemptIDs: []string{"A1", "A2"}, ExpiresAt: now.Add(-time.Hour)}
+		o := Order{MchTradeID: "A1", ChargeID: "CH1", Phase: PhaseDone, State: st, TotalFee: 100}
+		Settle(&c, &o, now)
+		if c.State == Paid {
+			t.Errorf("the attempt that paid the charge is now %s; the charge still %s", st, c.State)
+		}
+	}
+}

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // boxGuest is the booted Debian: its console, the agent's shell on the

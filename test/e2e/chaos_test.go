@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // TestChaos: many charges over several lanes at once, random faults from a

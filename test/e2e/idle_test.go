@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 func procStat(t *testing.T, pid int) (rssKB int64, cpuTicks int64) {

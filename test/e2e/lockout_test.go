@@ -20,9 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // tcpTill is posd on a loopback TCP port with a token, and the till's

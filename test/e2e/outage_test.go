@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // The store's internet link goes down: the gateway's port is closed.

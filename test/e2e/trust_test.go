@@ -14,16 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/internal/fleet/wire"
-	"example.com/posd/test/harness"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"example.com/posd/internal/fleet/wire"
 	"example.com/posd/internal/hq"
 	"example.com/posd/payment/sandbox"
+	"example.com/posd/test/harness"
 )
 
 const merchant = sandbox.MerchantID

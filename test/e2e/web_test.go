@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // newBrowser starts a headless Chromium for the test: a tab's context,

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/payment/sandbox"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/payment/sandbox"
 )
 
 // SyncBuf is a goroutine-safe output capture.

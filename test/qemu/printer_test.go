@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // A USB printer-class receipt printer through the kernel's real usblp

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"example.com/posd/test/harness"
 	"github.com/stretchr/testify/require"
+
+	"example.com/posd/test/harness"
 )
 
 // Hardware in the loop: a Debian kernel under QEMU with an emulated USB
