@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/payment/sandbox"
@@ -55,11 +55,7 @@ func BenchmarkPoller10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	j, err := journal.Open(filepath.Join(b.TempDir(), "j.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
+	j := journaltest.Open(b)
 
 	// The orders exist at the gateway (paying forever) and in the journal,
 	// each in its query phase, due over the next interval.

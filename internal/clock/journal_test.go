@@ -1,7 +1,6 @@
 package clock
 
 import (
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 )
 
@@ -32,9 +32,7 @@ func paidAt(t *testing.T, j *journal.Journal, id string, at time.Time) {
 // clock are a fault of their own.
 func TestOpenFromTheJournal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
+		j := journaltest.Open(t)
 		off := -26 * 365 * 24 * time.Hour // the wall clock in 2000
 		paidAt(t, j, "PAID00001", time.Now().Add(-time.Hour))
 		c, err := Open(j, skewed(&off))

@@ -19,6 +19,7 @@ import (
 
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/internal/natstest"
 	"example.com/posd/payment/sandbox"
@@ -202,11 +203,7 @@ func BenchmarkJournalFsync(b *testing.B) {
 }
 
 func benchJournalFsync(b *testing.B, outbox, acked bool) {
-	j, err := journal.Open(filepath.Join(b.TempDir(), "j.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
+	j := journaltest.Open(b)
 	j.SetOutbox(outbox)
 	o := money.NewOrder(money.Order{TotalFee: 1, Subject: "bench", Body: "bench", DeviceInfo: "POS01", AuthCode: "282941234567890123"}, time.Now())
 	lat := make([]time.Duration, 0, b.N)

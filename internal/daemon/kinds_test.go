@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"maps"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,7 +17,7 @@ import (
 	"example.com/posd/display"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
-	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/scanner"
 )
 
@@ -110,9 +109,7 @@ func TestEveryDisplayKindBuilds(t *testing.T) {
 	require.ElementsMatch(t, slices.Collect(maps.Keys(displayKinds)), slices.Collect(maps.Keys(examples)), "one example per kind")
 	require.Equal(t, slices.Sorted(maps.Keys(displayKinds)), config.DisplayTypes(), "every kind registered in config")
 
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // what build starts ends at once
 	var wg sync.WaitGroup

@@ -19,6 +19,7 @@ import (
 
 	"example.com/posd/internal/fleet/wire"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/internal/natstest"
 )
@@ -196,13 +197,10 @@ func BenchmarkThousandBoxes(b *testing.B) {
 	}
 	ns := natstest.Start(b)
 	st := natstest.Stream(b, ns.URL(), "POSD", "posd")
-	dir := b.TempDir()
 	var pubs []*Publisher
 	var want uint64
 	for i := range boxes {
-		j, err := journal.OpenWith(filepath.Join(dir, fmt.Sprintf("box%04d.db", i)), journal.Options{NoSync: true})
-		require.NoError(b, err)
-		defer j.Close()
+		j := journaltest.OpenWith(b, journal.Options{NoSync: true})
 		j.SetOutbox(true)
 		for k := range 5 {
 			payT(b, j, fmt.Sprintf("S%04d_POS1_%d", i, k))

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"example.com/posd/internal/fleet/wire"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/internal/natstest"
 )
@@ -25,9 +25,7 @@ import (
 func TestWakeDuringLinger(t *testing.T) {
 	ns := natstest.Start(t)
 	st := natstest.Stream(t, ns.URL(), "POSD", "posd")
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	j.SetOutbox(true)
 	p := New(Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Journal: j, Log: zap.NewNop(), Poll: time.Hour})
 	defer run(p)()
@@ -66,9 +64,7 @@ func TestWakeDuringLinger(t *testing.T) {
 func TestShutdownDuringLinger(t *testing.T) {
 	ns := natstest.Start(t)
 	st := natstest.Stream(t, ns.URL(), "POSD", "posd")
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	j.SetOutbox(true)
 	opts := Options{URL: ns.URL(), Prefix: "posd", Merchant: "M1", Store: "S1", Journal: j, Log: zap.NewNop(), Poll: time.Hour, Linger: 500 * time.Millisecond}
 	p := New(opts)
@@ -119,9 +115,7 @@ func TestDeviceMsgIDsOfTwoStores(t *testing.T) {
 
 	var pubs []*Publisher
 	for i, s := range []string{"S001", "S002"} {
-		j, err := journal.Open(filepath.Join(t.TempDir(), s+".db"))
-		require.NoError(t, err)
-		defer j.Close()
+		j := journaltest.Open(t)
 		j.SetOutbox(true)
 		state := []device.State{device.Connected, device.Gone}[i]
 		gw := device.Health{Role: "gateway", Type: "gateway", Name: "gateway", State: state, Since: time.Now()}

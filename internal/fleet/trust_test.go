@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"example.com/posd/internal/fleet/wire"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/natstest"
 )
 
@@ -23,9 +23,7 @@ import (
 func TestPublishedRecordsCarryNoCodeHash(t *testing.T) {
 	ns := natstest.Start(t)
 	st := natstest.Stream(t, ns.URL(), "POSD", "posd")
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	j.SetOutbox(true)
 	pay(t, j, 0)
 	require.NoError(t, j.Update(func(tx *journal.Tx) error {

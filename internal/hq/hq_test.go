@@ -18,6 +18,7 @@ import (
 
 	"example.com/posd/internal/fleet"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/internal/natstest"
 )
@@ -92,9 +93,7 @@ func TestBoxToHeadOffice(t *testing.T) {
 			ctx := context.Background()
 			ns := natstest.Start(t)
 			natstest.Stream(t, ns.URL(), "POSD", "posd")
-			j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-			require.NoError(t, err)
-			defer j.Close()
+			j := journaltest.Open(t)
 			j.SetOutbox(true)
 			now := time.Now()
 			for i := range 40 {

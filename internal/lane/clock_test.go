@@ -3,7 +3,6 @@ package lane
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/clock"
-	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -35,8 +34,7 @@ var paid = payment.Result{Outcome: payment.Paid, TradeState: payment.StatePaid, 
 func TestAChargeFromTheFutureBindsNothing(t *testing.T) {
 	off := 12 * 365 * 24 * time.Hour
 	wall := func() time.Time { return time.Now().Add(off) }
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
+	j := journaltest.Open(t)
 	router, err := scanner.NewRouter(scanner.DefaultWallets())
 	require.NoError(t, err)
 	var futures []string

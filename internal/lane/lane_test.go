@@ -3,14 +3,15 @@ package lane
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/tradeid"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -18,12 +19,14 @@ import (
 )
 
 func newService(t *testing.T, lanes ...Config) (*Service, *journal.Journal, *display.Hub) {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
+	j := journaltest.Open(t)
 	router, err := scanner.NewRouter(scanner.DefaultWallets())
 	require.NoError(t, err)
 	hub := display.NewHub()
 	p := poller.New(poller.Options{Journal: j, Gateway: declineAll{}})
+	// A pay a scan launched is saved before the journal closes under it:
+	// otherwise its step retries the write until the process ends.
+	t.Cleanup(func() { p.Wait(time.Second) })
 	s := New(Options{Journal: j, Poller: p, Hub: hub, Router: router, Lanes: lanes, StoreID: "S001", ClientIP: "127.0.0.1"})
 	require.NoError(t, s.Start())
 	return s, j, hub

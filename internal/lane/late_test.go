@@ -2,7 +2,6 @@ package lane
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -29,8 +29,7 @@ func (unknownAll) Pay(context.Context, *payment.PayRequest) payment.Result {
 // so its result, found later, is late: "Paid ¥5" — the very amount the next
 // customer owes — must not reach the lane's display.
 func TestLateResultOnFixedFeeLaneStaysOffTheDisplay(t *testing.T) {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
+	j := journaltest.Open(t)
 	router, err := scanner.NewRouter(scanner.DefaultWallets())
 	require.NoError(t, err)
 	hub := display.NewHub()

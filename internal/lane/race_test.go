@@ -7,7 +7,6 @@ package lane
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 	"example.com/posd/poller"
@@ -47,9 +47,7 @@ func (g holdPay) RefundQuery(ctx context.Context, _ *payment.RefundQueryRequest)
 // attempt A (querying), expiring at exp; it returns A.
 func zzPaying(t *testing.T, exp time.Time) (*Service, *journal.Journal, *poller.Poller, money.Order) {
 	t.Helper()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = j.Close() })
+	j := journaltest.Open(t)
 	now := time.Now()
 	o := money.NewOrder(money.Order{MchTradeID: "S001_POS01_A1", ChargeID: "CH1", Lane: "L1", TotalFee: 100, AuthCode: "134567890123456789"}, now)
 	o.Phase = money.PhaseQuery

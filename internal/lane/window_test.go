@@ -2,7 +2,6 @@ package lane
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,7 +11,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/clock"
-	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/poller"
 	"example.com/posd/scanner"
@@ -35,9 +34,7 @@ func referenceReuseStep(t *testing.T, atStart, off0 time.Duration) (created bool
 	// synctest's bubble starts in 2000: the true time is 26 years on.
 	const era = 26 * 365 * 24 * time.Hour
 	wall := func() time.Time { return time.Now().Add(era + off) }
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	router, err := scanner.NewRouter(scanner.DefaultWallets())
 	require.NoError(t, err)
 	var s *Service

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
@@ -82,9 +82,7 @@ func (a *answers) Query(_ context.Context, ref payment.OrderRef, _ int64) paymen
 // A run lists every disagreement, counts the rest, and resumes after a
 // stop without asking again what it already checked.
 func TestRunResumes(t *testing.T) {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
 	put := func(id string, st money.State, ph money.Phase) {
 		o := money.NewOrder(money.Order{MchTradeID: id, AuthCode: "28" + id, TotalFee: 100}, day.Add(time.Hour))
@@ -122,7 +120,7 @@ func TestRunResumes(t *testing.T) {
 			mu.Unlock()
 		},
 		Reopen: func(id, why string) error { reopened = append(reopened, id+" "+why); return nil }}
-	_, err = r.Start(day)
+	_, err := r.Start(day)
 	require.NoError(t, err)
 	r.Wait()
 	run, found, err := r.Status("2026-11-25")
@@ -158,9 +156,7 @@ func TestRunResumes(t *testing.T) {
 // resumes it, it is reported interrupted, never running; Resume picks up
 // every such run (and every stopped one) by itself, from where it was.
 func TestAKilledRunIsResumedAndNeverRunningWithoutRunning(t *testing.T) {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	defer j.Close()
+	j := journaltest.Open(t)
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
 	gw := &answers{by: map[string]payment.Result{}}
 	for _, id := range []string{"B1", "B2", "B3", "B4"} {

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,14 +12,13 @@ import (
 	"go.uber.org/zap"
 
 	"example.com/posd/internal/journal"
+	"example.com/posd/internal/journal/journaltest"
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
 
 func paidDay(t *testing.T, n int) (*journal.Journal, time.Time, *answers) {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { j.Close() })
+	j := journaltest.Open(t)
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
 	gw := &answers{by: map[string]payment.Result{}}
 	for i := range n {
