@@ -2,7 +2,6 @@ package poller
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,9 +20,8 @@ import (
 // state, not a year later.
 func TestResumeAsksAnOrderScheduledByAClockRunAhead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
+		gw := &fakeGateway{answer: func(payment.Call, string, int) payment.Result { return res(payment.Paid, 0) }}
+		p, j := newTestPoller(t, gw, nil)
 		now := time.Now()
 		o := newJournalOrder(t, j, "AHEAD1", now)
 		o.AuthCode, o.Phase, o.Queries, o.NextAt = "", money.PhaseQuery, 1, now.AddDate(1, 0, 0)
@@ -34,9 +32,7 @@ func TestResumeAsksAnOrderScheduledByAClockRunAhead(t *testing.T) {
 		soon.AuthCode, soon.Phase, soon.Queries, soon.NextAt = "", money.PhaseReconcile, 6, now.Add(50*time.Second)
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, soon) }))
 
-		gw := &fakeGateway{answer: func(payment.Call, string, int) payment.Result { return res(payment.Paid, 0) }}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
-		_, err = p.Resume(now)
+		_, err := p.Resume(now)
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
 		go p.Run(ctx)

@@ -3,7 +3,6 @@ package poller
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -16,65 +15,6 @@ import (
 	"example.com/posd/internal/money"
 	"example.com/posd/payment"
 )
-
-type callRec struct {
-	call payment.Call
-	id   string
-	at   time.Time
-}
-
-// fakeGateway answers by a script and records every call with its time.
-type fakeGateway struct {
-	mu     sync.Mutex
-	calls  []callRec
-	answer func(call payment.Call, id string, n int) payment.Result
-	counts map[string]int
-}
-
-func (g *fakeGateway) rec(c payment.Call, id string) payment.Result {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.counts == nil {
-		g.counts = map[string]int{}
-	}
-	g.counts[string(c)+id]++
-	g.calls = append(g.calls, callRec{c, id, time.Now()})
-	if c == payment.CallQuery && g.counts[string(payment.CallReverse)+id] > 0 {
-		return res(payment.NotPaid, 4) // once reversed, it stays reversed
-	}
-	return g.answer(c, id, g.counts[string(c)+id])
-}
-
-func (g *fakeGateway) Pay(_ context.Context, r *payment.PayRequest) payment.Result {
-	return g.rec(payment.CallPay, r.MchTradeID)
-}
-func (g *fakeGateway) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
-	return g.rec(payment.CallQuery, r.MchTradeID)
-}
-func (g *fakeGateway) Reverse(_ context.Context, r payment.OrderRef) payment.Result {
-	return g.rec(payment.CallReverse, r.MchTradeID)
-}
-func (g *fakeGateway) Close(_ context.Context, r payment.OrderRef) payment.Result {
-	return g.rec(payment.CallClose, r.MchTradeID)
-}
-func (g *fakeGateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
-	return g.rec(payment.CallRefund, r.MchTradeID)
-}
-func (g *fakeGateway) RefundQuery(_ context.Context, r *payment.RefundQueryRequest) payment.Result {
-	return g.rec(payment.CallRefundQuery, r.MchRefundID[:len(r.MchRefundID)-2])
-}
-
-func (g *fakeGateway) callsOf(id string) []callRec {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []callRec
-	for _, c := range g.calls {
-		if c.id == id {
-			out = append(out, c)
-		}
-	}
-	return out
-}
 
 // payingThenReversed: pending for every query, then the reverse works.
 func payingThenReversed(c payment.Call, _ string, n int) payment.Result {
@@ -93,19 +33,16 @@ func newJournalOrder(t *testing.T, j *journal.Journal, id string, now time.Time)
 
 func TestPollerScheduleOnTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
 		gw := &fakeGateway{answer: payingThenReversed}
 		var mu sync.Mutex
 		final := map[string]money.State{}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order, _ money.Settled) {
+		p, j := newTestPoller(t, gw, func(o money.Order, _ money.Settled) {
 			if o.Final() {
 				mu.Lock()
 				final[o.MchTradeID] = o.State
 				mu.Unlock()
 			}
-		}})
+		})
 		ctx, cancel := context.WithCancel(t.Context())
 		go p.Run(ctx)
 		start := time.Now()
@@ -134,9 +71,13 @@ func TestPollerScheduleOnTime(t *testing.T) {
 
 func TestPollerResumesFromJournal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "j.db")
-		j, err := journal.Open(path)
-		require.NoError(t, err)
+		gw := &fakeGateway{answer: func(c payment.Call, id string, n int) payment.Result {
+			if c == payment.CallPay {
+				return res(payment.Paid, 0)
+			}
+			return payingThenReversed(c, id, n)
+		}}
+		p, j := newTestPoller(t, gw, nil)
 		now := time.Now()
 
 		// An order mid-way through its queries, and two whose pay outcome
@@ -150,13 +91,6 @@ func TestPollerResumesFromJournal(t *testing.T) {
 		done.Phase, done.State, done.AuthCode = money.PhaseDone, money.Paid, ""
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, done) }))
 
-		gw := &fakeGateway{answer: func(c payment.Call, id string, n int) payment.Result {
-			if c == payment.CallPay {
-				return res(payment.Paid, 0)
-			}
-			return payingThenReversed(c, id, n)
-		}}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
 		n, err := p.Resume(now)
 		require.NoError(t, err)
 		assert.Equal(t, 3, n, "the final order is not resumed")
@@ -191,9 +125,6 @@ func TestPollerResumesFromJournal(t *testing.T) {
 
 func TestPollerRefund(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
 		gw := &fakeGateway{answer: func(c payment.Call, _ string, n int) payment.Result {
 			switch c {
 			case payment.CallRefund:
@@ -205,12 +136,12 @@ func TestPollerRefund(t *testing.T) {
 			}
 			return res(payment.Paid, 0)
 		}}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
+		p, j := newTestPoller(t, gw, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go p.Run(ctx)
 		o := newJournalOrder(t, j, "REFUNDME1", time.Now())
-		_, err = p.StartRefund(o.MchTradeID, &money.Refund{RefundID: "T1", MchRefundID: RefundIDFor(o.MchTradeID, "T1")}, time.Now())
+		_, err := p.StartRefund(o.MchTradeID, &money.Refund{RefundID: "T1", MchRefundID: RefundIDFor(o.MchTradeID, "T1")}, time.Now())
 		assert.Error(t, err, "an order that is not paid is not refunded")
 		p.Launch(o)
 		time.Sleep(time.Second)
@@ -229,18 +160,15 @@ func TestPollerRefund(t *testing.T) {
 // An operator's decision takes an unresolved order off the schedule; when
 // it cannot be recorded, the order goes on being driven as before.
 func TestResolve(t *testing.T) {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
+	var updates []money.Order
+	p, j := newTestPoller(t, &fakeGateway{answer: payingThenReversed}, func(o money.Order, _ money.Settled) { updates = append(updates, o) })
 	now := time.Now()
 	for _, id := range []string{"STUCK0001", "STUCK0002", "STUCK0003", "STUCK0004"} {
 		o := newJournalOrder(t, j, id, now)
 		o.Phase, o.State, o.NextAt = money.PhaseReconcile, money.Unknown, now.Add(time.Hour)
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
 	}
-	var updates []money.Order
-	p := New(Options{Gateway: &fakeGateway{answer: payingThenReversed}, Journal: j, Policy: DefaultPolicy(),
-		OnUpdate: func(o money.Order, _ money.Settled) { updates = append(updates, o) }})
-	_, err = p.Resume(now)
+	_, err := p.Resume(now)
 	require.NoError(t, err)
 	require.Equal(t, 4, p.Pending())
 

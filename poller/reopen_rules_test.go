@@ -9,7 +9,6 @@ package poller
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -23,68 +22,20 @@ import (
 	"example.com/posd/payment"
 )
 
-// rulesGateway answers each call by a function of its own (nil: Unknown) and
-// keeps the refunds it made by mch_refund_id, answering a refund asked
-// again with the same id as the one it made (as WeChat-like gateways and
-// the simulation's gateway do).
-type rulesGateway struct {
-	mu       sync.Mutex
-	query    func(id string) payment.Result
-	reverse  func(id string) payment.Result
-	refunds  map[string]int64 // mch_refund_id -> fee actually given back
-	refundRQ []string         // mch_refund_id of each refund request
-	given    int64            // money actually given back by refunds made here
-}
-
-func (g *rulesGateway) Pay(context.Context, *payment.PayRequest) payment.Result {
-	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
-}
-
-func (g *rulesGateway) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.query == nil {
+// answersQueries is the script of a gateway that answers every query q:
+// a reverse fails ("system error"), so none lands and the answer to
+// queries stays q, and every other call is Unknown. The refunds are the
+// gateway's own (keepsRefunds).
+func answersQueries(q payment.Result) func(payment.Call, string, int) payment.Result {
+	return func(c payment.Call, _ string, _ int) payment.Result {
+		switch c {
+		case payment.CallQuery:
+			return q
+		case payment.CallReverse:
+			return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState, Reason: "system error"}
+		}
 		return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
 	}
-	return g.query(r.MchTradeID)
-}
-
-func (g *rulesGateway) Reverse(_ context.Context, r payment.OrderRef) payment.Result {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.reverse == nil {
-		return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState, Reason: "system error"}
-	}
-	return g.reverse(r.MchTradeID)
-}
-
-func (g *rulesGateway) Close(context.Context, payment.OrderRef) payment.Result {
-	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}
-}
-
-func (g *rulesGateway) Refund(_ context.Context, r *payment.RefundRequest) payment.Result {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refundRQ = append(g.refundRQ, r.MchRefundID)
-	if g.refunds == nil {
-		g.refunds = map[string]int64{}
-	}
-	if fee, ok := g.refunds[r.MchRefundID]; ok {
-		// The same mch_refund_id is the same refund: answered as made.
-		return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: fee}
-	}
-	g.refunds[r.MchRefundID] = r.RefundFee
-	g.given += r.RefundFee
-	return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: r.RefundFee}
-}
-
-func (g *rulesGateway) RefundQuery(_ context.Context, r *payment.RefundQueryRequest) payment.Result {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if fee, ok := g.refunds[r.MchRefundID]; ok {
-		return payment.Result{Outcome: payment.Done, TradeState: payment.NoTradeState, RefundFee: fee}
-	}
-	return payment.Result{Outcome: payment.NotFound, TradeState: payment.NoTradeState}
 }
 
 func paidAnswer() payment.Result {
@@ -100,19 +51,16 @@ type rulesWorld struct {
 	charges []money.Charge
 }
 
-func newRulesWorld(t *testing.T, gw Gateway) *rulesWorld {
-	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { j.Close() })
-	w := &rulesWorld{j: j}
-	w.p = New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(), OnUpdate: func(o money.Order, st money.Settled) {
+func newRulesWorld(t *testing.T, gw *fakeGateway) *rulesWorld {
+	w := &rulesWorld{}
+	w.p, w.j = newTestPoller(t, gw, func(o money.Order, st money.Settled) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.updates = append(w.updates, o)
 		if st.Found {
 			w.charges = append(w.charges, st.Charge)
 		}
-	}})
+	})
 	return w
 }
 
@@ -154,9 +102,8 @@ func (w *rulesWorld) getCharge(t *testing.T) money.Charge {
 // nothing more.
 func TestRestoredOrderRefundsUnderTheTillsIDs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw := &rulesGateway{query: func(string) payment.Result {
-			return payment.Result{Outcome: payment.Paid, TradeState: payment.StateRefunding, TradeID: "T1"}
-		}}
+		gw := &fakeGateway{answer: answersQueries(payment.Result{Outcome: payment.Paid, TradeState: payment.StateRefunding, TradeID: "T1"}),
+			keepsRefunds: true}
 		gw.refunds = map[string]int64{RefundIDFor("A0000001", "T1"): 30}
 		w := newRulesWorld(t, gw)
 		now := time.Now()
@@ -208,7 +155,7 @@ func TestRestoredOrderRefundsUnderTheTillsIDs(t *testing.T) {
 // for ever (the discovery moved o.RefundID on before the step was saved).
 func TestResolvedRestoredOrderPartialRefundEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw := &rulesGateway{}
+		gw := &fakeGateway{answer: answersQueries(payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState}), keepsRefunds: true}
 		gw.refunds = map[string]int64{RefundIDN("A0000001", 1): 30}
 		w := newRulesWorld(t, gw)
 		now := time.Now()
@@ -252,7 +199,7 @@ func TestResolvedRestoredOrderPartialRefundEnds(t *testing.T) {
 // its charge paid, with an event: never kept silently.
 func TestReopenRefusesAnEarlierAttemptOrAnOpenSale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw := &rulesGateway{query: func(string) payment.Result { return paidAnswer() }}
+		gw := &fakeGateway{answer: answersQueries(paidAnswer()), keepsRefunds: true}
 		w := newRulesWorld(t, gw)
 		now := time.Now()
 		w.order(t, "A0000001", money.Declined, now, nil)

@@ -2,7 +2,6 @@ package poller
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -20,9 +19,6 @@ import (
 // driven, is refused and left as it is.
 func TestReopen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
 		gw := &fakeGateway{answer: func(c payment.Call, _ string, n int) payment.Result {
 			if c == payment.CallReverse && n == 1 {
 				return res(payment.Pending, 6) // recall: the customer is entering a password
@@ -30,8 +26,7 @@ func TestReopen(t *testing.T) {
 			return res(payment.NotPaid, 4)
 		}}
 		var updates []money.Order
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy(),
-			OnUpdate: func(o money.Order, _ money.Settled) { updates = append(updates, o) }})
+		p, j := newTestPoller(t, gw, func(o money.Order, _ money.Settled) { updates = append(updates, o) })
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go p.Run(ctx)
@@ -46,7 +41,7 @@ func TestReopen(t *testing.T) {
 		final("PAID00001", money.Paid)
 		newJournalOrder(t, j, "DRIVEN001", now)
 
-		_, err = p.Reopen("PAID00001", "test", now)
+		_, err := p.Reopen("PAID00001", "test", now)
 		require.ErrorIs(t, err, ErrNotReopenable, "a paid order is an operator's decision")
 		_, err = p.Reopen("DRIVEN001", "test", now)
 		require.Error(t, err, "an order in its pay phase is driven already")
@@ -86,11 +81,10 @@ func TestReopen(t *testing.T) {
 // "nothing was created" again.
 func TestAReopenedOrderIsNotFailedOnALaggingReplicasFirst301(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
-		gw := laggingReplica{&fakeGateway{answer: func(payment.Call, string, int) payment.Result { return res(payment.NotFound, payment.NoTradeState) }}}
-		p := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
+		// A lagging replica answers 301 to everything, its reverse too: no
+		// reverse lands, so its queries stay 301.
+		gw := &fakeGateway{answer: func(payment.Call, string, int) payment.Result { return res(payment.NotFound, payment.NoTradeState) }}
+		p, j := newTestPoller(t, gw, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go p.Run(ctx)
@@ -99,7 +93,7 @@ func TestAReopenedOrderIsNotFailedOnALaggingReplicasFirst301(t *testing.T) {
 		o := newJournalOrder(t, j, "LAGGING01", now)
 		o.Phase, o.State, o.FinishedAt, o.Queries, o.AuthCode = money.PhaseDone, money.Failed, now, DefaultPolicy().QueryAttempts, ""
 		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
-		_, err = p.Reopen("LAGGING01", "reconciliation: open at the gateway, final in the journal", now)
+		_, err := p.Reopen("LAGGING01", "reconciliation: open at the gateway, final in the journal", now)
 		require.NoError(t, err)
 		time.Sleep(3 * time.Minute)
 		synctest.Wait()
@@ -109,12 +103,4 @@ func TestAReopenedOrderIsNotFailedOnALaggingReplicasFirst301(t *testing.T) {
 		assert.False(t, got.Final(), "the gateway showed it: a 301 is a lagging replica, not an end (%s)", got.State)
 		assert.Equal(t, money.Unknown, got.State, "asked again until the gateway answers")
 	})
-}
-
-// laggingReplica answers 301 to everything, queries after a reverse too.
-type laggingReplica struct{ *fakeGateway }
-
-func (g laggingReplica) Query(_ context.Context, r payment.OrderRef, _ int64) payment.Result {
-	g.rec(payment.CallQuery, r.MchTradeID)
-	return res(payment.NotFound, payment.NoTradeState)
 }

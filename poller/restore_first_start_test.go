@@ -52,7 +52,7 @@ func TestRestoreIsNotForgottenWhenTheFirstStartIsCutShort(t *testing.T) {
 
 	j = open()
 	defer j.Close()
-	p := New(Options{Gateway: &rulesGateway{}, Journal: j, Policy: DefaultPolicy()})
+	p := New(Options{Gateway: &fakeGateway{}, Journal: j, Policy: DefaultPolicy()})
 	_, err := p.Resume(time.Now())
 	require.NoError(t, err)
 	var got money.Order

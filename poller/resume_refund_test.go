@@ -2,7 +2,6 @@ package poller
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,15 +18,6 @@ import (
 // the resumed order asks refund_query first, never "refused" on a resend.
 func TestRefundResumedAfterCrashIsConfirmed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"))
-		require.NoError(t, err)
-		defer j.Close()
-		now := time.Now()
-		o := newJournalOrder(t, j, "REFUNDED1", now)
-		o = Step(o, res(payment.Paid, 0), now, DefaultPolicy())
-		startRefund(&o, "operator", now) // what StartRefund journals before the refund leaves
-		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
-
 		// The first refund reached the gateway and was carried out; posd was
 		// killed before the answer. The gateway refuses the resend, and
 		// refund_query says the refund is done.
@@ -40,8 +30,14 @@ func TestRefundResumedAfterCrashIsConfirmed(t *testing.T) {
 			}
 			return res(payment.Paid, payment.StateRefunding)
 		}}
-		pl := New(Options{Gateway: gw, Journal: j, Policy: DefaultPolicy()})
-		_, err = pl.Resume(now)
+		pl, j := newTestPoller(t, gw, nil)
+		now := time.Now()
+		o := newJournalOrder(t, j, "REFUNDED1", now)
+		o = Step(o, res(payment.Paid, 0), now, DefaultPolicy())
+		startRefund(&o, "operator", now) // what StartRefund journals before the refund leaves
+		require.NoError(t, j.Update(func(tx *journal.Tx) error { return saveOrder(tx, o) }))
+
+		_, err := pl.Resume(now)
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
 		go pl.Run(ctx)
