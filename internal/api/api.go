@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"example.com/posd/internal/httpguard"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,7 @@ import (
 
 	"example.com/posd/internal/clock"
 	"example.com/posd/internal/csvsafe"
+	"example.com/posd/internal/httpguard"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
 	"example.com/posd/poller"
