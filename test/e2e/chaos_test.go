@@ -56,6 +56,7 @@ func runChaos(t *testing.T, seed uint64, total, restarts int) {
 		mu      sync.Mutex
 		charges = map[string]bool{}
 		started atomic.Int64
+		kills   atomic.Int64
 		wg      sync.WaitGroup
 		errs    = make(chan error, 100)
 	)
@@ -64,7 +65,9 @@ func runChaos(t *testing.T, seed uint64, total, restarts int) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(li)))
-			for i := 0; started.Add(1) <= int64(total); i++ {
+			// Charges go on until both total have started and posd has
+			// been killed restarts times: a fast run still crashes mid-flow.
+			for i := 0; started.Add(1) <= int64(total) || kills.Load() < int64(restarts); i++ {
 				id, err := chaosCharge(d, lane, fmt.Sprintf("chaos-%d-%s-%d", seed, lane, i), chaosCode(rng))
 				if err != nil {
 					errs <- fmt.Errorf("lane %s charge %d: %w", lane, i, err)
@@ -81,15 +84,14 @@ func runChaos(t *testing.T, seed uint64, total, restarts int) {
 
 	// The killer runs here, on the test's goroutine.
 	rng := rand.New(rand.NewPCG(seed, 99))
-	kills := 0
 	for running := true; running; {
 		select {
 		case <-done:
 			running = false
 		case <-time.After(time.Duration(300+rng.IntN(1200)) * time.Millisecond):
-			if kills < restarts*3 {
+			if kills.Load() < int64(restarts*3) {
 				d.kill()
-				kills++
+				kills.Add(1)
 				d.start()
 			}
 		}
@@ -98,7 +100,7 @@ func runChaos(t *testing.T, seed uint64, total, restarts int) {
 	for err := range errs {
 		t.Error(err)
 	}
-	require.GreaterOrEqual(t, kills, restarts, "posd was restarted %d times", kills)
+	require.GreaterOrEqual(t, kills.Load(), int64(restarts), "posd was restarted %d times", kills.Load())
 
 	// Faults off: every order must now reach its final state.
 	p.setScript(nil)
@@ -137,7 +139,7 @@ func runChaos(t *testing.T, seed uint64, total, restarts int) {
 		assert.Positive(t, faults[f], "fault %s injected at least once", f)
 	}
 	t.Logf("chaos seed %d: %d charges (%d paid), %d gateway orders, %d pay requests, %d restarts (SIGKILL), faults %v, %d orders unknown to posd (none charged), 0 disagreements",
-		seed, len(all), paid, len(l.Orders), len(l.PayRequests), kills, faults, orphans)
+		seed, len(all), paid, len(l.Orders), len(l.PayRequests), kills.Load(), faults, orphans)
 	assert.GreaterOrEqual(t, len(all), 200)
 }
 
