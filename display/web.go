@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"example.com/posd/internal/httpguard"
 )
 
 //go:embed web/index.html
@@ -139,7 +141,7 @@ func (w *Web) Events(rw http.ResponseWriter, r *http.Request) {
 func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view func(Event) any, idleFirst bool) {
 	fl, ok := rw.(http.Flusher)
 	if !ok {
-		http.Error(rw, "streaming unsupported", http.StatusInternalServerError)
+		httpguard.Refuse(rw, http.StatusInternalServerError, "this connection cannot stream events", httpguard.KindInternal)
 		return
 	}
 	key := "till/" + lane
@@ -150,7 +152,8 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 	if !ok {
 		rw.Header().Set("Connection", "close")
 		rw.Header().Set("Retry-After", "3")
-		http.Error(rw, "too many event streams: try again later", http.StatusTooManyRequests)
+		rw.Header().Set("Retry-After", "5")
+		httpguard.Refuse(rw, http.StatusTooManyRequests, "too many event streams: try again later", httpguard.KindTooManyRequests)
 		return
 	}
 	defer leave()

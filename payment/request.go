@@ -64,8 +64,18 @@ type RefundQueryRequest struct {
 // ErrInvalidRequest wraps every field problem found before a request leaves.
 var ErrInvalidRequest = errors.New("invalid request")
 
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, a...))
+// RequestError is an ErrInvalidRequest about one field of the request, by
+// its name on the wire.
+type RequestError struct {
+	Field string
+	Msg   string
+}
+
+func (e *RequestError) Error() string { return ErrInvalidRequest.Error() + ": " + e.Msg }
+func (e *RequestError) Unwrap() error { return ErrInvalidRequest }
+
+func invalid(field, format string, a ...any) error {
+	return &RequestError{Field: field, Msg: fmt.Sprintf(format, a...)}
 }
 
 // ValidTradeID reports whether id fits the gateway's mch_trade_id rule:
@@ -90,27 +100,27 @@ func validTime(t int64) bool { return t >= 1_000_000_000 && t <= 9_999_999_999 }
 func (r *PayRequest) Validate() error {
 	switch {
 	case !ValidTradeID(r.MchTradeID):
-		return invalid("mch_trade_id %q: 5-32 characters of A-Z a-z 0-9 _", r.MchTradeID)
+		return invalid("mch_trade_id", "mch_trade_id %q: 5-32 characters of A-Z a-z 0-9 _", r.MchTradeID)
 	case r.TotalFee <= 0:
-		return invalid("total_fee %d: must be > 0 fen", r.TotalFee)
+		return invalid("total_fee", "total_fee %d: must be > 0 fen", r.TotalFee)
 	case r.PayType == "":
-		return invalid("pay_type missing")
+		return invalid("pay_type", "pay_type missing")
 	case r.DeviceInfo == "":
-		return invalid("device_info missing")
+		return invalid("device_info", "device_info missing")
 	case r.Subject == "":
-		return invalid("subject missing")
+		return invalid("subject", "subject missing")
 	case r.Body == "":
-		return invalid("body missing")
+		return invalid("body", "body missing")
 	case r.SpbillCreateIP == "":
-		return invalid("spbill_create_ip missing")
+		return invalid("spbill_create_ip", "spbill_create_ip missing")
 	case r.AuthCode == "":
-		return invalid("auth_code missing")
+		return invalid("auth_code", "auth_code missing")
 	case r.TimeStart != 0 && !validTime(r.TimeStart):
-		return invalid("time_start %d: 10-digit Unix seconds", r.TimeStart)
+		return invalid("time_start", "time_start %d: 10-digit Unix seconds", r.TimeStart)
 	case r.TimeExpire != 0 && !validTime(r.TimeExpire):
-		return invalid("time_expire %d: 10-digit Unix seconds", r.TimeExpire)
+		return invalid("time_expire", "time_expire %d: 10-digit Unix seconds", r.TimeExpire)
 	case r.Scene != "" && r.Scene != "bar_code" && r.Scene != "wave_code":
-		return invalid("scene %q: bar_code or wave_code", r.Scene)
+		return invalid("scene", "scene %q: bar_code or wave_code", r.Scene)
 	}
 	for _, f := range []struct {
 		name, v string
@@ -120,10 +130,10 @@ func (r *PayRequest) Validate() error {
 		{"device_info", r.DeviceInfo, 32}, {"op_user_id", r.OpUserID, 32}, {"goods_tag", r.GoodsTag, 32},
 	} {
 		if !utf8.ValidString(f.v) {
-			return invalid("%s is not valid UTF-8", f.name)
+			return invalid(f.name, "%s is not valid UTF-8", f.name)
 		}
 		if len(f.v) > f.max {
-			return invalid("%s is %d bytes: at most %d (UTF-8)", f.name, len(f.v), f.max)
+			return invalid(f.name, "%s is %d bytes: at most %d (UTF-8)", f.name, len(f.v), f.max)
 		}
 	}
 	return nil
@@ -188,10 +198,10 @@ func (r *PayRequest) appendParams(dst []Param, merchantID, nonce string) []Param
 
 func (o OrderRef) validate() error {
 	if o.MchTradeID == "" && o.TradeID == "" {
-		return invalid("mch_trade_id or trade_id required")
+		return invalid("mch_trade_id", "mch_trade_id or trade_id required")
 	}
 	if o.MchTradeID != "" && !ValidTradeID(o.MchTradeID) {
-		return invalid("mch_trade_id %q: 5-32 characters of A-Z a-z 0-9 _", o.MchTradeID)
+		return invalid("mch_trade_id", "mch_trade_id %q: 5-32 characters of A-Z a-z 0-9 _", o.MchTradeID)
 	}
 	return nil
 }
@@ -211,10 +221,10 @@ func (r *RefundRequest) validate() error {
 		return err
 	}
 	if !ValidTradeID(r.MchRefundID) {
-		return invalid("mch_refund_id %q: 5-32 characters of A-Z a-z 0-9 _", r.MchRefundID)
+		return invalid("mch_refund_id", "mch_refund_id %q: 5-32 characters of A-Z a-z 0-9 _", r.MchRefundID)
 	}
 	if r.RefundFee <= 0 {
-		return invalid("refund_fee %d: must be > 0 fen", r.RefundFee)
+		return invalid("refund_fee", "refund_fee %d: must be > 0 fen", r.RefundFee)
 	}
 	return nil
 }

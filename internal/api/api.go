@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +132,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.token == "" && s.prot.MoneyNeedsToken && httpguard.ChangesState(r) {
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusForbidden, apiError{Kind: "forbidden",
+		writeJSON(w, http.StatusForbidden, apiError{Kind: httpguard.KindForbidden,
 			Error: "changes on a TCP listener (charges, scans, refunds, resolutions) need a token: set api.token_file (or api.allow_money_without_token: true)"})
 		return
 	}
@@ -138,7 +140,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.token != "" && !open && !s.tokenOK(w, r) {
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.route(w, r)
+}
+
+// route serves r through the mux; a path no route has is 404 and a method
+// the route lacks is 405 (with Allow), in the API's error shape like
+// every other error.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // sets the path's values; Handler does not
+		return
+	}
+	probe := &headerOnly{h: http.Header{}}
+	h.ServeHTTP(probe, r) // the mux's own answer: a 404, a 405 with Allow, or a redirect to the clean path
+	switch probe.code {
+	case http.StatusMethodNotAllowed:
+		allow := probe.h.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeJSON(w, probe.code, apiError{Kind: httpguard.KindMethodNotAllowed,
+			Error: fmt.Sprintf("%s is not a method of %s: %s", r.Method, r.URL.Path, allow)})
+	case http.StatusNotFound:
+		writeJSON(w, probe.code, apiError{Kind: httpguard.KindNotFound, Error: "no route " + r.URL.Path + " (docs/openapi.yaml lists them)"})
+	default:
+		s.mux.ServeHTTP(w, r)
+	}
+}
+
+// headerOnly records what a handler answers, without its body.
+type headerOnly struct {
+	h    http.Header
+	code int
+}
+
+func (o *headerOnly) Header() http.Header         { return o.h }
+func (o *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (o *headerOnly) WriteHeader(code int) {
+	if o.code == 0 {
+		o.code = code
+	}
 }
 
 // tokenOK checks the request's token, or answers for it. Nobody waits:
@@ -155,11 +195,11 @@ func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 			httpguard.RefuseConn(r)
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", s.lock.RetryAfter())
-			writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many wrong tokens from this client: try again later", Kind: "busy"})
+			writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many wrong tokens from this client: try again later", Kind: httpguard.KindTooManyRequests})
 			return false
 		}
 	}
-	got, sent := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got, sent := bearer(r)
 	if sent && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1 {
 		done(false)
 		httpguard.MarkAuthed(r)
@@ -172,8 +212,18 @@ func (s *Server) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 	httpguard.RefuseConn(r)
 	w.Header().Set("Connection", "close")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
-	writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required", Kind: "unauthorized"})
+	writeJSON(w, http.StatusUnauthorized, apiError{Error: "a valid bearer token is required: Authorization: Bearer <api.token_file's token>", Kind: httpguard.KindUnauthorized})
 	return false
+}
+
+// bearer is the request's bearer token; the scheme's name is
+// case-insensitive (RFC 9110 section 11.1).
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
 }
 
 // Listen opens "host:port" or "unix:/path" (mode 0660, a stale socket
@@ -208,27 +258,43 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-type apiError struct {
-	Error string `json:"error"`
-	Kind  string `json:"kind"`
-}
+type apiError = httpguard.Error
+
+// errMalformed is a body that is not one JSON object; errTooLarge one
+// over its limit.
+var (
+	errMalformed = errors.New("malformed")
+	errTooLarge  = errors.New("too large")
+)
 
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	status, kind := http.StatusInternalServerError, "internal"
+	e := apiError{Error: err.Error(), Kind: httpguard.KindInternal}
+	status := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, errMalformed):
+		status, e.Kind = http.StatusBadRequest, httpguard.KindMalformed
+	case errors.Is(err, errTooLarge):
+		status, e.Kind = http.StatusRequestEntityTooLarge, httpguard.KindTooLarge
 	case errors.Is(err, lane.ErrNotFound):
-		status, kind = http.StatusNotFound, "not_found"
+		status, e.Kind = http.StatusNotFound, httpguard.KindNotFound
 	case errors.Is(err, lane.ErrConflict), errors.Is(err, lane.ErrCodeUsed):
-		status, kind = http.StatusConflict, "conflict"
+		status, e.Kind = http.StatusConflict, httpguard.KindConflict
 	case errors.Is(err, lane.ErrInvalid), errors.Is(err, scanner.ErrInvalidCode):
-		status, kind = http.StatusUnprocessableEntity, "invalid"
+		status, e.Kind = http.StatusUnprocessableEntity, httpguard.KindInvalid
+		var fe *lane.FieldError
+		if errors.As(err, &fe) {
+			e.Field = fe.Field
+		} else if errors.Is(err, scanner.ErrInvalidCode) {
+			e.Field = "auth_code"
+		}
 	case errors.Is(err, lane.ErrOutOfService):
-		status, kind = http.StatusServiceUnavailable, "out_of_service"
+		status, e.Kind = http.StatusServiceUnavailable, httpguard.KindOutOfService
 	}
 	if status == http.StatusInternalServerError {
 		s.log.Error("api", zap.Error(err))
+		e.Error = "posd could not do it (logged): try again; if it persists, see posd's journal"
 	}
-	writeJSON(w, status, apiError{Error: err.Error(), Kind: kind})
+	writeJSON(w, status, e)
 }
 
 // reply writes v with status, or the error's answer.
@@ -240,14 +306,61 @@ func (s *Server) reply(w http.ResponseWriter, status int, v any, err error) {
 	writeJSON(w, status, v)
 }
 
-// decode reads a small JSON body strictly: an unknown field is an error.
+// maxBody bounds a request's JSON body.
+const maxBody = 64 << 10
+
+// decode reads a small JSON body strictly: one object and nothing after
+// it, no field it does not know, each of its type. What is wrong is said
+// in JSON's words, never Go's.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: body: %v", lane.ErrInvalid, err)
+	err := dec.Decode(v)
+	if err == nil {
+		if _, next := dec.Token(); next != io.EOF {
+			return fmt.Errorf("%w: the body holds more than one JSON object", errMalformed)
+		}
+		return nil
 	}
-	return nil
+	var (
+		mbe    *http.MaxBytesError
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return fmt.Errorf("%w: the body is over %d bytes", errTooLarge, maxBody)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: the body is empty: a JSON object is expected", errMalformed)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: the body is not JSON (at byte %d)", errMalformed, dec.InputOffset())
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Errorf("%w: the body must be a JSON object, not %s", errMalformed, typ.Value)
+	case errors.As(err, &typ):
+		return lane.Invalid(typ.Field, "%s must be %s, not %s", typ.Field, jsonType(typ.Type.Kind()), typ.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return lane.Invalid(name, "%s: no such field", name)
+	}
+	return fmt.Errorf("%w: the body is not the JSON object expected", errMalformed)
+}
+
+// jsonType names a Go kind as JSON has it.
+func jsonType(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 func (s *Server) open(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +371,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
-		s.fail(w, fmt.Errorf("%w: Idempotency-Key longer than 255", lane.ErrInvalid))
+		s.fail(w, lane.Invalid("Idempotency-Key", "Idempotency-Key: at most 255 bytes"))
 		return
 	}
 	if err := checkText("lane", body.Lane, "subject", body.Subject, "body", body.Body, "attach", body.Attach, "op_user_id", body.OpUserID,
@@ -279,27 +392,39 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, chargeOf(v))
 }
 
-// maxWait bounds a long-poll.
+// maxWait bounds a long-poll; a longer wait is refused, not cut short
+// silently.
 const maxWait = 120 * time.Second
+
+func joinStates(states []money.State) string {
+	s := make([]string, len(states))
+	for i, st := range states {
+		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if ws := r.URL.Query().Get("wait"); ws != "" {
 		d, err := time.ParseDuration(ws)
-		if err != nil || d < 0 {
-			s.fail(w, fmt.Errorf("%w: wait %q: a duration such as 30s", lane.ErrInvalid, ws))
+		if err != nil || d < 0 || d > maxWait {
+			s.fail(w, lane.Invalid("wait", "wait %q: a duration such as 30s, at most %s", ws, maxWait))
 			return
 		}
-		d = min(d, maxWait)
 		// A long-poll has its own bound, past the server's write timeout.
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Now().Add(d + 10*time.Second))
 		seen := lane.Seen{State: money.State(r.URL.Query().Get("state"))}
+		if seen.State != "" && !slices.Contains(money.ChargeStates, seen.State) {
+			s.fail(w, lane.Invalid("state", "state %q: a charge's state (%s)", seen.State, joinStates(money.ChargeStates)))
+			return
+		}
 		if vs := r.URL.Query().Get("version"); vs != "" {
 			n, err := strconv.ParseUint(vs, 10, 64)
 			if err != nil {
-				s.fail(w, fmt.Errorf("%w: version %q: the charge's version the till last saw", lane.ErrInvalid, vs))
+				s.fail(w, lane.Invalid("version", "version %q: the charge's version the till last saw", vs))
 				return
 			}
 			seen.Version = n
@@ -355,7 +480,7 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Scene != "" && body.Scene != scanner.SceneBarCode && body.Scene != scanner.SceneWaveCode {
-		s.fail(w, fmt.Errorf("%w: scene %q: bar_code or wave_code", lane.ErrInvalid, body.Scene))
+		s.fail(w, lane.Invalid("scene", "scene %q: bar_code or wave_code", body.Scene))
 		return
 	}
 	id := r.PathValue("lane")
@@ -370,7 +495,7 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 func (s *Server) orders(w http.ResponseWriter, r *http.Request) {
 	state := r.URL.Query().Get("state")
 	if state != "" && state != "unresolved" && state != "all" {
-		s.fail(w, fmt.Errorf("%w: state %q: unresolved or all", lane.ErrInvalid, state))
+		s.fail(w, lane.Invalid("state", "state %q: unresolved or all", state))
 		return
 	}
 	os, err := s.hist.Orders(state == "unresolved", 1000)
@@ -397,7 +522,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Decision != "paid" && body.Decision != "not_paid" {
-		s.fail(w, fmt.Errorf("%w: decision %q: paid or not_paid", lane.ErrInvalid, body.Decision))
+		s.fail(w, lane.Invalid("decision", "decision %q: paid or not_paid", body.Decision))
 		return
 	}
 	if err := checkText("by", body.By, "why", body.Why); err != nil {
@@ -416,16 +541,17 @@ func writeCSV(w http.ResponseWriter, rows [][]string) {
 	_ = cw.WriteAll(rows)
 }
 
-func parseDay(s string) (time.Time, error) {
+// parseDay reads the day named field: YYYY-MM-DD, in the box's time zone.
+func parseDay(field, s string) (time.Time, error) {
 	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
 	if err != nil {
-		return t, fmt.Errorf("%w: date %q: YYYY-MM-DD", lane.ErrInvalid, s)
+		return t, lane.Invalid(field, "%s %q: a day as YYYY-MM-DD", field, s)
 	}
 	return t, nil
 }
 
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
-	day, err := parseDay(r.URL.Query().Get("date"))
+	day, err := parseDay("date", r.URL.Query().Get("date"))
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -456,12 +582,12 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
-	from, err := parseDay(r.URL.Query().Get("from"))
+	from, err := parseDay("from", r.URL.Query().Get("from"))
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	to, err := parseDay(r.URL.Query().Get("to"))
+	to, err := parseDay("to", r.URL.Query().Get("to"))
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -29,7 +29,7 @@ func (s *Server) showLines(w http.ResponseWriter, r *http.Request) {
 	if body.TTL != "" {
 		d, err := time.ParseDuration(body.TTL)
 		if err != nil {
-			s.fail(w, fmt.Errorf("%w: ttl %q: a duration such as 30s", lane.ErrInvalid, body.TTL))
+			s.fail(w, lane.Invalid("ttl", "ttl %q: a duration such as 30s", body.TTL))
 			return
 		}
 		ttl = d

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 
 	"example.com/posd/internal/lane"
@@ -13,7 +12,7 @@ import (
 func (s *Server) findCharges(w http.ResponseWriter, r *http.Request) {
 	ref := r.URL.Query().Get("reference")
 	if ref == "" {
-		s.fail(w, fmt.Errorf("%w: reference is required", lane.ErrInvalid))
+		s.fail(w, lane.Invalid("reference", "reference is required"))
 		return
 	}
 	vs, err := s.svc.ByReference(r.URL.Query().Get("lane"), ref)

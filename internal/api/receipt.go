@@ -48,7 +48,7 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 	width := 32
 	if ws := r.URL.Query().Get("width"); ws != "" {
 		if width, err = strconv.Atoi(ws); err != nil || width < 24 || width > 80 {
-			s.fail(w, fmt.Errorf("%w: width %q: 24 to 80 characters", lane.ErrInvalid, ws))
+			s.fail(w, lane.Invalid("width", "width %q: 24 to 80 characters", ws))
 			return
 		}
 	}
@@ -62,6 +62,6 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		_, _ = w.Write(display.ReceiptBytes(rc, width, "gb18030", false))
 	default:
-		s.fail(w, fmt.Errorf("%w: format %q: json, text or escpos", lane.ErrInvalid, f))
+		s.fail(w, lane.Invalid("format", "format %q: json, text or escpos", f))
 	}
 }

@@ -30,7 +30,7 @@ func (s *Server) startReconcile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	day, err := parseDay(body.Date)
+	day, err := parseDay("date", body.Date)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -46,7 +46,7 @@ func (s *Server) startReconcile(w http.ResponseWriter, r *http.Request) {
 // reconcileStatus is GET /v1/reconcile?date=…[&format=csv]: the run as it
 // stands, or its disagreements as CSV.
 func (s *Server) reconcileStatus(w http.ResponseWriter, r *http.Request) {
-	day, err := parseDay(r.URL.Query().Get("date"))
+	day, err := parseDay("date", r.URL.Query().Get("date"))
 	if err != nil {
 		s.fail(w, err)
 		return

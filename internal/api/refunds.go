@@ -2,7 +2,6 @@ package api
 
 import (
 	"cmp"
-	"fmt"
 	"net/http"
 
 	"example.com/posd/internal/lane"
@@ -36,10 +35,10 @@ func (s *Server) newRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case body.RefundFee <= 0:
-		s.fail(w, fmt.Errorf("%w: refund_fee must be a positive number of fen", lane.ErrInvalid))
+		s.fail(w, lane.Invalid("refund_fee", "refund_fee must be a positive number of fen"))
 		return
 	case key != "" && body.RefundID != "" && key != body.RefundID:
-		s.fail(w, fmt.Errorf("%w: refund_id %q and Idempotency-Key %q differ: give the till's id for the refund once, or the same in both", lane.ErrInvalid, body.RefundID, key))
+		s.fail(w, lane.Invalid("refund_id", "refund_id %q and Idempotency-Key %q differ: give the till's id for the refund once, or the same in both", body.RefundID, key))
 		return
 	}
 	ref, created, err := s.svc.RefundCharge(r.PathValue("id"), lane.RefundRequest{

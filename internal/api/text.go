@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"unicode/utf8"
 
 	"example.com/posd/internal/lane"
@@ -15,7 +14,7 @@ import (
 func checkText(fields ...string) error {
 	for i := 0; i+1 < len(fields); i += 2 {
 		if !cleanText(fields[i+1]) {
-			return fmt.Errorf("%w: %s: control characters and invalid UTF-8 are refused", lane.ErrInvalid, fields[i])
+			return lane.Invalid(fields[i], "%s: control characters and invalid UTF-8 are refused", fields[i])
 		}
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 // (the row whose wallet is ""). The daily report carries the same figures.
 func (s *Server) totals(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	day, err := parseDay(q.Get("date"))
+	day, err := parseDay("date", q.Get("date"))
 	if err != nil {
 		s.fail(w, err)
 		return

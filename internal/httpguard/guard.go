@@ -3,7 +3,6 @@ package httpguard
 import (
 	"container/list"
 	"context"
-	"encoding/json"
 	"mime"
 	"net"
 	"net/http"
@@ -101,12 +100,12 @@ func (g *Guard) hostOK(host string) bool {
 func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
 	if !g.hostOK(r.Host) {
 		w.Header().Set("Connection", "close")
-		Refuse(w, http.StatusMisdirectedRequest, "Host "+r.Host+" is not this listener", "forbidden")
+		Refuse(w, http.StatusMisdirectedRequest, "Host "+r.Host+" is not this listener", KindMisdirected)
 		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" && (g.hosts == nil || o != g.scheme+"://"+r.Host) {
 		w.Header().Set("Connection", "close")
-		Refuse(w, http.StatusForbidden, "cross-origin requests are refused", "forbidden")
+		Refuse(w, http.StatusForbidden, "cross-origin requests are refused", KindForbidden)
 		return true
 	}
 	if ChangesState(r) {
@@ -114,7 +113,7 @@ func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
 		mt, _, err := mime.ParseMediaType(ct)
 		if (ct != "" || r.Method != http.MethodDelete) && (err != nil || mt != "application/json") {
 			w.Header().Set("Connection", "close")
-			Refuse(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", "invalid")
+			Refuse(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", KindUnsupportedMediaType)
 			return true
 		}
 	}
@@ -143,13 +142,7 @@ func IsLoopback(host string) bool {
 // Refuse answers a request refused before any handler, in the API's
 // error shape ({"error": …, "kind": …}).
 func Refuse(w http.ResponseWriter, code int, msg, kind string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-		Kind  string `json:"kind"`
-	}{msg, kind})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
+	WriteError(w, code, Error{Error: msg, Kind: kind})
 }
 
 // ChangesState reports whether r is a method that changes state.
@@ -211,8 +204,8 @@ type limitListener struct {
 }
 
 var busy = func() []byte {
-	body := `{"error":"too many connections: try again","kind":"busy"}` + "\n"
-	return []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n" +
+	body := `{"error":"too many connections: try again","kind":"too_many_requests"}` + "\n"
+	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }()
 

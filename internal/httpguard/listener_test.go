@@ -13,7 +13,7 @@ import (
 )
 
 // A full listener makes room by closing a connection that was not kept;
-// when every one is kept (it showed the token), one more is answered 503.
+// when every one is kept (it showed the token), one more is answered 429.
 func TestListenerCapClosesTheUnkeptFirst(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -55,5 +55,6 @@ func TestListenerCapClosesTheUnkeptFirst(t *testing.T) {
 	defer last.Close()
 	resp, err := http.ReadResponse(bufio.NewReader(last), nil)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "every connection kept")
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "every connection kept")
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 }

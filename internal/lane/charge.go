@@ -43,6 +43,16 @@ type View struct {
 // far below where sums of a day's charges could overflow.
 const MaxTotalFee = 10_000_000_000
 
+// The till's texts' limits, in bytes: a sale's reference and a shift are
+// stored with every charge and refund, a refund's id and reason are sent
+// to the gateway.
+const (
+	MaxReference = 64
+	MaxShift     = 32
+	MaxRefundID  = 64
+	MaxReason    = 256
+)
+
 // Open opens a charge on a lane. With an idempotency key that was used
 // before, it returns that charge (created false) instead.
 func (s *Service) Open(req OpenRequest) (View, bool, error) {
@@ -66,7 +76,7 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 		}
 		if found && !s.future("charge", prev.ID, prev.CreatedAt) {
 			if prev.Lane != req.Lane || prev.TotalFee != req.TotalFee {
-				return View{}, false, fmt.Errorf("%w: Idempotency-Key already used for charge %s with other parameters", ErrInvalid, prev.ID)
+				return View{}, false, Invalid("Idempotency-Key", "Idempotency-Key already used for charge %s with other parameters", prev.ID)
 			}
 			if c := l.charges[prev.ID]; c != nil {
 				prev = *c
@@ -74,8 +84,11 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 			return s.viewLocked(l, &prev), false, nil
 		}
 	}
-	if len(req.Reference) > 64 || len(req.Shift) > 32 || payment.CleanText(req.Reference+req.Shift, 96) != req.Reference+req.Shift {
-		return View{}, false, fmt.Errorf("%w: reference (at most 64 bytes) and shift (at most 32) must be printable", ErrInvalid)
+	if len(req.Reference) > MaxReference || payment.CleanText(req.Reference, MaxReference) != req.Reference {
+		return View{}, false, Invalid("reference", "reference: at most %d bytes of printable text", MaxReference)
+	}
+	if len(req.Shift) > MaxShift || payment.CleanText(req.Shift, MaxShift) != req.Shift {
+		return View{}, false, Invalid("shift", "shift: at most %d bytes of printable text", MaxShift)
 	}
 	if prev, found, err := s.byReference(req); err != nil || found {
 		if err != nil {
@@ -92,11 +105,11 @@ func (s *Service) Open(req OpenRequest) (View, bool, error) {
 	oos, _ := s.status()
 	switch {
 	case req.TotalFee <= 0:
-		return View{}, false, fmt.Errorf("%w: total_fee must be a positive number of fen", ErrInvalid)
+		return View{}, false, Invalid("total_fee", "total_fee must be a positive number of fen")
 	case req.TotalFee > MaxTotalFee:
-		return View{}, false, fmt.Errorf("%w: total_fee %d is over %d fen", ErrInvalid, req.TotalFee, int64(MaxTotalFee))
+		return View{}, false, Invalid("total_fee", "total_fee %d is over %d fen", req.TotalFee, int64(MaxTotalFee))
 	case l.cfg.MaxFee > 0 && req.TotalFee > l.cfg.MaxFee:
-		return View{}, false, fmt.Errorf("%w: total_fee %d is over the lane's max_fee %d", ErrInvalid, req.TotalFee, l.cfg.MaxFee)
+		return View{}, false, Invalid("total_fee", "total_fee %d is over the lane's max_fee %d", req.TotalFee, l.cfg.MaxFee)
 	case oos != "":
 		return View{}, false, fmt.Errorf("%w: %s", ErrOutOfService, oos)
 	case l.open != "":

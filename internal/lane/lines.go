@@ -24,15 +24,15 @@ func (s *Service) ShowLines(laneID string, lines []string, ttl time.Duration) er
 	}
 	switch {
 	case len(lines) == 0 || len(lines) > MaxLines:
-		return fmt.Errorf("%w: 1 to %d lines", ErrInvalid, MaxLines)
+		return Invalid("lines", "1 to %d lines", MaxLines)
 	case ttl <= 0 || ttl > time.Hour:
-		return fmt.Errorf("%w: ttl %s: more than 0, at most 1h", ErrInvalid, ttl)
+		return Invalid("ttl", "ttl %s: more than 0, at most 1h", ttl)
 	}
 	for _, t := range lines {
 		// The terminal display writes lines as they are, and a pole display
 		// takes control bytes as commands: none gets through.
 		if !utf8.ValidString(t) || len(t) > 200 || payment.CleanText(t, 200) != t {
-			return fmt.Errorf("%w: a line is at most 200 bytes of printable UTF-8", ErrInvalid)
+			return Invalid("lines", "a line is at most 200 bytes of printable UTF-8")
 		}
 	}
 	l.mu.Lock()

@@ -31,7 +31,7 @@ func (s *Service) byReference(req OpenRequest) (money.Charge, bool, error) {
 		return money.Charge{}, false, err
 	}
 	if prev.TotalFee != req.TotalFee {
-		return money.Charge{}, false, fmt.Errorf("%w: reference %q is charge %s of %d fen", ErrInvalid, req.Reference, prev.ID, prev.TotalFee)
+		return money.Charge{}, false, Invalid("reference", "reference %q is charge %s of %d fen", req.Reference, prev.ID, prev.TotalFee)
 	}
 	return prev, true, nil
 }

@@ -44,7 +44,7 @@ func (s *Service) Refund(id string) (View, error) {
 // anything is sent.
 func (s *Service) RefundCharge(id string, req RefundRequest) (money.Refund, bool, error) {
 	if req.RefundID == "" && !req.Rest {
-		return money.Refund{}, false, fmt.Errorf("%w: refund_id is required (or an Idempotency-Key): the till's id for the refund, which makes asking again safe", ErrInvalid)
+		return money.Refund{}, false, Invalid("refund_id", "refund_id is required (or an Idempotency-Key): the till's id for the refund, which makes asking again safe")
 	}
 	l, c, err := s.find(id)
 	if err != nil {
@@ -101,7 +101,7 @@ func known(refunds []money.Refund, mch string, req RefundRequest) (money.Refund,
 			continue
 		}
 		if req.RefundFee != 0 && req.RefundFee != r.RefundFee {
-			return money.Refund{}, false, fmt.Errorf("%w: refund_id %s was used for a refund of %d fen", ErrInvalid, cmp.Or(req.RefundID, r.MchRefundID), r.RefundFee)
+			return money.Refund{}, false, Invalid("refund_id", "refund_id %s was used for a refund of %d fen", cmp.Or(req.RefundID, r.MchRefundID), r.RefundFee)
 		}
 		return r, true, nil
 	}
@@ -137,11 +137,15 @@ func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req Refun
 	case c.State != money.Paid && c.State != money.PartiallyRefunded || paid.State != money.Paid:
 		return fmt.Errorf("%w: charge %s is %s; only a paid charge is refunded", ErrConflict, c.ID, c.State)
 	case req.RefundFee < 0:
-		return fmt.Errorf("%w: refund_fee must be a positive number of fen", ErrInvalid)
+		return Invalid("refund_fee", "refund_fee must be a positive number of fen")
 	case req.RefundFee > left+paid.RefundedElsewhere: // up to that, it may be one the operator counted, asked again
-		return fmt.Errorf("%w: refund_fee %d is more than the %d fen left of %d paid", ErrInvalid, req.RefundFee, left, c.TotalFee)
-	case len(req.RefundID) > 64 || len(req.Reason) > 256 || len(req.Shift) > 32:
-		return fmt.Errorf("%w: refund_id (at most 64 bytes), reason (256) or shift (32) too long", ErrInvalid)
+		return Invalid("refund_fee", "refund_fee %d is more than the %d fen left of %d paid", req.RefundFee, left, c.TotalFee)
+	case len(req.RefundID) > MaxRefundID:
+		return Invalid("refund_id", "refund_id: at most %d bytes", MaxRefundID)
+	case len(req.Reason) > MaxReason:
+		return Invalid("reason", "reason: at most %d bytes", MaxReason)
+	case len(req.Shift) > MaxShift:
+		return Invalid("shift", "shift: at most %d bytes", MaxShift)
 	case s.opt.RefundMaxCount > 0 && n >= s.opt.RefundMaxCount:
 		return fmt.Errorf("%w: charge %s has had %d refunds, the gateway's most (refunds.max_per_order)", ErrInvalid, c.ID, n)
 	case s.future("order", paid.MchTradeID, paid.CreatedAt):

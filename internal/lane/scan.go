@@ -3,7 +3,6 @@ package lane
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -120,7 +119,7 @@ func (s *Service) attempt(l *lane, c *money.Charge, code string, wallet scanner.
 	o.Shift = c.Shift
 	o = money.NewOrder(o, now)
 	if err := o.CheckPay(s.opt.StoreID); err != nil && !defect.On(defect.CodeBurnedAtPay) {
-		return o, next, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return o, next, tillField(err)
 	}
 	return o, next, nil
 }
@@ -179,7 +178,24 @@ func (s *Service) payable(l *lane, req OpenRequest) error {
 		Subject: orDefault(req.Subject, l.cfg.Subject), Body: orDefault(req.Body, l.cfg.Body),
 		Attach: req.Attach, OpUserID: req.OpUserID, GoodsTag: req.GoodsTag}
 	if err := o.CheckPay(s.opt.StoreID); err != nil {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), payment.ErrInvalidRequest.Error()+": "))
+		return tillField(err)
 	}
 	return nil
+}
+
+// tillFields are the pay request's fields a till sends (POST /v1/charges);
+// the others come from posd's config.
+var tillFields = map[string]bool{"total_fee": true, "subject": true, "body": true, "attach": true, "op_user_id": true, "goods_tag": true}
+
+// tillField turns a pay request refused before it leaves into the till's
+// error, naming the field when the till sent it.
+func tillField(err error) error {
+	var re *payment.RequestError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if tillFields[re.Field] {
+		return Invalid(re.Field, "%s", re.Msg)
+	}
+	return fmt.Errorf("%w: %s (the lane's configuration)", ErrInvalid, re.Msg)
 }

@@ -60,6 +60,23 @@ type Service struct {
 	offline string     // why the gateway cannot be reached
 }
 
+// FieldError is an ErrInvalid that names the request field at fault, as
+// the till sent it (total_fee, refund_id, Idempotency-Key…), so that a
+// till can show it beside the field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Invalid is the error of field's value refused; the message says why in
+// words a till developer can act on.
+func Invalid(field, format string, a ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
 // Errors the API maps to status codes.
 var (
 	ErrNotFound     = errors.New("not found")

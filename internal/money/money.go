@@ -35,6 +35,9 @@ const (
 	Pending State = "pending" // sent, or about to be; its answer awaited
 )
 
+// ChargeStates are the states a charge takes, as the API lists them.
+var ChargeStates = []State{AwaitingScan, Paying, Paid, PartiallyRefunded, Refunded, Canceled, NeedsAttention}
+
 // Phase is where an order is in the confirmation flow: the call it makes next.
 type Phase string
 

@@ -1,0 +1,115 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"example.com/posd/internal/api"
+	"example.com/posd/internal/httpguard"
+)
+
+// Every error answer is one JSON shape, its kind one of the closed list
+// for its status, a 422 naming the field at fault, and its words a till
+// developer's, never Go's.
+func TestErrorModel(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	s := guarded(t, api.Protection{Listen: "127.0.0.1:8321"}, token)
+	auth := []string{"Authorization", "Bearer " + token, "Content-Type", "application/json"}
+	host := "127.0.0.1:8321"
+	for _, tc := range []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		kind, field              string
+	}{
+		{"UnknownRoute", "GET", "/v1/nothing", "", auth, 404, httpguard.KindNotFound, ""},
+		{"UnknownCharge", "GET", "/v1/charges/CHNOSUCH", "", auth, 404, httpguard.KindNotFound, ""},
+		{"UnknownLane", "GET", "/v1/lanes/L9", "", auth, 404, httpguard.KindNotFound, ""},
+		{"WrongMethod", "PUT", "/v1/charges", "{}", auth, 405, httpguard.KindMethodNotAllowed, ""},
+		{"NoToken", "GET", "/v1/lanes", "", nil, 401, httpguard.KindUnauthorized, ""},
+		{"WrongScheme", "GET", "/v1/lanes", "", []string{"Authorization", "Basic " + token}, 401, httpguard.KindUnauthorized, ""},
+		{"CrossOrigin", "GET", "/v1/lanes", "", append([]string{"Origin", "https://example.net"}, auth...), 403, httpguard.KindForbidden, ""},
+		{"NotJSON", "POST", "/v1/charges", "lane=L1", []string{"Authorization", "Bearer " + token, "Content-Type", "application/x-www-form-urlencoded"}, 415, httpguard.KindUnsupportedMediaType, ""},
+		{"EmptyBody", "POST", "/v1/charges", "", auth, 400, httpguard.KindMalformed, ""},
+		{"BrokenJSON", "POST", "/v1/charges", `{"lane":`, auth, 400, httpguard.KindMalformed, ""},
+		{"TwoObjects", "POST", "/v1/charges", `{"lane":"L1","total_fee":1}{"lane":"L1","total_fee":2}`, auth, 400, httpguard.KindMalformed, ""},
+		{"NotAnObject", "POST", "/v1/charges", `[1]`, auth, 400, httpguard.KindMalformed, ""},
+		{"TooLarge", "POST", "/v1/charges", `{"subject":"` + strings.Repeat("x", 70<<10) + `"}`, auth, 413, httpguard.KindTooLarge, ""},
+		{"WrongType", "POST", "/v1/charges", `{"lane":"L1","total_fee":"12"}`, auth, 422, httpguard.KindInvalid, "total_fee"},
+		{"UnknownField", "POST", "/v1/charges", `{"lane":"L1","total_fee":1,"ttl":5}`, auth, 422, httpguard.KindInvalid, "ttl"},
+		{"ZeroFee", "POST", "/v1/charges", `{"lane":"L1","total_fee":0,"subject":"s","body":"b"}`, auth, 422, httpguard.KindInvalid, "total_fee"},
+		{"MissingSubject", "POST", "/v1/charges", `{"lane":"L1","total_fee":1,"body":"b"}`, auth, 422, httpguard.KindInvalid, "subject"},
+		{"LongReference", "POST", "/v1/charges", `{"lane":"L1","total_fee":1,"reference":"` + strings.Repeat("r", 65) + `"}`, auth, 422, httpguard.KindInvalid, "reference"},
+		{"LongShift", "POST", "/v1/charges", `{"lane":"L1","total_fee":1,"shift":"` + strings.Repeat("s", 33) + `"}`, auth, 422, httpguard.KindInvalid, "shift"},
+		{"ControlInSubject", "POST", "/v1/charges", `{"lane":"L1","total_fee":1,"subject":"a\u0007b"}`, auth, 422, httpguard.KindInvalid, "subject"},
+		{"LongIdempotencyKey", "POST", "/v1/charges", `{"lane":"L1","total_fee":1}`, append([]string{"Idempotency-Key", strings.Repeat("k", 256)}, auth...), 422, httpguard.KindInvalid, "Idempotency-Key"},
+		{"BadCode", "POST", "/v1/lanes/L1/scans", `{"auth_code":"12"}`, auth, 422, httpguard.KindInvalid, "auth_code"},
+		{"BadDay", "GET", "/v1/totals?date=yesterday", "", auth, 422, httpguard.KindInvalid, "date"},
+		{"OrdersState", "GET", "/v1/orders?state=bogus", "", auth, 422, httpguard.KindInvalid, "state"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := send(s, tc.method, host, tc.path, tc.body, tc.hdr...)
+			require.Equal(t, tc.status, w.Code, "%s", w.Body)
+			checkError(t, w.Header(), w.Body.Bytes(), tc.kind, tc.field)
+			if tc.status == 405 {
+				assert.Contains(t, w.Header().Get("Allow"), "POST")
+			}
+		})
+	}
+}
+
+// checkError holds an error answer to the error model.
+func checkError(t *testing.T, h http.Header, body []byte, kind, field string) {
+	t.Helper()
+	assert.True(t, strings.HasPrefix(h.Get("Content-Type"), "application/json"), "Content-Type %q", h.Get("Content-Type"))
+	var e map[string]any
+	require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+	assert.Equal(t, kind, e["kind"], "%s", body)
+	assert.True(t, slices.Contains(httpguard.Kinds, e["kind"].(string)), "kind %v is in the list", e["kind"])
+	if field != "" {
+		assert.Equal(t, field, e["field"], "%s", body)
+	} else {
+		assert.NotContains(t, e, "field")
+	}
+	msg, _ := e["error"].(string)
+	assert.NotEmpty(t, msg)
+	for _, goWords := range []string{"Go ", "struct", "int64", "json:", "openRequest"} {
+		assert.NotContains(t, msg, goWords, "no Go internals in %q", msg)
+	}
+	for k := range e {
+		assert.Contains(t, []string{"error", "kind", "field"}, k, "only the error model's keys")
+	}
+}
+
+// A till may write the scheme in any case: "bearer" is "Bearer".
+func TestBearerSchemeAnyCase(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	s := guarded(t, api.Protection{Listen: "127.0.0.1:8321"}, token)
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		w := send(s, "GET", "127.0.0.1:8321", "/v1/lanes", "", "Authorization", scheme+" "+token)
+		assert.Equal(t, 200, w.Code, "%s: %s", scheme, w.Body)
+	}
+}
+
+// The long-poll's bound is the document's: a longer wait, or a state no
+// charge takes, is refused by name instead of answered as something else.
+func TestLongPollLimits(t *testing.T) {
+	s := newServer(t)
+	w := send(s, "POST", "posd", "/v1/charges", `{"lane":"L1","total_fee":100,"subject":"s","body":"b"}`, "Content-Type", "application/json")
+	require.Equal(t, 201, w.Code, "%s", w.Body)
+	var c struct{ ID string }
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &c))
+	for q, field := range map[string]string{"wait=10m": "wait", "wait=2m1s": "wait", "wait=soon": "wait", "wait=1s&state=bogus": "state", "wait=1s&version=x": "version"} {
+		w := send(s, "GET", "posd", "/v1/charges/"+c.ID+"?"+q, "")
+		require.Equal(t, 422, w.Code, "%s: %s", q, w.Body)
+		checkError(t, w.Header(), w.Body.Bytes(), httpguard.KindInvalid, field)
+	}
+	w = send(s, "GET", "posd", "/v1/charges/"+c.ID+"?wait=2m&state=paying", "")
+	assert.Equal(t, 200, w.Code, "the longest wait is allowed: %s", w.Body)
+}
