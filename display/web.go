@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -112,7 +113,7 @@ func (w *Web) enter(r *http.Request, key string) (leave func(), ok bool) {
 // Page serves GET /display/{lane}.
 func (w *Web) Page(rw http.ResponseWriter, r *http.Request) {
 	if !w.Lanes[r.PathValue("lane")] {
-		http.NotFound(rw, r)
+		httpguard.Refuse(rw, http.StatusNotFound, "no lane "+strconv.Quote(r.PathValue("lane")), httpguard.KindNotFound)
 		return
 	}
 	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -124,7 +125,7 @@ func (w *Web) Page(rw http.ResponseWriter, r *http.Request) {
 func (w *Web) CustomerEvents(rw http.ResponseWriter, r *http.Request) {
 	lane := r.PathValue("lane")
 	if !w.Lanes[lane] {
-		http.NotFound(rw, r)
+		httpguard.Refuse(rw, http.StatusNotFound, "no lane "+strconv.Quote(r.PathValue("lane")), httpguard.KindNotFound)
 		return
 	}
 	w.stream(rw, r, lane, customerView, true)

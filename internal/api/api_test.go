@@ -19,16 +19,21 @@ import (
 // newServer is posd's API over a whole daemon (daemon.Open, the embedded
 // sandbox gateway, a journal of its own), as posd serves it, unguarded.
 func newServer(t testing.TB) *api.Server {
+	return newServerWith(t, `
+  - {id: L1, device_info: POS01, max_fee: 1000000}
+  - {id: K1, device_info: K1, fixed_fee: 5, subject: s, body: b}
+`)
+}
+
+// newServerWith is newServer with lanes (YAML) of the test's own.
+func newServerWith(t testing.TB, lanes string) *api.Server {
 	dir := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 gateway: {url: sandbox}
 merchant: {store_id: S001}
 journal: {path: %s}
 api: {listen: "unix:%s"}
-lanes:
-  - {id: L1, device_info: POS01, max_fee: 1000000}
-  - {id: K1, device_info: K1, fixed_fee: 5, subject: s, body: b}
-`, filepath.Join(dir, "journal.db"), filepath.Join(dir, "api.sock"))))
+lanes:%s`, filepath.Join(dir, "journal.db"), filepath.Join(dir, "api.sock"), lanes)))
 	require.NoError(t, err)
 	d, err := daemon.Open(cfg, zap.NewNop(), daemon.IO{})
 	require.NoError(t, err)

@@ -113,3 +113,46 @@ func TestLongPollLimits(t *testing.T) {
 	w = send(s, "GET", "posd", "/v1/charges/"+c.ID+"?wait=2m&state=paying", "")
 	assert.Equal(t, 200, w.Code, "the longest wait is allowed: %s", w.Body)
 }
+
+// A lane no one configured is 404 on every route that names one, a query
+// parameter too: a till that mistyped it hears so, not an empty answer.
+func TestUnknownLaneIsNotFoundEverywhere(t *testing.T) {
+	s := newServer(t)
+	for _, path := range []string{"/v1/lanes/L9", "/v1/lanes/L9/last", "/v1/charges?reference=SALE1&lane=L9", "/v1/events?lane=L9"} {
+		w := send(s, "GET", "posd", path, "")
+		require.Equal(t, 404, w.Code, "%s: %s", path, w.Body)
+		checkError(t, w.Header(), w.Body.Bytes(), httpguard.KindNotFound, "")
+	}
+	for _, path := range []string{"/v1/lanes/L9/scans", "/v1/lanes/L9/display"} {
+		body := `{"auth_code":"282941234567890123"}`
+		if strings.HasSuffix(path, "display") {
+			body = `{"lines":["x"],"ttl":"5s"}`
+		}
+		w := send(s, "POST", "posd", path, body, "Content-Type", "application/json")
+		require.Equal(t, 404, w.Code, "%s: %s", path, w.Body)
+		checkError(t, w.Header(), w.Body.Bytes(), httpguard.KindNotFound, "")
+	}
+	w := send(s, "GET", "posd", "/v1/charges?reference=SALE1&lane=L1", "")
+	assert.Equal(t, 200, w.Code, "a known lane without that sale: %s", w.Body)
+}
+
+// GET /v1/devices lists every display, the terminal too.
+func TestDevicesListEveryDisplay(t *testing.T) {
+	s := newServerWith(t, `
+  - {id: L1, device_info: POS01, scanners: [{type: stdin}], displays: [{type: terminal}]}
+`)
+	w := send(s, "GET", "posd", "/v1/devices", "")
+	require.Equal(t, 200, w.Code, "%s", w.Body)
+	assert.Contains(t, w.Body.String(), `"terminal"`)
+	var out struct {
+		Devices []struct{ Lane, Role, Type, State string }
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out), "%s", w.Body)
+	var roles []string
+	for _, d := range out.Devices {
+		if d.Lane == "L1" {
+			roles = append(roles, d.Role+"/"+d.Type+"/"+d.State)
+		}
+	}
+	assert.Contains(t, roles, "display/terminal/connected", "%s", w.Body)
+}

@@ -27,6 +27,20 @@ func (s *Server) findCharges(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"charges": out})
 }
 
+// KnownLane refuses, 404, a request whose ?lane= names no lane, before h:
+// a till that mistyped a lane hears so, instead of an empty stream.
+func (s *Server) KnownLane(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.URL.Query().Get("lane"); id != "" {
+			if _, err := s.svc.Lane(id); err != nil {
+				s.fail(w, err)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // lastCharge is GET /v1/lanes/{lane}/last: the lane's latest charge.
 func (s *Server) lastCharge(w http.ResponseWriter, r *http.Request) {
 	v, err := s.svc.Last(r.PathValue("lane"))

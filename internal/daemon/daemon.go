@@ -1,10 +1,11 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"example.com/posd/internal/httpguard"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
 	"example.com/posd/internal/fleet"
+	"example.com/posd/internal/httpguard"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/internal/money"
@@ -69,6 +71,8 @@ type Daemon struct {
 // sandbox when the config names it), the journal, checked first, and the
 // poller and lanes over it. Nothing is served until Run.
 func Open(cfg config.Config, log *zap.Logger, tio IO) (*Daemon, error) {
+	tio.Stdin = cmp.Or[io.Reader](tio.Stdin, strings.NewReader(""))
+	tio.Stdout = cmp.Or[io.Writer](tio.Stdout, io.Discard)
 	// The sandbox's merchant only exists on a sandbox, embedded or not.
 	if cfg.IsSandbox() || cfg.Merchant.ID == sandbox.MerchantID {
 		log = log.With(zap.String("gateway", "SANDBOX"))
@@ -329,7 +333,7 @@ func (d *Daemon) APIServer(p api.Protection) (*api.Server, error) {
 	d.gauges.Do(func() { d.metrics.gauges(d.poller, d.journal, d.reg, d.client, d.clock) })
 	srv.Handle("GET /metrics", d.metrics.reg)
 	events := &display.Web{Hub: d.hub, MaxStreams: d.cfg.API.MaxStreams, Client: httpguard.ClientOf, Admitted: httpguard.KeepConn}
-	srv.Handle("GET /v1/events", http.HandlerFunc(events.Events))
+	srv.Handle("GET /v1/events", srv.KnownLane(http.HandlerFunc(events.Events)))
 	if d.web != nil && !strings.HasPrefix(d.cfg.API.Listen, "unix:") {
 		routeWeb(srv, d.web)
 	}

@@ -3,7 +3,6 @@ package daemon
 import (
 	"cmp"
 	"context"
-	"example.com/posd/internal/httpguard"
 	"fmt"
 	"io"
 	"maps"
@@ -20,6 +19,7 @@ import (
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/device"
+	"example.com/posd/internal/httpguard"
 	"example.com/posd/internal/journal"
 )
 
@@ -70,7 +70,10 @@ const resultHold = 5 * time.Second
 var displayKinds = map[string]displayKind{
 	"terminal": {
 		label: func(config.Display) string { return "terminal" },
-		build: func(e *displayEnv, _ config.Display) (display.Display, time.Duration, error) {
+		build: func(e *displayEnv, d config.Display) (display.Display, time.Duration, error) {
+			// Listed in GET /v1/devices like every display: posd's own
+			// output, there as long as posd is.
+			e.report(d)(device.Connected, "posd's standard output")
 			return &display.Terminal{W: e.stdout}, 0, nil // a log: nothing to hold
 		},
 	},

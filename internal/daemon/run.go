@@ -26,8 +26,9 @@ import (
 	"example.com/posd/poller"
 )
 
-// IO is where the stdin scanner and the terminal display read and write,
-// and the config file SIGHUP reloads (none: no reload).
+// IO is where the stdin scanner and the terminal display read and write
+// (nil: nothing to read, output dropped), and the config file SIGHUP
+// reloads (none: no reload).
 type IO struct {
 	Stdin      io.Reader
 	Stdout     io.Writer

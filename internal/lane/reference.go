@@ -53,6 +53,8 @@ func (s *Service) ByReference(lane, ref string) ([]View, error) {
 	lanes := []string{lane}
 	if lane == "" {
 		lanes = s.laneIDs()
+	} else if s.lanes[lane] == nil {
+		return nil, fmt.Errorf("%w: lane %q", ErrNotFound, lane)
 	}
 	var out []View
 	for _, id := range lanes {
