@@ -233,41 +233,51 @@ func (seen Seen) movedOn(c *money.Charge) bool {
 	return false
 }
 
-// Wait returns the charge once it changes, or when d or ctx ends; at once
-// if it has moved on from what the till saw.
+// Wait returns the charge once it moves on from what the till saw (its
+// version or its state), or when d or ctx ends; at once if it has. A till
+// that says nothing hears of the next change of any kind, an attempt's
+// progress too. One rule for the till: with version, the answer comes when
+// the charge's version changes, never earlier with the same version.
 func (s *Service) Wait(ctx context.Context, id string, d time.Duration, seen Seen) (View, error) {
-	l, c, err := s.find(id)
-	if err != nil {
-		return View{}, err
-	}
-	if seen.movedOn(c) {
-		defer l.mu.Unlock()
-		return s.viewLocked(l, c), nil
-	}
-	ch := make(chan struct{})
-	if l.watch[id] == nil {
-		l.watch[id] = map[chan struct{}]bool{}
-	}
-	l.watch[id][ch] = true
-	l.mu.Unlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	l.mu.Lock()
-	// A waiter that timed out leaves no trace: a final charge may never
-	// change again.
-	if w := l.watch[id]; w != nil {
-		delete(w, ch)
-		if len(w) == 0 {
-			delete(l.watch, id)
+	for woke := false; ; woke = true {
+		l, c, err := s.find(id)
+		if err != nil {
+			return View{}, err
+		}
+		if seen.movedOn(c) || woke && seen == (Seen{}) {
+			defer l.mu.Unlock()
+			return s.viewLocked(l, c), nil
+		}
+		ch := make(chan struct{})
+		if l.watch[id] == nil {
+			l.watch[id] = map[chan struct{}]bool{}
+		}
+		l.watch[id][ch] = true
+		l.mu.Unlock()
+		ended := false
+		select {
+		case <-ch:
+		case <-t.C:
+			ended = true
+		case <-ctx.Done():
+			ended = true
+		}
+		if ended {
+			l.mu.Lock()
+			// A waiter that timed out leaves no trace: a final charge may
+			// never change again.
+			if w := l.watch[id]; w != nil {
+				delete(w, ch)
+				if len(w) == 0 {
+					delete(l.watch, id)
+				}
+			}
+			l.mu.Unlock()
+			return s.Get(id)
 		}
 	}
-	l.mu.Unlock()
-	return s.Get(id)
 }
 
 // changedLocked wakes the till's long-polls of a charge.
