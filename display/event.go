@@ -43,6 +43,11 @@ const (
 	Lines Kind = "lines"
 )
 
+// Kinds are every kind an event has, as /v1/events names them in its
+// event: lines.
+var Kinds = []Kind{AwaitingScan, Paying, Paid, Kind(money.PartiallyRefunded), Refunded, Declined, NeedsAttention, Canceled,
+	Idle, Rejected, Reprint, Device, OutOfService, Offline, LateResult, Lines}
+
 // Moment reports whether k is a passing message (a scan refused, the
 // gateway unreachable): shown for a while, then the lane's state again.
 func (k Kind) Moment() bool { return k == Rejected || k == Offline }
@@ -75,7 +80,15 @@ type Event struct {
 	Shift       string `json:"shift,omitempty"`
 	RefundID    string `json:"mch_refund_id,omitempty"`
 	RefundedFee int64  `json:"refunded_fee,omitempty"`
-	Version     uint64 `json:"version,omitempty"` // the charge's, as GET /v1/charges/{id} shows it
+	// A refund's end: the till's refund_id for it, its amount, and the
+	// charge's state after it (refunded_fee and version are the charge's).
+	TillRefundID string      `json:"refund_id,omitempty"`
+	RefundFee    int64       `json:"refund_fee,omitempty"`
+	ChargeState  money.State `json:"charge_state,omitempty"`
+	// FixedFee marks a fixed-fee lane's prompt for a scan: the lane's
+	// amount, no charge open (no charge_id).
+	FixedFee bool   `json:"fixed_fee,omitempty"`
+	Version  uint64 `json:"version,omitempty"` // the charge's, as GET /v1/charges/{id} shows it
 	// What the customer paid and the wallet's discount (a paid event).
 	BuyerPayAmount int64 `json:"buyer_pay_amount,omitempty"`
 	CouponFee      int64 `json:"coupon_fee,omitempty"`

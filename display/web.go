@@ -153,7 +153,6 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 	if !ok {
 		rw.Header().Set("Connection", "close")
 		rw.Header().Set("Retry-After", "3")
-		rw.Header().Set("Retry-After", "5")
 		httpguard.Refuse(rw, http.StatusTooManyRequests, "too many event streams: try again later", httpguard.KindTooManyRequests)
 		return
 	}
@@ -208,7 +207,9 @@ func (w *Web) stream(rw http.ResponseWriter, r *http.Request, lane string, view 
 			}
 			deadline()
 			if !idleFirst {
-				fmt.Fprintf(rw, "id: %s\n", w.Hub.ID(e))
+				// The kind as the event's type: a till listens to the
+				// kinds it handles (EventSource.addEventListener).
+				fmt.Fprintf(rw, "id: %s\nevent: %s\n", w.Hub.ID(e), e.Kind)
 			}
 			writeEvent(rw, view(e))
 			fl.Flush()

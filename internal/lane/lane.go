@@ -84,7 +84,7 @@ func (s *Service) show(id string) {
 			}
 		}
 	case l.cfg.FixedFee > 0:
-		e.Kind, e.TotalFee = display.AwaitingScan, l.cfg.FixedFee
+		e.Kind, e.TotalFee, e.FixedFee = display.AwaitingScan, l.cfg.FixedFee, true
 	}
 	s.publish(e)
 }
@@ -168,7 +168,7 @@ func (s *Service) idleLocked(l *lane) {
 	if oos, _ := s.status(); oos != "" {
 		e.Kind, e.Reason = display.OutOfService, oos
 	} else if l.cfg.FixedFee > 0 {
-		e.Kind, e.TotalFee = display.AwaitingScan, l.cfg.FixedFee
+		e.Kind, e.TotalFee, e.FixedFee = display.AwaitingScan, l.cfg.FixedFee, true
 	}
 	s.publish(e)
 }

@@ -44,7 +44,7 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 		// A refund moves no lane: the till asked for it at this lane now,
 		// and its end is shown and printed there.
 		if st.RefundDone {
-			s.publish(refundEvent(&o, st.Refund))
+			s.publish(refundEvent(&o, st.Refund, c))
 		}
 		return
 	}
@@ -63,10 +63,12 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 // refundEvent shows a refund's end: refunded (the customer display and
 // the receipt printer show the amount given back), or failed (for the
 // till only).
-func refundEvent(o *money.Order, r *money.Refund) display.Event {
+func refundEvent(o *money.Order, r *money.Refund, c *money.Charge) display.Event {
 	ev := display.Event{Lane: o.Lane, ChargeID: r.ChargeID, TotalFee: r.RefundFee, Wallet: o.Wallet,
 		MchTradeID: o.MchTradeID, TradeID: o.TradeID, OutTradeID: o.OutTradeID, Kind: display.Refunded,
-		Reason: "refund " + r.MchRefundID, RefundID: r.MchRefundID, RefundedFee: o.RefundedFee, OpUserID: r.OpUserID, Shift: r.Shift}
+		Reason: "refund " + r.MchRefundID, RefundID: r.MchRefundID, TillRefundID: r.RefundID, RefundFee: r.RefundFee,
+		ChargeState: c.State, RefundedFee: c.RefundedFee, Version: c.Version, Reference: c.Reference,
+		OpUserID: r.OpUserID, Shift: r.Shift}
 	if r.State != money.Refunded {
 		ev.Kind, ev.Result = display.LateResult, display.KindOf(r.State)
 		ev.Reason = "refund " + r.MchRefundID + " " + string(r.State) + ": " + r.ErrMsg
