@@ -29,6 +29,19 @@ type Receipt struct {
 	Refund         bool  `json:"refund,omitempty"`
 	Reprint        bool  `json:"reprint,omitempty"`
 	Sandbox        bool  `json:"sandbox,omitempty"`
+	// A refund's receipt names it: the till's refund_id and posd's.
+	RefundID    string `json:"refund_id,omitempty"`
+	MchRefundID string `json:"mch_refund_id,omitempty"`
+	// Refunds are what a payment's receipt lists as given back since.
+	Refunds []ReceiptRefund `json:"refunds,omitempty"`
+}
+
+// ReceiptRefund is one refund on a payment's receipt.
+type ReceiptRefund struct {
+	RefundID    string    `json:"refund_id"`
+	MchRefundID string    `json:"mch_refund_id"`
+	RefundFee   int64     `json:"refund_fee"`
+	Time        time.Time `json:"time"`
 }
 
 // ReceiptOf makes the receipt of an event (paid, refunded or a reprint).
@@ -37,6 +50,7 @@ func ReceiptOf(e Event, store string) Receipt {
 		ID: fmt.Sprintf("%s-%d", e.MchTradeID, e.Seq), Store: store, Lane: e.Lane, Time: e.Time,
 		TotalFee: e.TotalFee, Wallet: e.Wallet, MchTradeID: e.MchTradeID, TradeID: e.TradeID,
 		OutTradeID: e.OutTradeID, Refund: e.Kind == Refunded, Reprint: e.Kind == Reprint, Sandbox: e.Sandbox,
+		RefundID: e.TillRefundID, MchRefundID: e.RefundID,
 		BuyerPayAmount: e.BuyerPayAmount, CouponFee: e.CouponFee,
 	}
 }
@@ -210,6 +224,17 @@ func ReceiptLines(r Receipt, width int, zh bool) (head, body []string) {
 		pair("Customer paid", "RMB "+Yuan(r.BuyerPayAmount))
 	}
 	pair("Wallet", r.Wallet)
+	if r.Refund && r.RefundID != "" {
+		pair("Refund", r.RefundID)
+	}
+	var back int64
+	for _, f := range r.Refunds {
+		pair("Refund "+f.Time.Local().Format("01-02 15:04"), "-RMB "+Yuan(f.RefundFee))
+		back += f.RefundFee
+	}
+	if back > 0 {
+		pair("Net", "RMB "+Yuan(r.TotalFee-back))
+	}
 	body = append(body, "Order "+r.MchTradeID, "Trade "+r.TradeID, "Ref   "+r.OutTradeID, strings.Repeat("-", width))
 	return head, body
 }

@@ -100,6 +100,7 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("GET /v1/charges/{id}/refunds/{refund_id}", s.getRefund)
 	s.mux.HandleFunc("POST /v1/charges/{id}/receipt", s.receipt)
 	s.mux.HandleFunc("GET /v1/charges/{id}/receipt", s.getReceipt)
+	s.mux.HandleFunc("GET /v1/charges/{id}/refunds/{refund_id}/receipt", s.getRefundReceipt)
 	s.mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"devices": s.devices()})
 	})

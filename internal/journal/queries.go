@@ -175,37 +175,65 @@ func (j *Journal) Report(from, to time.Time) ([]money.Total, error) {
 	return out, err
 }
 
-// Totals adds up, by wallet, the payments of orders created in [from, to)
-// that f selects: paid, refunded of them, and net. The last row is the
-// sum of all wallets ("").
+// Totals adds up, by wallet, what f selects in [from, to): the payments
+// of orders created then, under the sale's lane, cashier and shift, and the
+// refunds made then, under the cashier and shift that made each (the
+// sale's when the refund names none): a shift's totals are what its
+// cashier took and gave back. Money given back that no refund record of
+// posd's holds (the gateway's back office, a journal of an older posd)
+// counts under the sale. The last row is the sum of all wallets ("").
 func (j *Journal) Totals(from, to time.Time, f money.TotalsFilter) ([]money.WalletTotals, error) {
 	by := map[string]*money.WalletTotals{}
 	all := &money.WalletTotals{}
+	row := func(wallet string) *money.WalletTotals {
+		w := by[wallet]
+		if w == nil {
+			w = &money.WalletTotals{Wallet: wallet}
+			by[wallet] = w
+		}
+		return w
+	}
+	in := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
 	err := j.View(func(tx *Tx) error {
-		return tx.EachOrder(func(o money.Order) error {
-			if o.CreatedAt.Before(from) || !o.CreatedAt.Before(to) || !selects(f, &o) {
+		recorded := map[string]int64{} // mch_trade_id: refunded under posd's refund records
+		err := tx.EachRefund(func(r money.Refund) error {
+			if r.State != money.Refunded {
 				return nil
 			}
-			w := by[o.Wallet]
-			if w == nil {
-				w = &money.WalletTotals{Wallet: o.Wallet}
-				by[o.Wallet] = w
+			recorded[r.MchTradeID] += r.RefundFee
+			o, ok, err := tx.Order(r.MchTradeID)
+			if err != nil || !ok {
+				return err
 			}
-			w.Add(&o)
-			all.Add(&o)
+			by := money.TotalsFilter{Lane: o.Lane, OpUserID: cmp.Or(r.OpUserID, o.OpUserID), Shift: cmp.Or(r.Shift, o.Shift)}
+			if in(r.CreatedAt) && f.Selects(by) {
+				row(o.Wallet).AddRefund(r.RefundFee)
+				all.AddRefund(r.RefundFee)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.EachOrder(func(o money.Order) error {
+			if !in(o.CreatedAt) || !f.Selects(money.TotalsFilter{Lane: o.Lane, OpUserID: o.OpUserID, Shift: o.Shift}) || !o.WasPaid() {
+				return nil
+			}
+			row(o.Wallet).AddPayment(&o)
+			all.AddPayment(&o)
+			if rest := o.Refunded() - recorded[o.MchTradeID]; rest > 0 {
+				row(o.Wallet).AddRefund(rest)
+				all.AddRefund(rest)
+			}
 			return nil
 		})
 	})
 	out := make([]money.WalletTotals, 0, len(by)+1)
 	for _, w := range by {
-		if w.PaidCount > 0 {
+		if w.PaidCount > 0 || w.RefundedCount > 0 {
 			out = append(out, *w)
 		}
 	}
 	slices.SortFunc(out, func(a, b money.WalletTotals) int { return strings.Compare(a.Wallet, b.Wallet) })
 	return append(out, *all), err
-}
-
-func selects(f money.TotalsFilter, o *money.Order) bool {
-	return (f.Lane == "" || o.Lane == f.Lane) && (f.OpUserID == "" || o.OpUserID == f.OpUserID) && (f.Shift == "" || o.Shift == f.Shift)
 }

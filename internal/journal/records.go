@@ -228,6 +228,11 @@ func (t *Tx) EachLiveCharge(fn func(money.Charge) error) error {
 	return t.forEachLive(chargeBucket, func(_ string, v []byte) error { return decodeTo(v, fn) })
 }
 
+// EachRefund calls fn with every refund the journal holds.
+func (t *Tx) EachRefund(fn func(money.Refund) error) error {
+	return t.forEach(refundBucket, func(_ string, v []byte) error { return decodeTo(v, fn) })
+}
+
 // EachOrder calls fn with every order the journal holds, in id order: the
 // whole history (export, reports, a restored journal).
 func (t *Tx) EachOrder(fn func(money.Order) error) error {

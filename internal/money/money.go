@@ -441,7 +441,7 @@ type WalletTotals struct {
 	Wallet        string `json:"wallet"`
 	PaidCount     int    `json:"paid_count"`
 	PaidFee       int64  `json:"paid_fee"`
-	RefundedCount int    `json:"refunded_count"` // payments with some money given back
+	RefundedCount int    `json:"refunded_count"` // refunds (money given back that no refund of posd's holds counts as one)
 	RefundedFee   int64  `json:"refunded_fee"`
 	NetFee        int64  `json:"net_fee"`
 	CouponFee     int64  `json:"coupon_fee"` // the wallets' discounts in what was paid
@@ -452,22 +452,36 @@ type TotalsFilter struct {
 	Lane, OpUserID, Shift string
 }
 
-// Add counts an order into the totals if it was paid.
-func (t *WalletTotals) Add(o *Order) {
-	if o.State != Paid && o.State != Refunded {
-		return
-	}
-	refunded := o.RefundedFee
+// Selects reports whether f takes what was done at a lane by a cashier in
+// a shift (as named in by).
+func (f TotalsFilter) Selects(by TotalsFilter) bool {
+	return (f.Lane == "" || by.Lane == f.Lane) && (f.OpUserID == "" || by.OpUserID == f.OpUserID) && (f.Shift == "" || by.Shift == f.Shift)
+}
+
+// WasPaid reports whether the order's payment happened (some of it may
+// have been given back since).
+func (o *Order) WasPaid() bool { return o.State == Paid || o.State == Refunded }
+
+// Refunded is what was given back of a paid order.
+func (o *Order) Refunded() int64 {
 	if o.State == Refunded {
-		refunded = o.TotalFee
+		return o.TotalFee
 	}
+	return o.RefundedFee
+}
+
+// AddPayment counts a paid order into the totals.
+func (t *WalletTotals) AddPayment(o *Order) {
 	t.PaidCount++
 	t.PaidFee += o.TotalFee
 	t.CouponFee += o.CouponFee
-	if refunded > 0 {
-		t.RefundedCount++
-		t.RefundedFee += refunded
-	}
+	t.NetFee = t.PaidFee - t.RefundedFee
+}
+
+// AddRefund counts money given back into the totals.
+func (t *WalletTotals) AddRefund(fee int64) {
+	t.RefundedCount++
+	t.RefundedFee += fee
 	t.NetFee = t.PaidFee - t.RefundedFee
 }
 
