@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"example.com/posd/docs"
 	"example.com/posd/internal/clock"
 	"example.com/posd/internal/csvsafe"
 	"example.com/posd/internal/httpguard"
@@ -63,6 +64,9 @@ type Protection struct {
 	// listener is open to every local process, which could otherwise
 	// cancel the customer's charge and open a dearer one.
 	MoneyNeedsToken bool
+	// AllowedOrigins are the origins of tills that run in a browser
+	// (api.allowed_origins): CORS for them alone.
+	AllowedOrigins []string
 }
 
 // Protect sets how the server is exposed: the browser guard, and which
@@ -70,17 +74,18 @@ type Protection struct {
 func (s *Server) Protect(p Protection) {
 	s.prot = p
 	s.guard = httpguard.NewGuard(p.Listen, p.TLS)
+	s.guard.AllowOrigins(p.AllowedOrigins...)
 }
 
 // RequireToken makes every route that changes state or shows order
 // details require "Authorization: Bearer <token>".
 func (s *Server) RequireToken(token string) { s.token = token }
 
-// open routes need no token: health, metrics, devices and the customer
-// display (read-only, customer view only).
+// open routes need no token: health, metrics, devices, the API's own
+// document and the customer display (read-only, customer view only).
 func openRoute(r *http.Request) bool {
 	p := r.URL.Path
-	return r.Method == http.MethodGet && (p == "/healthz" || p == "/metrics" || p == "/v1/devices" || strings.HasPrefix(p, "/display/"))
+	return r.Method == http.MethodGet && (p == "/healthz" || p == "/metrics" || p == "/v1/devices" || p == "/openapi.yaml" || strings.HasPrefix(p, "/display/"))
 }
 
 // New returns the API handler. health reports what makes posd unhealthy;
@@ -116,6 +121,10 @@ func New(svc *lane.Service, hist History, log *zap.Logger, health func() error, 
 	s.mux.HandleFunc("GET /v1/reconcile", s.reconcileStatus)
 	s.mux.HandleFunc("GET /v1/export", s.export)
 	s.mux.HandleFunc("GET /v1/fleet", s.fleet)
+	s.mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(docs.OpenAPI)
+	})
 	return s
 }
 

@@ -101,6 +101,10 @@ type API struct {
 	// event streams (SSE) per route. Over either: 503.
 	MaxConnections int `yaml:"max_connections"`
 	MaxStreams     int `yaml:"max_streams"`
+	// AllowedOrigins are the exact origins of tills that run in a browser
+	// (https://…, or http://localhost:PORT while developing): CORS for
+	// them alone; every other origin is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 type Log struct {

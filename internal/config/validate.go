@@ -170,6 +170,17 @@ func (c *Config) checkJournalAndAPI(p *problems) {
 			}
 		}
 	}
+	for _, o := range c.API.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			p.bad("api.allowed_origins: %v", err)
+		}
+	}
+	if len(c.API.AllowedOrigins) > 0 && strings.HasPrefix(c.API.Listen, "unix:") {
+		p.bad("api.allowed_origins: no browser reaches a unix socket (api.listen %q): a browser till needs a TCP listener with a token", c.API.Listen)
+	}
+	if len(c.API.AllowedOrigins) > 0 && c.API.TokenFile == "" {
+		p.bad("api.allowed_origins: a till in a browser needs api.token_file (every call carries the token)")
+	}
 	if c.API.MaxConnections <= 0 || c.API.MaxStreams <= 0 {
 		p.bad("api.max_connections and api.max_streams must be positive")
 	}
@@ -329,4 +340,22 @@ func validSubjectToken(s string) bool {
 func inside(dir, path string) bool {
 	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// checkOrigin accepts an exact origin a browser sends: https://host[:port],
+// or http:// for localhost and loopback addresses only (a till being
+// developed); no path, no wildcard.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	switch {
+	case err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || o != u.Scheme+"://"+u.Host:
+		return fmt.Errorf("%q: an origin is scheme://host[:port], nothing after", o)
+	case strings.Contains(u.Host, "*"):
+		return fmt.Errorf("%q: no wildcards: list each till's origin", o)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()) != nil && net.ParseIP(u.Hostname()).IsLoopback()):
+		return nil
+	}
+	return fmt.Errorf("%q: https://, or http://localhost:PORT while developing", o)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"example.com/posd/internal/httpguard"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/clock"
 	"example.com/posd/internal/config"
+	"example.com/posd/internal/httpguard"
 	"example.com/posd/internal/journal"
 	"example.com/posd/internal/lane"
 	"example.com/posd/payment"
@@ -60,7 +60,7 @@ func run(ctx context.Context, cfg config.Config, log *zap.Logger, tio IO, ready 
 // listenAPI opens the API's listener: connections capped, TLS when it is
 // not loopback (check-config insists), and how it is exposed.
 func listenAPI(c config.API) (net.Listener, api.Protection, error) {
-	prot := api.Protection{Listen: c.Listen}
+	prot := api.Protection{Listen: c.Listen, AllowedOrigins: c.AllowedOrigins}
 	ln, err := api.Listen(c.Listen)
 	if err != nil {
 		return nil, prot, err

@@ -29,7 +29,33 @@ type Guard struct {
 	anyIP  bool            // a wildcard listener: any IP literal is a name of it
 	scheme string
 	port   string
+	// origins are the pages of other origins allowed to call (CORS): a
+	// till that runs in a browser.
+	origins map[string]bool
 }
+
+// AllowOrigins lets pages of these exact origins ("https://till.example",
+// "http://localhost:5173") call the API from a browser: CORS for them
+// alone, their preflights answered (Private Network Access too). The token
+// is still required, and the Host check stays.
+func (g *Guard) AllowOrigins(origins ...string) {
+	if len(origins) == 0 {
+		return
+	}
+	if g.origins == nil {
+		g.origins = map[string]bool{}
+	}
+	for _, o := range origins {
+		g.origins[o] = true
+	}
+}
+
+// The headers a till sends and reads across origins.
+const (
+	corsMethods = "GET, POST, DELETE"
+	corsHeaders = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+	corsExpose  = "Idempotent-Replayed, Retry-After, X-Events-Missed, Allow"
+)
 
 // NewGuard guards a listener at addr ("host:port" or "unix:/path").
 func NewGuard(addr string, tls bool) *Guard {
@@ -104,9 +130,25 @@ func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" && (g.hosts == nil || o != g.scheme+"://"+r.Host) {
-		w.Header().Set("Connection", "close")
-		Refuse(w, http.StatusForbidden, "cross-origin requests are refused", KindForbidden)
-		return true
+		if g.hosts == nil || !g.origins[o] {
+			w.Header().Set("Connection", "close")
+			Refuse(w, http.StatusForbidden, "cross-origin requests are refused (api.allowed_origins lists the tills' origins)", KindForbidden)
+			return true
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", corsExpose)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", corsMethods)
+			h.Set("Access-Control-Allow-Headers", corsHeaders)
+			h.Set("Access-Control-Max-Age", "600")
+			if r.Header.Get("Access-Control-Request-Private-Network") == "true" {
+				h.Set("Access-Control-Allow-Private-Network", "true")
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return true
+		}
 	}
 	if ChangesState(r) {
 		ct := r.Header.Get("Content-Type")

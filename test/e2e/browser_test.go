@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,11 +30,7 @@ func TestBrowserCannotDriveTheAPIOverTCP(t *testing.T) {
 	require.NoError(t, os.WriteFile(tokenFile, []byte(token), 0o600))
 	cfg := strings.Replace(harness.ReadFile(t, d.cfg), "listen: unix:"+d.sock, "listen: "+addr+"\n  max_streams: 2\n  token_file: "+tokenFile, 1)
 	require.NoError(t, os.WriteFile(d.cfg, []byte(cfg), 0o600))
-	d.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "tcp", addr)
-		}}}
+	d.http = tcpClient(addr)
 	base := "http://" + addr
 	req := func(method, path, body string, hdr ...string) (int, string) {
 		t.Helper()

@@ -16,13 +16,13 @@ import (
 
 // newBrowser starts a headless Chromium for the test: a tab's context,
 // whose first action has started the browser.
-func newBrowser(t *testing.T, chromium string) context.Context {
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+func newBrowser(t *testing.T, chromium string, more ...chromedp.ExecAllocatorOption) context.Context {
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1024, 600),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()))
+		chromedp.UserDataDir(t.TempDir())}, more...)...)
 	t.Cleanup(cancelA)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
