@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,6 +52,7 @@ const (
 	MaxShift     = 32
 	MaxRefundID  = 64
 	MaxReason    = 256
+	MaxOpUserID  = 32
 )
 
 // Open opens a charge on a lane. With an idempotency key that was used
@@ -290,21 +292,23 @@ func changedLocked(l *lane, id string) {
 
 func (s *Service) viewLocked(l *lane, c *money.Charge) View {
 	v := View{Charge: *c, Attempts: []money.Order{}, Sandbox: s.opt.Sandbox}
-	for _, id := range c.AttemptIDs {
-		// From the journal, not the lane's copy: a step commits before the
-		// lane hears of it, and a charge read from the journal must not
-		// come with an attempt as it was (a refund confirmed, its attempt
-		// shown "paid": TestFaultMatrix under load).
-		var o money.Order
-		_ = s.opt.Journal.View(func(tx *journal.Tx) error {
-			o, _, _ = tx.Order(id)
-			return nil
-		})
-		if o.MchTradeID != "" {
-			v.Attempts = append(v.Attempts, o)
+	// The charge and its attempts from one read of the journal, not the
+	// lane's copy: a step commits the attempt and the charge together
+	// before the lane hears of it, and a view must never pair an attempt
+	// as it is with its charge as it was (the attempt paid, the charge
+	// still paying; a refund confirmed, its attempt shown "paid").
+	_ = s.opt.Journal.View(func(tx *journal.Tx) error {
+		if now, ok, _ := tx.Charge(c.ID); ok && now.Version > v.Charge.Version {
+			v.Charge = now
 		}
-	}
-	v.Charge.AttemptIDs = slices.Clone(c.AttemptIDs)
+		for _, id := range v.Charge.AttemptIDs {
+			if o, ok, _ := tx.Order(id); ok {
+				v.Attempts = append(v.Attempts, o)
+			}
+		}
+		return nil
+	})
+	v.Charge.AttemptIDs = slices.Clone(v.Charge.AttemptIDs)
 	return v
 }
 
@@ -469,8 +473,15 @@ func (s *Service) Reprint(id string) (View, error) {
 func (s *Service) Resolve(id string, d poller.Decision) (money.Order, error) {
 	o, err := s.opt.Poller.Resolve(id, d, time.Now())
 	if err != nil {
-		if errors.Is(err, poller.ErrBusy) || errors.Is(err, poller.ErrNotResolvable) {
+		switch {
+		case errors.Is(err, poller.ErrBusy), errors.Is(err, poller.ErrNotResolvable):
 			return money.Order{}, fmt.Errorf("%w: %v", ErrConflict, err)
+		case errors.Is(err, poller.ErrNoOrder):
+			return money.Order{}, fmt.Errorf("%w: %v", ErrNotFound, err)
+		case strings.Contains(err.Error(), "refunded_fee"):
+			return money.Order{}, Invalid("refunded_fee", "%v", err)
+		case strings.Contains(err.Error(), "who and why"):
+			return money.Order{}, Invalid("by", "%v", err)
 		}
 		return money.Order{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
