@@ -18,6 +18,9 @@ import (
 // ErrBusy: the order is being driven already.
 var ErrBusy = errors.New("poller: order is in progress")
 
+// ErrNoOrder: the journal holds no order of that id.
+var ErrNoOrder = errors.New("poller: no such order")
+
 // StartRefund refunds r.RefundFee of a paid, final order (0: all that is
 // left) under r.MchRefundID (RefundIDFor the till's id, or RestRefundID),
 // one refund at a time. The refund is journaled with the order before
@@ -155,7 +158,7 @@ func (p *Poller) change(id string, now time.Time, fn func(*journal.Tx, *money.Or
 		var err error
 		o, ok, err = tx.Order(id)
 		if err != nil || !ok {
-			return journal.Fail(fmt.Errorf("poller: order %s not found", id))
+			return journal.Fail(fmt.Errorf("%w: order %s", ErrNoOrder, id))
 		}
 		if err := fn(tx, &o); err != nil {
 			return err

@@ -246,7 +246,7 @@ func TestMachineDuplicateIsNeverOurs(t *testing.T) {
 
 func TestMachineTradeState1IsNeverPaid(t *testing.T) {
 	p := DefaultPolicy()
-	// Defect 2: the customer pays just before posd's reverse, which
+	// (defect.ReverseTakenForPaid) the customer pays just before posd's reverse, which
 	// refunds it; the confirming query reports trade_state 1.
 	o := fresh()
 	o = Step(o, res(payment.Pending, 6), t0, p)
@@ -360,7 +360,7 @@ func TestMachineRefundIsAskedBeforeItIsSent(t *testing.T) {
 
 func TestMachineNotFoundAfterSeenIsUnknown(t *testing.T) {
 	p := DefaultPolicy()
-	// Defect 6: a signed "paying" answer showed the order; a lagging
+	// (defect.NotFoundAfterSignedAnswer) a signed "paying" answer showed the order; a lagging
 	// replica then answers 301.
 	o := Step(fresh(), payment.Result{Outcome: payment.Pending, TradeState: 6, TradeID: "T1"}, t0, p)
 	require.True(t, o.Seen)
@@ -418,7 +418,7 @@ func TestMachineOperatorRefund(t *testing.T) {
 
 func TestMachineRefundTimeoutThenRefused(t *testing.T) {
 	p := DefaultPolicy()
-	// Defect 5: the first refund times out (it may have been carried
+	// (defect.LostRefundAnswerTakenAsRefused) the first refund times out (it may have been carried
 	// out), a retry is refused. posd asks refund_query before it says
 	// anything, and never "refused" while the gateway may have refunded.
 	o := Step(paidOrder(p), res(payment.Unknown, payment.NoTradeState), t0, p)

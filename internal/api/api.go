@@ -552,6 +552,18 @@ func writeCSV(w http.ResponseWriter, rows [][]string) {
 }
 
 // parseDay reads the day named field: YYYY-MM-DD, in the box's time zone.
+// csvOrJSON reads ?format=: json (the default) or csv.
+func csvOrJSON(r *http.Request) (bool, error) {
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+		return false, nil
+	case "csv":
+		return true, nil
+	default:
+		return false, lane.Invalid("format", "format %q: json or csv", f)
+	}
+}
+
 func parseDay(field, s string) (time.Time, error) {
 	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
 	if err != nil {
@@ -561,6 +573,11 @@ func parseDay(field, s string) (time.Time, error) {
 }
 
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	asCSV, err := csvOrJSON(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	day, err := parseDay("date", r.URL.Query().Get("date"))
 	if err != nil {
 		s.fail(w, err)
@@ -575,7 +592,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	for _, t := range totals {
 		rows = append(rows, reportRow{Wallet: t.Wallet, State: t.State, Count: t.Count, Total: t.Fee})
 	}
-	if r.URL.Query().Get("format") == "csv" {
+	if asCSV {
 		out := [][]string{{"wallet", "state", "count", "total_fee"}}
 		for _, row := range rows {
 			out = append(out, []string{row.Wallet, string(row.State), strconv.Itoa(row.Count), strconv.FormatInt(row.Total, 10)})
@@ -592,6 +609,11 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	asCSV, err := csvOrJSON(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	from, err := parseDay("from", r.URL.Query().Get("from"))
 	if err != nil {
 		s.fail(w, err)
@@ -626,7 +648,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			return fn(o)
 		})
 	}
-	if r.URL.Query().Get("format") == "csv" {
+	if asCSV {
 		s.exportCSV(w, each)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"example.com/posd/docs"
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/httpguard"
 )
@@ -52,6 +53,11 @@ func TestErrorModel(t *testing.T) {
 		{"BadCode", "POST", "/v1/lanes/L1/scans", `{"auth_code":"12"}`, auth, 422, httpguard.KindInvalid, "auth_code"},
 		{"BadDay", "GET", "/v1/totals?date=yesterday", "", auth, 422, httpguard.KindInvalid, "date"},
 		{"OrdersState", "GET", "/v1/orders?state=bogus", "", auth, 422, httpguard.KindInvalid, "state"},
+		{"ReportFormat", "GET", "/v1/report?date=2026-01-02&format=xml", "", auth, 422, httpguard.KindInvalid, "format"},
+		{"ExportFormat", "GET", "/v1/export?from=2026-01-02&to=2026-01-02&format=xlsx", "", auth, 422, httpguard.KindInvalid, "format"},
+		{"ReconcileFormat", "GET", "/v1/reconcile?date=2026-01-02&format=pdf", "", auth, 422, httpguard.KindInvalid, "format"},
+		{"ResolveUnknown", "POST", "/v1/orders/S001_POS01_NOSUCH/resolve", `{"decision":"paid","by":"op","why":"checked"}`, auth, 404, httpguard.KindNotFound, ""},
+		{"ResolveWithoutWhy", "POST", "/v1/orders/S001_POS01_NOSUCH/resolve", `{"decision":"paid"}`, auth, 422, httpguard.KindInvalid, "by"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := send(s, tc.method, host, tc.path, tc.body, tc.hdr...)
@@ -118,13 +124,14 @@ func TestLongPollLimits(t *testing.T) {
 // parameter too: a till that mistyped it hears so, not an empty answer.
 func TestUnknownLaneIsNotFoundEverywhere(t *testing.T) {
 	s := newServer(t)
-	for _, path := range []string{"/v1/lanes/L9", "/v1/lanes/L9/last", "/v1/charges?reference=SALE1&lane=L9", "/v1/events?lane=L9"} {
+	for _, path := range []string{"/v1/lanes/L9", "/v1/lanes/L9/last", "/v1/charges?reference=SALE1&lane=L9", "/v1/events?lane=L9",
+		"/v1/totals?date=2026-01-02&lane=L9"} {
 		w := send(s, "GET", "posd", path, "")
 		require.Equal(t, 404, w.Code, "%s: %s", path, w.Body)
 		checkError(t, w.Header(), w.Body.Bytes(), httpguard.KindNotFound, "")
 	}
 	for _, path := range []string{"/v1/lanes/L9/scans", "/v1/lanes/L9/display"} {
-		body := `{"auth_code":"282941234567890123"}`
+		body := `{"auth_code":"12"}` // a bad code too: the lane is what is wrong first
 		if strings.HasSuffix(path, "display") {
 			body = `{"lines":["x"],"ttl":"5s"}`
 		}
@@ -155,4 +162,14 @@ func TestDevicesListEveryDisplay(t *testing.T) {
 		}
 	}
 	assert.Contains(t, roles, "display/terminal/connected", "%s", w.Body)
+}
+
+// posd serves the document its API keeps, without a token.
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	s := guarded(t, api.Protection{Listen: "127.0.0.1:8321"}, "0123456789abcdef0123456789abcdef")
+	w := send(s, "GET", "127.0.0.1:8321", "/openapi.yaml", "")
+	require.Equal(t, 200, w.Code, "%s", w.Body)
+	assert.Equal(t, "application/yaml", w.Header().Get("Content-Type"))
+	assert.Equal(t, string(docs.OpenAPI), w.Body.String())
+	assert.Contains(t, w.Body.String(), "openapi: 3.0")
 }

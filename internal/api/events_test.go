@@ -14,12 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"example.com/posd/display"
+	"example.com/posd/test/harness"
 )
 
 // sseFrame is one message of an event stream.
 type sseFrame struct {
 	id, event string
 	data      map[string]any
+	raw       []byte
 }
 
 // readFrames reads s's messages into a channel until the body ends.
@@ -46,7 +48,8 @@ func readFrames(t *testing.T, resp *http.Response) <-chan sseFrame {
 			case strings.HasPrefix(line, "event: "):
 				f.event = line[7:]
 			case strings.HasPrefix(line, "data: "):
-				_ = json.Unmarshal([]byte(line[6:]), &f.data)
+				f.raw = []byte(line[6:])
+				_ = json.Unmarshal(f.raw, &f.data)
 			}
 		}
 	}()
@@ -63,6 +66,7 @@ func next(t *testing.T, frames <-chan sseFrame, match func(sseFrame) bool) sseFr
 			require.True(t, ok, "the stream ended")
 			require.Equal(t, f.data["kind"], f.event, "each message's event: line is its kind")
 			require.True(t, slices.Contains(display.Kinds, display.Kind(f.event)), "kind %q is documented", f.event)
+			require.NoError(t, harness.CheckEvent(f.raw))
 			if match(f) {
 				return f
 			}

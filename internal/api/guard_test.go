@@ -13,6 +13,7 @@ import (
 
 	"example.com/posd/display"
 	"example.com/posd/internal/api"
+	"example.com/posd/test/harness"
 )
 
 func guarded(t *testing.T, p api.Protection, token string) *api.Server {
@@ -34,6 +35,8 @@ func send(s http.Handler, method, host, path, body string, hdr ...string) *httpt
 	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
+	harness.Hold(harness.Exchange{Method: method, Path: path, Header: r.Header, Body: []byte(body),
+		Status: w.Code, RespHeader: w.Header(), RespBody: w.Body.Bytes()})
 	return w
 }
 

@@ -46,6 +46,11 @@ func (s *Server) startReconcile(w http.ResponseWriter, r *http.Request) {
 // reconcileStatus is GET /v1/reconcile?date=…[&format=csv]: the run as it
 // stands, or its disagreements as CSV.
 func (s *Server) reconcileStatus(w http.ResponseWriter, r *http.Request) {
+	asCSV, err := csvOrJSON(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	day, err := parseDay("date", r.URL.Query().Get("date"))
 	if err != nil {
 		s.fail(w, err)
@@ -63,7 +68,7 @@ func (s *Server) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if r.URL.Query().Get("format") == "csv" {
+	if asCSV {
 		out := [][]string{{"mch_trade_id", "charge_id", "lane", "total_fee", "journal_state", "gateway_state", "what", "action"}}
 		for _, d := range run.Disagreements {
 			out = append(out, []string{d.MchTradeID, d.ChargeID, d.Lane, strconv.FormatInt(d.TotalFee, 10), string(d.JournalState), d.GatewayState, d.What, d.Action})

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"example.com/posd/test/harness"
 )
 
 // Every text field a till sends refuses control characters and invalid
@@ -46,6 +48,8 @@ func TestTillTextFieldsRefuseControlCharacters(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
+		harness.Hold(harness.Exchange{Method: "POST", Path: path, Header: r.Header, Body: b,
+			Status: w.Code, RespHeader: w.Header(), RespBody: w.Body.Bytes()})
 		return w
 	}
 	for _, f := range fields {

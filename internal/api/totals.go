@@ -18,6 +18,12 @@ func (s *Server) totals(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := money.TotalsFilter{Lane: q.Get("lane"), OpUserID: q.Get("op_user_id"), Shift: q.Get("shift")}
+	if f.Lane != "" {
+		if _, err := s.svc.Lane(f.Lane); err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
 	sums, err := s.hist.Totals(day, day.AddDate(0, 0, 1), f)
 	if err != nil {
 		s.fail(w, err)

@@ -24,7 +24,7 @@ func (unknownAll) Pay(context.Context, *payment.PayRequest) payment.Result {
 	return payment.Result{Outcome: payment.Unknown, TradeState: payment.NoTradeState, Reason: "timeout"}
 }
 
-// Defect 1 on a fixed-fee lane (parking gate, kiosk): the next customer has
+// (defect.StaleChargeShown) On a fixed-fee lane (parking gate, kiosk): the next customer has
 // no charge until they scan. A charge that needed attention freed the lane,
 // so its result, found later, is late: "Paid ¥5" — the very amount the next
 // customer owes — must not reach the lane's display.

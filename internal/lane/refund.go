@@ -146,6 +146,8 @@ func (s *Service) refundable(c *money.Charge, paid money.Order, n int, req Refun
 		return Invalid("reason", "reason: at most %d bytes", MaxReason)
 	case len(req.Shift) > MaxShift:
 		return Invalid("shift", "shift: at most %d bytes", MaxShift)
+	case len(req.OpUserID) > MaxOpUserID:
+		return Invalid("op_user_id", "op_user_id: at most %d bytes", MaxOpUserID)
 	case s.opt.RefundMaxCount > 0 && n >= s.opt.RefundMaxCount:
 		return fmt.Errorf("%w: charge %s has had %d refunds, the gateway's most (refunds.max_per_order)", ErrInvalid, c.ID, n)
 	case s.future("order", paid.MchTradeID, paid.CreatedAt):

@@ -20,6 +20,9 @@ import (
 // Scan takes a code read at a lane. Whatever happens is shown on the lane's
 // displays; the returned error says why nothing was sent, if nothing was.
 func (s *Service) Scan(laneID string, sc scanner.Scan) error {
+	if s.lanes[laneID] == nil {
+		return fmt.Errorf("%w: lane %q", ErrNotFound, laneID) // no lane: nothing to show anywhere
+	}
 	err := s.scan(laneID, sc)
 	switch {
 	case errors.Is(err, ErrOffline):

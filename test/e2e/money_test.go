@@ -54,6 +54,11 @@ func follow(t *testing.T, c *http.Client, url string) *sse {
 			if !ok {
 				continue
 			}
+			if strings.Contains(url, "/v1/events") {
+				if err := harness.CheckEvent([]byte(line)); err != nil {
+					t.Error(err)
+				}
+			}
 			var e map[string]any
 			if json.Unmarshal([]byte(line), &e) == nil {
 				s.mu.Lock()
@@ -65,7 +70,7 @@ func follow(t *testing.T, c *http.Client, url string) *sse {
 	return s
 }
 
-// Defect 1: charge A needs attention (the gateway's answers are lost), the
+// (defect.StaleChargeShown) charge A needs attention (the gateway's answers are lost), the
 // lane moves on to charge B, then the reconciler finds A paid. No customer
 // display may show A's "paid" while B is the lane's charge; the till hears
 // of it as a late result.
@@ -124,7 +129,7 @@ func TestLateResultStaysOffTheCustomerDisplays(t *testing.T) {
 	checkLedger(t, g.ledger(t), d.charge(a.ID, ""))
 }
 
-// Defect 2: the customer pays just before posd's reverse, the reverse
+// (defect.ReverseTakenForPaid) the customer pays just before posd's reverse, the reverse
 // refunds it and the gateway reports trade_state 1. Not paid.
 func TestOwnReverseRefundIsNotPaid(t *testing.T) {
 	t.Parallel()
@@ -142,7 +147,7 @@ func TestOwnReverseRefundIsNotPaid(t *testing.T) {
 	checkLedger(t, g.ledger(t), c)
 }
 
-// Defect 3: a journal restored from a backup reuses mch_trade_ids; the
+// (defect.ReusedIDsAdopted) a journal restored from a backup reuses mch_trade_ids; the
 // next pay met 107 and adopted another customer's payment.
 func TestRestoredJournalNeverReusesIDs(t *testing.T) {
 	t.Parallel()
@@ -171,7 +176,7 @@ func TestRestoredJournalNeverReusesIDs(t *testing.T) {
 	checkLedger(t, g.ledger(t), first, second)
 }
 
-// Defect 4: resolve is for orders that need attention, not for one posd
+// (defect.ResolveWhileConfirming) resolve is for orders that need attention, not for one posd
 // is still confirming.
 func TestResolveRefusesAnOrderInFlight(t *testing.T) {
 	t.Parallel()
@@ -201,7 +206,7 @@ func TestResolveRefusesAnOrderInFlight(t *testing.T) {
 	checkLedger(t, g.ledger(t), c)
 }
 
-// Defect 5: the first refund times out (the gateway carried it out), the
+// (defect.LostRefundAnswerTakenAsRefused) the first refund times out (the gateway carried it out), the
 // retry is refused. posd must not say "refused, stays paid".
 func TestRefundTimeoutThenRefusedIsConfirmed(t *testing.T) {
 	t.Parallel()
@@ -230,7 +235,7 @@ func TestRefundTimeoutThenRefusedIsConfirmed(t *testing.T) {
 	checkLedger(t, g.ledger(t), c)
 }
 
-// Defect 6: a signed answer showed the order paying; a lagging replica
+// (defect.NotFoundAfterSignedAnswer) a signed answer showed the order paying; a lagging replica
 // then answers 301 to everything. Not "failed: nothing was created".
 func TestLaggingReplicaIsNotNothingCreated(t *testing.T) {
 	t.Parallel()
@@ -258,7 +263,7 @@ func TestLaggingReplicaIsNotNothingCreated(t *testing.T) {
 	checkLedger(t, g.ledger(t), c)
 }
 
-// Defect 7: a charge without subject or body is refused when opened, never
+// (defect.CodeBurnedAtPay) a charge without subject or body is refused when opened, never
 // after the customer's code was taken. Bounds hold too.
 func TestChargeIsValidatedWhenOpened(t *testing.T) {
 	t.Parallel()

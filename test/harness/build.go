@@ -44,5 +44,5 @@ func Run(m *testing.M, build func(dir string) error) int {
 	if code := m.Run(); code != 0 {
 		return code
 	}
-	return CheckSecrets()
+	return max(CheckSecrets(), ContractKept())
 }

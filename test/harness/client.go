@@ -24,17 +24,18 @@ func UnixClient(sock string, timeout time.Duration) *http.Client {
 
 // Call sends one request to posd as a till does: body as JSON (nil for
 // none), then header name and value pairs. It returns the status and the
-// whole answer.
+// whole answer. The exchange is held to docs/openapi.yaml; what breaks it
+// fails the suite at its end (Run).
 func Call(c *http.Client, method, path string, body any, hdr ...string) (int, []byte, error) {
-	var rd io.Reader
+	var sent []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, nil, err
 		}
-		rd = bytes.NewReader(b)
+		sent = b
 	}
-	req, err := http.NewRequest(method, "http://posd"+path, rd)
+	req, err := http.NewRequest(method, "http://posd"+path, bytes.NewReader(sent))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -50,6 +51,9 @@ func Call(c *http.Client, method, path string, body any, hdr ...string) (int, []
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		Hold(Exchange{Method: method, Path: path, Header: req.Header, Body: sent, Status: resp.StatusCode, RespHeader: resp.Header, RespBody: b})
+	}
 	return resp.StatusCode, b, err
 }
 
