@@ -192,18 +192,19 @@ func TestAPIContract(t *testing.T) {
 			map[string]any{"lane": "L1", "total_fee": 100001, "subject": "s", "body": "b"},
 			map[string]any{"lane": "L1", "total_fee": 12.5},
 			map[string]any{"lane": "L1", "total_fee": 100, "surprise": 1},
-			"not an object",
 		} {
 			code, body := d.do("POST", "/v1/charges", b)
 			assert.Equal(t, 422, code, "%v: %s", b, body)
 		}
-		code, _ := d.do("POST", "/v1/charges", map[string]any{"lane": "NOPE", "total_fee": 1, "subject": "s", "body": "b"})
+		code, body := d.do("POST", "/v1/charges", "not an object")
+		assert.Equal(t, 400, code, "a body that is no JSON object is malformed: %s", body)
+		code, _ = d.do("POST", "/v1/charges", map[string]any{"lane": "NOPE", "total_fee": 1, "subject": "s", "body": "b"})
 		assert.Equal(t, 404, code)
 		code, _ = d.do("GET", "/v1/charges/CHNOPE", nil)
 		assert.Equal(t, 404, code)
 		code, _ = d.do("GET", "/v1/charges/CHNOPE?wait=forever", nil)
 		assert.Equal(t, 422, code)
-		code, body := d.do("POST", "/v1/lanes/L1/scans", map[string]string{"auth_code": "99123"})
+		code, body = d.do("POST", "/v1/lanes/L1/scans", map[string]string{"auth_code": "99123"})
 		assert.Equal(t, 422, code, "%s", body)
 		code, _ = d.do("POST", "/v1/lanes/L1/scans", map[string]string{"auth_code": harness.AlipayCode(1)})
 		assert.Equal(t, 409, code, "no charge open on L1")
