@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
 	"example.com/posd/internal/api"
 	"example.com/posd/internal/config"
 	"example.com/posd/internal/daemon"
-	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
+	"example.com/posd/test/harness"
 )
 
 // newServer is posd's API over a whole daemon (daemon.Open, the embedded
@@ -63,7 +65,12 @@ func FuzzAPIBodies(f *testing.F) {
 			return
 		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("POST", path, bytes.NewBufferString(body)))
+		req := httptest.NewRequest("POST", path, bytes.NewBufferString(body))
+		h.ServeHTTP(rec, req)
+		if err := harness.CheckExchange(harness.Exchange{Method: "POST", Path: path, Header: req.Header, Body: []byte(body),
+			Status: rec.Code, RespHeader: rec.Header(), RespBody: rec.Body.Bytes()}); err != nil {
+			t.Fatal(err) // whatever a client sends, the answer is one the document describes
+		}
 		if rec.Code >= 500 {
 			t.Fatalf("%s %q: %d %s", path, body, rec.Code, rec.Body)
 		}

@@ -101,6 +101,8 @@ func TestEventsATillCanUse(t *testing.T) {
 		var b strings.Builder
 		_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 		require.Less(t, resp.StatusCode, 300, "%s %s", path, b.String())
+		harness.Hold(harness.Exchange{Method: "POST", Path: path, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: []byte(body), Status: resp.StatusCode, RespHeader: resp.Header, RespBody: []byte(b.String())})
 		return []byte(b.String())
 	}
 	c := decodeAs[chargeJSON](t, post("/v1/charges", `{"lane":"L1","total_fee":1000,"subject":"s","body":"b"}`))
