@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"example.com/posd/docs"
 	"example.com/posd/display"
+	"example.com/posd/docs"
 	"example.com/posd/internal/httpguard"
 	"example.com/posd/internal/money"
 )
