@@ -292,15 +292,14 @@ func changedLocked(l *lane, id string) {
 
 func (s *Service) viewLocked(l *lane, c *money.Charge) View {
 	v := View{Charge: *c, Attempts: []money.Order{}, Sandbox: s.opt.Sandbox}
-	// The charge and its attempts from one read of the journal, not the
-	// lane's copy: a step commits the attempt and the charge together
-	// before the lane hears of it, and a view must never pair an attempt
-	// as it is with its charge as it was (the attempt paid, the charge
-	// still paying; a refund confirmed, its attempt shown "paid").
+	// The attempts from the journal, not the lane's copy: a step commits
+	// before the lane hears of it, and a charge read from the journal must
+	// not come with an attempt as it was (a refund confirmed, its attempt
+	// shown "paid"). The charge stays the lane's: it says what the lane
+	// holds, so a till told "paid" can open the next sale at once; for the
+	// moment between a step's commit and the lane hearing of it, the last
+	// attempt may be final while its charge is still paying.
 	_ = s.opt.Journal.View(func(tx *journal.Tx) error {
-		if now, ok, _ := tx.Charge(c.ID); ok && now.Version > v.Charge.Version {
-			v.Charge = now
-		}
 		for _, id := range v.Charge.AttemptIDs {
 			if o, ok, _ := tx.Order(id); ok {
 				v.Attempts = append(v.Attempts, o)

@@ -244,7 +244,7 @@ func (g *boxGuest) settle(api, id string) harness.ChargeJSON {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		c := g.charge(api, id)
-		if n := len(c.Attempts); n > 0 && harness.FinalAttempt[c.Attempts[n-1].State] {
+		if n := len(c.Attempts); n > 0 && harness.FinalAttempt[c.Attempts[n-1].State] && c.State != "paying" {
 			return c
 		}
 		if time.Now().After(deadline) {

@@ -301,7 +301,7 @@ func (d *posdProc) settle(id string, timeout time.Duration) harness.ChargeJSON {
 	deadline := time.Now().Add(timeout)
 	for {
 		c := d.charge(id, "2s")
-		if n := len(c.Attempts); n > 0 && harness.FinalAttempt[c.Attempts[n-1].State] {
+		if n := len(c.Attempts); n > 0 && harness.FinalAttempt[c.Attempts[n-1].State] && c.State != "paying" {
 			return c
 		}
 		if time.Now().After(deadline) {
