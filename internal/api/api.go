@@ -323,9 +323,17 @@ const maxBody = 64 << 10
 // it, no field it does not know, each of its type. What is wrong is said
 // in JSON's words, never Go's.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: the body is over %d bytes", errTooLarge, maxBody)
+	}
+	if err := exactKeys(body, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, next := dec.Token(); next != io.EOF {
 			return fmt.Errorf("%w: the body holds more than one JSON object", errMalformed)
@@ -333,13 +341,10 @@ func decode(r *http.Request, v any) error {
 		return nil
 	}
 	var (
-		mbe    *http.MaxBytesError
 		syntax *json.SyntaxError
 		typ    *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &mbe):
-		return fmt.Errorf("%w: the body is over %d bytes", errTooLarge, maxBody)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: the body is empty: a JSON object is expected", errMalformed)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -354,6 +359,50 @@ func decode(r *http.Request, v any) error {
 		return lane.Invalid(name, "%s: no such field", name)
 	}
 	return fmt.Errorf("%w: the body is not the JSON object expected", errMalformed)
+}
+
+// exactKeys holds a body's top level to what Go's decoder lets through:
+// an object (not null), each key exactly a field's name (Go matches keys
+// in any case) and given once (Go keeps the last of two): what the till
+// meant is what posd does. A body broken further in is left to decode.
+func exactKeys(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil
+	}
+	if tok != json.Delim('{') {
+		return fmt.Errorf("%w: the body must be a JSON object", errMalformed)
+	}
+	fields := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		fields[name] = true
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		switch {
+		case seen[key]:
+			return lane.Invalid(key, "%s is given twice", key)
+		case !fields[key]:
+			return lane.Invalid(key, "%s: no such field (names are case-sensitive)", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // jsonType names a Go kind as JSON has it.

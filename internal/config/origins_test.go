@@ -17,7 +17,8 @@ func TestAllowedOrigins(t *testing.T) {
 		assert.NoError(t, checkOrigin(o), o)
 	}
 	for _, o := range []string{"http://till.example", "https://*.example", "https://till.example/", "https://till.example/pos",
-		"till.example", "https://user@till.example", "https://till.example?x=1", "*", "null", "file://", ""} {
+		"till.example", "https://user@till.example", "https://till.example?x=1", "*", "null", "file://", "",
+		"https://TILL.example", "https://till.example:443", "http://localhost:80", "http://localhost:0", "http://localhost:99999", "https://till.example:08443"} {
 		assert.Error(t, checkOrigin(o), o)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -352,10 +353,21 @@ func checkOrigin(o string) error {
 		return fmt.Errorf("%q: an origin is scheme://host[:port], nothing after", o)
 	case strings.Contains(u.Host, "*"):
 		return fmt.Errorf("%q: no wildcards: list each till's origin", o)
+	case u.Host != strings.ToLower(u.Host):
+		return fmt.Errorf("%q: a browser sends the host in lower case: %s://%s", o, u.Scheme, strings.ToLower(u.Host))
+	case u.Port() != "" && (u.Scheme == "https" && u.Port() == "443" || u.Scheme == "http" && u.Port() == "80"):
+		return fmt.Errorf("%q: a browser leaves the default port out: %s://%s", o, u.Scheme, u.Hostname())
+	case u.Port() != "" && !validPort(u.Port()):
+		return fmt.Errorf("%q: port %s: 1 to 65535", o, u.Port())
 	case u.Scheme == "https":
 		return nil
 	case u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()) != nil && net.ParseIP(u.Hostname()).IsLoopback()):
 		return nil
 	}
 	return fmt.Errorf("%q: https://, or http://localhost:PORT while developing", o)
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
 }

@@ -177,8 +177,8 @@ func (j *Journal) Report(from, to time.Time) ([]money.Total, error) {
 
 // Totals adds up, by wallet, what f selects in [from, to): the payments
 // of orders created then, under the sale's lane, cashier and shift, and the
-// refunds made then, under the cashier and shift that made each (the
-// sale's when the refund names none): a shift's totals are what its
+// refunds confirmed then, under the cashier and shift that made each (the
+// sale's when the refund names neither): a shift's totals are what its
 // cashier took and gave back. Money given back that no refund record of
 // posd's holds (the gateway's back office, a journal of an older posd)
 // counts under the sale. The last row is the sum of all wallets ("").
@@ -205,8 +205,14 @@ func (j *Journal) Totals(from, to time.Time, f money.TotalsFilter) ([]money.Wall
 			if err != nil || !ok {
 				return err
 			}
-			by := money.TotalsFilter{Lane: o.Lane, OpUserID: cmp.Or(r.OpUserID, o.OpUserID), Shift: cmp.Or(r.Shift, o.Shift)}
-			if in(r.CreatedAt) && f.Selects(by) {
+			// The cashier and shift that made it, as a pair: the sale's
+			// only when the refund names neither.
+			by := money.TotalsFilter{Lane: o.Lane, OpUserID: r.OpUserID, Shift: r.Shift}
+			if r.OpUserID == "" && r.Shift == "" {
+				by.OpUserID, by.Shift = o.OpUserID, o.Shift
+			}
+			// Its day is the day the gateway confirmed it, as its receipt says.
+			if in(cmp.Or(r.FinishedAt, r.UpdatedAt)) && f.Selects(by) {
 				row(o.Wallet).AddRefund(r.RefundFee)
 				all.AddRefund(r.RefundFee)
 			}

@@ -200,6 +200,15 @@ func (s *Service) find(id string) (*lane, *money.Charge, error) {
 	if mc := l.charges[id]; mc != nil { // it came back meanwhile (a scan, a start)
 		return l, mc, nil
 	}
+	// Read again under the lane's lock: a step that committed since the
+	// first read tells the lane only after this lock is released, so a
+	// long-poll that registers now hears of every later change.
+	_ = s.opt.Journal.View(func(tx *journal.Tx) error {
+		if now, ok, _ := tx.Charge(id); ok {
+			c = now
+		}
+		return nil
+	})
 	return l, &c, nil
 }
 
@@ -221,12 +230,14 @@ type Seen struct {
 
 // movedOn reports whether a long-poll answers at once: the charge changed
 // since what the till saw, or, if it says nothing, the charge is final.
-func (seen Seen) movedOn(c *money.Charge) bool {
+// at is the charge's version when the long-poll began: a till that gave a
+// state hears of a charge that left it and came back (a quick decline).
+func (seen Seen) movedOn(c *money.Charge, at uint64) bool {
 	switch {
 	case seen.Version > 0:
 		return c.Version != seen.Version
 	case seen.State != "":
-		return c.State != seen.State
+		return c.State != seen.State || at > 0 && c.Version != at
 	}
 	switch c.State {
 	case money.Paid, money.Canceled, money.Refunded, money.PartiallyRefunded:
@@ -243,12 +254,16 @@ func (seen Seen) movedOn(c *money.Charge) bool {
 func (s *Service) Wait(ctx context.Context, id string, d time.Duration, seen Seen) (View, error) {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	var at uint64
 	for woke := false; ; woke = true {
 		l, c, err := s.find(id)
 		if err != nil {
 			return View{}, err
 		}
-		if seen.movedOn(c) || woke && seen == (Seen{}) {
+		if at == 0 {
+			at = c.Version
+		}
+		if seen.movedOn(c, at) || woke && seen == (Seen{}) {
 			defer l.mu.Unlock()
 			return s.viewLocked(l, c), nil
 		}

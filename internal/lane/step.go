@@ -33,6 +33,12 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 		return
 	}
 	defer changedLocked(l, st.Charge.ID)
+	if st.Refund != nil && st.RefundDone {
+		// A refund's end is the refund's own event, with the charge as
+		// that step left it: told and printed even when the charge has
+		// moved on since (the till asked the next refund at once).
+		s.publish(refundEvent(&o, st.Refund, &st.Charge))
+	}
 	if s.staleLocked(l, &st.Charge) {
 		// The lane changed the charge after this step committed (a cancel,
 		// a new scan): what the step did is already behind it, and its
@@ -42,10 +48,7 @@ func (s *Service) OrderUpdated(o money.Order, st money.Settled) {
 	c := adoptLocked(l, st.Charge)
 	if st.Refund != nil && (st.RefundDone || o.Phase == money.PhaseRefund || o.Phase == money.PhaseRefundQuery) {
 		// A refund moves no lane: the till asked for it at this lane now,
-		// and its end is shown and printed there.
-		if st.RefundDone {
-			s.publish(refundEvent(&o, st.Refund, c))
-		}
+		// and its end is shown and printed there (above).
 		return
 	}
 	if !st.Changed {
